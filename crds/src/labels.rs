@@ -1,0 +1,20 @@
+//! Label and annotation keys written on the objects pdc manages.
+
+/// `app.kubernetes.io/managed-by` value on every object the operator creates.
+pub const MANAGED_BY: &str = "app.kubernetes.io/managed-by";
+pub const MANAGED_BY_VALUE: &str = "pdc";
+pub const PART_OF: &str = "app.kubernetes.io/part-of";
+pub const COMPONENT: &str = "app.kubernetes.io/component";
+/// The Department (by name = slug) an object belongs to.
+pub const DEPARTMENT: &str = "pdc.io/department";
+/// The Department's identifier code (`H15.23`).
+pub const CODE: &str = "pdc.io/code";
+/// The Department's subdomain (`soyte.daklak.gov.vn`).
+pub const SUBDOMAIN: &str = "pdc.io/subdomain";
+/// The Department's kind (department, commune, ward, agency).
+pub const KIND: &str = "pdc.io/kind";
+/// Finalizer that keeps a Department until its namespace holds no pdc resources.
+pub const DEPARTMENT_FINALIZER: &str = "pdc.io/department-cleanup";
+/// ClusterRoles bound in every department namespace (shipped in the chart).
+pub const ADMIN_CLUSTERROLE: &str = "pdc-department-admin";
+pub const VIEWER_CLUSTERROLE: &str = "pdc-department-viewer";

@@ -1,0 +1,303 @@
+//! Builds the objects a Department owns from its spec and its Province. Pure: no
+//! client, so every object is checked by fixture tests.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::{LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec};
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+};
+use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::{Resource, ResourceExt};
+use pdc_api::labels::{self as l};
+use pdc_api::{Department, Province, Subjects};
+use pdc_core::quantity;
+
+/// Names of the objects created in every department namespace.
+pub const QUOTA_NAME: &str = "pdc-guest-quota";
+pub const LIMITS_NAME: &str = "pdc-defaults";
+pub const DENY_POLICY: &str = "pdc-default-deny";
+pub const ALLOW_POLICY: &str = "pdc-allow-namespace-and-dns";
+
+/// Everything a Department owns.
+#[derive(Debug, Clone)]
+pub struct Children {
+    pub namespace: Namespace,
+    pub quota: ResourceQuota,
+    pub limits: LimitRange,
+    pub bindings: Vec<RoleBinding>,
+    pub policies: Vec<NetworkPolicy>,
+}
+
+/// Labels carried by every object a Department owns.
+pub fn labels(dept: &Department, subdomain: &str) -> BTreeMap<String, String> {
+    let mut m = BTreeMap::from([
+        (l::MANAGED_BY.to_string(), l::MANAGED_BY_VALUE.to_string()),
+        (l::PART_OF.to_string(), "pdc".to_string()),
+        (l::DEPARTMENT.to_string(), dept.name_any()),
+        (l::CODE.to_string(), dept.spec.code.clone()),
+        (l::KIND.to_string(), dept.spec.kind.as_str().to_string()),
+    ]);
+    // A label value holds at most 63 characters; the annotation always has the subdomain.
+    if subdomain.len() <= 63 {
+        m.insert(l::SUBDOMAIN.to_string(), subdomain.to_string());
+    }
+    m
+}
+
+fn meta(dept: &Department, name: &str, namespace: Option<&str>, subdomain: &str) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name.to_string()),
+        namespace: namespace.map(str::to_string),
+        labels: Some(labels(dept, subdomain)),
+        owner_references: dept.controller_owner_ref(&()).map(|o| vec![o]),
+        ..Default::default()
+    }
+}
+
+fn q(s: impl Into<String>) -> Quantity {
+    Quantity(s.into())
+}
+
+/// Build every child. Assumes [`super::validate::problems`] returned nothing; a
+/// quantity that still fails to parse counts as zero (never more than asked).
+pub fn children(dept: &Department, province: &Province) -> Children {
+    let ns = dept.name_any();
+    let subdomain = dept.subdomain_in(&province.spec.domain);
+    let mut ns_meta = meta(dept, &ns, None, &subdomain);
+    ns_meta.annotations = Some(BTreeMap::from([
+        (l::SUBDOMAIN.to_string(), subdomain.clone()),
+        ("pdc.io/display-name".to_string(), dept.spec.display_name.clone()),
+    ]));
+    let namespace = Namespace { metadata: ns_meta, ..Default::default() };
+
+    Children {
+        namespace,
+        quota: resource_quota(dept, province, &ns, &subdomain),
+        limits: limit_range(dept, &ns, &subdomain),
+        bindings: vec![
+            role_binding(dept, &ns, &subdomain, l::ADMIN_CLUSTERROLE, &dept.spec.admins),
+            role_binding(dept, &ns, &subdomain, l::VIEWER_CLUSTERROLE, &dept.spec.viewers),
+        ],
+        policies: network_policies(dept, &ns, &subdomain),
+    }
+}
+
+/// Guest units → ResourceQuota. VMs' CPU and memory (plus the per-VM overhead),
+/// storage per tier on the tier's StorageClass (tiers not granted get zero), VM
+/// count, and public addresses as LoadBalancer services.
+fn resource_quota(dept: &Department, province: &Province, ns: &str, subdomain: &str) -> ResourceQuota {
+    let gq = &dept.spec.quota;
+    let vms = u128::try_from(gq.vms.max(0)).unwrap_or(0);
+    let memory = quantity::parse(&gq.memory).unwrap_or(0);
+    let overhead = quantity::parse(&province.spec.vm_memory_overhead).unwrap_or(0);
+    let mem_total = memory.saturating_add(overhead.saturating_mul(vms));
+    let mut hard = BTreeMap::from([
+        ("requests.cpu".to_string(), q(gq.vcpu.max(0).to_string())),
+        ("limits.cpu".to_string(), q(gq.vcpu.max(0).to_string())),
+        ("requests.memory".to_string(), q(quantity::format_bytes(mem_total))),
+        ("limits.memory".to_string(), q(quantity::format_bytes(mem_total))),
+        ("count/virtualmachines.kubevirt.io".to_string(), q(gq.vms.max(0).to_string())),
+        ("services.loadbalancers".to_string(), q(gq.public_addresses.max(0).to_string())),
+    ]);
+    let mut total: u128 = 0;
+    for tier in &province.spec.storage_tiers {
+        let bytes = gq.storage.get(&tier.name).and_then(|s| quantity::parse(s).ok()).unwrap_or(0);
+        total = total.saturating_add(bytes);
+        hard.insert(format!("{}.storageclass.storage.k8s.io/requests.storage", tier.storage_class), q(quantity::format_bytes(bytes)));
+    }
+    hard.insert("requests.storage".to_string(), q(quantity::format_bytes(total)));
+    ResourceQuota {
+        metadata: meta(dept, QUOTA_NAME, Some(ns), subdomain),
+        spec: Some(ResourceQuotaSpec { hard: Some(hard), ..Default::default() }),
+        ..Default::default()
+    }
+}
+
+/// Defaults for containers that come without requests (helper pods, importers).
+fn limit_range(dept: &Department, ns: &str, subdomain: &str) -> LimitRange {
+    let item = LimitRangeItem {
+        type_: "Container".into(),
+        default: Some(BTreeMap::from([("cpu".into(), q("500m")), ("memory".into(), q("512Mi"))])),
+        default_request: Some(BTreeMap::from([("cpu".into(), q("100m")), ("memory".into(), q("128Mi"))])),
+        ..Default::default()
+    };
+    LimitRange {
+        metadata: meta(dept, LIMITS_NAME, Some(ns), subdomain),
+        spec: Some(LimitRangeSpec { limits: vec![item] }),
+    }
+}
+
+fn role_binding(dept: &Department, ns: &str, subdomain: &str, role: &str, who: &Subjects) -> RoleBinding {
+    let rbac = "rbac.authorization.k8s.io".to_string();
+    let subjects: Vec<Subject> = who
+        .users
+        .iter()
+        .map(|u| Subject { kind: "User".into(), name: u.clone(), api_group: Some(rbac.clone()), namespace: None })
+        .chain(who.groups.iter().map(|g| Subject { kind: "Group".into(), name: g.clone(), api_group: Some(rbac.clone()), namespace: None }))
+        .collect();
+    RoleBinding {
+        metadata: meta(dept, role, Some(ns), subdomain),
+        role_ref: RoleRef { api_group: Some(rbac), kind: "ClusterRole".into(), name: role.to_string() },
+        subjects: Some(subjects),
+    }
+}
+
+/// Default deny in both directions, then: traffic inside the namespace, and DNS.
+/// Zone reachability policies are added per network zone.
+fn network_policies(dept: &Department, ns: &str, subdomain: &str) -> Vec<NetworkPolicy> {
+    let all = LabelSelector::default();
+    let deny = NetworkPolicy {
+        metadata: meta(dept, DENY_POLICY, Some(ns), subdomain),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(all.clone()),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ..Default::default()
+        }),
+    };
+    let same_ns = NetworkPolicyPeer { pod_selector: Some(all.clone()), ..Default::default() };
+    let kube_system = NetworkPolicyPeer {
+        namespace_selector: Some(LabelSelector {
+            match_labels: Some(BTreeMap::from([("kubernetes.io/metadata.name".into(), "kube-system".into())])),
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let dns_ports = ["UDP", "TCP"]
+        .into_iter()
+        .map(|p| NetworkPolicyPort { protocol: Some(p.into()), port: Some(IntOrString::Int(53)), ..Default::default() })
+        .collect();
+    let allow = NetworkPolicy {
+        metadata: meta(dept, ALLOW_POLICY, Some(ns), subdomain),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(all),
+            policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+            ingress: Some(vec![NetworkPolicyIngressRule { from: Some(vec![same_ns.clone()]), ..Default::default() }]),
+            egress: Some(vec![
+                NetworkPolicyEgressRule { to: Some(vec![same_ns]), ..Default::default() },
+                NetworkPolicyEgressRule { to: Some(vec![kube_system]), ports: Some(dns_ports) },
+            ]),
+        }),
+    };
+    vec![deny, allow]
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+    use pdc_api::{DepartmentSpec, GuestQuota, ProvinceSpec, StorageTier};
+
+    pub fn province() -> Province {
+        let mut p = Province::new(
+            "daklak",
+            ProvinceSpec {
+                display_name: "Đắk Lắk".into(),
+                domain: "daklak.gov.vn".into(),
+                legacy_domains: vec!["phuyen.gov.vn".into()],
+                code_prefix: "H15".into(),
+                absorbed_code_prefixes: vec!["H45".into()],
+                storage_tiers: vec![
+                    StorageTier { name: "ssd".into(), storage_class: "pdc-ssd".into(), description: None },
+                    StorageTier { name: "hdd".into(), storage_class: "pdc-hdd".into(), description: None },
+                ],
+                default_ttl: 300,
+                naming: Default::default(),
+                vm_memory_overhead: "256Mi".into(),
+            },
+        );
+        p.metadata.uid = Some("p-uid".into());
+        p
+    }
+
+    pub fn department() -> Department {
+        let mut d = Department::new(
+            "so-y-te",
+            DepartmentSpec {
+                display_name: "Sở Y tế".into(),
+                code: "H15.23".into(),
+                kind: Default::default(),
+                subdomain: None,
+                admins: Subjects { users: vec!["an@soyte".into()], groups: vec!["soyte-admins".into()] },
+                viewers: Subjects::default(),
+                quota: GuestQuota {
+                    vcpu: 64,
+                    memory: "128Gi".into(),
+                    storage: BTreeMap::from([("ssd".into(), "1Ti".into())]),
+                    vms: 10,
+                    public_addresses: 2,
+                },
+                lifecycle: Default::default(),
+                deletion_protection: false,
+            },
+        );
+        d.metadata.uid = Some("d-uid".into());
+        d
+    }
+
+    #[test]
+    fn namespace_is_the_slug_and_carries_identity_labels() {
+        let c = children(&department(), &province());
+        let ns = &c.namespace.metadata;
+        assert_eq!(ns.name.as_deref(), Some("so-y-te"));
+        let lab = ns.labels.as_ref().unwrap();
+        assert_eq!(lab[l::DEPARTMENT], "so-y-te");
+        assert_eq!(lab[l::CODE], "H15.23");
+        assert_eq!(lab[l::SUBDOMAIN], "so-y-te.daklak.gov.vn");
+        assert_eq!(ns.annotations.as_ref().unwrap()["pdc.io/display-name"], "Sở Y tế");
+        assert_eq!(ns.owner_references.as_ref().unwrap()[0].uid, "d-uid");
+    }
+
+    #[test]
+    fn quota_is_in_guest_units_with_overhead_and_zero_for_ungranted_tiers() {
+        let c = children(&department(), &province());
+        let hard = c.quota.spec.unwrap().hard.unwrap();
+        assert_eq!(hard["requests.cpu"].0, "64");
+        // 128Gi guest memory + 10 VMs × 256Mi overhead = 130.5Gi
+        assert_eq!(hard["requests.memory"].0, quantity::format_bytes((128u128 << 30) + 10 * (256u128 << 20)));
+        assert_eq!(hard["pdc-ssd.storageclass.storage.k8s.io/requests.storage"].0, "1Ti");
+        assert_eq!(hard["pdc-hdd.storageclass.storage.k8s.io/requests.storage"].0, "0");
+        assert_eq!(hard["requests.storage"].0, "1Ti");
+        assert_eq!(hard["count/virtualmachines.kubevirt.io"].0, "10");
+        assert_eq!(hard["services.loadbalancers"].0, "2");
+    }
+
+    #[test]
+    fn bindings_name_users_and_groups() {
+        let c = children(&department(), &province());
+        let admin = &c.bindings[0];
+        assert_eq!(admin.role_ref.name, l::ADMIN_CLUSTERROLE);
+        let s = admin.subjects.as_ref().unwrap();
+        assert_eq!((s[0].kind.as_str(), s[0].name.as_str()), ("User", "an@soyte"));
+        assert_eq!((s[1].kind.as_str(), s[1].name.as_str()), ("Group", "soyte-admins"));
+        assert!(c.bindings[1].subjects.as_ref().unwrap().is_empty());
+    }
+
+    #[test]
+    fn default_deny_covers_both_directions() {
+        let c = children(&department(), &province());
+        let deny = c.policies[0].spec.as_ref().unwrap();
+        assert_eq!(deny.policy_types.as_deref(), Some(&["Ingress".to_string(), "Egress".to_string()][..]));
+        assert!(deny.ingress.is_none() && deny.egress.is_none());
+    }
+
+    #[test]
+    fn validation_messages_say_what_to_change() {
+        let p = province();
+        let mut d = department();
+        assert!(super::super::validate::problems(&d, &p).is_empty());
+        d.spec.code = "H08.1".into();
+        d.spec.quota.storage.insert("nvme".into(), "1Ti".into());
+        d.spec.subdomain = Some("so-y-te.gialai.gov.vn".into());
+        let msgs = super::super::validate::problems(&d, &p);
+        assert_eq!(msgs.len(), 3, "{msgs:?}");
+        assert!(msgs[0].contains("H15 or H45"), "{}", msgs[0]);
+        assert!(msgs[1].contains("not inside the province domain daklak.gov.vn"));
+        assert!(msgs[2].contains("known tiers: ssd, hdd"));
+        d.spec.code = "H45.7".into();
+        assert_eq!(super::super::validate::problems(&d, &p).len(), 2);
+    }
+}

@@ -1,0 +1,238 @@
+//! The Department controller: a namespace per tenant with its quota, limits, role
+//! bindings and network policies. Pipeline: fetch province → validate → build →
+//! apply → status. A Department is deleted only once its namespace holds no pdc
+//! resources.
+
+pub mod build;
+pub mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams};
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::core::DynamicObject;
+use kube::discovery::{Discovery, Scope};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event as KubeEvent, EventType};
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, watcher};
+use kube::{Api, Resource, ResourceExt};
+use pdc_api::conditions::{self, Cond, READY};
+use pdc_api::labels as l;
+use pdc_api::{Department, DepartmentStatus, Province};
+use tracing::{info, instrument, warn};
+
+use crate::apply;
+use crate::context::Context;
+use crate::error::{Error, Result};
+
+const CONTROLLER: &str = "department";
+
+/// The one Province the cluster has, or why there is none to use.
+pub fn the_province(provinces: &Store<Province>) -> std::result::Result<Arc<Province>, (&'static str, String)> {
+    let mut all = provinces.state();
+    all.sort_by_key(|p| p.name_any());
+    match all.len() {
+        0 => Err(("ProvinceMissing", "no Province exists yet; create one (see deploy/samples/province.yaml)".into())),
+        1 => all.pop().ok_or(("ProvinceMissing", String::new())),
+        _ => Err((
+            "MultipleProvinces",
+            format!(
+                "pdc manages one province per cluster but found {}: {}; fold absorbed provinces into one (legacyDomains, absorbedCodePrefixes)",
+                all.len(),
+                all.iter().map(|p| p.name_any()).collect::<Vec<_>>().join(", ")
+            ),
+        )),
+    }
+}
+
+#[instrument(skip_all, fields(department = %dept.name_any()))]
+async fn reconcile(dept: Arc<Department>, ctx: Arc<DepartmentContext>) -> Result<Action> {
+    let timer = ctx.base.metrics.reconcile_started(CONTROLLER);
+    let api: Api<Department> = Api::all(ctx.base.client.clone());
+    let res = finalizer(&api, l::DEPARTMENT_FINALIZER, dept, |ev| async {
+        match ev {
+            Finalizer::Apply(d) => apply_department(&d, &ctx).await,
+            Finalizer::Cleanup(d) => cleanup_department(&d, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    timer.finish(res.is_ok());
+    res
+}
+
+async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<Action> {
+    let client = &ctx.base.client;
+    let province = match the_province(&ctx.provinces) {
+        Ok(p) => p,
+        Err((reason, msg)) => {
+            set_status(dept, ctx, None, Cond::new(READY, false, reason, msg)).await?;
+            return Ok(Action::requeue(Duration::from_secs(60)));
+        }
+    };
+    let problems = validate::problems(dept, &province);
+    if !problems.is_empty() {
+        let msg = problems.join("; ");
+        publish(ctx, dept, EventType::Warning, "InvalidSpec", &msg).await;
+        set_status(dept, ctx, None, Cond::new(READY, false, "InvalidSpec", msg)).await?;
+        // Wait for a change to the Department or the Province.
+        return Ok(Action::await_change());
+    }
+    let children = build::children(dept, &province);
+    let ns = dept.name_any();
+
+    if let Some(other) = foreign_owner(client, &ns).await? {
+        let msg = format!("namespace {ns} already exists and is not this Department's ({other}); choose another name or remove that namespace");
+        publish(ctx, dept, EventType::Warning, "NamespaceConflict", &msg).await;
+        set_status(dept, ctx, None, Cond::new(READY, false, "NamespaceConflict", msg)).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
+    }
+    apply::apply(&Api::<Namespace>::all(client.clone()), &children.namespace).await?;
+    apply::apply(&Api::<ResourceQuota>::namespaced(client.clone(), &ns), &children.quota).await?;
+    apply::apply(&Api::<LimitRange>::namespaced(client.clone(), &ns), &children.limits).await?;
+    let rb: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
+    for b in &children.bindings {
+        apply::apply(&rb, b).await?;
+    }
+    let np: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    for p in &children.policies {
+        apply::apply(&np, p).await?;
+    }
+    let subdomain = dept.subdomain_in(&province.spec.domain);
+    let msg = format!("namespace {ns} with quota, limits, role bindings and network policies; records under {subdomain}");
+    set_status(dept, ctx, Some(subdomain), Cond::new(READY, true, "Provisioned", msg)).await?;
+    Ok(Action::requeue(Duration::from_secs(600)))
+}
+
+/// The owner of an existing namespace `ns` when it is not a pdc Department of that name.
+async fn foreign_owner(client: &kube::Client, ns: &str) -> Result<Option<String>> {
+    let api: Api<Namespace> = Api::all(client.clone());
+    let existing = api.get_opt(ns).await.map_err(|source| Error::Read { what: format!("namespace {ns}"), source })?;
+    Ok(existing.and_then(|n| {
+        let mine = n.labels().get(l::DEPARTMENT).is_some_and(|d| d == ns);
+        (!mine).then(|| match n.labels().get(l::MANAGED_BY) {
+            Some(m) => format!("managed by {m}"),
+            None => "created outside pdc".to_string(),
+        })
+    }))
+}
+
+async fn cleanup_department(dept: &Department, ctx: &DepartmentContext) -> Result<Action> {
+    let ns = dept.name_any();
+    if dept.spec.deletion_protection {
+        let msg = format!("Department {ns} has deletionProtection: true; set it to false to let the deletion finish");
+        set_status(dept, ctx, None, Cond::new(READY, false, "DeletionBlocked", msg.clone())).await?;
+        return Err(Error::DeletionBlocked(msg));
+    }
+    let held = pdc_resources_in(&ctx.base.client, &ns).await?;
+    if !held.is_empty() {
+        let msg = format!(
+            "namespace {ns} still holds pdc resources ({}); delete them first, the Department is removed when its namespace is empty",
+            held.join(", ")
+        );
+        publish(ctx, dept, EventType::Warning, "DeletionBlocked", &msg).await;
+        set_status(dept, ctx, None, Cond::new(READY, false, "DeletionBlocked", msg.clone())).await?;
+        return Err(Error::DeletionBlocked(msg));
+    }
+    let api: Api<Namespace> = Api::all(ctx.base.client.clone());
+    match api.delete(&ns, &DeleteParams::background()).await {
+        Ok(_) => info!(namespace = %ns, "deleted department namespace"),
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(source) => return Err(Error::Delete { what: format!("namespace {ns}"), source }),
+    }
+    Ok(Action::await_change())
+}
+
+/// `Kind/name` of up to ten pdc objects still in namespace `ns`, of any namespaced
+/// pdc kind the API server serves (so kinds added later are covered too).
+async fn pdc_resources_in(client: &kube::Client, ns: &str) -> Result<Vec<String>> {
+    let discovery = Discovery::new(client.clone()).filter(&[pdc_api::GROUP]).run().await.map_err(Error::Discover)?;
+    let mut held = Vec::new();
+    for group in discovery.groups() {
+        for (ar, caps) in group.recommended_resources() {
+            if !matches!(caps.scope, Scope::Namespaced) {
+                continue;
+            }
+            let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+            let list = api
+                .list_metadata(&ListParams::default().limit(10))
+                .await
+                .map_err(|source| Error::Read { what: format!("{} in namespace {ns}", ar.plural), source })?;
+            held.extend(list.items.iter().map(|o| format!("{}/{}", ar.kind, o.name_any())));
+        }
+    }
+    held.truncate(10);
+    Ok(held)
+}
+
+async fn set_status(dept: &Department, ctx: &DepartmentContext, subdomain: Option<String>, cond: Cond) -> Result<()> {
+    let old = dept.status.clone().unwrap_or_default();
+    let ready = cond.ok;
+    let new = DepartmentStatus {
+        observed_generation: dept.metadata.generation,
+        conditions: conditions::merge(&old.conditions, &[cond], dept.metadata.generation, Timestamp::now()),
+        namespace: if ready { Some(dept.name_any()) } else { old.namespace.clone() },
+        subdomain: subdomain.or(old.subdomain.clone()),
+    };
+    if new == old {
+        return Ok(());
+    }
+    apply::patch_status(&Api::<Department>::all(ctx.base.client.clone()), &dept.name_any(), &new).await
+}
+
+async fn publish(ctx: &DepartmentContext, dept: &Department, type_: EventType, reason: &str, note: &str) {
+    let ev = KubeEvent { type_, reason: reason.into(), note: Some(note.into()), action: "Reconcile".into(), secondary: None };
+    let reference: ObjectReference = dept.object_ref(&());
+    if let Err(e) = ctx.base.recorder.publish(&ev, &reference).await {
+        warn!(error = %e, "publishing event failed");
+    }
+}
+
+fn error_policy(dept: Arc<Department>, err: &Error, ctx: Arc<DepartmentContext>) -> Action {
+    ctx.base.metrics.reconcile_failed(CONTROLLER, err.kind());
+    match err {
+        Error::Finalizer(inner) if matches!(inner.as_ref(), kube::runtime::finalizer::Error::CleanupFailed(Error::DeletionBlocked(_))) => {
+            info!(department = %dept.name_any(), reason = %err, "deletion waits");
+            Action::requeue(Duration::from_secs(15))
+        }
+        _ => {
+            warn!(department = %dept.name_any(), error = %err, kind = err.kind(), "reconcile failed");
+            Action::requeue(Duration::from_secs(5))
+        }
+    }
+}
+
+pub struct DepartmentContext {
+    pub base: Arc<Context>,
+    pub provinces: Store<Province>,
+}
+
+/// Run the Department controller until `shutdown` resolves.
+pub async fn run(base: Arc<Context>, provinces: Store<Province>, controller: Controller<Department>) {
+    let client = base.client.clone();
+    let managed = watcher::Config::default().labels(&format!("{}={}", l::MANAGED_BY, l::MANAGED_BY_VALUE));
+    let store = controller.store();
+    let ctx = Arc::new(DepartmentContext { base, provinces });
+    controller
+        .owns(Api::<Namespace>::all(client.clone()), managed.clone())
+        .owns(Api::<ResourceQuota>::all(client.clone()), managed.clone())
+        .owns(Api::<RoleBinding>::all(client.clone()), managed.clone())
+        .owns(Api::<NetworkPolicy>::all(client.clone()), managed.clone())
+        .owns(Api::<LimitRange>::all(client.clone()), managed)
+        // Any Province change (domain, tiers, overhead) can change every Department.
+        .watches(Api::<Province>::all(client), watcher::Config::default(), move |_| {
+            store.state().into_iter().map(|d| ObjectRef::from_obj(&*d)).collect::<Vec<_>>()
+        })
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
+

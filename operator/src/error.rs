@@ -1,0 +1,48 @@
+use thiserror::Error;
+
+/// What a reconcile can fail at. Variants are named after the failed action; the
+/// metric label is [`Error::kind`], never the message.
+#[derive(Debug, Error)]
+pub enum Error {
+    #[error("reading {what} failed: {source}")]
+    Read { what: String, #[source] source: kube::Error },
+
+    #[error("applying {what} failed: {source}")]
+    Apply { what: String, #[source] source: kube::Error },
+
+    #[error("deleting {what} failed: {source}")]
+    Delete { what: String, #[source] source: kube::Error },
+
+    #[error("updating the status of {what} failed: {source}")]
+    PatchStatus { what: String, #[source] source: kube::Error },
+
+    #[error("discovering pdc resource kinds failed: {0}")]
+    Discover(#[source] kube::Error),
+
+    /// The object cannot be deleted yet; the message says what to do. Retried slowly.
+    #[error("{0}")]
+    DeletionBlocked(String),
+
+    #[error("finalizer step failed: {0}")]
+    Finalizer(#[source] Box<kube::runtime::finalizer::Error<Error>>),
+}
+
+impl Error {
+    /// A bounded label for metrics.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Read { .. } => "read",
+            Error::Apply { .. } => "apply",
+            Error::Delete { .. } => "delete",
+            Error::PatchStatus { .. } => "patch_status",
+            Error::Discover(_) => "discover",
+            Error::DeletionBlocked(_) => "deletion_blocked",
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e.kind(),
+                _ => "finalizer",
+            },
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

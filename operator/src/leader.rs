@@ -1,0 +1,162 @@
+//! Leader election on a `coordination.k8s.io/v1` Lease, as client-go does it: the
+//! holder renews every `retry_period`; a standby takes over once it has seen the
+//! lease unchanged for `lease_duration` (measured on its own clock, so clock skew
+//! between replicas does not matter). A leader that cannot renew within
+//! `renew_deadline` stops leading before anyone else can take over.
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ObjectMeta, PostParams};
+use kube::{Api, Client};
+use tracing::{debug, info, warn};
+
+#[derive(Clone, Debug)]
+pub struct LeaseConfig {
+    pub name: String,
+    pub namespace: String,
+    pub identity: String,
+    pub lease_duration: Duration,
+    pub renew_deadline: Duration,
+    pub retry_period: Duration,
+}
+
+pub struct LeaderElector {
+    api: Api<Lease>,
+    cfg: LeaseConfig,
+    /// The lease's resourceVersion when we last saw it change, and when that was.
+    observed: Option<(String, Instant)>,
+}
+
+/// Why a leader stopped leading.
+#[derive(Debug)]
+pub enum Lost {
+    TakenBy(String),
+    RenewDeadline(String),
+}
+
+impl std::fmt::Display for Lost {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Lost::TakenBy(who) => write!(f, "the lease is now held by {who}"),
+            Lost::RenewDeadline(e) => write!(f, "the lease could not be renewed within the renew deadline: {e}"),
+        }
+    }
+}
+
+impl LeaderElector {
+    pub fn new(client: Client, cfg: LeaseConfig) -> Self {
+        Self { api: Api::namespaced(client, &cfg.namespace), cfg, observed: None }
+    }
+
+    /// Wait until this replica holds the lease.
+    pub async fn acquire(&mut self) {
+        loop {
+            match self.try_acquire_or_renew().await {
+                Ok(Attempt::Held) => {
+                    info!(lease = %self.cfg.name, identity = %self.cfg.identity, "acquired leader lease");
+                    return;
+                }
+                Ok(Attempt::HeldBy(holder)) => debug!(%holder, "standing by"),
+                Err(e) => warn!(error = %e, "leader lease attempt failed"),
+            }
+            tokio::time::sleep(self.cfg.retry_period).await;
+        }
+    }
+
+    /// Renew the lease until it is lost; returns why.
+    pub async fn hold(&mut self) -> Lost {
+        let mut last_renew = Instant::now();
+        loop {
+            tokio::time::sleep(self.cfg.retry_period).await;
+            match self.try_acquire_or_renew().await {
+                Ok(Attempt::Held) => last_renew = Instant::now(),
+                Ok(Attempt::HeldBy(holder)) => return Lost::TakenBy(holder),
+                Err(e) => {
+                    warn!(error = %e, "renewing leader lease failed");
+                    if last_renew.elapsed() >= self.cfg.renew_deadline {
+                        return Lost::RenewDeadline(e.to_string());
+                    }
+                }
+            }
+        }
+    }
+
+    /// Give the lease up so a standby takes over at once (on orderly shutdown).
+    pub async fn release(&mut self) {
+        let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await else { return };
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        if spec.holder_identity.as_deref() != Some(self.cfg.identity.as_str()) {
+            return;
+        }
+        spec.holder_identity = None;
+        spec.lease_duration_seconds = Some(1);
+        spec.renew_time = Some(MicroTime(Timestamp::now()));
+        match self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
+            Ok(_) => info!("released leader lease"),
+            Err(e) => warn!(error = %e, "releasing leader lease failed"),
+        }
+    }
+
+    async fn try_acquire_or_renew(&mut self) -> Result<Attempt, kube::Error> {
+        let now = MicroTime(Timestamp::now());
+        let secs = i32::try_from(self.cfg.lease_duration.as_secs()).unwrap_or(i32::MAX);
+        let Some(mut lease) = self.api.get_opt(&self.cfg.name).await? else {
+            let lease = Lease {
+                metadata: ObjectMeta { name: Some(self.cfg.name.clone()), ..Default::default() },
+                spec: Some(LeaseSpec {
+                    holder_identity: Some(self.cfg.identity.clone()),
+                    lease_duration_seconds: Some(secs),
+                    acquire_time: Some(now.clone()),
+                    renew_time: Some(now),
+                    lease_transitions: Some(0),
+                    ..Default::default()
+                }),
+            };
+            return match self.api.create(&PostParams::default(), &lease).await {
+                Ok(_) => Ok(Attempt::Held),
+                Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::HeldBy("another replica".into())),
+                Err(e) => Err(e),
+            };
+        };
+        let rv = lease.metadata.resource_version.clone().unwrap_or_default();
+        if self.observed.as_ref().is_none_or(|(seen, _)| *seen != rv) {
+            self.observed = Some((rv, Instant::now()));
+        }
+        let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
+        let holder = spec.holder_identity.clone().unwrap_or_default();
+        let duration = spec
+            .lease_duration_seconds
+            .and_then(|s| u64::try_from(s).ok())
+            .map_or(self.cfg.lease_duration, Duration::from_secs);
+        let expired = self.observed.as_ref().is_none_or(|(_, at)| at.elapsed() >= duration);
+        if holder != self.cfg.identity {
+            if !holder.is_empty() && !expired {
+                return Ok(Attempt::HeldBy(holder));
+            }
+            spec.acquire_time = Some(now.clone());
+            spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
+            spec.holder_identity = Some(self.cfg.identity.clone());
+            info!(previous = %holder, "taking over leader lease");
+        }
+        spec.lease_duration_seconds = Some(secs);
+        spec.renew_time = Some(now);
+        // `replace` carries the resourceVersion we read: if anyone wrote in between,
+        // the API server answers 409 and we did not get the lease.
+        match self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
+            Ok(l) => {
+                self.observed = l.metadata.resource_version.map(|rv| (rv, Instant::now()));
+                Ok(Attempt::Held)
+            }
+            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::HeldBy("another replica".into())),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+enum Attempt {
+    Held,
+    HeldBy(String),
+}

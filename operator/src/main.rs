@@ -1,0 +1,163 @@
+//! pdc-operator: runs the pdc controllers while it holds the leader lease.
+
+mod apply;
+mod context;
+mod department;
+mod error;
+mod leader;
+mod metrics;
+mod province;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Parser;
+use kube::runtime::Controller;
+use kube::runtime::watcher;
+use kube::{Api, Client};
+use pdc_api::{Department, Province};
+use tracing::{error, info};
+
+use crate::context::Context;
+use crate::leader::{LeaderElector, LeaseConfig};
+use crate::metrics::Metrics;
+
+#[derive(Parser, Debug)]
+#[command(name = "pdc-operator", version, about = "The pdc operator: a province's private cloud on Kubernetes")]
+struct Args {
+    /// Address for /metrics, /healthz and /readyz.
+    #[arg(long, env = "PDC_METRICS_ADDR", default_value = "0.0.0.0:8080")]
+    metrics_addr: String,
+    /// Namespace of the leader Lease (the operator's own namespace).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "pdc-system")]
+    namespace: String,
+    /// This replica's identity in the Lease (the pod name).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+    /// Name of the leader Lease.
+    #[arg(long, env = "PDC_LEASE_NAME", default_value = "pdc-operator")]
+    lease_name: String,
+    /// How long a lease holds without renewal before a standby may take over.
+    #[arg(long, env = "PDC_LEASE_DURATION", default_value = "15s", value_parser = parse_duration)]
+    lease_duration: Duration,
+    /// How long the leader keeps trying to renew before it stops leading.
+    #[arg(long, env = "PDC_RENEW_DEADLINE", default_value = "10s", value_parser = parse_duration)]
+    renew_deadline: Duration,
+    /// How often the lease is renewed or tried.
+    #[arg(long, env = "PDC_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
+    retry_period: Duration,
+    /// Log format: json (default, for log collectors) or text.
+    #[arg(long, env = "PDC_LOG_FORMAT", default_value = "json")]
+    log_format: String,
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
+    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration such as 15s, 500ms or 1m"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" | "" => n,
+        "m" => n * 60.0,
+        _ => return Err(format!("{s:?}: unit must be ms, s or m")),
+    };
+    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,kube=warn".into());
+    let b = tracing_subscriber::fmt().with_env_filter(filter);
+    if format == "text" { b.init() } else { b.json().flatten_event(true).with_current_span(true).init() }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    init_logging(&args.log_format);
+    match run(args).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            error!(error = %e, "operator stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| format!("pdc-operator-{}", std::process::id()));
+    let client = Client::try_default().await.map_err(|e| format!("connecting to the Kubernetes API failed: {e}"))?;
+    let metrics = Arc::new(Metrics::new());
+    let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
+        .await
+        .map_err(|e| format!("binding the metrics address {} failed: {e}", args.metrics_addr))?;
+    info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz, /readyz");
+    let server = tokio::spawn(metrics::serve(listener, metrics.clone()));
+
+    let mut elector = LeaderElector::new(
+        client.clone(),
+        LeaseConfig {
+            name: args.lease_name.clone(),
+            namespace: args.namespace.clone(),
+            identity: identity.clone(),
+            lease_duration: args.lease_duration,
+            renew_deadline: args.renew_deadline,
+            retry_period: args.retry_period,
+        },
+    );
+    // Standing by is healthy and ready: the replica answers probes while it waits.
+    metrics.set_ready();
+    tokio::select! {
+        () = elector.acquire() => {}
+        () = shutdown_signal() => return Ok(()),
+    }
+    metrics.leader.set(1);
+    let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), &identity));
+
+    let outcome = tokio::select! {
+        () = run_controllers(ctx, client) => Err("controllers stopped".to_string()),
+        lost = elector.hold() => Err(format!("lost leadership: {lost}")),
+        () = shutdown_signal() => Ok(()),
+        r = server => Err(format!("metrics server stopped: {r:?}")),
+    };
+    metrics.leader.set(0);
+    if outcome.is_ok() {
+        elector.release().await;
+    }
+    outcome
+}
+
+async fn run_controllers(ctx: Arc<Context>, client: Client) {
+    let provinces = Controller::new(Api::<Province>::all(client.clone()), watcher::Config::default());
+    let departments = Controller::new(Api::<Department>::all(client), watcher::Config::default());
+    let province_store = provinces.store();
+    let department_store = departments.store();
+    let wait = province_store.clone();
+    tokio::join!(province::run(ctx.clone(), department_store, provinces), async move {
+        // Departments need the Province: start them once its cache has synced.
+        if wait.wait_until_ready().await.is_ok() {
+            department::run(ctx, province_store, departments).await;
+        }
+    });
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { () = ctrl_c => {}, () = term => {} }
+    info!("shutting down");
+}
