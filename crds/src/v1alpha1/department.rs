@@ -126,7 +126,7 @@ pub struct Subjects {
 }
 
 /// A quota in guest units: what the department's VMs and volumes may add up to.
-#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct GuestQuota {
     /// Virtual CPUs across all VMs.
@@ -140,7 +140,7 @@ pub struct GuestQuota {
     pub memory: String,
     /// Storage per tier (tier names from the Province), e.g. `{ssd: 500Gi, hdd: 2Ti}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    #[x_kube(validation = Rule::new("self.all(t, isQuantity(self[t]) && quantity(self[t]).sign() >= 0)").message("every storage quota must be a non-negative quantity such as 500Gi"))]
+    #[x_kube(validation = Rule::new("self.all(t, isQuantity(self[t]) && quantity(self[t]).compareTo(quantity('0')) >= 0)").message("every storage quota must be a non-negative quantity such as 500Gi"))]
     #[schemars(extend("maxProperties" = 16, "additionalProperties" = {"type": "string", "maxLength": 32}))]
     pub storage: BTreeMap<String, String>,
     /// Number of VMs.
@@ -155,6 +155,12 @@ pub struct GuestQuota {
 
 fn zero() -> String {
     "0".into()
+}
+
+impl Default for GuestQuota {
+    fn default() -> Self {
+        Self { vcpu: 0, memory: zero(), storage: BTreeMap::new(), vms: 0, public_addresses: 0 }
+    }
 }
 
 /// What the operator observed of a Department.

@@ -7,7 +7,7 @@ pub use department::*;
 pub use province::*;
 
 /// CEL: a non-negative Kubernetes quantity written as a string (`64Gi`, `500G`, `0`).
-pub(crate) const QUANTITY_RULE: &str = "isQuantity(self) && quantity(self).sign() >= 0";
+pub(crate) const QUANTITY_RULE: &str = "isQuantity(self) && quantity(self).compareTo(quantity('0')) >= 0";
 pub(crate) const QUANTITY_MESSAGE: &str =
     "must be a non-negative quantity such as 64Gi, 500G or 0 (binary suffixes Ki Mi Gi Ti, decimal k M G T)";
 /// CEL: a DNS name of lowercase labels (`daklak.gov.vn`).

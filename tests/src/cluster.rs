@@ -1,0 +1,300 @@
+//! The shared test environment of one test binary — a real control plane with the
+//! chart applied and, when asked, the operator running with the chart's own RBAC —
+//! and helpers to apply manifests and wait for conditions.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{Patch, PatchParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{DynamicObject, GroupVersionKind};
+use kube::discovery::{Discovery, Scope};
+use kube::runtime::wait::{await_condition, conditions};
+use kube::{Api, Client, Config, Resource, ResourceExt};
+use serde::de::DeserializeOwned;
+
+use crate::HarnessError;
+use crate::controlplane::{ControlPlane, bin_dir};
+use crate::operator::{OperatorOptions, OperatorProcess};
+
+/// Namespace the chart is installed into.
+pub const SYSTEM_NAMESPACE: &str = "pdc-system";
+/// The operator's identity: its ServiceAccount's user name, so tests run it with
+/// exactly the chart's RBAC.
+pub const OPERATOR_USER: &str = "system:serviceaccount:pdc-system:pdc-operator";
+
+/// A control plane shared by the tests of one binary.
+#[derive(Debug, Clone)]
+pub struct TestEnv {
+    pub dir: PathBuf,
+    pub port: u16,
+    /// Admin (system:masters) kubeconfig.
+    pub kubeconfig: PathBuf,
+    /// Kubeconfig of the operator's ServiceAccount user.
+    pub operator_kubeconfig: PathBuf,
+    /// The operator's metrics port, when the environment runs one.
+    pub operator_metrics_port: Option<u16>,
+    pki_dir: PathBuf,
+}
+
+impl TestEnv {
+    pub async fn client(&self) -> Result<Client, HarnessError> {
+        client_for(&self.kubeconfig).await
+    }
+
+    /// A client authenticated as `user` in `groups` (client certificate from the plane's CA).
+    pub async fn client_as(&self, user: &str, groups: &[&str]) -> Result<Client, HarnessError> {
+        let pki = crate::pki::Pki::open(&self.pki_dir);
+        let file = format!("user-{}", user.replace(|c: char| !c.is_ascii_alphanumeric(), "_"));
+        pki.issue_client(&file, user, groups)?;
+        let path = crate::controlplane::write_kubeconfig(&self.dir.join(format!("{file}.kubeconfig")), self.port, &pki, &file)?;
+        client_for(&path).await
+    }
+}
+
+/// A client from a kubeconfig file.
+pub async fn client_for(path: &Path) -> Result<Client, HarnessError> {
+    let kc = Kubeconfig::read_from(path).map_err(|e| HarnessError::Other(format!("reading {}: {e}", path.display())))?;
+    let cfg = Config::from_custom_kubeconfig(kc, &KubeConfigOptions::default())
+        .await
+        .map_err(|e| HarnessError::Other(format!("kubeconfig {}: {e}", path.display())))?;
+    Ok(Client::try_from(cfg)?)
+}
+
+/// Where control planes put their files; stale directories of dead test processes
+/// are removed on the way.
+pub fn base_dir() -> PathBuf {
+    let base = std::env::temp_dir().join("pdc-test");
+    if let Ok(entries) = std::fs::read_dir(&base) {
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            let pid = name.rsplit('-').next().and_then(|p| p.parse::<u32>().ok());
+            if pid.is_some_and(|p| !Path::new(&format!("/proc/{p}")).exists()) {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+    }
+    base
+}
+
+static SHARED: OnceLock<Result<TestEnv, String>> = OnceLock::new();
+
+/// The environment shared by this test binary: started once, on a thread that lives
+/// as long as the process (its children die with the process). `with_operator`
+/// applies to the first call only.
+pub fn shared_env(with_operator: bool) -> Result<&'static TestEnv, String> {
+    SHARED
+        .get_or_init(|| {
+            let (tx, rx) = mpsc::channel();
+            let spawned = std::thread::Builder::new().name("pdc-test-keeper".into()).spawn(move || {
+                match start_env(with_operator) {
+                    Ok((env, plane, operator)) => {
+                        let _ = tx.send(Ok(env));
+                        // Hold the plane and operator for the life of the process.
+                        let _keep = (plane, operator);
+                        loop {
+                            std::thread::park();
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Err(e.to_string()));
+                    }
+                }
+            });
+            match spawned {
+                Ok(_) => rx.recv().unwrap_or_else(|_| Err("the test keeper thread died".into())),
+                Err(e) => Err(format!("starting the test keeper thread: {e}")),
+            }
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+fn start_env(with_operator: bool) -> Result<(TestEnv, ControlPlane, Option<OperatorProcess>), HarnessError> {
+    let plane = ControlPlane::start("pdc", &base_dir())?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| HarnessError::Io("building a runtime".into(), e))?;
+    rt.block_on(async {
+        let client = client_for(&plane.kubeconfig()).await?;
+        install_chart(&client).await
+    })?;
+    let operator_kubeconfig =
+        plane.kubeconfig_for(OPERATOR_USER, &["system:serviceaccounts", "system:serviceaccounts:pdc-system"])?;
+    let operator = if with_operator {
+        Some(OperatorProcess::start(&operator_kubeconfig, &OperatorOptions::new("pdc-operator-0"), &plane.dir)?)
+    } else {
+        None
+    };
+    let env = TestEnv {
+        dir: plane.dir.clone(),
+        port: plane.port,
+        kubeconfig: plane.kubeconfig(),
+        operator_kubeconfig,
+        operator_metrics_port: operator.as_ref().map(|o| o.metrics_port),
+        pki_dir: plane.pki.dir.clone(),
+    };
+    Ok((env, plane, operator))
+}
+
+/// Path of the chart in this repository.
+pub fn chart_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../charts/pdc"))
+}
+
+/// Run the Go-built helm with `args`; its stdout.
+pub fn helm(args: &[&str]) -> Result<String, HarnessError> {
+    let bin = bin_dir().join("helm");
+    if !bin.is_file() {
+        return Err(HarnessError::MissingBinary(bin));
+    }
+    let out = std::process::Command::new(&bin).args(args).output().map_err(|e| HarnessError::Io("running helm".into(), e))?;
+    if !out.status.success() {
+        return Err(HarnessError::Other(format!("helm {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr))));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Render the chart with helm and apply every object to the cluster (CRDs first,
+/// waiting until they are Established).
+pub async fn install_chart(client: &Client) -> Result<(), HarnessError> {
+    let chart = chart_dir();
+    let rendered = helm(&[
+        "template",
+        "pdc",
+        &chart.display().to_string(),
+        "--namespace",
+        SYSTEM_NAMESPACE,
+        "--include-crds",
+        "--kube-version",
+        "1.36.3",
+    ])?;
+    let ns = Namespace { metadata: kube::api::ObjectMeta { name: Some(SYSTEM_NAMESPACE.into()), ..Default::default() }, ..Default::default() };
+    Api::<Namespace>::all(client.clone()).patch(SYSTEM_NAMESPACE, &ssa(), &Patch::Apply(&ns)).await?;
+    apply_yaml(client, &rendered, Some(SYSTEM_NAMESPACE)).await
+}
+
+fn ssa() -> PatchParams {
+    PatchParams::apply("pdc-tests").force()
+}
+
+/// Apply every document of a multi-document YAML text, CRDs first.
+pub async fn apply_yaml(client: &Client, text: &str, default_ns: Option<&str>) -> Result<(), HarnessError> {
+    let mut docs: Vec<DynamicObject> = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(text) {
+        let v: serde_json::Value = serde::Deserialize::deserialize(doc).map_err(|e| HarnessError::Other(format!("parsing YAML: {e}")))?;
+        if v.is_null() {
+            continue;
+        }
+        docs.push(serde_json::from_value(v).map_err(|e| HarnessError::Other(format!("not a Kubernetes object: {e}")))?);
+    }
+    let is_crd = |d: &DynamicObject| d.types.as_ref().is_some_and(|t| t.kind == "CustomResourceDefinition");
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for d in docs.iter().filter(|d| is_crd(d)) {
+        let name = d.name_any();
+        crds.patch(&name, &ssa(), &Patch::Apply(d)).await?;
+        let established = await_condition(crds.clone(), &name, conditions::is_crd_established());
+        tokio::time::timeout(Duration::from_secs(30), established)
+            .await
+            .map_err(|_| HarnessError::Other(format!("CRD {name} not Established within 30 s")))?
+            .map_err(|e| HarnessError::Other(format!("waiting for CRD {name}: {e}")))?;
+    }
+    let discovery = Discovery::new(client.clone()).run().await?;
+    for d in docs.iter().filter(|d| !is_crd(d)) {
+        let t = d.types.as_ref().ok_or_else(|| HarnessError::Other(format!("{} has no apiVersion/kind", d.name_any())))?;
+        let gvk = GroupVersionKind::try_from(t).map_err(|e| HarnessError::Other(e.to_string()))?;
+        let (ar, caps) = discovery
+            .resolve_gvk(&gvk)
+            .ok_or_else(|| HarnessError::Other(format!("the API server does not serve {}/{}", t.api_version, t.kind)))?;
+        let api: Api<DynamicObject> = match caps.scope {
+            Scope::Cluster => Api::all_with(client.clone(), &ar),
+            Scope::Namespaced => {
+                let ns = d.namespace().or(default_ns.map(str::to_string)).unwrap_or_else(|| "default".into());
+                Api::namespaced_with(client.clone(), &ns, &ar)
+            }
+        };
+        api.patch(&d.name_any(), &ssa(), &Patch::Apply(d)).await?;
+    }
+    Ok(())
+}
+
+/// Poll `name` until `ok` holds (every 100 ms); the object, or an error naming `what`
+/// and the last state seen.
+pub async fn wait_for<K>(api: &Api<K>, name: &str, timeout: Duration, what: &str, ok: impl Fn(&K) -> bool) -> Result<K, HarnessError>
+where
+    K: Resource + Clone + DeserializeOwned + std::fmt::Debug,
+{
+    let start = Instant::now();
+    loop {
+        let last = api.get_opt(name).await?;
+        if let Some(obj) = &last {
+            if ok(obj) {
+                return Ok(obj.clone());
+            }
+        }
+        if start.elapsed() > timeout {
+            return Err(HarnessError::Other(format!("{name}: {what} not reached within {timeout:?}; last seen: {last:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// A name unique to this process and call, for test objects: `<prefix>-<n><pid>`.
+pub fn unique(prefix: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{prefix}-{}{}", N.fetch_add(1, Ordering::Relaxed), std::process::id() % 100_000)
+}
+
+/// A namespaced kind of group `pdc.io` that only the tests install, standing in for
+/// the department resources (VMs, volumes, records) a namespace can hold. The
+/// operator finds namespaced pdc kinds by discovery, so this is what it sees of them.
+const PROBE_CRD: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: testprobes.pdc.io
+spec:
+  group: pdc.io
+  names: {kind: TestProbe, plural: testprobes, singular: testprobe}
+  scope: Namespaced
+  versions:
+    - name: v1alpha1
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}
+"#;
+
+fn probe_api(client: &Client, ns: &str) -> Api<DynamicObject> {
+    let ar = kube::core::ApiResource {
+        group: "pdc.io".into(),
+        version: "v1alpha1".into(),
+        api_version: "pdc.io/v1alpha1".into(),
+        kind: "TestProbe".into(),
+        plural: "testprobes".into(),
+    };
+    Api::namespaced_with(client.clone(), ns, &ar)
+}
+
+/// Create a `TestProbe` in namespace `ns`; returns `TestProbe/<name>` as the operator reports it.
+pub async fn namespaced_pdc_probe(client: &Client, ns: &str) -> Result<String, HarnessError> {
+    apply_yaml(client, PROBE_CRD, None).await?;
+    let obj: DynamicObject = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "TestProbe", "metadata": {"name": "held-by-test"}
+    }))
+    .map_err(|e| HarnessError::Other(e.to_string()))?;
+    probe_api(client, ns).patch("held-by-test", &ssa(), &Patch::Apply(&obj)).await?;
+    Ok("TestProbe/held-by-test".into())
+}
+
+/// Delete the `TestProbe` of namespace `ns`.
+pub async fn delete_pdc_probe(client: &Client, ns: &str) -> Result<(), HarnessError> {
+    probe_api(client, ns).delete("held-by-test", &Default::default()).await?;
+    Ok(())
+}

@@ -1,0 +1,144 @@
+//! The operator as a real process, for tests and benchmarks: started with its own
+//! identity and metrics port, killed by pid.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use crate::HarnessError;
+use crate::controlplane::{free_port, spawn_tied, stop_child};
+
+/// Path of a binary built from this workspace (`pdc-operator`, `pdcctl`), found beside
+/// the running test executable (`target/<profile>/deps/..`).
+pub fn workspace_binary(name: &str) -> Result<PathBuf, HarnessError> {
+    let exe = std::env::current_exe().map_err(|e| HarnessError::Io("locating the test binary".into(), e))?;
+    let mut dir = exe.parent().map(Path::to_path_buf).unwrap_or_default();
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let p = dir.join(name);
+    if p.is_file() {
+        Ok(p)
+    } else {
+        Err(HarnessError::Other(format!("{} is missing: run `cargo build --workspace --bins` first", p.display())))
+    }
+}
+
+/// Settings for one operator replica.
+#[derive(Debug, Clone)]
+pub struct OperatorOptions {
+    pub identity: String,
+    pub namespace: String,
+    pub lease_duration: &'static str,
+    pub renew_deadline: &'static str,
+    pub retry_period: &'static str,
+}
+
+impl OperatorOptions {
+    pub fn new(identity: &str) -> Self {
+        Self {
+            identity: identity.into(),
+            namespace: "pdc-system".into(),
+            lease_duration: "15s",
+            renew_deadline: "10s",
+            retry_period: "2s",
+        }
+    }
+}
+
+/// A running operator replica.
+pub struct OperatorProcess {
+    pub identity: String,
+    pub metrics_port: u16,
+    pub log: PathBuf,
+    child: Option<Child>,
+}
+
+impl OperatorProcess {
+    /// Start the operator against `kubeconfig`, logging JSON to `log_dir/<identity>.log`.
+    pub fn start(kubeconfig: &Path, opts: &OperatorOptions, log_dir: &Path) -> Result<Self, HarnessError> {
+        let bin = workspace_binary("pdc-operator")?;
+        let port = free_port()?;
+        let log = log_dir.join(format!("{}.log", opts.identity));
+        let out = std::fs::File::create(&log).map_err(|e| HarnessError::Io(format!("creating {}", log.display()), e))?;
+        let err = out.try_clone().map_err(|e| HarnessError::Io("cloning log file".into(), e))?;
+        let child = spawn_tied(
+            Command::new(bin)
+                .env("KUBECONFIG", kubeconfig)
+                .env("POD_NAMESPACE", &opts.namespace)
+                .env("POD_NAME", &opts.identity)
+                .env("PDC_METRICS_ADDR", format!("127.0.0.1:{port}"))
+                .env("PDC_LEASE_DURATION", opts.lease_duration)
+                .env("PDC_RENEW_DEADLINE", opts.renew_deadline)
+                .env("PDC_RETRY_PERIOD", opts.retry_period)
+                .env("RUST_LOG", "info,kube=warn")
+                .stdin(Stdio::null())
+                .stdout(out)
+                .stderr(err),
+        )
+        .map_err(|e| HarnessError::Io("starting pdc-operator".into(), e))?;
+        Ok(Self { identity: opts.identity.clone(), metrics_port: port, log, child: Some(child) })
+    }
+
+    /// GET `path` from the operator's metrics server: `(status code, body)`.
+    pub fn http_get(&self, path: &str) -> Result<(u16, String), HarnessError> {
+        http_get(self.metrics_port, path)
+    }
+
+    /// The value of the sample `name{labels}` (exact text before the value) in /metrics, 0 when absent.
+    pub fn metric(&self, series: &str) -> Result<f64, HarnessError> {
+        let (_, body) = self.http_get("/metrics")?;
+        Ok(metric_value(&body, series))
+    }
+
+    /// Kill the process at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Stop the process in order (SIGTERM): it releases its lease.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c);
+        }
+    }
+
+    /// Peak resident memory of the process so far, in KiB (Linux `VmHWM`).
+    pub fn peak_rss_kib(&self) -> Option<u64> {
+        let pid = self.child.as_ref()?.id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+}
+
+impl Drop for OperatorProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Sum of the samples whose text before the value is `series` (e.g.
+/// `pdc_reconcile_total{controller="department",result="success"}`).
+pub fn metric_value(body: &str, series: &str) -> f64 {
+    body.lines()
+        .filter_map(|l| l.rsplit_once(' ').filter(|(k, _)| *k == series).and_then(|(_, v)| v.parse::<f64>().ok()))
+        .sum()
+}
+
+/// A minimal HTTP/1.0 GET on loopback.
+pub fn http_get(port: u16, path: &str) -> Result<(u16, String), HarnessError> {
+    let io = |e| HarnessError::Io(format!("GET 127.0.0.1:{port}{path}"), e);
+    let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(io)?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).map_err(io)?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(io)?;
+    let mut buf = String::new();
+    s.read_to_string(&mut buf).map_err(io)?;
+    let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = buf.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((code, body))
+}

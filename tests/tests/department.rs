@@ -1,0 +1,292 @@
+//! Departments as tenants, against a real kube-apiserver with the chart applied and
+//! the operator running under the chart's RBAC.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use k8s_openapi::api::rbac::v1::RoleBinding;
+use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use pdc_api::conditions::{self, READY};
+use pdc_api::{Department, DepartmentSpec, GuestQuota, Province, Subjects};
+use pdc_tests::cluster::{TestEnv, apply_yaml, shared_env, unique, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn env() -> (&'static TestEnv, Client) {
+    let env = shared_env(true).unwrap_or_else(|e| panic!("test environment: {e}"));
+    let client = env.client().await.unwrap();
+    ensure_province(&client).await;
+    (env, client)
+}
+
+async fn ensure_province(client: &Client) {
+    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/samples/province.yaml")).unwrap();
+    apply_yaml(client, &text, None).await.unwrap();
+}
+
+fn spec(display: &str, code: &str) -> DepartmentSpec {
+    DepartmentSpec {
+        display_name: display.into(),
+        code: code.into(),
+        kind: Default::default(),
+        subdomain: None,
+        admins: Subjects::default(),
+        viewers: Subjects::default(),
+        quota: GuestQuota {
+            vcpu: 32,
+            memory: "64Gi".into(),
+            storage: BTreeMap::from([("ssd".into(), "500Gi".into())]),
+            vms: 8,
+            public_addresses: 1,
+        },
+        lifecycle: Default::default(),
+        deletion_protection: false,
+    }
+}
+
+fn is_ready(d: &Department) -> bool {
+    d.status.as_ref().is_some_and(|s| s.observed_generation == d.metadata.generation && conditions::is_true(&s.conditions, READY))
+}
+
+async fn create(client: &Client, name: &str, spec: DepartmentSpec) -> Result<Department, kube::Error> {
+    let api: Api<Department> = Api::all(client.clone());
+    api.create(&PostParams::default(), &Department::new(name, spec)).await
+}
+
+/// The API server's message for a rejected create.
+fn rejection(r: Result<Department, kube::Error>) -> String {
+    match r {
+        Err(kube::Error::Api(s)) => {
+            assert!(s.code == 422 || s.code == 403 || s.code == 409, "unexpected code {}: {}", s.code, s.message);
+            s.message
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(d) => panic!("{} was accepted", d.name_any()),
+    }
+}
+
+#[tokio::test]
+async fn department_gets_namespace_quota_limits_bindings_and_policies() {
+    let (_, client) = env().await;
+    let name = unique("so-y-te");
+    let mut s = spec("Sở Y tế", "H15.23");
+    s.admins = Subjects { users: vec!["an@soyte.daklak.gov.vn".into()], groups: vec!["soyte-admins".into()] };
+    create(&client, &name, s).await.unwrap();
+    let api: Api<Department> = Api::all(client.clone());
+    let d = wait_for(&api, &name, TIMEOUT, "Ready", is_ready).await.unwrap();
+    let status = d.status.unwrap();
+    assert_eq!(status.namespace.as_deref(), Some(name.as_str()));
+    assert_eq!(status.subdomain, Some(format!("{name}.daklak.gov.vn")));
+
+    let ns = Api::<Namespace>::all(client.clone()).get(&name).await.unwrap();
+    assert_eq!(ns.labels()["pdc.io/department"], name);
+    assert_eq!(ns.labels()["pdc.io/code"], "H15.23");
+    assert_eq!(ns.labels()["pdc.io/subdomain"], format!("{name}.daklak.gov.vn"));
+    assert_eq!(ns.owner_references()[0].kind, "Department");
+
+    let rq = Api::<ResourceQuota>::namespaced(client.clone(), &name).get("pdc-guest-quota").await.unwrap();
+    let hard = rq.spec.unwrap().hard.unwrap();
+    assert_eq!(hard["requests.cpu"].0, "32");
+    assert_eq!(hard["pdc-ssd.storageclass.storage.k8s.io/requests.storage"].0, "500Gi");
+    assert_eq!(hard["pdc-hdd.storageclass.storage.k8s.io/requests.storage"].0, "0");
+    Api::<LimitRange>::namespaced(client.clone(), &name).get("pdc-defaults").await.unwrap();
+    let rb = Api::<RoleBinding>::namespaced(client.clone(), &name).get("pdc-department-admin").await.unwrap();
+    let subjects: Vec<String> = rb.subjects.unwrap().iter().map(|s| format!("{}:{}", s.kind, s.name)).collect();
+    assert_eq!(subjects, vec!["User:an@soyte.daklak.gov.vn", "Group:soyte-admins"]);
+    let np = Api::<NetworkPolicy>::namespaced(client.clone(), &name).get("pdc-default-deny").await.unwrap();
+    assert_eq!(np.spec.unwrap().policy_types.unwrap(), vec!["Ingress", "Egress"]);
+}
+
+#[tokio::test]
+async fn quota_change_is_applied_and_generation_observed() {
+    let (_, client) = env().await;
+    let name = unique("xa-ea-sup");
+    create(&client, &name, spec("Xã Ea Súp", "H15.1")).await.unwrap();
+    let api: Api<Department> = Api::all(client.clone());
+    wait_for(&api, &name, TIMEOUT, "Ready", is_ready).await.unwrap();
+    let patch = serde_json::json!({"spec": {"quota": {"vcpu": 48, "storage": {"ssd": "500Gi", "hdd": "2Ti"}}}});
+    api.patch(&name, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let d = wait_for(&api, &name, TIMEOUT, "Ready at generation 2", |d| is_ready(d) && d.metadata.generation == Some(2)).await.unwrap();
+    assert_eq!(d.status.unwrap().observed_generation, Some(2));
+    let rq = Api::<ResourceQuota>::namespaced(client.clone(), &name).get("pdc-guest-quota").await.unwrap();
+    let hard = rq.spec.unwrap().hard.unwrap();
+    assert_eq!(hard["requests.cpu"].0, "48");
+    assert_eq!(hard["pdc-hdd.storageclass.storage.k8s.io/requests.storage"].0, "2Ti");
+}
+
+#[tokio::test]
+async fn bad_departments_are_rejected_at_the_api_with_a_clear_message() {
+    let (_, client) = env().await;
+    // Code pattern (CRD CEL).
+    let m = rejection(create(&client, &unique("bad-code"), spec("Sở Tư pháp", "15.23")).await);
+    assert!(m.contains("code must look like H15.23"), "{m}");
+    // A name that is not a DNS label (diacritics) (CRD CEL on metadata.name).
+    let m = rejection(create(&client, "sở-y-tế", spec("Sở Y tế", "H15.23")).await);
+    assert!(m.contains("pdcctl slug"), "{m}");
+    // A name with capitals and dots is not a label either.
+    let m = rejection(create(&client, "So.Y.Te", spec("Sở Y tế", "H15.23")).await);
+    assert!(m.contains("its namespace name"), "{m}");
+    // Negative and malformed quantities.
+    let mut s = spec("Sở Xây dựng", "H15.8");
+    s.quota.memory = "-1Gi".into();
+    let m = rejection(create(&client, &unique("neg-mem"), s).await);
+    assert!(m.contains("non-negative quantity"), "{m}");
+    let mut s = spec("Sở Xây dựng", "H15.8");
+    s.quota.storage.insert("ssd".into(), "lots".into());
+    let m = rejection(create(&client, &unique("bad-qty"), s).await);
+    assert!(m.contains("non-negative quantity"), "{m}");
+    let mut s = spec("Sở Xây dựng", "H15.8");
+    s.quota.vcpu = -4;
+    let m = rejection(create(&client, &unique("neg-cpu"), s).await);
+    assert!(m.contains("vcpu must be between 0"), "{m}");
+    // Unknown tier (admission policy with the Province as parameter).
+    let mut s = spec("Sở Tài chính", "H15.4");
+    s.quota.storage.insert("nvme".into(), "1Ti".into());
+    let m = rejection(create(&client, &unique("bad-tier"), s).await);
+    assert!(m.contains("nvme") && m.contains("known tiers: ssd, hdd"), "{m}");
+    // Subdomain outside the province domain.
+    let name = unique("so-tai-chinh");
+    let mut s = spec("Sở Tài chính", "H15.4");
+    s.subdomain = Some(format!("{name}.gialai.gov.vn"));
+    let m = rejection(create(&client, &name, s).await);
+    assert!(m.contains("outside the province domain daklak.gov.vn"), "{m}");
+    // A code from another province.
+    let m = rejection(create(&client, &unique("other-prov"), spec("Sở Nội vụ", "H08.3")).await);
+    assert!(m.contains("not under the province code prefix H15 or H45"), "{m}");
+    // Two Departments with one slug: the name is the slug, so the second create fails.
+    let name = unique("so-noi-vu");
+    create(&client, &name, spec("Sở Nội vụ", "H15.3")).await.unwrap();
+    let m = rejection(create(&client, &name, spec("Sở Nội Vụ", "H15.30")).await);
+    assert!(m.contains("already exists"), "{m}");
+    // Codes of the absorbed province are accepted.
+    create(&client, &unique("xa-son-thanh"), spec("Xã Sơn Thành", "H45.90")).await.unwrap();
+}
+
+#[tokio::test]
+async fn department_admin_is_confined_to_its_namespace() {
+    let (env, client) = env().await;
+    let (a, b) = (unique("phuong-tan-an"), unique("phuong-tan-lap"));
+    let mut sa = spec("Phường Tân An", "H15.56");
+    sa.admins.users = vec![format!("admin@{a}")];
+    create(&client, &a, sa).await.unwrap();
+    create(&client, &b, spec("Phường Tân Lập", "H15.57")).await.unwrap();
+    let api: Api<Department> = Api::all(client.clone());
+    wait_for(&api, &a, TIMEOUT, "Ready", is_ready).await.unwrap();
+    wait_for(&api, &b, TIMEOUT, "Ready", is_ready).await.unwrap();
+
+    let admin = env.client_as(&format!("admin@{a}"), &["tenants"]).await.unwrap();
+    let cm = ConfigMap {
+        metadata: ObjectMeta { name: Some("web-config".into()), ..Default::default() },
+        data: Some(BTreeMap::from([("k".into(), "v".into())])),
+        ..Default::default()
+    };
+    // Manages objects in its own namespace.
+    let own: Api<ConfigMap> = Api::namespaced(admin.clone(), &a);
+    own.create(&PostParams::default(), &cm).await.unwrap();
+    assert_eq!(own.list(&Default::default()).await.unwrap().items.len(), 1);
+    // Cannot read or write the other department's namespace.
+    let other: Api<ConfigMap> = Api::namespaced(admin.clone(), &b);
+    assert_forbidden(other.list(&Default::default()).await.map(|_| ()));
+    assert_forbidden(other.create(&PostParams::default(), &cm).await.map(|_| ()));
+    // Cannot change the quota or policies of its own namespace.
+    let rq: Api<ResourceQuota> = Api::namespaced(admin.clone(), &a);
+    assert_forbidden(rq.delete("pdc-guest-quota", &DeleteParams::default()).await.map(|_| ()));
+    // Cannot change any Department, its own included, nor the Province.
+    let depts: Api<Department> = Api::all(admin.clone());
+    let patch = serde_json::json!({"spec": {"quota": {"vcpu": 1000}}});
+    assert_forbidden(depts.patch(&a, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()));
+    assert_forbidden(depts.list(&Default::default()).await.map(|_| ()));
+    assert_forbidden(Api::<Province>::all(admin).delete("daklak", &DeleteParams::default()).await.map(|_| ()));
+}
+
+fn assert_forbidden(r: Result<(), kube::Error>) {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 403 => {}
+        other => panic!("expected 403 Forbidden, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn deletion_waits_for_pdc_resources_and_honours_protection() {
+    let (_, client) = env().await;
+    let api: Api<Department> = Api::all(client.clone());
+    // Protected: the API refuses the delete.
+    let name = unique("thanh-tra");
+    let mut s = spec("Thanh tra tỉnh", "H15.13");
+    s.deletion_protection = true;
+    create(&client, &name, s).await.unwrap();
+    wait_for(&api, &name, TIMEOUT, "Ready", is_ready).await.unwrap();
+    match api.delete(&name, &DeleteParams::default()).await {
+        Err(kube::Error::Api(s)) => assert!(s.message.contains("deletionProtection: true"), "{}", s.message),
+        other => panic!("protected delete: {other:?}"),
+    }
+
+    // Unprotected and holding a pdc resource: deletion waits with a clear condition.
+    let name = unique("so-xay-dung");
+    create(&client, &name, spec("Sở Xây dựng", "H15.8")).await.unwrap();
+    wait_for(&api, &name, TIMEOUT, "Ready", is_ready).await.unwrap();
+    let held = pdc_tests::cluster::namespaced_pdc_probe(&client, &name).await.unwrap();
+    api.delete(&name, &DeleteParams::default()).await.unwrap();
+    let d = wait_for(&api, &name, TIMEOUT, "DeletionBlocked", |d| {
+        d.status.as_ref().and_then(|s| conditions::find(&s.conditions, READY)).is_some_and(|c| c.reason == "DeletionBlocked")
+    })
+    .await
+    .unwrap();
+    let msg = conditions::find(&d.status.unwrap().conditions, READY).unwrap().message.clone();
+    assert!(msg.contains(&held) && msg.contains("delete them first"), "{msg}");
+
+    // Once the namespace is empty of pdc resources, the Department goes.
+    pdc_tests::cluster::delete_pdc_probe(&client, &name).await.unwrap();
+    let start = std::time::Instant::now();
+    while api.get_opt(&name).await.unwrap().is_some() {
+        assert!(start.elapsed() < Duration::from_secs(60), "Department {name} still present");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The namespace was asked to go (it stays Terminating: no namespace controller here).
+    let ns = Api::<Namespace>::all(client.clone()).get_opt(&name).await.unwrap();
+    assert!(ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some()));
+}
+
+#[tokio::test]
+async fn operator_serves_metrics_health_and_readiness() {
+    let (env, client) = env().await;
+    let name = unique("so-cong-thuong");
+    create(&client, &name, spec("Sở Công thương", "H15.10")).await.unwrap();
+    wait_for(&Api::<Department>::all(client.clone()), &name, TIMEOUT, "Ready", is_ready).await.unwrap();
+    let port = env.operator_metrics_port.unwrap();
+    let (code, _) = pdc_tests::operator::http_get(port, "/healthz").unwrap();
+    assert_eq!(code, 200);
+    let (code, _) = pdc_tests::operator::http_get(port, "/readyz").unwrap();
+    assert_eq!(code, 200);
+    let (code, body) = pdc_tests::operator::http_get(port, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    let ok = pdc_tests::operator::metric_value(&body, r#"pdc_reconcile_total{controller="department",result="success"}"#);
+    assert!(ok >= 1.0, "{body}");
+    assert!(body.contains("pdc_reconcile_duration_seconds_bucket{"), "{body}");
+    assert_eq!(pdc_tests::operator::metric_value(&body, "pdc_leader"), 1.0);
+    // Labels are bounded: no object names in any series.
+    assert!(!body.contains(&name), "object name leaked into metrics");
+    // Every family passes promtool's lint (promtool comes from tests/setup.sh).
+    {
+        let promtool = which("promtool").expect("promtool not found: run `bash tests/setup.sh` (installs Debian's prometheus)");
+        let mut child = std::process::Command::new(promtool)
+            .args(["check", "metrics"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success(), "promtool check metrics: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+fn which(bin: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| std::path::Path::new(d).join(bin)).find(|p| p.is_file())
+}
