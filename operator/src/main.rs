@@ -89,7 +89,7 @@ async fn run(args: Args) -> Result<(), String> {
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("pdc-operator-{}", std::process::id()));
     let client = Client::try_default().await.map_err(|e| format!("connecting to the Kubernetes API failed: {e}"))?;
-    let metrics = Arc::new(Metrics::new());
+    let metrics = Arc::new(Metrics::new().map_err(|e| format!("building metrics failed: {e}"))?);
     let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
         .await
         .map_err(|e| format!("binding the metrics address {} failed: {e}", args.metrics_addr))?;

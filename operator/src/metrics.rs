@@ -10,67 +10,45 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::registry::Registry;
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ResultLabels {
-    pub controller: &'static str,
-    pub result: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ControllerLabels {
-    pub controller: &'static str,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ErrorLabels {
-    pub controller: &'static str,
-    pub error: &'static str,
-}
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
     registry: Registry,
-    reconciles: Family<ResultLabels, Counter>,
-    duration: Family<ControllerLabels, Histogram>,
-    errors: Family<ErrorLabels, Counter>,
-    pub leader: Gauge,
-    pub departments_ready: Gauge,
-    pub departments_total: Gauge,
+    reconciles: IntCounterVec,
+    duration: HistogramVec,
+    errors: IntCounterVec,
+    pub leader: IntGauge,
+    pub departments_ready: IntGauge,
+    pub departments_total: IntGauge,
     ready: AtomicBool,
 }
 
 impl Metrics {
-    pub fn new() -> Self {
-        let mut registry = Registry::with_prefix("pdc");
-        let reconciles = Family::<ResultLabels, Counter>::default();
-        let duration =
-            Family::<ControllerLabels, Histogram>::new_with_constructor(|| Histogram::new(exponential_buckets(0.005, 2.0, 14)));
-        let errors = Family::<ErrorLabels, Counter>::default();
-        let leader = Gauge::default();
-        let departments_ready = Gauge::default();
-        let departments_total = Gauge::default();
-        registry.register("reconcile", "Reconciles by controller and result", reconciles.clone());
-        registry.register("reconcile_duration_seconds", "Reconcile duration by controller", duration.clone());
-        registry.register("reconcile_errors", "Reconcile errors by controller and error kind", errors.clone());
-        registry.register("leader", "1 while this replica holds the leader lease", leader.clone());
-        registry.register("departments_ready", "Departments whose Ready condition is True", departments_ready.clone());
-        registry.register("departments", "Departments known to the operator", departments_total.clone());
-        Self {
-            registry,
-            reconciles,
-            duration,
-            errors,
-            leader,
-            departments_ready,
-            departments_total,
-            ready: AtomicBool::new(false),
-        }
+    /// Build the registry (fails only on an invalid metric definition).
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new_custom(Some("pdc".into()), None)?;
+        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
+            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(c.clone()))?;
+            Ok(c)
+        };
+        let reconciles = counter("reconcile_total", "Reconciles by controller and result", &["controller", "result"])?;
+        let errors = counter("reconcile_errors_total", "Reconcile errors by controller and error kind", &["controller", "error"])?;
+        let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
+            let g = IntGauge::new(name, help)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let leader = gauge("leader", "1 while this replica holds the leader lease")?;
+        let departments_ready = gauge("departments_ready", "Departments whose Ready condition is True")?;
+        let departments_total = gauge("departments", "Departments known to the operator")?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new("reconcile_duration_seconds", "Reconcile duration by controller")
+                .buckets(prometheus::exponential_buckets(0.005, 2.0, 14)?),
+            &["controller"],
+        )?;
+        registry.register(Box::new(duration.clone()))?;
+        Ok(Self { registry, reconciles, duration, errors, leader, departments_ready, departments_total, ready: AtomicBool::new(false) })
     }
 
     /// Start timing one reconcile of `controller`.
@@ -79,23 +57,17 @@ impl Metrics {
     }
 
     pub fn reconcile_failed(&self, controller: &'static str, error: &'static str) {
-        self.errors.get_or_create(&ErrorLabels { controller, error }).inc();
+        self.errors.with_label_values(&[controller, error]).inc();
     }
 
     pub fn set_ready(&self) {
         self.ready.store(true, Ordering::Relaxed);
     }
 
-    fn encode(&self) -> Result<String, std::fmt::Error> {
-        let mut out = String::new();
-        prometheus_client::encoding::text::encode(&mut out, &self.registry)?;
+    fn encode(&self) -> Result<Vec<u8>, prometheus::Error> {
+        let mut out = Vec::new();
+        TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
         Ok(out)
-    }
-}
-
-impl Default for Metrics {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -108,16 +80,15 @@ pub struct ReconcileTimer<'a> {
 
 impl ReconcileTimer<'_> {
     pub fn finish(self, ok: bool) {
-        let labels = ControllerLabels { controller: self.controller };
-        self.metrics.duration.get_or_create(&labels).observe(self.start.elapsed().as_secs_f64());
+        self.metrics.duration.with_label_values(&[self.controller]).observe(self.start.elapsed().as_secs_f64());
         let result = if ok { "success" } else { "error" };
-        self.metrics.reconciles.get_or_create(&ResultLabels { controller: self.controller, result }).inc();
+        self.metrics.reconciles.with_label_values(&[self.controller, result]).inc();
     }
 }
 
 async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
     match m.encode() {
-        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body).into_response(),
+        Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, TextEncoder::new().format_type().to_string())], body).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
