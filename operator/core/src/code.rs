@@ -36,6 +36,13 @@ pub fn is_under(code: &str, prefix: &str) -> bool {
     code == prefix || code.strip_prefix(prefix).is_some_and(|rest| rest.starts_with('.'))
 }
 
+/// Sort key that orders codes the way people read them: `H15.2` before `H15.10`.
+pub fn sort_key(code: &str) -> (String, Vec<u32>) {
+    let mut parts = code.split('.');
+    let head = parts.next().unwrap_or_default().to_string();
+    (head, parts.map(|p| p.parse().unwrap_or(u32::MAX)).collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -52,5 +59,8 @@ mod tests {
         assert!(is_under("H15", "H15"));
         assert!(!is_under("H150.2", "H15"));
         assert!(!is_under("H45.2", "H15"));
+        let mut v = vec!["H15.10", "H15.2", "H45.1", "H15.2.1", "H15"];
+        v.sort_by_key(|c| sort_key(c));
+        assert_eq!(v, ["H15", "H15.2", "H15.2.1", "H15.10", "H45.1"]);
     }
 }

@@ -6,6 +6,11 @@
 //! writes `KUBECONFIG=...` (and `PDC_STANDBY_KUBECONFIG=...` for a second plane) to the
 //! env file once every plane answers /readyz, then waits for SIGINT/SIGTERM and stops
 //! them by pid.
+//!
+//!     pdc-controlplane apply FILE...
+//!
+//! applies manifests server-side to the cluster of $KUBECONFIG (CRDs first, waiting
+//! until they are Established), for scripts that should not need kubectl.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -13,6 +18,9 @@ use std::process::ExitCode;
 use pdc_tests::controlplane::ControlPlane;
 
 fn main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("apply") {
+        return apply(std::env::args().skip(2).collect());
+    }
     let mut count = 1usize;
     let mut env_file: Option<PathBuf> = None;
     let mut args = std::env::args().skip(1);
@@ -21,7 +29,7 @@ fn main() -> ExitCode {
             "--count" => count = args.next().and_then(|n| n.parse().ok()).unwrap_or(1),
             "--env-file" => env_file = args.next().map(PathBuf::from),
             _ => {
-                eprintln!("usage: pdc-controlplane [--count N] [--env-file FILE]");
+                eprintln!("usage: pdc-controlplane [--count N] [--env-file FILE] | pdc-controlplane apply FILE...");
                 return ExitCode::from(2);
             }
         }
@@ -81,4 +89,30 @@ fn wait_for_signal() {
             _ = term.recv() => {}
         }
     });
+}
+
+fn apply(files: Vec<String>) -> ExitCode {
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("pdc-controlplane apply: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result: Result<(), String> = rt.block_on(async {
+        let client = kube::Client::try_default().await.map_err(|e| format!("connecting: {e}"))?;
+        for f in &files {
+            let text = std::fs::read_to_string(f).map_err(|e| format!("reading {f}: {e}"))?;
+            pdc_tests::cluster::apply_yaml(&client, &text, None).await.map_err(|e| format!("{f}: {e}"))?;
+            eprintln!("applied {f}");
+        }
+        Ok(())
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pdc-controlplane apply: {e}");
+            ExitCode::FAILURE
+        }
+    }
 }

@@ -1,0 +1,89 @@
+#!/usr/bin/env bash
+# Runs pdc and shows it working.
+#
+# With a reachable cluster (current kubeconfig context), pdc is installed there: the
+# chart's CRDs, RBAC and admission policies through helm, and the operator runs from
+# this checkout against that cluster. Without one, pdc's own tooling starts a local
+# control plane (a real etcd + kube-apiserver, built from their Go modules) first.
+# Then the sample province (Đắk Lắk, absorbing Phú Yên) and its 109 named tenants are
+# loaded, and pdcctl shows them.
+#
+#   bash deploy/demo.sh            # leaves pdc running until Ctrl-C
+#   bash deploy/demo.sh --once     # shows the result and stops everything it started
+set -euo pipefail
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+ONCE=0; [ "${1:-}" = "--once" ] && ONCE=1
+say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
+RUN=$(mktemp -d /tmp/pdc-demo.XXXXXX)
+PIDS=()
+cleanup() {
+  for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
+  for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  rm -rf "$RUN"
+}
+trap cleanup EXIT
+
+say "Installing what pdc needs (Debian packages, kube-apiserver/etcd/helm from Go modules; cached after the first run)"
+bash "$ROOT/tests/setup.sh"
+BIN=${K8S_BIN_DIR:-$HOME/.cache/pdc/bin}
+(cd "$ROOT" && cargo build --quiet --bins -p pdc-operator -p pdcctl -p pdc-tests)
+T="$ROOT/target/debug"
+export PATH="$T:$PATH"
+
+cluster_reachable() {
+  command -v kubectl >/dev/null 2>&1 || return 1
+  { [ -n "${KUBECONFIG:-}" ] || [ -f "$HOME/.kube/config" ]; } || return 1
+  kubectl version --request-timeout=5s >/dev/null 2>&1
+}
+
+if cluster_reachable; then
+  say "Using the current cluster: $(kubectl config current-context 2>/dev/null || echo "$KUBECONFIG")"
+else
+  say "No cluster reachable: starting a local control plane (etcd + kube-apiserver on 127.0.0.1)"
+  "$T/pdc-controlplane" --env-file "$RUN/env" >"$RUN/controlplane.log" 2>&1 &
+  PIDS+=($!)
+  for _ in $(seq 1 240); do [ -f "$RUN/env" ] && break; kill -0 "${PIDS[0]}" 2>/dev/null || { cat "$RUN/controlplane.log" >&2; exit 1; }; sleep 0.5; done
+  [ -f "$RUN/env" ] || { echo "control plane did not start; see $RUN/controlplane.log" >&2; exit 1; }
+  # shellcheck disable=SC1091
+  . "$RUN/env"
+  cat "$RUN/controlplane.log" >&2
+fi
+
+say "Installing the chart (CRDs, RBAC, department roles, admission policies)"
+# The operator runs from this checkout below, so the chart's Deployment gets 0 replicas.
+"$BIN/helm" upgrade --install pdc "$ROOT/charts/pdc" --namespace pdc-system --create-namespace \
+  --set replicas=0 --wait=false >/dev/null
+"$BIN/helm" list -n pdc-system >&2
+
+say "Starting the operator (logs: $RUN/operator.log)"
+POD_NAMESPACE=pdc-system POD_NAME=pdc-demo PDC_METRICS_ADDR=127.0.0.1:0 PDC_LOG_FORMAT=json \
+  "$T/pdc-operator" >"$RUN/operator.log" 2>&1 &
+PIDS+=($!)
+
+say "Loading the sample province: Đắk Lắk (domain daklak.gov.vn, legacy phuyen.gov.vn, codes H15 and H45)"
+"$T/pdc-controlplane" apply "$ROOT/deploy/samples/province.yaml"
+
+say "Importing the 109 named tenants (13 departments, 96 communes and wards) with their quotas"
+pdcctl department import "$ROOT/deploy/samples/daklak-tenants.yaml" --code-prefix H15 \
+  --vcpu 16 --memory 32Gi --storage ssd=200Gi --storage hdd=500Gi --vms 8 --public-addresses 1
+
+say "pdcctl department list"
+pdcctl department list | head -20
+echo "... ($(pdcctl department list -o json | grep -c '"name"') in all)"
+
+say "pdcctl department show so-y-te"
+pdcctl department show so-y-te
+
+say "pdcctl department quota so-y-te"
+pdcctl department quota so-y-te
+
+say "pdcctl slug \"Xã Cư M’gar\" \"Xã M’Drắk\" \"Phường Phú Yên\""
+pdcctl slug "Xã Cư M’gar" "Xã M’Drắk" "Phường Phú Yên"
+
+if [ "$ONCE" = 1 ]; then
+  say "Done (--once): stopping what the demo started"
+  exit 0
+fi
+say "pdc is running. Try: KUBECONFIG=$KUBECONFIG pdcctl department list   (Ctrl-C stops everything)"
+echo "export KUBECONFIG=$KUBECONFIG PATH=$T:\$PATH"
+wait "${PIDS[@]}"
