@@ -17,10 +17,8 @@ pub enum Format {
 pub fn out(line: impl std::fmt::Display) {
     use std::io::Write;
     let mut o = std::io::stdout().lock();
-    if let Err(e) = writeln!(o, "{line}") {
-        if e.kind() == std::io::ErrorKind::BrokenPipe {
-            std::process::exit(0);
-        }
+    if writeln!(o, "{line}").is_err_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe) {
+        std::process::exit(0);
     }
 }
 

@@ -1,6 +1,9 @@
 //! The pdc API: custom resource types of group `pdc.io`, the labels and names shared
 //! by the operator, the CLI and the chart, and `meta/v1` condition helpers.
 
+// kube-derive repeats `printcolumn` attributes, which clippy reads as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 pub mod conditions;
 pub mod labels;
 pub mod v1alpha1;

@@ -232,10 +232,8 @@ where
     let start = Instant::now();
     loop {
         let last = api.get_opt(name).await?;
-        if let Some(obj) = &last {
-            if ok(obj) {
-                return Ok(obj.clone());
-            }
+        if let Some(obj) = last.as_ref().filter(|o| ok(o)) {
+            return Ok(obj.clone());
         }
         if start.elapsed() > timeout {
             return Err(HarnessError::Other(format!("{name}: {what} not reached within {timeout:?}; last seen: {last:?}")));

@@ -27,8 +27,7 @@ pub fn is_identifier_code(code: &str) -> bool {
 
 /// Whether `prefix` is a province prefix (`H15`).
 pub fn is_prefix(prefix: &str) -> bool {
-    let b = prefix.as_bytes();
-    b.len() == 3 && b[0].is_ascii_uppercase() && b[1].is_ascii_digit() && b[2].is_ascii_digit()
+    matches!(prefix.as_bytes(), [l, d1, d2] if l.is_ascii_uppercase() && d1.is_ascii_digit() && d2.is_ascii_digit())
 }
 
 /// Whether `code` was issued under `prefix` (the code itself or one of its sub-units).

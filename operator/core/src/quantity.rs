@@ -61,7 +61,7 @@ pub fn parse(input: &str) -> Result<u128, QuantityError> {
 pub fn format_bytes(n: u128) -> String {
     for (suf, base, pow) in SUFFIXES.iter().take(6).rev() {
         let unit = base.pow(*pow);
-        if n >= unit && n % unit == 0 {
+        if n >= unit && n.is_multiple_of(unit) {
             return format!("{}{suf}", n / unit);
         }
     }

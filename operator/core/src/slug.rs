@@ -76,12 +76,8 @@ fn words(name: &str) -> Vec<String> {
     for c in name.nfd() {
         match fold_char(c) {
             Some(Fold::Keep(k)) => cur.push(k),
-            Some(Fold::Break) => {
-                if !cur.is_empty() {
-                    out.push(std::mem::take(&mut cur));
-                }
-            }
-            None => {}
+            Some(Fold::Break) if !cur.is_empty() => out.push(std::mem::take(&mut cur)),
+            Some(Fold::Break) | None => {}
         }
     }
     if !cur.is_empty() {
