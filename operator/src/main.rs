@@ -1,13 +1,5 @@
 //! pdc-operator: runs the pdc controllers while it holds the leader lease.
 
-mod apply;
-mod context;
-mod department;
-mod error;
-mod leader;
-mod metrics;
-mod province;
-
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -15,12 +7,13 @@ use clap::Parser;
 use kube::runtime::Controller;
 use kube::runtime::watcher;
 use kube::{Api, Client};
-use pdc_api::{Department, Province};
+use pdc_api::Province;
 use tracing::{error, info};
 
-use crate::context::Context;
-use crate::leader::{LeaderElector, LeaseConfig};
-use crate::metrics::Metrics;
+use pdc_operator::context::Context;
+use pdc_operator::leader::{LeaderElector, LeaseConfig};
+use pdc_operator::metrics::{self, Metrics};
+use pdc_operator::{department, province};
 
 #[derive(Parser, Debug)]
 #[command(name = "pdc-operator", version, about = "The pdc operator: a province's private cloud on Kubernetes")]
@@ -131,7 +124,7 @@ async fn run(args: Args) -> Result<(), String> {
 
 async fn run_controllers(ctx: Arc<Context>, client: Client) {
     let provinces = Controller::new(Api::<Province>::all(client.clone()), watcher::Config::default());
-    let departments = Controller::new(Api::<Department>::all(client), watcher::Config::default());
+    let departments = department::controller(client);
     let province_store = provinces.store();
     let department_store = departments.store();
     let wait = province_store.clone();

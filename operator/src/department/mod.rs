@@ -22,7 +22,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
 use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, watcher};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use pdc_api::conditions::{self, Cond, READY};
 use pdc_api::labels as l;
@@ -215,7 +215,31 @@ pub struct DepartmentContext {
     pub provinces: Store<Province>,
 }
 
-/// Run the Department controller until `shutdown` resolves.
+/// What in a Department calls for work: its spec (generation), its finalizers and
+/// whether it is being deleted. Status writes, including the operator's own, do not.
+fn needs_work(d: &Department) -> Option<u64> {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    d.metadata.generation.hash(&mut h);
+    d.finalizers().hash(&mut h);
+    d.metadata.deletion_timestamp.is_some().hash(&mut h);
+    Some(h.finish())
+}
+
+/// The Department controller: triggered by spec, finalizer and deletion changes, by
+/// changes to the objects it owns, and by Province changes.
+pub fn controller(client: kube::Client) -> Controller<Department> {
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = watcher(Api::<Department>::all(client), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(needs_work, Default::default());
+    // A burst of events (seven children created by one apply) becomes one reconcile.
+    Controller::for_stream(stream, reader).with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(200)))
+}
+
+/// Run the Department controller.
 pub async fn run(base: Arc<Context>, provinces: Store<Province>, controller: Controller<Department>) {
     let client = base.client.clone();
     let managed = watcher::Config::default().labels(&format!("{}={}", l::MANAGED_BY, l::MANAGED_BY_VALUE));
