@@ -40,6 +40,9 @@ struct Args {
     #[arg(long, env = "PDC_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     retry_period: Duration,
     /// Log format: json (default, for log collectors) or text.
+    /// How many objects of one kind reconcile at once.
+    #[arg(long, env = "PDC_CONCURRENCY", default_value_t = 16)]
+    concurrency: u16,
     #[arg(long, env = "PDC_LOG_FORMAT", default_value = "json")]
     log_format: String,
 }
@@ -110,7 +113,7 @@ async fn run(args: Args) -> Result<(), String> {
     let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), &identity));
 
     let outcome = tokio::select! {
-        () = run_controllers(ctx, client) => Err("controllers stopped".to_string()),
+        () = run_controllers(ctx, client, args.concurrency) => Err("controllers stopped".to_string()),
         lost = elector.hold() => Err(format!("lost leadership: {lost}")),
         () = shutdown_signal() => Ok(()),
         r = server => Err(format!("metrics server stopped: {r:?}")),
@@ -122,9 +125,9 @@ async fn run(args: Args) -> Result<(), String> {
     outcome
 }
 
-async fn run_controllers(ctx: Arc<Context>, client: Client) {
+async fn run_controllers(ctx: Arc<Context>, client: Client, concurrency: u16) {
     let provinces = Controller::new(Api::<Province>::all(client.clone()), watcher::Config::default());
-    let departments = department::controller(client);
+    let departments = department::controller(client, concurrency);
     let province_store = provinces.store();
     let department_store = departments.store();
     let wait = province_store.clone();

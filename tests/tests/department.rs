@@ -119,6 +119,29 @@ async fn quota_change_is_applied_and_generation_observed() {
 }
 
 #[tokio::test]
+async fn children_edited_or_deleted_out_of_band_are_repaired() {
+    let (_, client) = env().await;
+    let name = unique("xa-krong-pac");
+    create(&client, &name, spec("Xã Krông Pắc", "H15.2")).await.unwrap();
+    let api: Api<Department> = Api::all(client.clone());
+    wait_for(&api, &name, TIMEOUT, "Ready", is_ready).await.unwrap();
+
+    // Someone raises the CPU quota by hand and deletes the default-deny policy.
+    let rq_api = Api::<ResourceQuota>::namespaced(client.clone(), &name);
+    let raise = serde_json::json!({"spec": {"hard": {"requests.cpu": "999"}}});
+    rq_api.patch("pdc-guest-quota", &PatchParams::default(), &Patch::Merge(&raise)).await.unwrap();
+    let np_api = Api::<NetworkPolicy>::namespaced(client.clone(), &name);
+    np_api.delete("pdc-default-deny", &DeleteParams::default()).await.unwrap();
+
+    wait_for(&rq_api, "pdc-guest-quota", TIMEOUT, "quota back to 32 CPUs", |rq| {
+        rq.spec.as_ref().and_then(|s| s.hard.as_ref()).is_some_and(|h| h.get("requests.cpu").is_some_and(|q| q.0 == "32"))
+    })
+    .await
+    .unwrap();
+    wait_for(&np_api, "pdc-default-deny", TIMEOUT, "default-deny policy restored", |_| true).await.unwrap();
+}
+
+#[tokio::test]
 async fn bad_departments_are_rejected_at_the_api_with_a_clear_message() {
     let (_, client) = env().await;
     // Code pattern (CRD CEL).

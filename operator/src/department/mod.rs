@@ -89,23 +89,26 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
     let children = build::children(dept, &province);
     let ns = dept.name_any();
 
-    if let Some(other) = foreign_owner(client, &ns).await? {
+    // A namespace this Department already recorded as its own needs no ownership check.
+    let recorded = dept.status.as_ref().and_then(|s| s.namespace.as_deref()) == Some(ns.as_str());
+    if !recorded && let Some(other) = foreign_owner(client, &ns).await? {
         let msg = format!("namespace {ns} already exists and is not this Department's ({other}); choose another name or remove that namespace");
         publish(ctx, dept, EventType::Warning, "NamespaceConflict", &msg).await;
         set_status(dept, ctx, None, Cond::new(READY, false, "NamespaceConflict", msg)).await?;
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
     apply::apply(&Api::<Namespace>::all(client.clone()), &children.namespace).await?;
-    apply::apply(&Api::<ResourceQuota>::namespaced(client.clone(), &ns), &children.quota).await?;
-    apply::apply(&Api::<LimitRange>::namespaced(client.clone(), &ns), &children.limits).await?;
+    // The rest lives inside the namespace and goes out together.
     let rb: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
-    for b in &children.bindings {
-        apply::apply(&rb, b).await?;
-    }
     let np: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
-    for p in &children.policies {
-        apply::apply(&np, p).await?;
-    }
+    let rq: Api<ResourceQuota> = Api::namespaced(client.clone(), &ns);
+    let lr: Api<LimitRange> = Api::namespaced(client.clone(), &ns);
+    futures::try_join!(
+        apply::apply(&rq, &children.quota),
+        apply::apply(&lr, &children.limits),
+        futures::future::try_join_all(children.bindings.iter().map(|b| apply::apply(&rb, b))),
+        futures::future::try_join_all(children.policies.iter().map(|p| apply::apply(&np, p))),
+    )?;
     let subdomain = dept.subdomain_in(&province.spec.domain);
     let msg = format!("namespace {ns} with quota, limits, role bindings and network policies; records under {subdomain}");
     set_status(dept, ctx, Some(subdomain), Cond::new(READY, true, "Provisioned", msg)).await?;
@@ -227,8 +230,9 @@ fn needs_work(d: &Department) -> Option<u64> {
 }
 
 /// The Department controller: triggered by spec, finalizer and deletion changes, by
-/// changes to the objects it owns, and by Province changes.
-pub fn controller(client: kube::Client) -> Controller<Department> {
+/// changes to the objects it owns, and by Province changes. At most `concurrency`
+/// Departments reconcile at once.
+pub fn controller(client: kube::Client, concurrency: u16) -> Controller<Department> {
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(Api::<Department>::all(client), watcher::Config::default())
         .default_backoff()
@@ -236,21 +240,47 @@ pub fn controller(client: kube::Client) -> Controller<Department> {
         .applied_objects()
         .predicate_filter(needs_work, Default::default());
     // A burst of events (seven children created by one apply) becomes one reconcile.
-    Controller::for_stream(stream, reader).with_config(kube::runtime::controller::Config::default().debounce(Duration::from_millis(200)))
+    let config = kube::runtime::controller::Config::default().debounce(Duration::from_millis(200)).concurrency(concurrency);
+    Controller::for_stream(stream, reader).with_config(config)
+}
+
+/// Events on an owned object that call for a reconcile: its deletion, or a write by
+/// anyone but the operator (drift to repair). The operator's own applies, and status
+/// written by Kubernetes controllers (ResourceQuota usage), do not.
+fn owned_changes<K>(api: Api<K>) -> impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static
+where
+    K: Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let managed = watcher::Config::default().labels(&format!("{}={}", l::MANAGED_BY, l::MANAGED_BY_VALUE));
+    watcher(api, managed).default_backoff().filter_map(|ev| {
+        futures::future::ready(match ev {
+            Ok(watcher::Event::Delete(o)) => Some(Ok(o)),
+            Ok(watcher::Event::Apply(o)) if edited_by_others(o.meta()) => Some(Ok(o)),
+            Ok(_) => None,
+            Err(e) => Some(Err(e)),
+        })
+    })
+}
+
+/// Whether fields of the object (outside its status) are managed by someone other
+/// than the operator.
+pub fn edited_by_others(meta: &kube::api::ObjectMeta) -> bool {
+    meta.managed_fields.iter().flatten().any(|m| {
+        m.manager.as_deref() != Some(pdc_api::OPERATOR_MANAGER) && m.subresource.as_deref().is_none_or(|s| s != "status")
+    })
 }
 
 /// Run the Department controller.
 pub async fn run(base: Arc<Context>, provinces: Store<Province>, controller: Controller<Department>) {
     let client = base.client.clone();
-    let managed = watcher::Config::default().labels(&format!("{}={}", l::MANAGED_BY, l::MANAGED_BY_VALUE));
     let store = controller.store();
     let ctx = Arc::new(DepartmentContext { base, provinces });
     controller
-        .owns(Api::<Namespace>::all(client.clone()), managed.clone())
-        .owns(Api::<ResourceQuota>::all(client.clone()), managed.clone())
-        .owns(Api::<RoleBinding>::all(client.clone()), managed.clone())
-        .owns(Api::<NetworkPolicy>::all(client.clone()), managed.clone())
-        .owns(Api::<LimitRange>::all(client.clone()), managed)
+        .owns_stream(owned_changes(Api::<Namespace>::all(client.clone())))
+        .owns_stream(owned_changes(Api::<ResourceQuota>::all(client.clone())))
+        .owns_stream(owned_changes(Api::<RoleBinding>::all(client.clone())))
+        .owns_stream(owned_changes(Api::<NetworkPolicy>::all(client.clone())))
+        .owns_stream(owned_changes(Api::<LimitRange>::all(client.clone())))
         // Any Province change (domain, tiers, overhead) can change every Department.
         .watches(Api::<Province>::all(client), watcher::Config::default(), move |_| {
             store.state().into_iter().map(|d| ObjectRef::from_obj(&*d)).collect::<Vec<_>>()
