@@ -3,5 +3,6 @@
 //! table- and property-tested without I/O.
 
 pub mod code;
+pub mod ipam;
 pub mod quantity;
 pub mod slug;
