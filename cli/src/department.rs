@@ -306,6 +306,7 @@ async fn create(cli: &Cli, a: &CreateArgs) -> Result<ExitCode, CliError> {
             admins: Subjects { users: a.admin_users.clone(), groups: a.admin_groups.clone() },
             viewers: Subjects::default(),
             quota,
+            zones: Vec::new(),
             lifecycle: Default::default(),
             deletion_protection: false,
         },
@@ -465,6 +466,7 @@ async fn import(cli: &Cli, a: &ImportArgs) -> Result<ExitCode, CliError> {
             admins: Subjects::default(),
             viewers: Subjects::default(),
             quota,
+            zones: Vec::new(),
             lifecycle: Default::default(),
             deletion_protection: false,
         };

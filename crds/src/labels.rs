@@ -18,3 +18,15 @@ pub const DEPARTMENT_FINALIZER: &str = "pdc.io/department-cleanup";
 /// ClusterRoles bound in every department namespace (shipped in the chart).
 pub const ADMIN_CLUSTERROLE: &str = "pdc-department-admin";
 pub const VIEWER_CLUSTERROLE: &str = "pdc-department-viewer";
+/// The NetworkZone an allocation or attachment belongs to.
+pub const ZONE: &str = "pdc.io/zone";
+/// The Site an allocation belongs to.
+pub const SITE: &str = "pdc.io/site";
+/// The address family of an allocation (`ipv4`, `ipv6`).
+pub const FAMILY: &str = "pdc.io/family";
+/// UID of the AddressClaim an AddressAllocation belongs to.
+pub const CLAIM_UID: &str = "pdc.io/claim-uid";
+/// Finalizer that releases an AddressClaim's addresses.
+pub const CLAIM_FINALIZER: &str = "pdc.io/address-release";
+/// Pod label prefix that attaches a workload to a zone: `pdc.io/zone-<zone>: "true"`.
+pub const ZONE_MEMBER_PREFIX: &str = "pdc.io/zone-";

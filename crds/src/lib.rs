@@ -20,5 +20,13 @@ use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomRe
 
 /// Every CRD pdc defines, in a stable order (what `crdgen` writes and the chart ships).
 pub fn all_crds() -> Vec<CustomResourceDefinition> {
-    vec![Province::crd(), Department::crd()]
+    vec![
+        Province::crd(),
+        Department::crd(),
+        Site::crd(),
+        NetworkZone::crd(),
+        SubnetAllocation::crd(),
+        AddressAllocation::crd(),
+        AddressClaim::crd(),
+    ]
 }

@@ -10,6 +10,13 @@ pub enum Error {
     #[error("applying {what} failed: {source}")]
     Apply { what: String, #[source] source: kube::Error },
 
+    #[error("creating {what} failed: {source}")]
+    Create { what: String, #[source] source: kube::Error },
+
+    /// A request that cannot be carried out as given; the message says why.
+    #[error("{0}")]
+    Invalid(String),
+
     #[error("deleting {what} failed: {source}")]
     Delete { what: String, #[source] source: kube::Error },
 
@@ -34,6 +41,8 @@ impl Error {
             Error::Read { .. } => "read",
             Error::Apply { .. } => "apply",
             Error::Delete { .. } => "delete",
+            Error::Create { .. } => "create",
+            Error::Invalid(_) => "invalid",
             Error::PatchStatus { .. } => "patch_status",
             Error::Discover(_) => "discover",
             Error::DeletionBlocked(_) => "deletion_blocked",

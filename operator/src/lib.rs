@@ -5,6 +5,7 @@ pub mod apply;
 pub mod context;
 pub mod department;
 pub mod error;
+pub mod ipam;
 pub mod leader;
 pub mod metrics;
 pub mod province;

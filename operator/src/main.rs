@@ -4,15 +4,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use kube::runtime::Controller;
-use kube::runtime::watcher;
+use futures::StreamExt;
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
-use pdc_api::Province;
+use pdc_api::{Province, Site};
 use tracing::{error, info};
 
 use pdc_operator::context::Context;
 use pdc_operator::leader::{LeaderElector, LeaseConfig};
 use pdc_operator::metrics::{self, Metrics};
+use pdc_operator::ipam::{self, Ipam};
 use pdc_operator::{department, province};
 
 #[derive(Parser, Debug)]
@@ -127,16 +128,47 @@ async fn run(args: Args) -> Result<(), String> {
 
 async fn run_controllers(ctx: Arc<Context>, client: Client, concurrency: u16) {
     let provinces = Controller::new(Api::<Province>::all(client.clone()), watcher::Config::default());
-    let departments = department::controller(client, concurrency);
+    let departments = department::controller(client.clone(), concurrency);
+    let zones = ipam::zone::controller(client.clone());
+    let claims = ipam::claim::controller(client.clone(), concurrency);
     let province_store = provinces.store();
     let department_store = departments.store();
-    let wait = province_store.clone();
-    tokio::join!(province::run(ctx.clone(), department_store, provinces), async move {
-        // Departments need the Province: start them once its cache has synced.
-        if wait.wait_until_ready().await.is_ok() {
-            department::run(ctx, province_store, departments).await;
-        }
+    let zone_store = zones.store();
+
+    // Sites: a plain reflector (no controller of their own yet).
+    let (site_store, site_writer) = reflector::store::<Site>();
+    let sites = watcher(Api::<Site>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(site_writer)
+        .for_each(|_| futures::future::ready(()));
+
+    let ipam = Arc::new(Ipam::default());
+    let follow = ipam::follow(client.clone(), ipam.clone());
+    let claim_ctx = Arc::new(ipam::claim::ClaimContext {
+        base: ctx.clone(),
+        ipam: ipam.clone(),
+        departments: department_store.clone(),
+        zones: zone_store.clone(),
+        sites: site_store.clone(),
     });
+    let wait = province_store.clone();
+    let (wait_zones, wait_sites) = (zone_store.clone(), site_store.clone());
+    tokio::join!(
+        sites,
+        follow,
+        province::run(ctx.clone(), department_store, provinces),
+        ipam::zone::run(ctx.clone(), ipam.clone(), zones, site_store.clone()),
+        ipam::claim::run(claim_ctx, claims),
+        async move {
+            // Departments need the Province, zones and sites: start once their caches have synced.
+            if wait.wait_until_ready().await.is_ok()
+                && wait_zones.wait_until_ready().await.is_ok()
+                && wait_sites.wait_until_ready().await.is_ok()
+            {
+                department::run(ctx, province_store, ipam, zone_store, site_store, departments).await;
+            }
+        }
+    );
 }
 
 async fn shutdown_signal() {

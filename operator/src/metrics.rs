@@ -10,7 +10,7 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
+use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
     registry: Registry,
@@ -20,6 +20,10 @@ pub struct Metrics {
     pub leader: IntGauge,
     pub departments_ready: IntGauge,
     pub departments_total: IntGauge,
+    pub ipam_subnets_allocated: GaugeVec,
+    pub ipam_subnets_total: GaugeVec,
+    pub ipam_addresses_allocated: GaugeVec,
+    pub ipam_addresses_total: GaugeVec,
     ready: AtomicBool,
 }
 
@@ -42,13 +46,35 @@ impl Metrics {
         let leader = gauge("leader", "1 while this replica holds the leader lease")?;
         let departments_ready = gauge("departments_ready", "Departments whose Ready condition is True")?;
         let departments_total = gauge("departments", "Departments known to the operator")?;
+        let gauge_vec = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
+            let g = GaugeVec::new(Opts::new(name, help), &["zone", "site", "family"])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let ipam_subnets_allocated = gauge_vec("ipam_subnets_allocated", "Department subnets allocated from a zone's prefix, per site and family")?;
+        let ipam_subnets_total = gauge_vec("ipam_subnets_total", "Department subnets a zone's prefix holds, per site and family")?;
+        let ipam_addresses_allocated = gauge_vec("ipam_addresses_allocated", "Addresses allocated in a zone's department subnets, per site and family")?;
+        let ipam_addresses_total = gauge_vec("ipam_addresses_total", "Usable addresses in a zone's allocated department subnets, per site and family")?;
         let duration = HistogramVec::new(
             HistogramOpts::new("reconcile_duration_seconds", "Reconcile duration by controller")
                 .buckets(prometheus::exponential_buckets(0.005, 2.0, 14)?),
             &["controller"],
         )?;
         registry.register(Box::new(duration.clone()))?;
-        Ok(Self { registry, reconciles, duration, errors, leader, departments_ready, departments_total, ready: AtomicBool::new(false) })
+        Ok(Self {
+            registry,
+            reconciles,
+            duration,
+            errors,
+            leader,
+            departments_ready,
+            departments_total,
+            ipam_subnets_allocated,
+            ipam_subnets_total,
+            ipam_addresses_allocated,
+            ipam_addresses_total,
+            ready: AtomicBool::new(false),
+        })
     }
 
     /// Start timing one reconcile of `controller`.

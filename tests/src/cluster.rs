@@ -120,10 +120,7 @@ fn start_env(with_operator: bool) -> Result<(TestEnv, ControlPlane, Option<Opera
         .enable_all()
         .build()
         .map_err(|e| HarnessError::Io("building a runtime".into(), e))?;
-    rt.block_on(async {
-        let client = client_for(&plane.kubeconfig()).await?;
-        install_chart(&client).await
-    })?;
+    rt.block_on(prepare(&plane))?;
     let operator_kubeconfig =
         plane.kubeconfig_for(OPERATOR_USER, &["system:serviceaccounts", "system:serviceaccounts:pdc-system"])?;
     let operator = if with_operator {
@@ -140,6 +137,33 @@ fn start_env(with_operator: bool) -> Result<(TestEnv, ControlPlane, Option<Opera
         pki_dir: plane.pki.dir.clone(),
     };
     Ok((env, plane, operator))
+}
+
+/// Install the chart and the stand-in CRDs of optional integrations (Multus).
+async fn prepare(plane: &ControlPlane) -> Result<(), HarnessError> {
+    let client = client_for(&plane.kubeconfig()).await?;
+    install_chart(&client).await?;
+    let nad = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/network-attachment-definitions.yaml"))
+        .map_err(|e| HarnessError::Io("reading the NetworkAttachmentDefinition CRD".into(), e))?;
+    apply_yaml(&client, &nad, None).await
+}
+
+/// A control plane of its own, with the chart installed, for tests that start and
+/// kill operators themselves. Dropped → stopped.
+pub async fn private_env(name: &str) -> Result<(TestEnv, ControlPlane), HarnessError> {
+    let plane = ControlPlane::start(name, &base_dir())?;
+    prepare(&plane).await?;
+    let operator_kubeconfig =
+        plane.kubeconfig_for(OPERATOR_USER, &["system:serviceaccounts", "system:serviceaccounts:pdc-system"])?;
+    let env = TestEnv {
+        dir: plane.dir.clone(),
+        port: plane.port,
+        kubeconfig: plane.kubeconfig(),
+        operator_kubeconfig,
+        operator_metrics_port: None,
+        pki_dir: plane.pki.dir.clone(),
+    };
+    Ok((env, plane))
 }
 
 /// Path of the chart in this repository.

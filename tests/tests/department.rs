@@ -43,6 +43,7 @@ fn spec(display: &str, code: &str) -> DepartmentSpec {
             vms: 8,
             public_addresses: 1,
         },
+        zones: Vec::new(),
         lifecycle: Default::default(),
         deletion_protection: false,
     }

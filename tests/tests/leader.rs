@@ -24,6 +24,7 @@ fn department(code: &str) -> DepartmentSpec {
         admins: Subjects::default(),
         viewers: Subjects::default(),
         quota: GuestQuota { vcpu: 4, memory: "8Gi".into(), storage: BTreeMap::new(), vms: 2, public_addresses: 0 },
+        zones: Vec::new(),
         lifecycle: Default::default(),
         deletion_protection: false,
     }

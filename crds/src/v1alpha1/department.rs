@@ -65,6 +65,14 @@ pub struct DepartmentSpec {
     #[serde(default)]
     pub quota: GuestQuota,
 
+    /// NetworkZones the department may use. For each, it gets an IPv4 and an IPv6
+    /// subnet at every site the zone spans, a NetworkAttachmentDefinition and the
+    /// zone's reachability as NetworkPolicies.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Set, validation = Rule::new("self.all(z, z.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'))").message("zones must be NetworkZone names such as dmz or app"))]
+    #[schemars(length(max = 32), inner(length(max = 63)))]
+    pub zones: Vec<String>,
+
     /// Where the unit is in its life: `Active`; `Retiring` (merged away, being drained);
     /// `Retired` (kept read-only for lookups).
     #[serde(default)]
@@ -180,6 +188,9 @@ pub struct DepartmentStatus {
     /// The DNS name the department's records live under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subdomain: Option<String>,
+    /// The department's subnets, per zone and site.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub subnets: Vec<super::DepartmentSubnet>,
 }
 
 impl Department {

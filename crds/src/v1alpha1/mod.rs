@@ -1,9 +1,11 @@
 //! Version `v1alpha1` of group `pdc.io`: one kind per file.
 
 mod department;
+mod network;
 mod province;
 
 pub use department::*;
+pub use network::*;
 pub use province::*;
 
 /// CEL: a non-negative Kubernetes quantity written as a string (`64Gi`, `500G`, `0`).

@@ -230,6 +230,7 @@ mod tests {
                     vms: 10,
                     public_addresses: 2,
                 },
+                zones: Vec::new(),
                 lifecycle: Default::default(),
                 deletion_protection: false,
             },

@@ -26,10 +26,11 @@ use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
 use pdc_api::conditions::{self, Cond, READY};
 use pdc_api::labels as l;
-use pdc_api::{Department, DepartmentStatus, Province};
+use pdc_api::{Department, DepartmentStatus, DepartmentSubnet, NetworkZone, Province, Site};
 use tracing::{info, instrument, warn};
 
 use crate::apply;
+use crate::ipam::{self, Ipam, attach};
 use crate::context::Context;
 use crate::error::{Error, Result};
 
@@ -74,7 +75,7 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
     let province = match the_province(&ctx.provinces) {
         Ok(p) => p,
         Err((reason, msg)) => {
-            set_status(dept, ctx, None, Cond::new(READY, false, reason, msg)).await?;
+            set_status(dept, ctx, None, None, Cond::new(READY, false, reason, msg)).await?;
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
     };
@@ -82,7 +83,7 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
     if !problems.is_empty() {
         let msg = problems.join("; ");
         publish(ctx, dept, EventType::Warning, "InvalidSpec", &msg).await;
-        set_status(dept, ctx, None, Cond::new(READY, false, "InvalidSpec", msg)).await?;
+        set_status(dept, ctx, None, None, Cond::new(READY, false, "InvalidSpec", msg)).await?;
         // Wait for a change to the Department or the Province.
         return Ok(Action::await_change());
     }
@@ -94,7 +95,7 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
     if !recorded && let Some(other) = foreign_owner(client, &ns).await? {
         let msg = format!("namespace {ns} already exists and is not this Department's ({other}); choose another name or remove that namespace");
         publish(ctx, dept, EventType::Warning, "NamespaceConflict", &msg).await;
-        set_status(dept, ctx, None, Cond::new(READY, false, "NamespaceConflict", msg)).await?;
+        set_status(dept, ctx, None, None, Cond::new(READY, false, "NamespaceConflict", msg)).await?;
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
     apply::apply(&Api::<Namespace>::all(client.clone()), &children.namespace).await?;
@@ -110,9 +111,68 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
         futures::future::try_join_all(children.policies.iter().map(|p| apply::apply(&np, p))),
     )?;
     let subdomain = dept.subdomain_in(&province.spec.domain);
-    let msg = format!("namespace {ns} with quota, limits, role bindings and network policies; records under {subdomain}");
-    set_status(dept, ctx, Some(subdomain), Cond::new(READY, true, "Provisioned", msg)).await?;
-    Ok(Action::requeue(Duration::from_secs(600)))
+
+    // Zones: subnets, attachments, reachability.
+    let mut net = if dept.spec.zones.is_empty() && dept.status.as_ref().is_none_or(|s| s.subnets.is_empty()) {
+        ipam::subnets::Outcome::default()
+    } else {
+        ctx.ipam.wait_synced().await;
+        ipam::subnets::ensure(client, &ctx.ipam, dept, &ctx.zones, &ctx.sites).await?
+    };
+    if let Some(note) = attach_zones(dept, ctx, &net.subnets).await? {
+        net.problems.push(note);
+    }
+    let cond = if net.problems.is_empty() {
+        let zones = if net.subnets.is_empty() { String::new() } else { format!(", subnets in {} zone(s)", dept.spec.zones.len()) };
+        Cond::new(READY, true, "Provisioned", format!("namespace {ns} with quota, limits, role bindings and network policies{zones}; records under {subdomain}"))
+    } else {
+        Cond::new(READY, false, "NetworkPending", net.problems.join("; "))
+    };
+    let ok = cond.ok;
+    set_status(dept, ctx, Some(subdomain), Some(net.subnets), cond).await?;
+    Ok(Action::requeue(Duration::from_secs(if ok { 600 } else { 30 })))
+}
+
+/// Apply each allowed zone's NetworkAttachmentDefinition and reachability policy;
+/// remove those of zones no longer allowed. Returns a note when Multus is not installed.
+async fn attach_zones(dept: &Department, ctx: &DepartmentContext, subnets: &[DepartmentSubnet]) -> Result<Option<String>> {
+    let client = &ctx.base.client;
+    let ns = dept.name_any();
+    let all = ctx.zones.state();
+    let np: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
+    let nads: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &attach::nad_resource());
+    let mut note = None;
+    for zname in &dept.spec.zones {
+        let Some(z) = all.iter().find(|z| z.name_any() == *zname) else { continue };
+        apply::apply(&np, &attach::policy(dept, z, &all)).await?;
+        let mine: Vec<String> =
+            subnets.iter().filter(|s| s.zone == *zname).flat_map(|s| [s.ipv4.clone(), s.ipv6.clone()]).flatten().collect();
+        match nads.patch(&attach::zone_object_name(zname), &apply::params(), &kube::api::Patch::Apply(&attach::nad(dept, z, &mine))).await {
+            Ok(_) => {}
+            Err(e) if ipam::is_not_found(&e) => {
+                note = Some("Multus is not installed (no NetworkAttachmentDefinition kind): zone attachments were not created".to_string());
+            }
+            Err(source) => return Err(Error::Apply { what: format!("NetworkAttachmentDefinition {}", attach::zone_object_name(zname)), source }),
+        }
+    }
+    // Zones dropped from spec.zones.
+    let dropped: Vec<String> = dept
+        .status
+        .iter()
+        .flat_map(|s| s.subnets.iter().map(|x| x.zone.clone()))
+        .filter(|z| !dept.spec.zones.contains(z))
+        .collect();
+    for z in dropped {
+        let name = attach::zone_object_name(&z);
+        for r in [np.delete(&name, &DeleteParams::default()).await.map(|_| ()), nads.delete(&name, &DeleteParams::default()).await.map(|_| ())] {
+            if let Err(e) = r
+                && !ipam::is_not_found(&e)
+            {
+                return Err(Error::Delete { what: format!("{name} in {ns}"), source: e });
+            }
+        }
+    }
+    Ok(note)
 }
 
 /// The owner of an existing namespace `ns` when it is not a pdc Department of that name.
@@ -132,7 +192,7 @@ async fn cleanup_department(dept: &Department, ctx: &DepartmentContext) -> Resul
     let ns = dept.name_any();
     if dept.spec.deletion_protection {
         let msg = format!("Department {ns} has deletionProtection: true; set it to false to let the deletion finish");
-        set_status(dept, ctx, None, Cond::new(READY, false, "DeletionBlocked", msg.clone())).await?;
+        set_status(dept, ctx, None, None, Cond::new(READY, false, "DeletionBlocked", msg.clone())).await?;
         return Err(Error::DeletionBlocked(msg));
     }
     let held = pdc_resources_in(&ctx.base.client, &ns).await?;
@@ -142,7 +202,7 @@ async fn cleanup_department(dept: &Department, ctx: &DepartmentContext) -> Resul
             held.join(", ")
         );
         publish(ctx, dept, EventType::Warning, "DeletionBlocked", &msg).await;
-        set_status(dept, ctx, None, Cond::new(READY, false, "DeletionBlocked", msg.clone())).await?;
+        set_status(dept, ctx, None, None, Cond::new(READY, false, "DeletionBlocked", msg.clone())).await?;
         return Err(Error::DeletionBlocked(msg));
     }
     let api: Api<Namespace> = Api::all(ctx.base.client.clone());
@@ -151,6 +211,8 @@ async fn cleanup_department(dept: &Department, ctx: &DepartmentContext) -> Resul
         Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(source) => return Err(Error::Delete { what: format!("namespace {ns}"), source }),
     }
+    // Nothing in the namespace holds an address any more: give the subnets back.
+    ipam::subnets::release_all(&ctx.base.client, &ctx.ipam, &ns).await?;
     Ok(Action::await_change())
 }
 
@@ -176,7 +238,13 @@ async fn pdc_resources_in(client: &kube::Client, ns: &str) -> Result<Vec<String>
     Ok(held)
 }
 
-async fn set_status(dept: &Department, ctx: &DepartmentContext, subdomain: Option<String>, cond: Cond) -> Result<()> {
+async fn set_status(
+    dept: &Department,
+    ctx: &DepartmentContext,
+    subdomain: Option<String>,
+    subnets: Option<Vec<DepartmentSubnet>>,
+    cond: Cond,
+) -> Result<()> {
     let old = dept.status.clone().unwrap_or_default();
     let ready = cond.ok;
     let new = DepartmentStatus {
@@ -184,6 +252,7 @@ async fn set_status(dept: &Department, ctx: &DepartmentContext, subdomain: Optio
         conditions: conditions::merge(&old.conditions, &[cond], dept.metadata.generation, Timestamp::now()),
         namespace: if ready { Some(dept.name_any()) } else { old.namespace.clone() },
         subdomain: subdomain.or(old.subdomain.clone()),
+        subnets: subnets.unwrap_or_else(|| old.subnets.clone()),
     };
     if new == old {
         return Ok(());
@@ -216,16 +285,19 @@ fn error_policy(dept: Arc<Department>, err: &Error, ctx: Arc<DepartmentContext>)
 pub struct DepartmentContext {
     pub base: Arc<Context>,
     pub provinces: Store<Province>,
+    pub ipam: Arc<Ipam>,
+    pub zones: Store<NetworkZone>,
+    pub sites: Store<Site>,
 }
 
-/// What in a Department calls for work: its spec (generation), its finalizers and
+/// What in an object calls for work: its spec (generation), its finalizers and
 /// whether it is being deleted. Status writes, including the operator's own, do not.
-fn needs_work(d: &Department) -> Option<u64> {
+pub fn spec_or_lifecycle<K: Resource>(d: &K) -> Option<u64> {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    d.metadata.generation.hash(&mut h);
-    d.finalizers().hash(&mut h);
-    d.metadata.deletion_timestamp.is_some().hash(&mut h);
+    d.meta().generation.hash(&mut h);
+    d.meta().finalizers.hash(&mut h);
+    d.meta().deletion_timestamp.is_some().hash(&mut h);
     Some(h.finish())
 }
 
@@ -238,7 +310,7 @@ pub fn controller(client: kube::Client, concurrency: u16) -> Controller<Departme
         .default_backoff()
         .reflect(writer)
         .applied_objects()
-        .predicate_filter(needs_work, Default::default());
+        .predicate_filter(spec_or_lifecycle, Default::default());
     // A burst of events (seven children created by one apply) becomes one reconcile.
     let config = kube::runtime::controller::Config::default().debounce(Duration::from_millis(200)).concurrency(concurrency);
     Controller::for_stream(stream, reader).with_config(config)
@@ -271,10 +343,18 @@ pub fn edited_by_others(meta: &kube::api::ObjectMeta) -> bool {
 }
 
 /// Run the Department controller.
-pub async fn run(base: Arc<Context>, provinces: Store<Province>, controller: Controller<Department>) {
+pub async fn run(
+    base: Arc<Context>,
+    provinces: Store<Province>,
+    ipam: Arc<Ipam>,
+    zones: Store<NetworkZone>,
+    sites: Store<Site>,
+    controller: Controller<Department>,
+) {
     let client = base.client.clone();
     let store = controller.store();
-    let ctx = Arc::new(DepartmentContext { base, provinces });
+    let by_zone = store.clone();
+    let ctx = Arc::new(DepartmentContext { base, provinces, ipam, zones, sites });
     controller
         .owns_stream(owned_changes(Api::<Namespace>::all(client.clone())))
         .owns_stream(owned_changes(Api::<ResourceQuota>::all(client.clone())))
@@ -282,9 +362,20 @@ pub async fn run(base: Arc<Context>, provinces: Store<Province>, controller: Con
         .owns_stream(owned_changes(Api::<NetworkPolicy>::all(client.clone())))
         .owns_stream(owned_changes(Api::<LimitRange>::all(client.clone())))
         // Any Province change (domain, tiers, overhead) can change every Department.
-        .watches(Api::<Province>::all(client), watcher::Config::default(), move |_| {
+        .watches(Api::<Province>::all(client.clone()), watcher::Config::default(), move |_| {
             store.state().into_iter().map(|d| ObjectRef::from_obj(&*d)).collect::<Vec<_>>()
         })
+        // A zone's spec change (prefixes, reachability) concerns the Departments using it.
+        .watches_stream(
+            watcher(Api::<NetworkZone>::all(client.clone()), watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .predicate_filter(kube::runtime::predicates::generation, Default::default()),
+            move |z| {
+                let zone = z.name_any();
+                by_zone.state().into_iter().filter(|d| d.spec.zones.contains(&zone)).map(|d| ObjectRef::from_obj(&*d)).collect::<Vec<_>>()
+            },
+        )
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;

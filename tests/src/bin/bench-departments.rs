@@ -62,6 +62,7 @@ fn spec(i: usize) -> DepartmentSpec {
             vms: 8,
             public_addresses: 1,
         },
+        zones: Vec::new(),
         lifecycle: Default::default(),
         deletion_protection: false,
     }

@@ -52,6 +52,11 @@ impl HostPool {
         Ok(HostPool { v4, v6, reserved: reserved.max(1), held_v4: IntervalSet::new(), held_v6: IntervalSet::new() })
     }
 
+    /// A pool with no subnets yet: holds can be recorded before the subnets are known.
+    pub fn empty() -> HostPool {
+        HostPool { v4: None, v6: None, reserved: 1, held_v4: IntervalSet::new(), held_v6: IntervalSet::new() }
+    }
+
     /// Host numbers a family can hand out, inclusive.
     pub fn range(&self, family: Family) -> Option<(u128, u128)> {
         let lo = self.reserved + 1;

@@ -1,0 +1,491 @@
+//! The AddressClaim controller: one address pair (or one address) per claim, each
+//! address held by an AddressAllocation named after it. A claim is bound exactly
+//! once: allocations carry the claim's UID, so after a crash the operator adopts
+//! what it created instead of allocating again; a dual-stack pair is both or
+//! neither (a half-made pair is rolled back).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::runtime::controller::Action;
+use kube::runtime::finalizer::{Event as Finalizer, finalizer};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use pdc_api::conditions::{self, Cond, READY};
+use pdc_api::labels as l;
+use pdc_api::{
+    AddressAllocation, AddressAllocationSpec, AddressClaim, AddressClaimStatus, ClaimRef, ClaimedAddress, Department, IpFamilies,
+    NetworkZone, Site, SiteRole,
+};
+use pdc_core::ipam::{Addr, Family, HostPool, IpamError, Prefix, Want};
+use tracing::{info, warn};
+
+use super::{Ipam, PoolKey, is_conflict, is_not_found, zone};
+use crate::context::Context;
+use crate::error::{Error, Result};
+
+const CONTROLLER: &str = "addressclaim";
+const ATTEMPTS: usize = 32;
+
+pub struct ClaimContext {
+    pub base: Arc<Context>,
+    pub ipam: Arc<Ipam>,
+    pub departments: Store<Department>,
+    pub zones: Store<NetworkZone>,
+    pub sites: Store<Site>,
+}
+
+/// Why a claim cannot be bound now, with the reason for its condition and when to look again.
+struct NotBound {
+    reason: &'static str,
+    message: String,
+    retry: Option<Duration>,
+}
+
+fn not_bound(reason: &'static str, message: String, retry: Option<Duration>) -> NotBound {
+    NotBound { reason, message, retry }
+}
+
+fn want_of(f: IpFamilies) -> Want {
+    match f {
+        IpFamilies::DualStack => Want::DualStack,
+        IpFamilies::IPv4 => Want::V4Only,
+        IpFamilies::IPv6 => Want::V6Only,
+    }
+}
+
+/// The Site a claim is for: its own, or the Primary.
+pub fn site_of(claim: &AddressClaim, sites: &Store<Site>) -> Option<String> {
+    if let Some(s) = &claim.spec.site {
+        return Some(s.clone());
+    }
+    let mut primaries: Vec<String> = sites.state().iter().filter(|s| s.spec.role == SiteRole::Primary).map(|s| s.name_any()).collect();
+    primaries.sort();
+    primaries.into_iter().next()
+}
+
+async fn reconcile(claim: Arc<AddressClaim>, ctx: Arc<ClaimContext>) -> Result<Action> {
+    let timer = ctx.base.metrics.reconcile_started(CONTROLLER);
+    let ns = claim.namespace().unwrap_or_default();
+    let api: Api<AddressClaim> = Api::namespaced(ctx.base.client.clone(), &ns);
+    ctx.ipam.wait_synced().await;
+    let res = finalizer(&api, l::CLAIM_FINALIZER, claim, |ev| async {
+        match ev {
+            Finalizer::Apply(c) => bind(&c, &ctx).await,
+            Finalizer::Cleanup(c) => release(&c, &ctx).await,
+        }
+    })
+    .await
+    .map_err(|e| Error::Finalizer(Box::new(e)));
+    timer.finish(res.is_ok());
+    res
+}
+
+async fn bind(claim: &AddressClaim, ctx: &ClaimContext) -> Result<Action> {
+    match try_bind(claim, ctx).await? {
+        Ok(status) => {
+            write_status(claim, ctx, status).await?;
+            Ok(Action::await_change())
+        }
+        Err(nb) => {
+            let mut status = claim.status.clone().unwrap_or_default();
+            status.conditions = conditions::merge(
+                &status.conditions,
+                &[Cond::new(READY, false, nb.reason, nb.message)],
+                claim.metadata.generation,
+                Timestamp::now(),
+            );
+            status.observed_generation = claim.metadata.generation;
+            write_status(claim, ctx, status).await?;
+            Ok(nb.retry.map_or_else(Action::await_change, Action::requeue))
+        }
+    }
+}
+
+async fn try_bind(claim: &AddressClaim, ctx: &ClaimContext) -> Result<std::result::Result<AddressClaimStatus, NotBound>> {
+    let ns = claim.namespace().unwrap_or_default();
+    let uid = claim.uid().unwrap_or_default();
+    let Some(dept) = ctx.departments.get(&ObjectRef::new(&ns)) else {
+        return Ok(Err(not_bound(
+            "NoDepartment",
+            format!("namespace {ns} is not a Department's namespace; AddressClaims live in a department namespace"),
+            Some(Duration::from_secs(30)),
+        )));
+    };
+    let zname = &claim.spec.zone;
+    if !dept.spec.zones.contains(zname) {
+        let allowed = if dept.spec.zones.is_empty() { "none".to_string() } else { dept.spec.zones.join(", ") };
+        return Ok(Err(not_bound(
+            "ZoneNotAllowed",
+            format!("Department {ns} may not use zone {zname} (allowed: {allowed}); ask the province's engineers to add it to the Department's spec.zones"),
+            Some(Duration::from_secs(30)),
+        )));
+    }
+    let Some(z) = ctx.zones.get(&ObjectRef::new(zname)) else {
+        return Ok(Err(not_bound("UnknownZone", format!("zone {zname} does not exist"), Some(Duration::from_secs(30)))));
+    };
+    let Some(site) = site_of(claim, &ctx.sites) else {
+        return Ok(Err(not_bound("NoSite", "no Site has role Primary; give spec.site".into(), Some(Duration::from_secs(30)))));
+    };
+    if !z.spec.sites.iter().any(|s| s.site == site) {
+        return Ok(Err(not_bound("ZoneNotAtSite", format!("zone {zname} has no prefixes at site {site}"), None)));
+    }
+    let want = want_of(claim.spec.families);
+    let key = PoolKey { department: ns.clone(), zone: zname.clone(), site: site.clone() };
+    let v4 = ctx.ipam.ledger.subnet_of(&key, Family::V4);
+    let v6 = ctx.ipam.ledger.subnet_of(&key, Family::V6);
+    for f in want.families() {
+        let have = if *f == Family::V4 { v4 } else { v6 };
+        if have.is_none() {
+            let offered = zone::prefix_at(&z, &site, *f).is_some();
+            let msg = if offered {
+                format!("the department's {f} subnet in zone {zname} at site {site} is not allocated yet (see the Department's status)")
+            } else {
+                format!("zone {zname} has no {f} prefix at site {site}; ask for families: {}", if *f == Family::V4 { "IPv6" } else { "IPv4" })
+            };
+            return Ok(Err(not_bound("SubnetPending", msg, Some(Duration::from_secs(if offered { 2 } else { 60 })))));
+        }
+    }
+    let reserved = u128::try_from(z.spec.reserved_hosts.max(1)).unwrap_or(1);
+    let template = HostPool::new(v4, v6, reserved).map_err(|e| Error::Invalid(e.to_string()))?;
+
+    // A specific address: its host number, and the pair's consistency.
+    let mut specific: Option<u128> = None;
+    for (text, fam) in [(&claim.spec.ipv4_address, Family::V4), (&claim.spec.ipv6_address, Family::V6)] {
+        let Some(text) = text else { continue };
+        let h = match Addr::parse(text).and_then(|a| template.host_of(&a)) {
+            Ok(h) => h,
+            Err(e) => return Ok(Err(not_bound("InvalidAddress", e.to_string(), None))),
+        };
+        if let Some(prev) = specific
+            && prev != h
+        {
+            let partner = template.address(fam, prev).map_or_else(String::new, |a| a.to_string());
+            return Ok(Err(not_bound(
+                "InvalidAddress",
+                format!("{text} is not the partner of the IPv4 address asked for; under the pairing rule its partner is {partner}"),
+                None,
+            )));
+        }
+        specific = Some(h);
+    }
+
+    let hostname = claim.spec.hostname.as_ref().map(|h| format!("{h}.{}", dept.status.as_ref().and_then(|s| s.subdomain.clone()).unwrap_or_default()));
+    let api: Api<AddressAllocation> = Api::all(ctx.base.client.clone());
+    for _ in 0..ATTEMPTS {
+        // What this claim already holds (a crash may have left half a pair).
+        let held = ctx.ipam.ledger.claim_addresses(&uid);
+        let host = held.first().map(|(_, _, h)| *h);
+        let consistent = held.iter().all(|(_, f, h)| Some(*h) == host && want.families().contains(f));
+        if !consistent || (specific.is_some() && host.is_some() && host != specific) {
+            // Not what the claim asks for: release and start again.
+            for (name, _, _) in &held {
+                delete_allocation(&api, &ctx.ipam, name).await?;
+            }
+            continue;
+        }
+        let missing: Vec<Family> = want.families().iter().copied().filter(|f| !held.iter().any(|(_, g, _)| g == f)).collect();
+        if missing.is_empty()
+            && let Some(h) = host
+        {
+            return Ok(Ok(status_for(claim, &template, want, h, &site)));
+        }
+        let missing_want = match missing.as_slice() {
+            [Family::V4] => Want::V4Only,
+            [Family::V6] => Want::V6Only,
+            _ => Want::DualStack,
+        };
+        let h = match ctx.ipam.ledger.reserve_host(&key, &template, missing_want, host.or(specific)) {
+            Ok(h) => h,
+            Err(IpamError::Taken(_)) if host.is_some() && specific.is_none() => {
+                // The other half of our pair is someone else's now: drop ours, choose again.
+                for (name, _, _) in &held {
+                    delete_allocation(&api, &ctx.ipam, name).await?;
+                }
+                continue;
+            }
+            Err(IpamError::Taken(_)) => {
+                let h = specific.or(host).unwrap_or_default();
+                let holder = missing
+                    .iter()
+                    .find_map(|f| ctx.ipam.ledger.holder(&key, *f, h))
+                    .unwrap_or_else(|| "another claim".to_string());
+                let addrs: Vec<String> = missing.iter().filter_map(|f| template.address(*f, h)).map(|a| a.to_string()).collect();
+                return Ok(Err(not_bound(
+                    "AddressTaken",
+                    format!("{} is already allocated (to claim UID {holder}); ask for another address or none", addrs.join(" / ")),
+                    Some(Duration::from_secs(30)),
+                )));
+            }
+            Err(e @ IpamError::Exhausted(_)) => {
+                return Ok(Err(not_bound("PoolExhausted", format!("{e}; release unused claims or ask for a larger zone"), Some(Duration::from_secs(60)))));
+            }
+            Err(e) => return Ok(Err(not_bound("InvalidAddress", e.to_string(), None))),
+        };
+        let mut created: Vec<String> = Vec::new();
+        let mut conflict = false;
+        for f in &missing {
+            let (Some(addr), Some(subnet)) = (template.address(*f, h), if *f == Family::V4 { v4 } else { v6 }) else { continue };
+            let obj = allocation(claim, &key, addr, &subnet, hostname.clone());
+            let name = addr.object_name();
+            match api.create(&PostParams::default(), &obj).await {
+                Ok(_) => {
+                    ctx.ipam.ledger.address_created(&name, &key, *f, h, &uid);
+                    created.push(name);
+                }
+                Err(e) if is_conflict(&e) => {
+                    match api.get_opt(&name).await {
+                        Ok(Some(a)) if a.spec.claim.uid == uid => {
+                            ctx.ipam.ledger.address_seen(&a);
+                            created.push(name);
+                        }
+                        Ok(Some(a)) => {
+                            ctx.ipam.ledger.address_seen(&a);
+                            conflict = true;
+                            break;
+                        }
+                        // Gone again meanwhile: try once more from the top.
+                        Ok(None) => {
+                            conflict = true;
+                            break;
+                        }
+                        Err(source) => {
+                            rollback(&api, &ctx.ipam, &key, &missing, h, &created).await;
+                            return Err(Error::Read { what: format!("AddressAllocation {name}"), source });
+                        }
+                    }
+                }
+                Err(source) => {
+                    rollback(&api, &ctx.ipam, &key, &missing, h, &created).await;
+                    return Err(Error::Create { what: format!("AddressAllocation {name}"), source });
+                }
+            }
+        }
+        if conflict {
+            // Half a pair is no pair: undo this attempt's creations and try the next host.
+            rollback(&api, &ctx.ipam, &key, &missing, h, &created).await;
+            if specific.is_some() {
+                let addrs: Vec<String> = missing.iter().filter_map(|f| template.address(*f, h)).map(|a| a.to_string()).collect();
+                return Ok(Err(not_bound(
+                    "AddressTaken",
+                    format!("{} is already allocated to another claim; ask for another address or none", addrs.join(" / ")),
+                    Some(Duration::from_secs(30)),
+                )));
+            }
+            continue;
+        }
+        return Ok(Ok(status_for(claim, &template, want, h, &site)));
+    }
+    Ok(Err(not_bound(
+        "Contended",
+        format!("no address could be allocated after {ATTEMPTS} attempts; other writers keep taking the proposed addresses"),
+        Some(Duration::from_secs(1)),
+    )))
+}
+
+/// Undo one attempt: delete what it created, and free its reservations in the ledger.
+async fn rollback(api: &Api<AddressAllocation>, ipam: &Ipam, key: &PoolKey, reserved: &[Family], h: u128, created: &[String]) {
+    for name in created {
+        if let Err(e) = delete_allocation(api, ipam, name).await {
+            warn!(allocation = %name, error = %e, "rolling back an allocation failed; the orphan sweep will remove it");
+        }
+    }
+    for f in reserved {
+        ipam.ledger.release_host(key, *f, h);
+    }
+}
+
+async fn delete_allocation(api: &Api<AddressAllocation>, ipam: &Ipam, name: &str) -> Result<()> {
+    match api.delete(name, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(source) => return Err(Error::Delete { what: format!("AddressAllocation {name}"), source }),
+    }
+    ipam.ledger.address_gone(name);
+    Ok(())
+}
+
+fn allocation(claim: &AddressClaim, key: &PoolKey, addr: Addr, subnet: &Prefix, hostname: Option<String>) -> AddressAllocation {
+    let family = match addr.family {
+        Family::V4 => "ipv4",
+        Family::V6 => "ipv6",
+    };
+    let uid = claim.uid().unwrap_or_default();
+    AddressAllocation {
+        metadata: ObjectMeta {
+            name: Some(addr.object_name()),
+            labels: Some(BTreeMap::from([
+                (l::MANAGED_BY.to_string(), l::MANAGED_BY_VALUE.to_string()),
+                (l::DEPARTMENT.to_string(), key.department.clone()),
+                (l::ZONE.to_string(), key.zone.clone()),
+                (l::SITE.to_string(), key.site.clone()),
+                (l::FAMILY.to_string(), family.to_string()),
+                (l::CLAIM_UID.to_string(), uid.clone()),
+            ])),
+            ..Default::default()
+        },
+        spec: AddressAllocationSpec {
+            address: addr.to_string(),
+            subnet: subnet.to_string(),
+            zone: key.zone.clone(),
+            site: key.site.clone(),
+            department: key.department.clone(),
+            claim: ClaimRef { namespace: claim.namespace().unwrap_or_default(), name: claim.name_any(), uid },
+            hostname: hostname.filter(|h| !h.ends_with('.')),
+        },
+    }
+}
+
+fn status_for(claim: &AddressClaim, pool: &HostPool, want: Want, h: u128, site: &str) -> AddressClaimStatus {
+    let claimed = |f: Family| -> Option<ClaimedAddress> {
+        if !want.families().contains(&f) {
+            return None;
+        }
+        let subnet = if f == Family::V4 { pool.v4? } else { pool.v6? };
+        Some(ClaimedAddress {
+            address: pool.address(f, h)?.to_string(),
+            prefix_length: i32::from(subnet.len),
+            gateway: pool.gateway(f)?.to_string(),
+            subnet: subnet.to_string(),
+        })
+    };
+    let (ipv4, ipv6) = (claimed(Family::V4), claimed(Family::V6));
+    let shown: Vec<String> = [&ipv4, &ipv6].into_iter().flatten().map(|c| c.address.clone()).collect();
+    let old = claim.status.clone().unwrap_or_default();
+    AddressClaimStatus {
+        observed_generation: claim.metadata.generation,
+        conditions: conditions::merge(
+            &old.conditions,
+            &[Cond::new(READY, true, "Bound", format!("allocated {}", shown.join(" and ")))],
+            claim.metadata.generation,
+            Timestamp::now(),
+        ),
+        site: Some(site.to_string()),
+        ipv4,
+        ipv6,
+    }
+}
+
+async fn write_status(claim: &AddressClaim, ctx: &ClaimContext, status: AddressClaimStatus) -> Result<()> {
+    if claim.status.as_ref() == Some(&status) {
+        return Ok(());
+    }
+    let api: Api<AddressClaim> = Api::namespaced(ctx.base.client.clone(), &claim.namespace().unwrap_or_default());
+    crate::apply::patch_status(&api, &claim.name_any(), &status).await
+}
+
+async fn release(claim: &AddressClaim, ctx: &ClaimContext) -> Result<Action> {
+    let uid = claim.uid().unwrap_or_default();
+    let api: Api<AddressAllocation> = Api::all(ctx.base.client.clone());
+    // The ledger knows them; the API list also finds any it has not seen yet.
+    let mut names: Vec<String> = ctx.ipam.ledger.claim_addresses(&uid).into_iter().map(|(n, _, _)| n).collect();
+    let listed = api
+        .list_metadata(&ListParams::default().labels(&format!("{}={uid}", l::CLAIM_UID)))
+        .await
+        .map_err(|source| Error::Read { what: format!("AddressAllocations of claim {}", claim.name_any()), source })?;
+    names.extend(listed.items.iter().map(|a| a.name_any()));
+    names.sort();
+    names.dedup();
+    for n in &names {
+        delete_allocation(&api, &ctx.ipam, n).await?;
+    }
+    if !names.is_empty() {
+        info!(claim = %claim.name_any(), namespace = ?claim.namespace(), addresses = ?names, "addresses released");
+    }
+    Ok(Action::await_change())
+}
+
+/// Delete AddressAllocations whose claim no longer exists (a claim removed without
+/// its finalizer running). Returns how many were removed.
+pub async fn sweep_orphans(client: &Client, ipam: &Ipam, known: &Store<AddressClaim>) -> Result<usize> {
+    let api: Api<AddressAllocation> = Api::all(client.clone());
+    let all = api.list(&ListParams::default()).await.map_err(|source| Error::Read { what: "AddressAllocations".into(), source })?;
+    let mut removed = 0;
+    for a in all.items {
+        let cached = known.get(&ObjectRef::new(&a.spec.claim.name).within(&a.spec.claim.namespace));
+        if cached.and_then(|c| c.uid()).as_deref() == Some(a.spec.claim.uid.as_str()) {
+            continue;
+        }
+        // Not in the cache: ask the API server before removing anything.
+        let claims: Api<AddressClaim> = Api::namespaced(client.clone(), &a.spec.claim.namespace);
+        let owner = claims
+            .get_opt(&a.spec.claim.name)
+            .await
+            .map_err(|source| Error::Read { what: format!("AddressClaim {}/{}", a.spec.claim.namespace, a.spec.claim.name), source })?;
+        if owner.as_ref().and_then(|c| c.uid()) != Some(a.spec.claim.uid.clone()) {
+            warn!(allocation = %a.name_any(), claim = %a.spec.claim.name, namespace = %a.spec.claim.namespace, "removing an allocation whose claim is gone");
+            delete_allocation(&api, ipam, &a.name_any()).await?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
+fn ready(c: &AddressClaim) -> bool {
+    c.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY))
+}
+
+fn error_policy(claim: Arc<AddressClaim>, err: &Error, ctx: Arc<ClaimContext>) -> Action {
+    ctx.base.metrics.reconcile_failed(CONTROLLER, err.kind());
+    warn!(claim = %claim.name_any(), namespace = ?claim.namespace(), error = %err, "claim reconcile failed");
+    Action::requeue(Duration::from_secs(2))
+}
+
+/// The AddressClaim controller: triggered by spec, finalizer and deletion changes.
+pub fn controller(client: Client, concurrency: u16) -> Controller<AddressClaim> {
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = watcher(Api::<AddressClaim>::all(client), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(crate::department::spec_or_lifecycle, Default::default());
+    Controller::for_stream(stream, reader).with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+}
+
+/// Run the AddressClaim controller, and the orphan sweep every five minutes. A
+/// released address wakes the claims of its department that are still waiting.
+pub async fn run(ctx: Arc<ClaimContext>, controller: Controller<AddressClaim>) {
+    let waiting = controller.store();
+    let released = watcher(Api::<AddressAllocation>::all(ctx.base.client.clone()), watcher::Config::default())
+        .default_backoff()
+        .filter_map(|ev| {
+            futures::future::ready(match ev {
+                Ok(watcher::Event::Delete(a)) => Some(Ok(a)),
+                Ok(_) => None,
+                Err(e) => Some(Err(e)),
+            })
+        });
+    let controller = controller.watches_stream(released, move |a: AddressAllocation| {
+        waiting
+            .state()
+            .into_iter()
+            .filter(|c| c.namespace().as_deref() == Some(a.spec.department.as_str()) && c.spec.zone == a.spec.zone && !ready(c))
+            .map(|c| ObjectRef::from_obj(&*c))
+            .collect::<Vec<_>>()
+    });
+    let sweeper = {
+        let ctx = ctx.clone();
+        let known = controller.store();
+        async move {
+            ctx.ipam.wait_synced().await;
+            if known.wait_until_ready().await.is_err() {
+                return;
+            }
+            loop {
+                match sweep_orphans(&ctx.base.client, &ctx.ipam, &known).await {
+                    Ok(0) => {}
+                    Ok(n) => info!(removed = n, "orphaned address allocations removed"),
+                    Err(e) => warn!(error = %e, "orphan sweep failed"),
+                }
+                tokio::time::sleep(Duration::from_secs(300)).await;
+            }
+        }
+    };
+    let controller = controller.run(reconcile, error_policy, ctx).for_each(|_| futures::future::ready(()));
+    tokio::join!(sweeper, controller);
+}

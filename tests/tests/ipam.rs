@@ -1,0 +1,358 @@
+//! The address plan against a real kube-apiserver: zones checked at the API and by
+//! the operator, department subnets per zone and site, dual-stack claims, conflicts,
+//! exhaustion and release.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use k8s_openapi::api::networking::v1::NetworkPolicy;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::core::DynamicObject;
+use kube::{Api, Client, ResourceExt};
+use pdc_api::conditions::{self, READY};
+use pdc_api::{AddressAllocation, AddressClaim, Department, NetworkZone, SubnetAllocation};
+use pdc_tests::cluster::{TestEnv, apply_yaml, shared_env, unique, wait_for};
+
+const TIMEOUT: Duration = Duration::from_secs(30);
+
+async fn env() -> (&'static TestEnv, Client) {
+    let env = shared_env(true).unwrap_or_else(|e| panic!("test environment: {e}"));
+    let client = env.client().await.unwrap();
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/samples");
+    apply_yaml(&client, &std::fs::read_to_string(format!("{dir}/province.yaml")).unwrap(), None).await.unwrap();
+    // The sample sites; their blocks are 10.15.0.0/16 and 10.45.0.0/16.
+    let sites: String = std::fs::read_to_string(format!("{dir}/network.yaml"))
+        .unwrap()
+        .split("\n---\n")
+        .filter(|d| d.contains("kind: Site"))
+        .collect::<Vec<_>>()
+        .join("\n---\n");
+    apply_yaml(&client, &sites, None).await.unwrap();
+    (env, client)
+}
+
+/// A /20 of each site's block (and a /48 of each IPv6 block) that no other test uses.
+fn block() -> (String, String, String, String) {
+    static N: AtomicU32 = AtomicU32::new(8);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    (format!("10.15.{}.0/20", n * 16), format!("2001:db8:15{n:02x}::/48"), format!("10.45.{}.0/20", n * 16), format!("2001:db8:45{n:02x}::/48"))
+}
+
+async fn zone(client: &Client, name: &str, v4_len: i32, extra: serde_json::Value) -> NetworkZone {
+    let (a4, a6, b4, b6) = block();
+    let mut spec = serde_json::json!({
+        "vlan": 200,
+        "sites": [{"site": "daklak", "ipv4": a4, "ipv6": a6}, {"site": "phuyen", "ipv4": b4, "ipv6": b6}],
+        "subnetSizes": {"ipv4": v4_len, "ipv6": 64},
+        "reachability": [{"fromZones": [name], "ports": [{"protocol": "TCP", "port": 443}]}]
+    });
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    let z: NetworkZone = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "NetworkZone", "metadata": {"name": name}, "spec": spec
+    }))
+    .unwrap();
+    Api::<NetworkZone>::all(client.clone()).create(&PostParams::default(), &z).await.unwrap()
+}
+
+async fn department(client: &Client, name: &str, zones: &[&str]) -> Department {
+    let d: Department = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "Department", "metadata": {"name": name},
+        "spec": {"displayName": "Sở Thử nghiệm", "code": "H15.99", "zones": zones,
+                 "quota": {"vcpu": 8, "memory": "16Gi", "vms": 4}}
+    }))
+    .unwrap();
+    Api::<Department>::all(client.clone()).create(&PostParams::default(), &d).await.unwrap();
+    let api: Api<Department> = Api::all(client.clone());
+    wait_for(&api, name, TIMEOUT, "Ready with subnets", |d| {
+        d.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY) && !s.subnets.is_empty())
+    })
+    .await
+    .unwrap()
+}
+
+fn claim(name: &str, zone: &str, extra: serde_json::Value) -> AddressClaim {
+    let mut spec = serde_json::json!({"zone": zone});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        for (k, v) in e {
+            s.insert(k.clone(), v.clone());
+        }
+    }
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "AddressClaim", "metadata": {"name": name}, "spec": spec
+    }))
+    .unwrap()
+}
+
+fn ready(c: &AddressClaim) -> bool {
+    c.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY))
+}
+
+/// The Ready condition's reason and message, once it is False with a reason.
+async fn failure(api: &Api<AddressClaim>, name: &str) -> (String, String) {
+    let c = wait_for(api, name, TIMEOUT, "Ready=False", |c| {
+        c.status.as_ref().is_some_and(|s| s.conditions.iter().any(|x| x.type_ == READY && x.status == "False"))
+    })
+    .await
+    .unwrap();
+    let cond = c.status.unwrap().conditions.into_iter().find(|x| x.type_ == READY).unwrap();
+    (cond.reason, cond.message)
+}
+
+fn rejected<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> String {
+    match r {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{}", s.message);
+            s.message
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn zone_prefixes_are_checked_at_the_api() {
+    let (_, client) = env().await;
+    let api: Api<NetworkZone> = Api::all(client.clone());
+    let make = |sites: serde_json::Value, sizes: serde_json::Value| -> NetworkZone {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "pdc.io/v1alpha1", "kind": "NetworkZone", "metadata": {"name": unique("bad")},
+            "spec": {"vlan": 10, "sites": sites, "subnetSizes": sizes}
+        }))
+        .unwrap()
+    };
+    let sizes = serde_json::json!({"ipv4": 26, "ipv6": 64});
+    let m = rejected(api.create(&PostParams::default(), &make(serde_json::json!([{"site": "daklak", "ipv4": "10.15.1.5/20"}]), sizes.clone())).await);
+    assert!(m.contains("host bits zero"), "{m}");
+    let m = rejected(api.create(&PostParams::default(), &make(serde_json::json!([{"site": "daklak", "ipv4": "2001:db8::/48"}]), sizes.clone())).await);
+    assert!(m.contains("IPv4 prefix"), "{m}");
+    let m = rejected(api.create(&PostParams::default(), &make(serde_json::json!([{"site": "daklak", "ipv4": "10.15.0.0/300"}]), sizes.clone())).await);
+    assert!(m.contains("CIDR"), "{m}");
+    let m = rejected(api.create(&PostParams::default(), &make(serde_json::json!([{"site": "daklak", "ipv4": "10.15.0.0/28"}]), sizes.clone())).await);
+    assert!(m.contains("at least as large as spec.subnetSizes.ipv4"), "{m}");
+
+    // Sizes and prefixes are fixed once set; adding a family is allowed.
+    let name = unique("fixed");
+    let z = zone(&client, &name, 26, serde_json::json!({"sites": [{"site": "daklak", "ipv4": "10.15.240.0/20"}]})).await;
+    assert_eq!(z.spec.sites.len(), 1);
+    let m = rejected(api.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"subnetSizes": {"ipv4": 27, "ipv6": 64}}}))).await);
+    assert!(m.contains("subnetSizes cannot change"), "{m}");
+    let m = rejected(
+        api.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"sites": [{"site": "daklak", "ipv4": "10.15.224.0/20"}]}})))
+            .await,
+    );
+    assert!(m.contains("cannot be changed or removed"), "{m}");
+    api.patch(
+        &name,
+        &PatchParams::default(),
+        &Patch::Merge(serde_json::json!({"spec": {"sites": [{"site": "daklak", "ipv4": "10.15.240.0/20", "ipv6": "2001:db8:15ff::/48"}]}})),
+    )
+    .await
+    .unwrap();
+    api.delete(&z.name_any(), &DeleteParams::default()).await.unwrap();
+}
+
+#[tokio::test]
+async fn an_overlapping_zone_is_not_ready_and_names_the_other_zone() {
+    let (_, client) = env().await;
+    let first = unique("first");
+    let z = zone(&client, &first, 26, serde_json::json!({})).await;
+    let v4 = z.spec.sites[0].ipv4.clone().unwrap();
+    let second = unique("second");
+    // A /22 inside the first zone's /20.
+    let inner = v4.replace("/20", "/22");
+    zone(&client, &second, 26, serde_json::json!({"sites": [{"site": "daklak", "ipv4": inner}]})).await;
+    let api: Api<NetworkZone> = Api::all(client.clone());
+    let z2 = wait_for(&api, &second, TIMEOUT, "Ready=False", |z| {
+        z.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.type_ == READY && c.status == "False"))
+    })
+    .await
+    .unwrap();
+    let msg = &z2.status.unwrap().conditions[0].message;
+    assert!(msg.contains(&format!("overlaps zone {first}'s {v4} at site daklak")), "{msg}");
+    // The older zone keeps working.
+    wait_for(&api, &first, TIMEOUT, "Ready", |z| z.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY))).await.unwrap();
+    // A department asking for the overlapping zone is told why it gets nothing.
+    let dname = unique("so-overlap");
+    let d: Department = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "Department", "metadata": {"name": dname},
+        "spec": {"displayName": "Sở Chồng lấn", "code": "H15.98", "zones": [second]}
+    }))
+    .unwrap();
+    let dapi: Api<Department> = Api::all(client.clone());
+    dapi.create(&PostParams::default(), &d).await.unwrap();
+    let d = wait_for(&dapi, &dname, TIMEOUT, "NetworkPending", |d| {
+        d.status.as_ref().is_some_and(|s| s.conditions.iter().any(|c| c.reason == "NetworkPending"))
+    })
+    .await
+    .unwrap();
+    let msg = &d.status.unwrap().conditions[0].message;
+    assert!(msg.contains(&format!("zone {second} cannot hand out subnets")) && msg.contains(&first), "{msg}");
+}
+
+#[tokio::test]
+async fn a_department_gets_a_subnet_pair_per_zone_and_site_with_attachment_and_policy() {
+    let (_, client) = env().await;
+    let zname = unique("web");
+    let z = zone(&client, &zname, 26, serde_json::json!({"internetFacing": true})).await;
+    let dname = unique("so-web");
+    let d = department(&client, &dname, &[&zname]).await;
+    let subnets = d.status.unwrap().subnets;
+    assert_eq!(subnets.len(), 2, "{subnets:?}");
+    let daklak = subnets.iter().find(|s| s.site == "daklak").unwrap();
+    let zone_v4 = z.spec.sites[0].ipv4.clone().unwrap();
+    let first_v4 = zone_v4.replace("/20", "/26");
+    assert_eq!(daklak.ipv4.as_deref(), Some(first_v4.as_str()));
+    assert!(daklak.ipv6.as_deref().unwrap().ends_with("::/64"), "{daklak:?}");
+    // Each subnet is an object named after it.
+    let subs: Api<SubnetAllocation> = Api::all(client.clone());
+    let name = first_v4.replace('/', "-");
+    let a = subs.get(&name).await.unwrap();
+    assert_eq!((a.spec.department.as_str(), a.spec.zone.as_str(), a.spec.site.as_str()), (dname.as_str(), zname.as_str(), "daklak"));
+    // A second department gets the next subnet.
+    let d2 = department(&client, &unique("so-web2"), &[&zname]).await;
+    let next = d2.status.unwrap().subnets.into_iter().find(|s| s.site == "daklak").unwrap().ipv4.unwrap();
+    assert_eq!(next, zone_v4.replace(".0/20", ".64/26"));
+    // Attachment (Multus) and reachability policy in the namespace.
+    let nads: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dname, &pdc_operator::ipam::attach::nad_resource());
+    let nad = nads.get(&format!("pdc-zone-{zname}")).await.unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(nad.data["spec"]["config"].as_str().unwrap()).unwrap();
+    assert_eq!(cfg["vlan"], 200);
+    let np = Api::<NetworkPolicy>::namespaced(client.clone(), &dname).get(&format!("pdc-zone-{zname}")).await.unwrap();
+    let ingress = np.spec.unwrap().ingress.unwrap();
+    assert_eq!(ingress.len(), 2, "zone rule and Internet rule");
+    // The zone reports its utilisation.
+    let zapi: Api<NetworkZone> = Api::all(client.clone());
+    let z = wait_for(&zapi, &zname, Duration::from_secs(45), "2 subnets in use", |z| {
+        z.status.as_ref().is_some_and(|s| s.usage.iter().any(|u| u.site == "daklak" && u.family == "IPv4" && u.subnets_allocated == "2"))
+    })
+    .await
+    .unwrap();
+    let u = z.status.unwrap().usage.into_iter().find(|u| u.site == "daklak" && u.family == "IPv6").unwrap();
+    assert_eq!(u.subnets_total, "65536");
+}
+
+#[tokio::test]
+async fn claims_get_paired_addresses_conflicts_are_explained_and_release_frees() {
+    let (_, client) = env().await;
+    let zname = unique("app");
+    zone(&client, &zname, 29, serde_json::json!({})).await;
+    let other = unique("other");
+    zone(&client, &other, 26, serde_json::json!({})).await;
+    let dname = unique("so-claims");
+    let d = department(&client, &dname, &[&zname]).await;
+    let sub = d.status.unwrap().subnets.into_iter().find(|s| s.site == "daklak").unwrap();
+    let v4net: std::net::Ipv4Addr = sub.ipv4.as_ref().unwrap().split('/').next().unwrap().parse().unwrap();
+    let api: Api<AddressClaim> = Api::namespaced(client.clone(), &dname);
+
+    // A dual-stack pair: host 4 (1 is the gateway, 2-3 reserved) in both families.
+    api.create(&PostParams::default(), &claim("web-1", &zname, serde_json::json!({"hostname": "web-1"}))).await.unwrap();
+    let c = wait_for(&api, "web-1", TIMEOUT, "bound", ready).await.unwrap();
+    let s = c.status.unwrap();
+    let v4 = s.ipv4.unwrap();
+    let v6 = s.ipv6.unwrap();
+    assert_eq!(v4.address, (std::net::Ipv4Addr::from(u32::from(v4net) + 4)).to_string());
+    assert_eq!(v4.gateway, (std::net::Ipv4Addr::from(u32::from(v4net) + 1)).to_string());
+    assert_eq!(v4.prefix_length, 29);
+    assert!(v6.address.ends_with("::4") && v6.gateway.ends_with("::1"), "{v6:?}");
+    assert_eq!(s.site.as_deref(), Some("daklak"));
+    let alloc = Api::<AddressAllocation>::all(client.clone()).get(&v4.address).await.unwrap();
+    assert_eq!(alloc.spec.claim.name, "web-1");
+    assert_eq!(alloc.spec.hostname.as_deref(), Some(format!("web-1.{dname}.daklak.gov.vn").as_str()));
+
+    // A specific address, then the same address again.
+    let want = std::net::Ipv4Addr::from(u32::from(v4net) + 6).to_string();
+    api.create(&PostParams::default(), &claim("db-1", &zname, serde_json::json!({"ipv4Address": want}))).await.unwrap();
+    let c = wait_for(&api, "db-1", TIMEOUT, "bound", ready).await.unwrap();
+    assert_eq!(c.status.as_ref().unwrap().ipv4.as_ref().unwrap().address, want);
+    assert!(c.status.unwrap().ipv6.unwrap().address.ends_with("::6"));
+    api.create(&PostParams::default(), &claim("db-2", &zname, serde_json::json!({"ipv4Address": want}))).await.unwrap();
+    let (reason, msg) = failure(&api, "db-2").await;
+    assert_eq!(reason, "AddressTaken", "{msg}");
+    assert!(msg.contains(&want), "{msg}");
+    // Outside the subnet, or reserved.
+    api.create(&PostParams::default(), &claim("far", &zname, serde_json::json!({"ipv4Address": "10.99.0.10"}))).await.unwrap();
+    let (reason, msg) = failure(&api, "far").await;
+    assert_eq!(reason, "InvalidAddress");
+    assert!(msg.contains("outside the subnet"), "{msg}");
+    // A zone the department may not use.
+    api.create(&PostParams::default(), &claim("elsewhere", &other, serde_json::json!({}))).await.unwrap();
+    let (reason, msg) = failure(&api, "elsewhere").await;
+    assert_eq!(reason, "ZoneNotAllowed");
+    assert!(msg.contains(&format!("may not use zone {other}")), "{msg}");
+
+    // A /29 has 8 addresses: network, gateway, 2 reserved, broadcast → hosts 4, 5, 6.
+    api.create(&PostParams::default(), &claim("web-2", &zname, serde_json::json!({}))).await.unwrap();
+    let c = wait_for(&api, "web-2", TIMEOUT, "bound", ready).await.unwrap();
+    assert!(c.status.unwrap().ipv6.unwrap().address.ends_with("::5"));
+    api.create(&PostParams::default(), &claim("web-3", &zname, serde_json::json!({}))).await.unwrap();
+    let (reason, msg) = failure(&api, "web-3").await;
+    assert_eq!(reason, "PoolExhausted");
+    assert!(msg.contains("3 of 3"), "{msg}");
+
+    // Nothing half-made: the failed claims hold nothing.
+    let allocs: Api<AddressAllocation> = Api::all(client.clone());
+    let mine: Vec<String> = allocs
+        .list(&Default::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter(|a| a.spec.department == dname)
+        .map(|a| a.spec.claim.name)
+        .collect();
+    let mut counts = std::collections::BTreeMap::new();
+    for n in &mine {
+        *counts.entry(n.as_str()).or_insert(0) += 1;
+    }
+    assert_eq!(counts, std::collections::BTreeMap::from([("db-1", 2), ("web-1", 2), ("web-2", 2)]));
+
+    // Releasing web-1 lets web-3 through, with web-1's old address.
+    api.delete("web-1", &DeleteParams::default()).await.unwrap();
+    let c = wait_for(&api, "web-3", TIMEOUT, "bound after release", ready).await.unwrap();
+    assert_eq!(c.status.unwrap().ipv4.unwrap().address, v4.address);
+}
+
+#[tokio::test]
+async fn a_claim_cannot_be_changed_and_odd_input_is_rejected_at_the_api() {
+    let (_, client) = env().await;
+    let dname = unique("so-immut");
+    let zname = unique("immut");
+    zone(&client, &zname, 26, serde_json::json!({})).await;
+    department(&client, &dname, &[&zname]).await;
+    let api: Api<AddressClaim> = Api::namespaced(client.clone(), &dname);
+    let m = rejected(api.create(&PostParams::default(), &claim("x", &zname, serde_json::json!({"ipv4Address": "10.15.0.300"}))).await);
+    assert!(m.contains("IPv4 address"), "{m}");
+    let m = rejected(api.create(&PostParams::default(), &claim("x", &zname, serde_json::json!({"hostname": "Máy-chủ"}))).await);
+    assert!(m.contains("no diacritics"), "{m}");
+    let m = rejected(api.create(&PostParams::default(), &claim("x", &zname, serde_json::json!({"families": "IPv6", "ipv4Address": "10.15.0.4"}))).await);
+    assert!(m.contains("IPv6-only"), "{m}");
+    api.create(&PostParams::default(), &claim("x", &zname, serde_json::json!({}))).await.unwrap();
+    let m = rejected(api.patch("x", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"zone": "dmz"}}))).await);
+    assert!(m.contains("cannot be changed"), "{m}");
+}
+
+#[tokio::test]
+async fn deleting_a_department_releases_its_subnets() {
+    let (_, client) = env().await;
+    let zname = unique("temp");
+    zone(&client, &zname, 26, serde_json::json!({})).await;
+    let dname = unique("so-temp");
+    department(&client, &dname, &[&zname]).await;
+    let subs: Api<SubnetAllocation> = Api::all(client.clone());
+    let held = |list: Vec<SubnetAllocation>| list.into_iter().filter(|s| s.spec.department == dname).count();
+    assert_eq!(held(subs.list(&Default::default()).await.unwrap().items), 4, "2 sites × 2 families");
+    Api::<Department>::all(client.clone()).delete(&dname, &DeleteParams::default()).await.unwrap();
+    let deadline = std::time::Instant::now() + TIMEOUT;
+    loop {
+        let n = held(subs.list(&Default::default()).await.unwrap().items);
+        if n == 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{n} subnets still held");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
