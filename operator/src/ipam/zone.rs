@@ -141,7 +141,7 @@ pub fn usage(zone: &NetworkZone, ipam: &Ipam) -> Vec<ZoneUsage> {
         let zk = ZoneKey { zone: name.clone(), site: p.site.clone(), family: p.prefix.family };
         let carved = ipam.ledger.carved_in(&zk, &p.prefix);
         let block = Prefix { family: p.prefix.family, network: 0, len }.size();
-        let subnets = if block == 0 { 0 } else { carved / block };
+        let subnets = carved.checked_div(block).unwrap_or(0);
         let (mut alloc, mut usable) = (0u128, 0u128);
         for key in ipam.ledger.pools_in(&name, &p.site) {
             let (a, t) = ipam.ledger.pool_usage(&key, p.prefix.family);

@@ -271,7 +271,7 @@ mod tests {
         assert!(Prefix::parse("2001:db8::/0").is_err());
         let v6 = Prefix::parse("2001:db8:20::/48").unwrap();
         assert_eq!(v6.size(), 1u128 << 80);
-        assert_eq!(Prefix::parse("2001:db8::/1").unwrap_err().to_string().contains("host bits"), true);
+        assert!(Prefix::parse("2001:db8::/1").unwrap_err().to_string().contains("host bits"));
     }
 
     #[test]
