@@ -2,6 +2,7 @@
 //! `kubectl pdc ...` works. Tables by default, `-o json|yaml` for scripts.
 
 mod department;
+mod ip;
 mod output;
 mod slug;
 
@@ -22,7 +23,7 @@ pub struct Cli {
     /// The kubeconfig context to use.
     #[arg(long, global = true)]
     context: Option<String>,
-    /// Output: table (default), json or yaml.
+    /// Output: table (default), json, yaml; csv for `ip export`.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
     output: Format,
     #[command(subcommand)]
@@ -34,6 +35,9 @@ enum Command {
     /// Departments, communes and agencies: the province's tenants.
     #[command(visible_alias = "dept", subcommand)]
     Department(department::Cmd),
+    /// The dual-stack address plan: plan, usage, find, export.
+    #[command(subcommand)]
+    Ip(ip::Cmd),
     /// Suggest slugs (namespace names, subdomain labels) for Vietnamese unit names.
     Slug(slug::Args),
 }
@@ -78,6 +82,7 @@ pub fn main() -> ExitCode {
     let result = rt.block_on(async {
         match &cli.command {
             Command::Department(cmd) => department::run(&cli, cmd).await,
+            Command::Ip(cmd) => ip::run(&cli, cmd).await,
             Command::Slug(args) => slug::run(&cli, args),
         }
     });

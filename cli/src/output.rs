@@ -10,6 +10,8 @@ pub enum Format {
     Table,
     Json,
     Yaml,
+    /// Comma-separated values (`pdcctl ip export` only).
+    Csv,
 }
 
 /// Print a line to stdout. A closed pipe (`pdcctl ... | head`) ends the process
@@ -44,6 +46,7 @@ pub fn print_data<T: Serialize>(format: Format, value: &T) -> Result<(), CliErro
     match format {
         Format::Json => out(serde_json::to_string_pretty(value).map_err(|e| CliError::Format(e.to_string()))?),
         Format::Yaml | Format::Table => out(serde_yaml::to_string(value).map_err(|e| CliError::Format(e.to_string()))?.trim_end()),
+        Format::Csv => return Err(CliError::Usage("-o csv is offered by `pdcctl ip export`; use -o json or -o yaml here".into())),
     }
     Ok(())
 }

@@ -356,3 +356,56 @@ async fn deleting_a_department_releases_its_subnets() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
+
+fn pdcctl(env: &TestEnv, args: &[&str]) -> (bool, String) {
+    let bin = pdc_tests::operator::workspace_binary("pdcctl").unwrap();
+    let out = std::process::Command::new(bin).args(args).env("KUBECONFIG", &env.kubeconfig).output().unwrap();
+    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+#[tokio::test]
+async fn pdcctl_shows_the_plan_usage_holders_and_exports() {
+    let (env, client) = env().await;
+    let zname = unique("cli");
+    zone(&client, &zname, 28, serde_json::json!({})).await;
+    let dname = unique("so-cli");
+    department(&client, &dname, &[&zname]).await;
+    let api: Api<AddressClaim> = Api::namespaced(client.clone(), &dname);
+    api.create(&PostParams::default(), &claim("portal", &zname, serde_json::json!({"hostname": "portal"}))).await.unwrap();
+    let c = wait_for(&api, "portal", TIMEOUT, "bound", ready).await.unwrap();
+    let s = c.status.unwrap();
+    let (v4, v6) = (s.ipv4.unwrap(), s.ipv6.unwrap());
+
+    let (ok, plan) = pdcctl(env, &["ip", "plan"]);
+    assert!(ok, "{plan}");
+    assert!(plan.starts_with("Đắk Lắk (daklak.gov.vn)"), "{plan}");
+    let line = plan.lines().find(|l| l.contains(&dname) && l.contains(&v4.subnet)).unwrap_or_else(|| panic!("{plan}"));
+    assert!(line.contains("1 IPv4, 1 IPv6 in use"), "{line}");
+
+    let (ok, usage) = pdcctl(env, &["ip", "usage", "-o", "json"]);
+    assert!(ok, "{usage}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&usage).unwrap();
+    let row = rows.iter().find(|r| r["zone"] == zname.as_str() && r["site"] == "daklak" && r["family"] == "IPv4").unwrap();
+    // A /20 holds 256 /28s; a /28 has 16 - network - broadcast - 3 reserved = 11 usable.
+    assert_eq!((row["subnetsAllocated"].as_str(), row["subnetsTotal"].as_str()), (Some("1"), Some("256")));
+    assert_eq!((row["addressesAllocated"].as_str(), row["addressesTotal"].as_str()), (Some("1"), Some("11")));
+    let v6row = rows.iter().find(|r| r["zone"] == zname.as_str() && r["site"] == "daklak" && r["family"] == "IPv6").unwrap();
+    assert_eq!(v6row["subnetsTotal"], "65536");
+
+    let (ok, found) = pdcctl(env, &["ip", "find", &v6.address]);
+    assert!(ok, "{found}");
+    assert!(found.contains("allocated") && found.contains(&format!("{dname}/portal")) && found.contains("ip6.arpa."), "{found}");
+    let free = v4.address.rsplit_once('.').map(|(a, b)| format!("{a}.{}", b.parse::<u8>().unwrap() + 1)).unwrap();
+    let (ok, found) = pdcctl(env, &["ip", "find", &free]);
+    assert!(ok && found.contains("free, inside a department subnet") && found.contains(&dname), "{found}");
+    let (ok, found) = pdcctl(env, &["ip", "find", "192.0.2.1"]);
+    assert!(!ok && found.contains("outside the address plan"), "{found}");
+    let (ok, found) = pdcctl(env, &["ip", "find", "10.15.0.999"]);
+    assert!(!ok && found.contains("not an IPv4 or IPv6 address"), "{found}");
+
+    let (ok, csv) = pdcctl(env, &["ip", "export", "-o", "csv"]);
+    assert!(ok, "{csv}");
+    assert_eq!(csv.lines().next(), Some("kind,value,family,zone,site,department,claim,hostname"));
+    let row = csv.lines().find(|l| l.starts_with(&format!("address,{},", v4.address))).unwrap_or_else(|| panic!("{csv}"));
+    assert!(row.ends_with(&format!("{dname}/portal,portal.{dname}.daklak.gov.vn")), "{row}");
+}
