@@ -2,6 +2,7 @@
 //! ([`pki`]), cluster helpers ([`cluster`]) and operator processes ([`operator`]).
 
 pub mod addressing;
+pub mod bench;
 pub mod cluster;
 pub mod controlplane;
 pub mod operator;

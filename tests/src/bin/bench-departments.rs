@@ -9,8 +9,7 @@
 //!
 //! Prints a Markdown table and writes JSON to --out (default bench/results/departments.json).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
@@ -24,28 +23,8 @@ use pdc_api::conditions::{self, READY};
 use pdc_api::{Department, DepartmentSpec, GuestQuota, Province, Subjects};
 use pdc_tests::cluster::{OPERATOR_USER, apply_yaml, base_dir, client_for, install_chart};
 use pdc_tests::controlplane::ControlPlane;
+use pdc_tests::bench::{Args, Timings, percentile, wait_leader, write_result};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
-
-struct Args {
-    count: usize,
-    concurrency: usize,
-    out: String,
-}
-
-fn args() -> Args {
-    let mut a = Args { count: 1000, concurrency: 16, out: "bench/results/departments.json".into() };
-    let mut it = std::env::args().skip(1);
-    while let Some(k) = it.next() {
-        let v = it.next().unwrap_or_default();
-        match k.as_str() {
-            "--count" => a.count = v.parse().unwrap_or(a.count),
-            "--concurrency" => a.concurrency = v.parse().unwrap_or(a.concurrency),
-            "--out" => a.out = v,
-            _ => eprintln!("ignoring unknown argument {k}"),
-        }
-    }
-    a
-}
 
 fn spec(i: usize) -> DepartmentSpec {
     DepartmentSpec {
@@ -66,14 +45,6 @@ fn spec(i: usize) -> DepartmentSpec {
         lifecycle: Default::default(),
         deletion_protection: false,
     }
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let idx = ((p / 100.0) * (sorted.len() as f64 - 1.0)).round() as usize;
-    sorted.get(idx.min(sorted.len() - 1)).copied().unwrap_or(f64::NAN)
 }
 
 /// The baseline: the operator's own build step, applied by a plain client.
@@ -117,22 +88,18 @@ struct PdcRun {
 
 async fn pdc(client: &Client, op: &OperatorProcess, n: usize, conc: usize) -> Result<PdcRun, String> {
     let api: Api<Department> = Api::all(client.clone());
-    let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
-    let ready: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
+    let t: Timings<String> = Timings::default();
     // Watch first, so no Ready transition is missed.
     let watch = {
-        let ready = ready.clone();
+        let t = t.clone();
         let stream = watcher(api.clone(), watcher::Config::default()).applied_objects();
         tokio::spawn(async move {
             let mut stream = std::pin::pin!(stream);
             while let Ok(Some(d)) = stream.try_next().await {
                 let ok = d.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY));
                 let name = d.name_any();
-                if ok
-                    && name.starts_with("pdc-")
-                    && let Ok(mut r) = ready.lock()
-                {
-                    r.entry(name).or_insert_with(Instant::now);
+                if ok && name.starts_with("pdc-") {
+                    t.ready(name);
                 }
             }
         })
@@ -141,13 +108,11 @@ async fn pdc(client: &Client, op: &OperatorProcess, n: usize, conc: usize) -> Re
     futures::stream::iter(0..n)
         .map(|i| {
             let api = api.clone();
-            let created = created.clone();
+            let t = t.clone();
             async move {
                 let name = format!("pdc-{i}");
                 api.create(&PostParams::default(), &Department::new(&name, spec(i))).await.map_err(|e| e.to_string())?;
-                if let Ok(mut c) = created.lock() {
-                    c.insert(name, Instant::now());
-                }
+                t.created(name);
                 Ok::<(), String>(())
             }
         })
@@ -155,25 +120,10 @@ async fn pdc(client: &Client, op: &OperatorProcess, n: usize, conc: usize) -> Re
         .try_collect::<Vec<_>>()
         .await?;
     let create_phase = start.elapsed();
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let done = ready.lock().map(|r| r.len()).unwrap_or(0);
-        if done >= n {
-            break;
-        }
-        if Instant::now() > deadline {
-            return Err(format!("only {done}/{n} Ready after 600 s"));
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    t.wait_ready(n, Duration::from_secs(600)).await?;
     let total = start.elapsed();
     watch.abort();
-    let c = created.lock().map_err(|e| e.to_string())?;
-    let r = ready.lock().map_err(|e| e.to_string())?;
-    let mut latencies: Vec<f64> =
-        r.iter().filter_map(|(k, t)| c.get(k).map(|c0| t.saturating_duration_since(*c0).as_secs_f64() * 1000.0)).collect();
-    latencies.sort_by(f64::total_cmp);
-    Ok(PdcRun { total, create_phase, latencies, peak_rss_mib: op.peak_rss_kib().map(|k| k as f64 / 1024.0) })
+    Ok(PdcRun { total, create_phase, latencies: t.latencies_ms(), peak_rss_mib: op.peak_rss_kib().map(|k| k as f64 / 1024.0) })
 }
 
 #[tokio::main]
@@ -188,7 +138,7 @@ async fn main() -> std::process::ExitCode {
 }
 
 async fn run() -> Result<(), String> {
-    let a = args();
+    let a = Args::parse(1000, "bench/results/departments.json");
     eprintln!("starting a fresh control plane");
     let plane = ControlPlane::start("bench", &base_dir()).map_err(|e| e.to_string())?;
     let client = client_for(&plane.kubeconfig()).await.map_err(|e| e.to_string())?;
@@ -205,14 +155,7 @@ async fn run() -> Result<(), String> {
         .kubeconfig_for(OPERATOR_USER, &["system:serviceaccounts", "system:serviceaccounts:pdc-system"])
         .map_err(|e| e.to_string())?;
     let mut op = OperatorProcess::start(&op_kc, &OperatorOptions::new("bench-operator"), &plane.dir).map_err(|e| e.to_string())?;
-    // Wait until the operator leads (it reports pdc_leader 1).
-    let t = Instant::now();
-    while op.metric("pdc_leader").unwrap_or(0.0) < 1.0 {
-        if t.elapsed() > Duration::from_secs(30) {
-            return Err("operator did not take the lease".into());
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_leader(&op).await?;
     eprintln!("pdc: {} Departments, concurrency {}", a.count, a.concurrency);
     let r = pdc(&client, &op, a.count, a.concurrency).await?;
     op.stop();
@@ -236,10 +179,5 @@ async fn run() -> Result<(), String> {
         "latency_ms_p50": p50, "latency_ms_p99": p99, "operator_peak_rss_mib": r.peak_rss_mib,
         "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
     });
-    if let Some(dir) = std::path::Path::new(&a.out).parent() {
-        let _ = std::fs::create_dir_all(dir);
-    }
-    std::fs::write(&a.out, serde_json::to_string_pretty(&json).unwrap_or_default()).map_err(|e| format!("writing {}: {e}", a.out))?;
-    eprintln!("wrote {}", a.out);
-    Ok(())
+    write_result(&a.out, &json)
 }
