@@ -30,6 +30,10 @@ BIN=${K8S_BIN_DIR:-$HOME/.cache/pdc/bin}
 T="$ROOT/target/debug"
 export PATH="$T:$PATH"
 
+claim_bound() {
+  pdcctl ip export -o json | python3 -c "import json,sys; print('True' if any(r['claim']=='$1/$2' for r in json.load(sys.stdin)) else 'False')"
+}
+
 cluster_reachable() {
   command -v kubectl >/dev/null 2>&1 || return 1
   { [ -n "${KUBECONFIG:-}" ] || [ -f "$HOME/.kube/config" ]; } || return 1
@@ -63,8 +67,11 @@ PIDS+=($!)
 say "Loading the sample province: Đắk Lắk (domain daklak.gov.vn, legacy phuyen.gov.vn, codes H15 and H45)"
 "$T/pdc-controlplane" apply "$ROOT/deploy/samples/province.yaml"
 
-say "Importing the 109 named tenants (13 departments, 96 communes and wards) with their quotas"
-pdcctl department import "$ROOT/deploy/samples/daklak-tenants.yaml" --code-prefix H15 \
+say "Loading the address plan: sites daklak (primary) and phuyen (standby); zones dmz, app, data, mgmt, tslcd"
+"$T/pdc-controlplane" apply "$ROOT/deploy/samples/network.yaml"
+
+say "Importing the 109 named tenants (13 departments, 96 communes and wards) with their quotas and the DMZ zone"
+pdcctl department import "$ROOT/deploy/samples/daklak-tenants.yaml" --code-prefix H15 --zone dmz \
   --vcpu 16 --memory 32Gi --storage ssd=200Gi --storage hdd=500Gi --vms 8 --public-addresses 1
 
 say "pdcctl department list"
@@ -76,6 +83,19 @@ pdcctl department show so-y-te
 
 say "pdcctl department quota so-y-te"
 pdcctl department quota so-y-te
+
+say "Claiming addresses for the health department's portal (dual-stack, paired)"
+"$T/pdc-controlplane" apply "$ROOT/deploy/samples/so-y-te-claims.yaml"
+for _ in $(seq 1 60); do
+  [ "$(claim_bound so-y-te cong-thong-tin)" = True ] && break; sleep 0.5
+done
+pdcctl ip find "$(pdcctl ip export -o json | python3 -c 'import json,sys; print(next(r["value"] for r in json.load(sys.stdin) if r["kind"]=="address" and r["claim"]=="so-y-te/cong-thong-tin" and ":" not in r["value"]))')"
+
+say "pdcctl ip plan (first lines)"
+pdcctl ip plan | head -12
+
+say "pdcctl ip usage"
+pdcctl ip usage
 
 say "pdcctl slug \"Xã Cư M’gar\" \"Xã M’Drắk\" \"Phường Phú Yên\""
 pdcctl slug "Xã Cư M’gar" "Xã M’Drắk" "Phường Phú Yên"

@@ -50,6 +50,9 @@ pub struct CreateArgs {
     /// Admin group (repeatable).
     #[arg(long = "admin-group")]
     admin_groups: Vec<String>,
+    /// NetworkZone the department may use (repeatable): it gets subnets there.
+    #[arg(long = "zone")]
+    zones: Vec<String>,
     #[command(flatten)]
     quota: QuotaFlags,
     /// Print the Department that would be created, and create nothing.
@@ -133,6 +136,9 @@ pub struct ImportArgs {
     /// Code of department number N is <prefix>.N; of commune index I, <prefix>.(100+I).
     #[arg(long)]
     code_prefix: Option<String>,
+    /// NetworkZone the department may use (repeatable): it gets subnets there.
+    #[arg(long = "zone")]
+    zones: Vec<String>,
     #[command(flatten)]
     quota: QuotaFlags,
     /// Show the plan (name, slug, code) and create nothing.
@@ -306,7 +312,7 @@ async fn create(cli: &Cli, a: &CreateArgs) -> Result<ExitCode, CliError> {
             admins: Subjects { users: a.admin_users.clone(), groups: a.admin_groups.clone() },
             viewers: Subjects::default(),
             quota,
-            zones: Vec::new(),
+            zones: a.zones.clone(),
             lifecycle: Default::default(),
             deletion_protection: false,
         },
@@ -466,7 +472,7 @@ async fn import(cli: &Cli, a: &ImportArgs) -> Result<ExitCode, CliError> {
             admins: Subjects::default(),
             viewers: Subjects::default(),
             quota,
-            zones: Vec::new(),
+            zones: a.zones.clone(),
             lifecycle: Default::default(),
             deletion_protection: false,
         };

@@ -21,9 +21,9 @@ pub struct Metrics {
     pub departments_ready: IntGauge,
     pub departments_total: IntGauge,
     pub ipam_subnets_allocated: GaugeVec,
-    pub ipam_subnets_total: GaugeVec,
+    pub ipam_subnets_capacity: GaugeVec,
     pub ipam_addresses_allocated: GaugeVec,
-    pub ipam_addresses_total: GaugeVec,
+    pub ipam_addresses_capacity: GaugeVec,
     ready: AtomicBool,
 }
 
@@ -52,9 +52,9 @@ impl Metrics {
             Ok(g)
         };
         let ipam_subnets_allocated = gauge_vec("ipam_subnets_allocated", "Department subnets allocated from a zone's prefix, per site and family")?;
-        let ipam_subnets_total = gauge_vec("ipam_subnets_total", "Department subnets a zone's prefix holds, per site and family")?;
+        let ipam_subnets_capacity = gauge_vec("ipam_subnets_capacity", "Department subnets a zone's prefix holds, per site and family")?;
         let ipam_addresses_allocated = gauge_vec("ipam_addresses_allocated", "Addresses allocated in a zone's department subnets, per site and family")?;
-        let ipam_addresses_total = gauge_vec("ipam_addresses_total", "Usable addresses in a zone's allocated department subnets, per site and family")?;
+        let ipam_addresses_capacity = gauge_vec("ipam_addresses_capacity", "Usable addresses in a zone's allocated department subnets, per site and family")?;
         let duration = HistogramVec::new(
             HistogramOpts::new("reconcile_duration_seconds", "Reconcile duration by controller")
                 .buckets(prometheus::exponential_buckets(0.005, 2.0, 14)?),
@@ -70,9 +70,9 @@ impl Metrics {
             departments_ready,
             departments_total,
             ipam_subnets_allocated,
-            ipam_subnets_total,
+            ipam_subnets_capacity,
             ipam_addresses_allocated,
-            ipam_addresses_total,
+            ipam_addresses_capacity,
             ready: AtomicBool::new(false),
         })
     }

@@ -295,22 +295,6 @@ async fn operator_serves_metrics_health_and_readiness() {
     // Labels are bounded: no object names in any series.
     assert!(!body.contains(&name), "object name leaked into metrics");
     // Every family passes promtool's lint (promtool comes from tests/setup.sh).
-    {
-        let promtool = which("promtool").expect("promtool not found: run `bash tests/setup.sh` (installs Debian's prometheus)");
-        let mut child = std::process::Command::new(promtool)
-            .args(["check", "metrics"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        use std::io::Write;
-        child.stdin.take().unwrap().write_all(body.as_bytes()).unwrap();
-        let out = child.wait_with_output().unwrap();
-        assert!(out.status.success(), "promtool check metrics: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    }
+    pdc_tests::operator::promtool_check_metrics(&body).unwrap();
 }
 
-fn which(bin: &str) -> Option<std::path::PathBuf> {
-    std::env::var_os("PATH")?.to_str()?.split(':').map(|d| std::path::Path::new(d).join(bin)).find(|p| p.is_file())
-}

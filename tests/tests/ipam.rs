@@ -233,6 +233,14 @@ async fn a_department_gets_a_subnet_pair_per_zone_and_site_with_attachment_and_p
     .unwrap();
     let u = z.status.unwrap().usage.into_iter().find(|u| u.site == "daklak" && u.family == "IPv6").unwrap();
     assert_eq!(u.subnets_total, "65536");
+    // And as metrics, lint-clean.
+    let port = pdc_tests::cluster::shared_env(true).unwrap().operator_metrics_port.unwrap();
+    let (_, body) = pdc_tests::operator::http_get(port, "/metrics").unwrap();
+    let series = format!(r#"pdc_ipam_subnets_allocated{{family="IPv4",site="daklak",zone="{zname}"}}"#);
+    assert_eq!(pdc_tests::operator::metric_value(&body, &series), 2.0, "{body}");
+    let series = format!(r#"pdc_ipam_subnets_capacity{{family="IPv6",site="daklak",zone="{zname}"}}"#);
+    assert_eq!(pdc_tests::operator::metric_value(&body, &series), 65536.0, "{body}");
+    pdc_tests::operator::promtool_check_metrics(&body).unwrap();
 }
 
 #[tokio::test]

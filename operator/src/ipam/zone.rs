@@ -182,9 +182,9 @@ async fn reconcile_inner(zone: &NetworkZone, ctx: &ZoneContext) -> Result<Action
         let labels = [name.as_str(), u.site.as_str(), u.family.as_str()];
         let f = |s: &str| s.parse::<f64>().unwrap_or(0.0);
         ctx.base.metrics.ipam_subnets_allocated.with_label_values(&labels).set(f(&u.subnets_allocated));
-        ctx.base.metrics.ipam_subnets_total.with_label_values(&labels).set(f(&u.subnets_total));
+        ctx.base.metrics.ipam_subnets_capacity.with_label_values(&labels).set(f(&u.subnets_total));
         ctx.base.metrics.ipam_addresses_allocated.with_label_values(&labels).set(f(&u.addresses_allocated));
-        ctx.base.metrics.ipam_addresses_total.with_label_values(&labels).set(f(&u.addresses_total));
+        ctx.base.metrics.ipam_addresses_capacity.with_label_values(&labels).set(f(&u.addresses_total));
     }
     let summary = summary(&usage);
     let old = zone.status.clone().unwrap_or_default();
