@@ -102,7 +102,7 @@ async fn run() -> Result<(), String> {
     };
     futures::stream::iter(0..a.count)
         .map(|i| {
-            let ns = depts[i % DEPARTMENTS].clone();
+            let ns = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
             let api: Api<AddressClaim> = Api::namespaced(client.clone(), &ns);
             let t = t.clone();
             async move {
