@@ -35,6 +35,8 @@ use crate::context::Context;
 use crate::error::{Error, Result};
 
 const CONTROLLER: &str = "department";
+/// Condition: the zone attachments (Multus NetworkAttachmentDefinitions) are in place.
+const ATTACHMENTS: &str = "ZoneAttachments";
 
 /// The one Province the cluster has, or why there is none to use.
 pub fn the_province(provinces: &Store<Province>) -> std::result::Result<Arc<Province>, (&'static str, String)> {
@@ -75,7 +77,7 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
     let province = match the_province(&ctx.provinces) {
         Ok(p) => p,
         Err((reason, msg)) => {
-            set_status(dept, ctx, None, None, Cond::new(READY, false, reason, msg)).await?;
+            set_status(dept, ctx, None, None, Cond::new(READY, false, reason, msg), None).await?;
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
     };
@@ -83,7 +85,7 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
     if !problems.is_empty() {
         let msg = problems.join("; ");
         publish(ctx, dept, EventType::Warning, "InvalidSpec", &msg).await;
-        set_status(dept, ctx, None, None, Cond::new(READY, false, "InvalidSpec", msg)).await?;
+        set_status(dept, ctx, None, None, Cond::new(READY, false, "InvalidSpec", msg), None).await?;
         // Wait for a change to the Department or the Province.
         return Ok(Action::await_change());
     }
@@ -95,7 +97,7 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
     if !recorded && let Some(other) = foreign_owner(client, &ns).await? {
         let msg = format!("namespace {ns} already exists and is not this Department's ({other}); choose another name or remove that namespace");
         publish(ctx, dept, EventType::Warning, "NamespaceConflict", &msg).await;
-        set_status(dept, ctx, None, None, Cond::new(READY, false, "NamespaceConflict", msg)).await?;
+        set_status(dept, ctx, None, None, Cond::new(READY, false, "NamespaceConflict", msg), None).await?;
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
     apply::apply(&Api::<Namespace>::all(client.clone()), &children.namespace).await?;
@@ -113,15 +115,21 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
     let subdomain = dept.subdomain_in(&province.spec.domain);
 
     // Zones: subnets, attachments, reachability.
-    let mut net = if dept.spec.zones.is_empty() && dept.status.as_ref().is_none_or(|s| s.subnets.is_empty()) {
+    let net = if dept.spec.zones.is_empty() && dept.status.as_ref().is_none_or(|s| s.subnets.is_empty()) {
         ipam::subnets::Outcome::default()
     } else {
         ctx.ipam.wait_synced().await;
         ipam::subnets::ensure(client, &ctx.ipam, dept, &ctx.zones, &ctx.sites).await?
     };
-    if let Some(note) = attach_zones(dept, ctx, &net.subnets).await? {
-        net.problems.push(note);
-    }
+    // Multus is optional: its absence is reported in its own condition, not in Ready.
+    let attachments = if dept.spec.zones.is_empty() {
+        None
+    } else {
+        Some(match attach_zones(dept, ctx, &net.subnets).await? {
+            Some(note) => Cond::new(ATTACHMENTS, false, "MultusMissing", note),
+            None => Cond::new(ATTACHMENTS, true, "Attached", format!("a NetworkAttachmentDefinition per zone: {}", dept.spec.zones.join(", "))),
+        })
+    };
     let cond = if net.problems.is_empty() {
         let zones = if net.subnets.is_empty() { String::new() } else { format!(", subnets in {} zone(s)", dept.spec.zones.len()) };
         Cond::new(READY, true, "Provisioned", format!("namespace {ns} with quota, limits, role bindings and network policies{zones}; records under {subdomain}"))
@@ -129,7 +137,7 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
         Cond::new(READY, false, "NetworkPending", net.problems.join("; "))
     };
     let ok = cond.ok;
-    set_status(dept, ctx, Some(subdomain), Some(net.subnets), cond).await?;
+    set_status(dept, ctx, Some(subdomain), Some(net.subnets), cond, attachments).await?;
     Ok(Action::requeue(Duration::from_secs(if ok { 600 } else { 30 })))
 }
 
@@ -192,7 +200,7 @@ async fn cleanup_department(dept: &Department, ctx: &DepartmentContext) -> Resul
     let ns = dept.name_any();
     if dept.spec.deletion_protection {
         let msg = format!("Department {ns} has deletionProtection: true; set it to false to let the deletion finish");
-        set_status(dept, ctx, None, None, Cond::new(READY, false, "DeletionBlocked", msg.clone())).await?;
+        set_status(dept, ctx, None, None, Cond::new(READY, false, "DeletionBlocked", msg.clone()), None).await?;
         return Err(Error::DeletionBlocked(msg));
     }
     let held = pdc_resources_in(&ctx.base.client, &ns).await?;
@@ -202,7 +210,7 @@ async fn cleanup_department(dept: &Department, ctx: &DepartmentContext) -> Resul
             held.join(", ")
         );
         publish(ctx, dept, EventType::Warning, "DeletionBlocked", &msg).await;
-        set_status(dept, ctx, None, None, Cond::new(READY, false, "DeletionBlocked", msg.clone())).await?;
+        set_status(dept, ctx, None, None, Cond::new(READY, false, "DeletionBlocked", msg.clone()), None).await?;
         return Err(Error::DeletionBlocked(msg));
     }
     let api: Api<Namespace> = Api::all(ctx.base.client.clone());
@@ -244,12 +252,15 @@ async fn set_status(
     subdomain: Option<String>,
     subnets: Option<Vec<DepartmentSubnet>>,
     cond: Cond,
+    extra: Option<Cond>,
 ) -> Result<()> {
     let old = dept.status.clone().unwrap_or_default();
     let ready = cond.ok;
+    let mut conds = vec![cond];
+    conds.extend(extra);
     let new = DepartmentStatus {
         observed_generation: dept.metadata.generation,
-        conditions: conditions::merge(&old.conditions, &[cond], dept.metadata.generation, Timestamp::now()),
+        conditions: conditions::merge(&old.conditions, &conds, dept.metadata.generation, Timestamp::now()),
         namespace: if ready { Some(dept.name_any()) } else { old.namespace.clone() },
         subdomain: subdomain.or(old.subdomain.clone()),
         subnets: subnets.unwrap_or_else(|| old.subnets.clone()),
