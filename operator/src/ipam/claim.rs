@@ -4,7 +4,6 @@
 //! what it created instead of allocating again; a dual-stack pair is both or
 //! neither (a half-made pair is rolled back).
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -311,22 +310,13 @@ async fn delete_allocation(api: &Api<AddressAllocation>, ipam: &Ipam, name: &str
 }
 
 fn allocation(claim: &AddressClaim, key: &PoolKey, addr: Addr, subnet: &Prefix, hostname: Option<String>) -> AddressAllocation {
-    let family = match addr.family {
-        Family::V4 => "ipv4",
-        Family::V6 => "ipv6",
-    };
     let uid = claim.uid().unwrap_or_default();
+    let mut labels = super::allocation_labels(key, addr.family);
+    labels.insert(l::CLAIM_UID.to_string(), uid.clone());
     AddressAllocation {
         metadata: ObjectMeta {
             name: Some(addr.object_name()),
-            labels: Some(BTreeMap::from([
-                (l::MANAGED_BY.to_string(), l::MANAGED_BY_VALUE.to_string()),
-                (l::DEPARTMENT.to_string(), key.department.clone()),
-                (l::ZONE.to_string(), key.zone.clone()),
-                (l::SITE.to_string(), key.site.clone()),
-                (l::FAMILY.to_string(), family.to_string()),
-                (l::CLAIM_UID.to_string(), uid.clone()),
-            ])),
+            labels: Some(labels),
             ..Default::default()
         },
         spec: AddressAllocationSpec {

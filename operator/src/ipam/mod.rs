@@ -53,54 +53,71 @@ impl Ipam {
 
 /// Keep the ledger in step with the API server's allocations, forever.
 pub async fn follow(client: Client, ipam: Arc<Ipam>) {
-    let subnets = {
-        let ipam = ipam.clone();
-        let mut relisted_subnets = std::collections::HashSet::new();
-        watcher(Api::<SubnetAllocation>::all(client.clone()), watcher::Config::default().any_semantic())
-            .default_backoff()
-            .for_each(move |ev| {
-                match ev {
-                    Ok(Event::Apply(a)) => ipam.ledger.subnet_seen(&a),
-                    Ok(Event::InitApply(a)) => {
-                        relisted_subnets.insert(a.name_any());
-                        ipam.ledger.subnet_seen(&a);
-                    }
-                    Ok(Event::Delete(a)) => ipam.ledger.subnet_gone(&a.name_any()),
-                    Ok(Event::InitDone) => {
-                        // A re-list after a broken watch: drop what was deleted meanwhile.
-                        ipam.ledger.retain_subnets(&std::mem::take(&mut relisted_subnets));
-                        ipam.mark(&ipam.subnets_synced);
-                    }
-                    Ok(Event::Init) => relisted_subnets.clear(),
-                    Err(e) => tracing::warn!(error = %e, "watching SubnetAllocations failed; retrying"),
-                }
-                futures::future::ready(())
-            })
-    };
-    let addresses = {
-        let ipam = ipam.clone();
-        let mut relisted_addresses = std::collections::HashSet::new();
-        watcher(Api::<AddressAllocation>::all(client), watcher::Config::default().any_semantic())
-            .default_backoff()
-            .for_each(move |ev| {
-                match ev {
-                    Ok(Event::Apply(a)) => ipam.ledger.address_seen(&a),
-                    Ok(Event::InitApply(a)) => {
-                        relisted_addresses.insert(a.name_any());
-                        ipam.ledger.address_seen(&a);
-                    }
-                    Ok(Event::Delete(a)) => ipam.ledger.address_gone(&a.name_any()),
-                    Ok(Event::InitDone) => {
-                        ipam.ledger.retain_addresses(&std::mem::take(&mut relisted_addresses));
-                        ipam.mark(&ipam.addresses_synced);
-                    }
-                    Ok(Event::Init) => relisted_addresses.clear(),
-                    Err(e) => tracing::warn!(error = %e, "watching AddressAllocations failed; retrying"),
-                }
-                futures::future::ready(())
-            })
-    };
+    let subnets = follow_kind(Api::<SubnetAllocation>::all(client.clone()), ipam.clone(), Tracker {
+        seen: |l, a| l.subnet_seen(a),
+        gone: Ledger::subnet_gone,
+        retain: Ledger::retain_subnets,
+        synced: |i| &i.subnets_synced,
+    });
+    let addresses = follow_kind(Api::<AddressAllocation>::all(client), ipam, Tracker {
+        seen: |l, a| l.address_seen(a),
+        gone: Ledger::address_gone,
+        retain: Ledger::retain_addresses,
+        synced: |i| &i.addresses_synced,
+    });
     tokio::join!(subnets, addresses);
+}
+
+/// How the ledger takes one kind's watch events.
+struct Tracker<K> {
+    seen: fn(&Ledger, &K),
+    gone: fn(&Ledger, &str),
+    retain: fn(&Ledger, &std::collections::HashSet<String>),
+    synced: fn(&Ipam) -> &AtomicBool,
+}
+
+async fn follow_kind<K>(api: Api<K>, ipam: Arc<Ipam>, t: Tracker<K>)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    let mut relisted = std::collections::HashSet::new();
+    watcher(api, watcher::Config::default().any_semantic())
+        .default_backoff()
+        .for_each(move |ev| {
+            match ev {
+                Ok(Event::Apply(a)) => (t.seen)(&ipam.ledger, &a),
+                Ok(Event::InitApply(a)) => {
+                    relisted.insert(a.name_any());
+                    (t.seen)(&ipam.ledger, &a);
+                }
+                Ok(Event::Delete(a)) => (t.gone)(&ipam.ledger, &a.name_any()),
+                Ok(Event::InitDone) => {
+                    // A re-list after a broken watch: drop what was deleted meanwhile.
+                    (t.retain)(&ipam.ledger, &std::mem::take(&mut relisted));
+                    ipam.mark((t.synced)(&ipam));
+                }
+                Ok(Event::Init) => relisted.clear(),
+                Err(e) => tracing::warn!(error = %e, kind = %K::kind(&()), "watching allocations failed; retrying"),
+            }
+            futures::future::ready(())
+        })
+        .await;
+}
+
+/// Labels of an allocation object: who it belongs to, and its family.
+pub fn allocation_labels(key: &PoolKey, family: pdc_core::ipam::Family) -> std::collections::BTreeMap<String, String> {
+    use pdc_api::labels as l;
+    let family = match family {
+        pdc_core::ipam::Family::V4 => "ipv4",
+        pdc_core::ipam::Family::V6 => "ipv6",
+    };
+    std::collections::BTreeMap::from([
+        (l::MANAGED_BY.to_string(), l::MANAGED_BY_VALUE.to_string()),
+        (l::DEPARTMENT.to_string(), key.department.clone()),
+        (l::ZONE.to_string(), key.zone.clone()),
+        (l::SITE.to_string(), key.site.clone()),
+        (l::FAMILY.to_string(), family.to_string()),
+    ])
 }
 
 use kube::runtime::watcher::watcher;

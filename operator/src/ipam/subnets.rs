@@ -2,7 +2,6 @@
 //! spans, an IPv4 and an IPv6 subnet carved from the zone's prefix, each held by a
 //! SubnetAllocation named after it.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
@@ -128,20 +127,10 @@ async fn allocate(client: &Client, ipam: &Ipam, key: &PoolKey, parent: &Prefix, 
 }
 
 fn object(key: &PoolKey, p: &Prefix) -> SubnetAllocation {
-    let family = match p.family {
-        Family::V4 => "ipv4",
-        Family::V6 => "ipv6",
-    };
     SubnetAllocation {
         metadata: ObjectMeta {
             name: Some(p.object_name()),
-            labels: Some(BTreeMap::from([
-                (l::MANAGED_BY.to_string(), l::MANAGED_BY_VALUE.to_string()),
-                (l::DEPARTMENT.to_string(), key.department.clone()),
-                (l::ZONE.to_string(), key.zone.clone()),
-                (l::SITE.to_string(), key.site.clone()),
-                (l::FAMILY.to_string(), family.to_string()),
-            ])),
+            labels: Some(super::allocation_labels(key, p.family)),
             ..Default::default()
         },
         spec: SubnetAllocationSpec { prefix: p.to_string(), zone: key.zone.clone(), site: key.site.clone(), department: key.department.clone() },
