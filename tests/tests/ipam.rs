@@ -32,11 +32,13 @@ async fn env() -> (&'static TestEnv, Client) {
     (env, client)
 }
 
-/// A /20 of each site's block (and a /48 of each IPv6 block) that no other test uses.
+/// A /22 of each site's block (and a /48 of each IPv6 block) that no other test
+/// uses: 10.15.128.0/17 holds 32 of them.
 fn block() -> (String, String, String, String) {
-    static N: AtomicU32 = AtomicU32::new(8);
+    static N: AtomicU32 = AtomicU32::new(32);
     let n = N.fetch_add(1, Ordering::Relaxed);
-    (format!("10.15.{}.0/20", n * 16), format!("2001:db8:15{n:02x}::/48"), format!("10.45.{}.0/20", n * 16), format!("2001:db8:45{n:02x}::/48"))
+    assert!(n < 64, "out of test blocks");
+    (format!("10.15.{}.0/22", n * 4), format!("2001:db8:15{n:02x}::/48"), format!("10.45.{}.0/22", n * 4), format!("2001:db8:45{n:02x}::/48"))
 }
 
 async fn zone(client: &Client, name: &str, v4_len: i32, extra: serde_json::Value) -> NetworkZone {
@@ -136,7 +138,7 @@ async fn zone_prefixes_are_checked_at_the_api() {
 
     // Sizes and prefixes are fixed once set; adding a family is allowed.
     let name = unique("fixed");
-    let z = zone(&client, &name, 26, serde_json::json!({"sites": [{"site": "daklak", "ipv4": "10.15.240.0/20"}]})).await;
+    let z = zone(&client, &name, 26, serde_json::json!({"sites": [{"site": "daklak", "ipv4": "10.15.64.0/20"}]})).await;
     assert_eq!(z.spec.sites.len(), 1);
     let m = rejected(api.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"subnetSizes": {"ipv4": 27, "ipv6": 64}}}))).await);
     assert!(m.contains("subnetSizes cannot change"), "{m}");
@@ -148,7 +150,7 @@ async fn zone_prefixes_are_checked_at_the_api() {
     api.patch(
         &name,
         &PatchParams::default(),
-        &Patch::Merge(serde_json::json!({"spec": {"sites": [{"site": "daklak", "ipv4": "10.15.240.0/20", "ipv6": "2001:db8:15ff::/48"}]}})),
+        &Patch::Merge(serde_json::json!({"spec": {"sites": [{"site": "daklak", "ipv4": "10.15.64.0/20", "ipv6": "2001:db8:15ff::/48"}]}})),
     )
     .await
     .unwrap();
@@ -162,8 +164,8 @@ async fn an_overlapping_zone_is_not_ready_and_names_the_other_zone() {
     let z = zone(&client, &first, 26, serde_json::json!({})).await;
     let v4 = z.spec.sites[0].ipv4.clone().unwrap();
     let second = unique("second");
-    // A /22 inside the first zone's /20.
-    let inner = v4.replace("/20", "/22");
+    // A /24 inside the first zone's /22.
+    let inner = v4.replace("/22", "/24");
     zone(&client, &second, 26, serde_json::json!({"sites": [{"site": "daklak", "ipv4": inner}]})).await;
     let api: Api<NetworkZone> = Api::all(client.clone());
     let z2 = wait_for(&api, &second, TIMEOUT, "Ready=False", |z| {
@@ -204,7 +206,7 @@ async fn a_department_gets_a_subnet_pair_per_zone_and_site_with_attachment_and_p
     assert_eq!(subnets.len(), 2, "{subnets:?}");
     let daklak = subnets.iter().find(|s| s.site == "daklak").unwrap();
     let zone_v4 = z.spec.sites[0].ipv4.clone().unwrap();
-    let first_v4 = zone_v4.replace("/20", "/26");
+    let first_v4 = zone_v4.replace("/22", "/26");
     assert_eq!(daklak.ipv4.as_deref(), Some(first_v4.as_str()));
     assert!(daklak.ipv6.as_deref().unwrap().ends_with("::/64"), "{daklak:?}");
     // Each subnet is an object named after it.
@@ -215,7 +217,7 @@ async fn a_department_gets_a_subnet_pair_per_zone_and_site_with_attachment_and_p
     // A second department gets the next subnet.
     let d2 = department(&client, &unique("so-web2"), &[&zname]).await;
     let next = d2.status.unwrap().subnets.into_iter().find(|s| s.site == "daklak").unwrap().ipv4.unwrap();
-    assert_eq!(next, zone_v4.replace(".0/20", ".64/26"));
+    assert_eq!(next, zone_v4.replace(".0/22", ".64/26"));
     // Attachment (Multus) and reachability policy in the namespace.
     let nads: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dname, &pdc_operator::ipam::attach::nad_resource());
     let nad = nads.get(&format!("pdc-zone-{zname}")).await.unwrap();
@@ -394,8 +396,8 @@ async fn pdcctl_shows_the_plan_usage_holders_and_exports() {
     assert!(ok, "{usage}");
     let rows: Vec<serde_json::Value> = serde_json::from_str(&usage).unwrap();
     let row = rows.iter().find(|r| r["zone"] == zname.as_str() && r["site"] == "daklak" && r["family"] == "IPv4").unwrap();
-    // A /20 holds 256 /28s; a /28 has 16 - network - broadcast - 3 reserved = 11 usable.
-    assert_eq!((row["subnetsAllocated"].as_str(), row["subnetsTotal"].as_str()), (Some("1"), Some("256")));
+    // A /22 holds 64 /28s; a /28 has 16 - network - broadcast - 3 reserved = 11 usable.
+    assert_eq!((row["subnetsAllocated"].as_str(), row["subnetsTotal"].as_str()), (Some("1"), Some("64")));
     assert_eq!((row["addressesAllocated"].as_str(), row["addressesTotal"].as_str()), (Some("1"), Some("11")));
     let v6row = rows.iter().find(|r| r["zone"] == zname.as_str() && r["site"] == "daklak" && r["family"] == "IPv6").unwrap();
     assert_eq!(v6row["subnetsTotal"], "65536");
@@ -416,4 +418,37 @@ async fn pdcctl_shows_the_plan_usage_holders_and_exports() {
     assert_eq!(csv.lines().next(), Some("kind,value,family,zone,site,department,claim,hostname"));
     let row = csv.lines().find(|l| l.starts_with(&format!("address,{},", v4.address))).unwrap_or_else(|| panic!("{csv}"));
     assert!(row.ends_with(&format!("{dname}/portal,portal.{dname}.daklak.gov.vn")), "{row}");
+}
+
+#[tokio::test]
+async fn a_department_admin_claims_addresses_but_cannot_forge_them() {
+    let (env, client) = env().await;
+    let zname = unique("adm");
+    zone(&client, &zname, 26, serde_json::json!({})).await;
+    let dname = unique("so-adm");
+    let d: Department = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "Department", "metadata": {"name": dname},
+        "spec": {"displayName": "Sở Quản trị", "code": "H15.97", "zones": [zname], "admins": {"users": [format!("admin@{dname}")]}}
+    }))
+    .unwrap();
+    Api::<Department>::all(client.clone()).create(&PostParams::default(), &d).await.unwrap();
+    wait_for(&Api::<Department>::all(client.clone()), &dname, TIMEOUT, "Ready", |d| {
+        d.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY))
+    })
+    .await
+    .unwrap();
+    let admin = env.client_as(&format!("admin@{dname}"), &["tenants"]).await.unwrap();
+    let api: Api<AddressClaim> = Api::namespaced(admin.clone(), &dname);
+    api.create(&PostParams::default(), &claim("mine", &zname, serde_json::json!({}))).await.unwrap();
+    wait_for(&Api::<AddressClaim>::namespaced(client.clone(), &dname), "mine", TIMEOUT, "bound", ready).await.unwrap();
+    let forbidden = |r: Result<_, kube::Error>| matches!(r, Err(kube::Error::Api(s)) if s.code == 403);
+    // Its status is the operator's word, not the admin's.
+    let fake = serde_json::json!({"status": {"ipv4": {"address": "8.8.8.8", "prefixLength": 32, "gateway": "8.8.8.8", "subnet": "8.8.8.8/32"}}});
+    assert!(forbidden(api.patch_status("mine", &PatchParams::default(), &Patch::Merge(&fake)).await.map(|_| ())));
+    // Allocation objects are cluster-scoped and the operator's alone.
+    let allocs: Api<AddressAllocation> = Api::all(admin.clone());
+    assert!(forbidden(allocs.list(&Default::default()).await.map(|_| ())));
+    assert!(forbidden(allocs.delete("10.15.0.4", &DeleteParams::default()).await.map(|_| ())));
+    let subs: Api<SubnetAllocation> = Api::all(admin);
+    assert!(forbidden(subs.list(&Default::default()).await.map(|_| ())));
 }
