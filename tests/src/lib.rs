@@ -5,6 +5,7 @@ pub mod addressing;
 pub mod bench;
 pub mod cluster;
 pub mod controlplane;
+pub mod dns;
 pub mod operator;
 pub mod pki;
 

@@ -1,0 +1,185 @@
+//! A real authoritative DNS server for tests: Knot DNS (Debian's `knot`), started on
+//! loopback with its own configuration, zones signed automatically with DNSSEC, and
+//! dynamic updates and transfers allowed only with a TSIG key.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::HarnessError;
+use crate::controlplane::{free_port, spawn_tied, stop_child};
+
+/// A running knotd.
+pub struct KnotServer {
+    pub dir: PathBuf,
+    pub port: u16,
+    /// TSIG key name, algorithm and base64 secret that may update and transfer.
+    pub key_name: String,
+    pub key_algorithm: String,
+    pub key_secret: String,
+    pub zones: Vec<String>,
+    child: Option<Child>,
+}
+
+fn run(cmd: &mut Command, what: &str) -> Result<String, HarnessError> {
+    let out = cmd.output().map_err(|e| HarnessError::Io(format!("running {what} (install it with `bash tests/setup.sh`)"), e))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() { Ok(text) } else { Err(HarnessError::Other(format!("{what}: {text}"))) }
+}
+
+/// A fresh base64 secret of 32 random bytes.
+pub fn random_secret() -> Result<String, HarnessError> {
+    Ok(run(Command::new("openssl").args(["rand", "-base64", "32"]), "openssl rand")?.trim().to_string())
+}
+
+impl KnotServer {
+    /// Start knotd serving `zones` (e.g. `daklak.gov.vn`, `15.10.in-addr.arpa`) under `base`.
+    pub fn start(base: &Path, zones: &[&str]) -> Result<KnotServer, HarnessError> {
+        let dir = base.join(format!("knot-{}-{}", std::process::id(), free_port()?));
+        for sub in ["db", "zones"] {
+            std::fs::create_dir_all(dir.join(sub)).map_err(|e| HarnessError::Io(format!("creating {}", dir.display()), e))?;
+        }
+        let mut s = KnotServer {
+            dir,
+            port: free_port()?,
+            key_name: "pdc-key".into(),
+            key_algorithm: "hmac-sha256".into(),
+            key_secret: random_secret()?,
+            zones: zones.iter().map(|z| z.trim_end_matches('.').to_string()).collect(),
+            child: None,
+        };
+        for z in &s.zones {
+            let zone = format!(
+                "$ORIGIN {z}.\n$TTL 300\n@ SOA ns1.{z}. hostmaster.{z}. 1 3600 900 1209600 300\n@ NS ns1.{z}.\n",
+            );
+            let path = s.dir.join("zones").join(format!("{z}.zone"));
+            std::fs::write(&path, zone).map_err(|e| HarnessError::Io(format!("writing {}", path.display()), e))?;
+        }
+        s.write_config("difference-no-serial")?;
+        s.spawn()?;
+        Ok(s)
+    }
+
+    /// `zonefile_load`: `difference-no-serial` on first start (the seeded zone file);
+    /// `none` on a restart, so the zone comes from the journal alone (loading the zone
+    /// file again would make the zone equal to it and drop every update).
+    fn write_config(&self, zonefile_load: &str) -> Result<(), HarnessError> {
+        let d = self.dir.display();
+        let zones: String = self.zones.iter().map(|z| format!("  - domain: {z}\n")).collect();
+        let conf = format!(
+            "server:\n    listen: 127.0.0.1@{port}\n    rundir: {d}\n    pidfile: {d}/knot.pid\n\
+             log:\n  - target: stderr\n    any: warning\n\
+             database:\n    storage: {d}/db\n\
+             key:\n  - id: {key}\n    algorithm: {alg}\n    secret: {secret}\n\
+             acl:\n  - id: pdc-update\n    key: {key}\n    action: [update, transfer]\n\
+             template:\n  - id: default\n    storage: {d}/zones\n    file: \"%s.zone\"\n    dnssec-signing: on\n    acl: pdc-update\n    zonefile-sync: -1\n    zonefile-load: {zonefile_load}\n    journal-content: all\n\
+             zone:\n{zones}",
+            port = self.port,
+            key = self.key_name,
+            alg = self.key_algorithm,
+            secret = self.key_secret,
+        );
+        let path = self.dir.join("knot.conf");
+        std::fs::write(&path, conf).map_err(|e| HarnessError::Io(format!("writing {}", path.display()), e))
+    }
+
+    fn spawn(&mut self) -> Result<(), HarnessError> {
+        let log = self.dir.join("knot.log");
+        let out = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log)
+            .map_err(|e| HarnessError::Io(format!("opening {}", log.display()), e))?;
+        let err = out.try_clone().map_err(|e| HarnessError::Io("cloning the log".into(), e))?;
+        let child = spawn_tied(Command::new("knotd").arg("-c").arg(self.dir.join("knot.conf")).stdin(Stdio::null()).stdout(out).stderr(err))
+            .map_err(|e| HarnessError::Io("starting knotd (install it with `bash tests/setup.sh`)".into(), e))?;
+        self.child = Some(child);
+        // Ready when every zone answers its SOA, signed.
+        let start = Instant::now();
+        loop {
+            let all = self.zones.iter().all(|z| self.dig(z, "SOA", true).is_ok_and(|o| o.contains("RRSIG")));
+            if all {
+                return Ok(());
+            }
+            if let Some(c) = self.child.as_mut()
+                && let Ok(Some(status)) = c.try_wait()
+            {
+                let tail = std::fs::read_to_string(&log).unwrap_or_default();
+                return Err(HarnessError::Exited("knotd".into(), status.to_string(), tail));
+            }
+            if start.elapsed() > Duration::from_secs(20) {
+                return Err(HarnessError::NotReady("knotd".into(), Duration::from_secs(20)));
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Stop knotd (SIGTERM, then wait).
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            stop_child(&mut c);
+        }
+    }
+
+    /// Start it again with the same configuration, zones and journal.
+    pub fn restart(&mut self) -> Result<(), HarnessError> {
+        self.stop();
+        self.write_config("none")?;
+        self.spawn()
+    }
+
+    /// `kdig` answer section for `name` `rtype` (with `+dnssec`, RRSIGs too).
+    pub fn dig(&self, name: &str, rtype: &str, dnssec: bool) -> Result<String, HarnessError> {
+        let mut cmd = Command::new("kdig");
+        cmd.arg("@127.0.0.1").arg("-p").arg(self.port.to_string()).args(["+tcp", "+noall", "+answer", "+timeout=2", "+retry=0"]);
+        if dnssec {
+            cmd.arg("+dnssec");
+        }
+        run(cmd.arg(name).arg(rtype), "kdig")
+    }
+
+    /// The zone's SOA serial.
+    pub fn serial(&self, zone: &str) -> Result<u32, HarnessError> {
+        let out = self.dig(zone, "SOA", false)?;
+        out.lines()
+            .find(|l| l.contains("SOA"))
+            .and_then(|l| l.split_whitespace().nth(6))
+            .and_then(|s| s.parse().ok())
+            .ok_or_else(|| HarnessError::Other(format!("no SOA serial for {zone} in {out:?}")))
+    }
+
+    /// Send `commands` (knsupdate syntax, without server/key/send lines) signed with
+    /// `secret` for this server's key name; the tool's output.
+    pub fn update_with(&self, secret: &str, commands: &str) -> Result<String, HarnessError> {
+        let script = format!(
+            "server 127.0.0.1 {}\nkey {}:{}:{}\n{}\nsend\nanswer\n",
+            self.port, self.key_algorithm, self.key_name, secret, commands
+        );
+        let mut child = Command::new("knsupdate")
+            .arg("-t")
+            .arg("5")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .map_err(|e| HarnessError::Io("running knsupdate (install it with `bash tests/setup.sh`)".into(), e))?;
+        if let Some(mut stdin) = child.stdin.take() {
+            use std::io::Write;
+            stdin.write_all(script.as_bytes()).map_err(|e| HarnessError::Io("writing to knsupdate".into(), e))?;
+        }
+        let out = child.wait_with_output().map_err(|e| HarnessError::Io("waiting for knsupdate".into(), e))?;
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        if out.status.success() { Ok(text) } else { Err(HarnessError::Other(format!("knsupdate: {text}"))) }
+    }
+
+    /// An out-of-band edit with the right key (what an engineer's `nsupdate` would do).
+    pub fn update(&self, commands: &str) -> Result<String, HarnessError> {
+        self.update_with(&self.key_secret, commands)
+    }
+}
+
+impl Drop for KnotServer {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
