@@ -3,6 +3,7 @@
 //! table- and property-tested without I/O.
 
 pub mod code;
+pub mod dnsplan;
 pub mod ipam;
 pub mod quantity;
 pub mod slug;
