@@ -28,5 +28,7 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         SubnetAllocation::crd(),
         AddressAllocation::crd(),
         AddressClaim::crd(),
+        DnsZone::crd(),
+        DnsRecord::crd(),
     ]
 }

@@ -45,8 +45,9 @@ pub enum DnsError {
 }
 
 /// The fully qualified, lowercase, dot-terminated form of `name` under `subdomain`:
-/// `www` → `www.so-y-te.daklak.gov.vn.`, `@` → the subdomain itself; a full name
-/// must lie inside the subdomain.
+/// `www` → `www.so-y-te.daklak.gov.vn.`, `@` → the subdomain itself; an absolute
+/// name (ending in a dot) must lie inside the subdomain. The chart's admission policy
+/// applies the same rule.
 pub fn fqdn_in(name: &str, subdomain: &str) -> Result<String, DnsError> {
     let sub = subdomain.trim_end_matches('.').to_ascii_lowercase();
     let raw = name.trim();
@@ -62,7 +63,7 @@ pub fn fqdn_in(name: &str, subdomain: &str) -> Result<String, DnsError> {
     let lower = raw.to_ascii_lowercase();
     let full = if lower == "@" || lower.trim_end_matches('.') == sub {
         sub.clone()
-    } else if lower.ends_with('.') || lower.ends_with(&format!(".{sub}")) {
+    } else if lower.ends_with('.') {
         let n = lower.trim_end_matches('.').to_string();
         if !n.ends_with(&format!(".{sub}")) && n != sub {
             return Err(DnsError::Name(format!("{raw} is outside the department's subdomain {sub}")));
