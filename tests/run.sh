@@ -33,10 +33,11 @@ step "clippy (no unwrap/expect/panic outside tests)"
 cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "tests"
-cargo test --workspace --no-fail-fast 2>&1 | tee /tmp/pdc-test-output.txt | grep -E "^(test |running|test result|failures|---- )|panicked" || true
-passed=$(grep -Eo "test result: [a-zA-Z]+\. [0-9]+ passed" /tmp/pdc-test-output.txt | awk '{s+=$4} END {print s+0}')
-failed=$(grep -Eo "[0-9]+ failed" /tmp/pdc-test-output.txt | awk '{s+=$1} END {print s+0}')
-if grep -q "error: test failed\|error\[E\|could not compile" /tmp/pdc-test-output.txt; then failed=$((failed > 0 ? failed : 1)); fi
+OUT=$(mktemp /tmp/pdc-test-output.XXXXXX)
+cargo test --workspace --no-fail-fast 2>&1 | tee "$OUT" | grep -E "^(test |running|test result|failures|---- )|panicked" || true
+passed=$(grep -Eo "test result: [a-zA-Z]+\. [0-9]+ passed" "$OUT" | awk '{s+=$4} END {print s+0}')
+failed=$(grep -Eo "[0-9]+ failed" "$OUT" | awk '{s+=$1} END {print s+0}')
+if grep -q "error: test failed\|error\[E\|could not compile" "$OUT"; then failed=$((failed > 0 ? failed : 1)); fi
 echo "tests took $((SECONDS - t0)) s in all" >&2
 echo "$passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -200,7 +200,39 @@ pub async fn install_chart(client: &Client) -> Result<(), HarnessError> {
     ])?;
     let ns = Namespace { metadata: kube::api::ObjectMeta { name: Some(SYSTEM_NAMESPACE.into()), ..Default::default() }, ..Default::default() };
     Api::<Namespace>::all(client.clone()).patch(SYSTEM_NAMESPACE, &ssa(), &Patch::Apply(&ns)).await?;
-    apply_yaml(client, &rendered, Some(SYSTEM_NAMESPACE)).await
+    apply_yaml(client, &rendered, Some(SYSTEM_NAMESPACE)).await?;
+    wait_policies_enforced(client).await
+}
+
+/// A new ValidatingAdmissionPolicy takes effect a moment after it is stored. Probe
+/// each of the chart's policies with server-side dry runs of objects it must refuse
+/// until it does, so no test races the API server's policy cache.
+async fn wait_policies_enforced(client: &Client) -> Result<(), HarnessError> {
+    let dry = kube::api::PostParams { dry_run: true, ..Default::default() };
+    let dept: pdc_api::Department = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "Department", "metadata": {"name": "policy-probe"},
+        "spec": {"displayName": "Probe", "code": "Z99.1", "quota": {"storage": {"no-such-tier": "1Gi"}}}
+    }))
+    .map_err(|e| HarnessError::Other(e.to_string()))?;
+    let rec: pdc_api::DnsRecord = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord", "metadata": {"name": "policy-probe"},
+        "spec": {"name": "probe", "type": "A", "values": ["192.0.2.1"]}
+    }))
+    .map_err(|e| HarnessError::Other(e.to_string()))?;
+    let depts: Api<pdc_api::Department> = Api::all(client.clone());
+    let recs: Api<pdc_api::DnsRecord> = Api::namespaced(client.clone(), "default");
+    let start = Instant::now();
+    loop {
+        let d = depts.create(&dry, &dept).await.is_err();
+        let r = recs.create(&dry, &rec).await.is_err();
+        if d && r {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            return Err(HarnessError::Other("the chart's admission policies were not enforced within 60 s".into()));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
 }
 
 fn ssa() -> PatchParams {
