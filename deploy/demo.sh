@@ -66,6 +66,11 @@ PIDS+=($!)
 
 say "Loading the sample province: Đắk Lắk (domain daklak.gov.vn, legacy phuyen.gov.vn, codes H15 and H45)"
 "$T/pdc-controlplane" apply "$ROOT/deploy/samples/province.yaml"
+# The API server's admission policies take the Province as their parameter; wait
+# until they see it (a server-side dry run of a Department is accepted).
+for _ in $(seq 1 100); do
+  pdcctl department create "Thăm dò" --code H15.1 --dry-run >/dev/null 2>&1 && break; sleep 0.3
+done
 
 say "Loading the address plan: sites daklak (primary) and phuyen (standby); zones dmz, app, data, mgmt, tslcd"
 "$T/pdc-controlplane" apply "$ROOT/deploy/samples/network.yaml"

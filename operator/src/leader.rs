@@ -117,7 +117,7 @@ impl LeaderElector {
             };
             return match self.api.create(&PostParams::default(), &lease).await {
                 Ok(_) => Ok(Attempt::Held),
-                Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::HeldBy("another replica".into())),
+                Err(e) if crate::error::is_conflict(&e) => Ok(Attempt::HeldBy("another replica".into())),
                 Err(e) => Err(e),
             };
         };
@@ -150,7 +150,7 @@ impl LeaderElector {
                 self.observed = l.metadata.resource_version.map(|rv| (rv, Instant::now()));
                 Ok(Attempt::Held)
             }
-            Err(kube::Error::Api(s)) if s.code == 409 => Ok(Attempt::HeldBy("another replica".into())),
+            Err(e) if crate::error::is_conflict(&e) => Ok(Attempt::HeldBy("another replica".into())),
             Err(e) => Err(e),
         }
     }

@@ -12,15 +12,21 @@ use pdc_api::{AddressAllocation, AddressClaim, Department};
 use crate::HarnessError;
 use crate::cluster::{apply_yaml, wait_for};
 
+/// Apply the sample Province and the sample Sites (daklak: 10.15.0.0/16 and
+/// 2001:db8:1500::/40; phuyen: 10.45.0.0/16 and 2001:db8:4500::/40), not its zones.
+pub async fn load_province_and_sites(client: &Client) -> Result<(), HarnessError> {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/samples");
+    let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).map_err(|e| HarnessError::Io(format!("reading {f}"), e));
+    crate::cluster::apply_sample_province(client).await?;
+    let sites: Vec<String> = read("network.yaml")?.split("\n---\n").filter(|d| d.contains("kind: Site")).map(str::to_string).collect();
+    apply_yaml(client, &sites.join("\n---\n"), None).await
+}
+
 /// Load the province, the sample sites, one zone `zone` at site daklak
 /// (10.15.0.0/16 and 2001:db8:1500::/48, department subnets /`v4_len` and /64), and
 /// Departments `departments` allowed to use it; wait until each has its subnets.
 pub async fn load_plan(client: &Client, zone: &str, v4_len: u8, departments: &[String]) -> Result<(), HarnessError> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/samples");
-    let read = |f: &str| std::fs::read_to_string(format!("{dir}/{f}")).map_err(|e| HarnessError::Io(format!("reading {f}"), e));
-    apply_yaml(client, &read("province.yaml")?, None).await?;
-    let sites: Vec<String> = read("network.yaml")?.split("\n---\n").filter(|d| d.contains("kind: Site")).map(str::to_string).collect();
-    apply_yaml(client, &sites.join("\n---\n"), None).await?;
+    load_province_and_sites(client).await?;
     let z = format!(
         "apiVersion: pdc.io/v1alpha1\nkind: NetworkZone\nmetadata: {{name: {zone}}}\nspec:\n  vlan: 120\n  sites: [{{site: daklak, ipv4: 10.15.0.0/16, ipv6: \"2001:db8:1500::/48\"}}]\n  subnetSizes: {{ipv4: {v4_len}, ipv6: 64}}\n"
     );

@@ -204,6 +204,32 @@ pub async fn install_chart(client: &Client) -> Result<(), HarnessError> {
     wait_policies_enforced(client).await
 }
 
+/// Apply the sample Province (deploy/samples/province.yaml) and wait until the
+/// admission policy that takes it as its parameter sees it: until then the API server
+/// refuses every Department ("no params found").
+pub async fn apply_sample_province(client: &Client) -> Result<(), HarnessError> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/samples/province.yaml");
+    let text = std::fs::read_to_string(path).map_err(|e| HarnessError::Io(format!("reading {path}"), e))?;
+    apply_yaml(client, &text, None).await?;
+    let probe: pdc_api::Department = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "Department", "metadata": {"name": "province-probe"},
+        "spec": {"displayName": "Probe", "code": "H15.1"}
+    }))
+    .map_err(|e| HarnessError::Other(e.to_string()))?;
+    let dry = kube::api::PostParams { dry_run: true, ..Default::default() };
+    let depts: Api<pdc_api::Department> = Api::all(client.clone());
+    let start = Instant::now();
+    loop {
+        match depts.create(&dry, &probe).await {
+            Ok(_) => return Ok(()),
+            Err(e) if start.elapsed() > Duration::from_secs(30) => {
+                return Err(HarnessError::Other(format!("the admission policies did not see the Province within 30 s: {e}")));
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
 /// A new ValidatingAdmissionPolicy takes effect a moment after it is stored. Probe
 /// each of the chart's policies with server-side dry runs of objects it must refuse
 /// until it does, so no test races the API server's policy cache.

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use crate::HarnessError;
+use crate::{HarnessError, run_command};
 use crate::controlplane::{free_port, spawn_tied, stop_child};
 
 /// A running knotd.
@@ -21,15 +21,9 @@ pub struct KnotServer {
     child: Option<Child>,
 }
 
-fn run(cmd: &mut Command, what: &str) -> Result<String, HarnessError> {
-    let out = cmd.output().map_err(|e| HarnessError::Io(format!("running {what} (install it with `bash tests/setup.sh`)"), e))?;
-    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    if out.status.success() { Ok(text) } else { Err(HarnessError::Other(format!("{what}: {text}"))) }
-}
-
 /// A fresh base64 secret of 32 random bytes.
 pub fn random_secret() -> Result<String, HarnessError> {
-    Ok(run(Command::new("openssl").args(["rand", "-base64", "32"]), "openssl rand")?.trim().to_string())
+    Ok(run_command(Command::new("openssl").args(["rand", "-base64", "32"]), None, "openssl rand")?.trim().to_string())
 }
 
 impl KnotServer {
@@ -135,7 +129,7 @@ impl KnotServer {
         if dnssec {
             cmd.arg("+dnssec");
         }
-        run(cmd.arg(name).arg(rtype), "kdig")
+        run_command(cmd.arg(name).arg(rtype), None, "kdig")
     }
 
     /// The zone's SOA serial.
@@ -155,21 +149,7 @@ impl KnotServer {
             "server 127.0.0.1 {}\nkey {}:{}:{}\n{}\nsend\nanswer\n",
             self.port, self.key_algorithm, self.key_name, secret, commands
         );
-        let mut child = Command::new("knsupdate")
-            .arg("-t")
-            .arg("5")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .map_err(|e| HarnessError::Io("running knsupdate (install it with `bash tests/setup.sh`)".into(), e))?;
-        if let Some(mut stdin) = child.stdin.take() {
-            use std::io::Write;
-            stdin.write_all(script.as_bytes()).map_err(|e| HarnessError::Io("writing to knsupdate".into(), e))?;
-        }
-        let out = child.wait_with_output().map_err(|e| HarnessError::Io("waiting for knsupdate".into(), e))?;
-        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-        if out.status.success() { Ok(text) } else { Err(HarnessError::Other(format!("knsupdate: {text}"))) }
+        run_command(Command::new("knsupdate").args(["-t", "5"]), Some(&script), "knsupdate")
     }
 
     /// An out-of-band edit with the right key (what an engineer's `nsupdate` would do).

@@ -30,3 +30,22 @@ pub enum HarnessError {
     #[error("{0}")]
     Other(String),
 }
+
+/// Run `cmd` (with `input` on its stdin, if any) to completion: its stdout and stderr
+/// together, or an error naming `what` with that output when it fails.
+pub fn run_command(cmd: &mut std::process::Command, input: Option<&str>, what: &str) -> Result<String, HarnessError> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| HarnessError::Io(format!("running {what} (install it with `bash tests/setup.sh`)"), e))?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes()).map_err(|e| HarnessError::Io(format!("writing to {what}"), e))?;
+    }
+    let out = child.wait_with_output().map_err(|e| HarnessError::Io(format!("waiting for {what}"), e))?;
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    if out.status.success() { Ok(text) } else { Err(HarnessError::Other(format!("{what}: {text}"))) }
+}

@@ -145,21 +145,5 @@ pub fn http_get(port: u16, path: &str) -> Result<(u16, String), HarnessError> {
 
 /// Lint a /metrics body with `promtool check metrics` (promtool from tests/setup.sh).
 pub fn promtool_check_metrics(body: &str) -> Result<(), HarnessError> {
-    use std::io::Write;
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| HarnessError::Io("running promtool (install it with `bash tests/setup.sh`)".into(), e))?;
-    if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(body.as_bytes()).map_err(|e| HarnessError::Io("writing to promtool".into(), e))?;
-    }
-    let out = child.wait_with_output().map_err(|e| HarnessError::Io("waiting for promtool".into(), e))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(HarnessError::Other(format!("promtool check metrics: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))))
-    }
+    crate::run_command(Command::new("promtool").args(["check", "metrics"]), Some(body), "promtool check metrics").map(|_| ())
 }

@@ -12,7 +12,7 @@ use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use pdc_api::conditions::{self, READY};
 use pdc_api::{Department, DepartmentSpec, GuestQuota, Province, Subjects};
-use pdc_tests::cluster::{TestEnv, apply_yaml, shared_env, unique, wait_for};
+use pdc_tests::cluster::{TestEnv, shared_env, unique, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -24,8 +24,7 @@ async fn env() -> (&'static TestEnv, Client) {
 }
 
 async fn ensure_province(client: &Client) {
-    let text = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/samples/province.yaml")).unwrap();
-    apply_yaml(client, &text, None).await.unwrap();
+    pdc_tests::cluster::apply_sample_province(client).await.unwrap();
 }
 
 fn spec(display: &str, code: &str) -> DepartmentSpec {

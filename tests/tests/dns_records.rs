@@ -10,7 +10,7 @@ use kube::api::{ObjectMeta, PostParams};
 use kube::{Api, ResourceExt};
 use pdc_api::conditions::{self, READY};
 use pdc_api::{Department, DnsRecord};
-use pdc_tests::cluster::{apply_yaml, shared_env, unique, wait_for};
+use pdc_tests::cluster::{shared_env, unique, wait_for};
 
 fn record(name: &str, rname: &str, rtype: &str, values: &[&str]) -> DnsRecord {
     serde_json::from_value(serde_json::json!({
@@ -34,8 +34,7 @@ fn refused(r: Result<DnsRecord, kube::Error>) -> String {
 async fn records_stay_inside_the_department_subdomain() {
     let env = shared_env(true).unwrap_or_else(|e| panic!("test environment: {e}"));
     let client = env.client().await.unwrap();
-    let province = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/samples/province.yaml")).unwrap();
-    apply_yaml(&client, &province, None).await.unwrap();
+    pdc_tests::cluster::apply_sample_province(&client).await.unwrap();
     let dname = unique("so-y-te");
     let d: Department = serde_json::from_value(serde_json::json!({
         "apiVersion": "pdc.io/v1alpha1", "kind": "Department", "metadata": {"name": dname},

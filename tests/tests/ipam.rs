@@ -12,23 +12,14 @@ use kube::core::DynamicObject;
 use kube::{Api, Client, ResourceExt};
 use pdc_api::conditions::{self, READY};
 use pdc_api::{AddressAllocation, AddressClaim, Department, NetworkZone, SubnetAllocation};
-use pdc_tests::cluster::{TestEnv, apply_yaml, shared_env, unique, wait_for};
+use pdc_tests::cluster::{TestEnv, shared_env, unique, wait_for};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
 
 async fn env() -> (&'static TestEnv, Client) {
     let env = shared_env(true).unwrap_or_else(|e| panic!("test environment: {e}"));
     let client = env.client().await.unwrap();
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/samples");
-    apply_yaml(&client, &std::fs::read_to_string(format!("{dir}/province.yaml")).unwrap(), None).await.unwrap();
-    // The sample sites; their blocks are 10.15.0.0/16 and 10.45.0.0/16.
-    let sites: String = std::fs::read_to_string(format!("{dir}/network.yaml"))
-        .unwrap()
-        .split("\n---\n")
-        .filter(|d| d.contains("kind: Site"))
-        .collect::<Vec<_>>()
-        .join("\n---\n");
-    apply_yaml(&client, &sites, None).await.unwrap();
+    pdc_tests::addressing::load_province_and_sites(&client).await.unwrap();
     (env, client)
 }
 
@@ -41,19 +32,22 @@ fn block() -> (String, String, String, String) {
     (format!("10.15.{}.0/22", n * 4), format!("2001:db8:15{n:02x}::/48"), format!("10.45.{}.0/22", n * 4), format!("2001:db8:45{n:02x}::/48"))
 }
 
+/// `base` with the top-level fields of `extra` set over it.
+fn merged(mut base: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(b), serde_json::Value::Object(e)) = (base.as_object_mut(), extra) {
+        b.extend(e);
+    }
+    base
+}
+
 async fn zone(client: &Client, name: &str, v4_len: i32, extra: serde_json::Value) -> NetworkZone {
     let (a4, a6, b4, b6) = block();
-    let mut spec = serde_json::json!({
+    let spec = merged(serde_json::json!({
         "vlan": 200,
         "sites": [{"site": "daklak", "ipv4": a4, "ipv6": a6}, {"site": "phuyen", "ipv4": b4, "ipv6": b6}],
         "subnetSizes": {"ipv4": v4_len, "ipv6": 64},
         "reachability": [{"fromZones": [name], "ports": [{"protocol": "TCP", "port": 443}]}]
-    });
-    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            s.insert(k.clone(), v.clone());
-        }
-    }
+    }), extra);
     let z: NetworkZone = serde_json::from_value(serde_json::json!({
         "apiVersion": "pdc.io/v1alpha1", "kind": "NetworkZone", "metadata": {"name": name}, "spec": spec
     }))
@@ -78,12 +72,7 @@ async fn department(client: &Client, name: &str, zones: &[&str]) -> Department {
 }
 
 fn claim(name: &str, zone: &str, extra: serde_json::Value) -> AddressClaim {
-    let mut spec = serde_json::json!({"zone": zone});
-    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
-        for (k, v) in e {
-            s.insert(k.clone(), v.clone());
-        }
-    }
+    let spec = merged(serde_json::json!({"zone": zone}), extra);
     serde_json::from_value(serde_json::json!({
         "apiVersion": "pdc.io/v1alpha1", "kind": "AddressClaim", "metadata": {"name": name}, "spec": spec
     }))

@@ -10,7 +10,7 @@ use kube::api::PostParams;
 use kube::{Api, Client};
 use pdc_api::conditions::{self, READY};
 use pdc_api::{Department, DepartmentSpec, GuestQuota, Subjects};
-use pdc_tests::cluster::{SYSTEM_NAMESPACE, apply_yaml, shared_env, unique, wait_for};
+use pdc_tests::cluster::{SYSTEM_NAMESPACE, shared_env, unique, wait_for};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
 
 const SUCCESS: &str = r#"pdc_reconcile_total{controller="department",result="success"}"#;
@@ -54,8 +54,7 @@ fn ready(d: &Department) -> bool {
 async fn only_the_leader_writes_and_the_standby_takes_over() {
     let env = shared_env(false).unwrap_or_else(|e| panic!("test environment: {e}"));
     let client = env.client().await.unwrap();
-    let province = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/samples/province.yaml")).unwrap();
-    apply_yaml(&client, &province, None).await.unwrap();
+    pdc_tests::cluster::apply_sample_province(&client).await.unwrap();
 
     // Short lease timings so the test is quick; the mechanism is the production one.
     let opts = |id: &str| OperatorOptions { lease_duration: "4s", renew_deadline: "3s", retry_period: "500ms", ..OperatorOptions::new(id) };

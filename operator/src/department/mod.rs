@@ -138,7 +138,9 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
     };
     let ok = cond.ok;
     set_status(dept, ctx, Some(subdomain), Some(net.subnets), cond, attachments).await?;
-    Ok(Action::requeue(Duration::from_secs(if ok { 600 } else { 30 })))
+    // Network problems are often short-lived (a Site or zone just created, not yet in
+    // the caches): look again soon.
+    Ok(Action::requeue(Duration::from_secs(if ok { 600 } else { 10 })))
 }
 
 /// Apply each allowed zone's NetworkAttachmentDefinition and reachability policy;
@@ -216,7 +218,7 @@ async fn cleanup_department(dept: &Department, ctx: &DepartmentContext) -> Resul
     let api: Api<Namespace> = Api::all(ctx.base.client.clone());
     match api.delete(&ns, &DeleteParams::background()).await {
         Ok(_) => info!(namespace = %ns, "deleted department namespace"),
-        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) if crate::error::is_not_found(&e) => {}
         Err(source) => return Err(Error::Delete { what: format!("namespace {ns}"), source }),
     }
     // Nothing in the namespace holds an address any more: give the subnets back.
@@ -365,6 +367,7 @@ pub async fn run(
     let client = base.client.clone();
     let store = controller.store();
     let by_zone = store.clone();
+    let (by_site, zones_of_site) = (store.clone(), zones.clone());
     let ctx = Arc::new(DepartmentContext { base, provinces, ipam, zones, sites });
     controller
         .owns_stream(owned_changes(Api::<Namespace>::all(client.clone())))
@@ -378,13 +381,32 @@ pub async fn run(
         })
         // A zone's spec change (prefixes, reachability) concerns the Departments using it.
         .watches_stream(
-            watcher(Api::<NetworkZone>::all(client.clone()), watcher::Config::default())
-                .default_backoff()
-                .applied_objects()
-                .predicate_filter(kube::runtime::predicates::generation, Default::default()),
+            ipam::zone::spec_changes(Api::<NetworkZone>::all(client.clone())),
             move |z| {
                 let zone = z.name_any();
                 by_zone.state().into_iter().filter(|d| d.spec.zones.contains(&zone)).map(|d| ObjectRef::from_obj(&*d)).collect::<Vec<_>>()
+            },
+        )
+        // A Site appearing or changing its blocks decides whether zones spanning it are usable.
+        .watches_stream(
+            watcher(Api::<Site>::all(client.clone()), watcher::Config::default())
+                .default_backoff()
+                .applied_objects()
+                .predicate_filter(kube::runtime::predicates::generation, Default::default()),
+            move |site| {
+                let site = site.name_any();
+                let spanning: Vec<String> = zones_of_site
+                    .state()
+                    .iter()
+                    .filter(|z| z.spec.sites.iter().any(|s| s.site == site))
+                    .map(|z| z.name_any())
+                    .collect();
+                by_site
+                    .state()
+                    .into_iter()
+                    .filter(|d| d.spec.zones.iter().any(|z| spanning.contains(z)))
+                    .map(|d| ObjectRef::from_obj(&*d))
+                    .collect::<Vec<_>>()
             },
         )
         .run(reconcile, error_policy, ctx)

@@ -440,24 +440,29 @@ pub fn controller(client: Client, concurrency: u16) -> Controller<AddressClaim> 
 /// Run the AddressClaim controller, and the orphan sweep every five minutes. A
 /// released address wakes the claims of its department that are still waiting.
 pub async fn run(ctx: Arc<ClaimContext>, controller: Controller<AddressClaim>) {
+    // The ledger's own watch reports releases; `None` stands for "some were missed".
     let waiting = controller.store();
-    let released = watcher(Api::<AddressAllocation>::all(ctx.base.client.clone()), watcher::Config::default())
-        .default_backoff()
-        .filter_map(|ev| {
-            futures::future::ready(match ev {
-                Ok(watcher::Event::Delete(a)) => Some(Ok(a)),
-                Ok(_) => None,
-                Err(e) => Some(Err(e)),
-            })
-        });
-    let controller = controller.watches_stream(released, move |a: AddressAllocation| {
-        waiting
+    let released = futures::stream::unfold(ctx.ipam.released(), |mut rx| async move {
+        use tokio::sync::broadcast::error::RecvError;
+        match rx.recv().await {
+            Ok(key) => Some((Some(key), rx)),
+            Err(RecvError::Lagged(_)) => Some((None, rx)),
+            Err(RecvError::Closed) => None,
+        }
+    });
+    let wake = released.flat_map(move |key: Option<PoolKey>| {
+        let claims: Vec<ObjectRef<AddressClaim>> = waiting
             .state()
             .into_iter()
-            .filter(|c| c.namespace().as_deref() == Some(a.spec.department.as_str()) && c.spec.zone == a.spec.zone && !ready(c))
+            .filter(|c| {
+                !ready(c)
+                    && key.as_ref().is_none_or(|k| c.namespace().as_deref() == Some(k.department.as_str()) && c.spec.zone == k.zone)
+            })
             .map(|c| ObjectRef::from_obj(&*c))
-            .collect::<Vec<_>>()
+            .collect();
+        futures::stream::iter(claims)
     });
+    let controller = controller.reconcile_on(wake);
     let sweeper = {
         let ctx = ctx.clone();
         let known = controller.store();

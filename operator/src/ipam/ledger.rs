@@ -59,10 +59,6 @@ pub struct Ledger {
     state: Mutex<State>,
 }
 
-fn family_of(p: &Prefix) -> Family {
-    p.family
-}
-
 
 impl Ledger {
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -140,7 +136,7 @@ impl Ledger {
     /// when the zone prefix is full.
     pub fn reserve_subnet(&self, key: &PoolKey, parent: &Prefix, len: u8) -> Result<Option<Prefix>, IpamError> {
         let mut s = self.lock();
-        let family = family_of(parent);
+        let family = parent.family;
         if let Some(p) = s.subnets.get(&(key.clone(), family)) {
             return Ok(Some(*p));
         }
@@ -164,7 +160,7 @@ impl Ledger {
         self.subnet_gone(&prefix.object_name());
     }
 
-    /// Allocated and total `/len` subnets and the carved prefixes' address count.
+    /// How many addresses of `parent` are carved into department subnets.
     pub fn carved_in(&self, zk: &ZoneKey, parent: &Prefix) -> u128 {
         self.lock().carved.get(zk).map_or(0, |set| set.count_in(parent.first(), parent.last()))
     }

@@ -20,16 +20,35 @@ use tokio::sync::Notify;
 
 pub use ledger::{Ledger, PoolKey};
 
-/// The ledger and whether its watches have listed everything once.
-#[derive(Default)]
+/// The ledger, whether its watches have listed everything once, and a signal of
+/// released addresses (by pool) for claims waiting on a full pool.
 pub struct Ipam {
     pub ledger: Ledger,
     subnets_synced: AtomicBool,
     addresses_synced: AtomicBool,
     notify: Notify,
+    released: tokio::sync::broadcast::Sender<PoolKey>,
+}
+
+impl Default for Ipam {
+    fn default() -> Self {
+        Ipam {
+            ledger: Ledger::default(),
+            subnets_synced: AtomicBool::new(false),
+            addresses_synced: AtomicBool::new(false),
+            notify: Notify::new(),
+            released: tokio::sync::broadcast::channel(1024).0,
+        }
+    }
 }
 
 impl Ipam {
+    /// Pools in which an address was released, as they happen. `Lagged` from the
+    /// receiver means some were missed: treat every pool as released.
+    pub fn released(&self) -> tokio::sync::broadcast::Receiver<PoolKey> {
+        self.released.subscribe()
+    }
+
     pub fn synced(&self) -> bool {
         self.subnets_synced.load(Ordering::Acquire) && self.addresses_synced.load(Ordering::Acquire)
     }
@@ -55,13 +74,18 @@ impl Ipam {
 pub async fn follow(client: Client, ipam: Arc<Ipam>) {
     let subnets = follow_kind(Api::<SubnetAllocation>::all(client.clone()), ipam.clone(), Tracker {
         seen: |l, a| l.subnet_seen(a),
-        gone: Ledger::subnet_gone,
+        gone: |i, a| i.ledger.subnet_gone(&a.name_any()),
         retain: Ledger::retain_subnets,
         synced: |i| &i.subnets_synced,
     });
     let addresses = follow_kind(Api::<AddressAllocation>::all(client), ipam, Tracker {
         seen: |l, a| l.address_seen(a),
-        gone: Ledger::address_gone,
+        gone: |i, a| {
+            i.ledger.address_gone(&a.name_any());
+            let key = PoolKey { department: a.spec.department.clone(), zone: a.spec.zone.clone(), site: a.spec.site.clone() };
+            // No receiver yet (controllers not started) is fine: nobody waits.
+            let _ = i.released.send(key);
+        },
         retain: Ledger::retain_addresses,
         synced: |i| &i.addresses_synced,
     });
@@ -71,7 +95,7 @@ pub async fn follow(client: Client, ipam: Arc<Ipam>) {
 /// How the ledger takes one kind's watch events.
 struct Tracker<K> {
     seen: fn(&Ledger, &K),
-    gone: fn(&Ledger, &str),
+    gone: fn(&Ipam, &K),
     retain: fn(&Ledger, &std::collections::HashSet<String>),
     synced: fn(&Ipam) -> &AtomicBool,
 }
@@ -90,7 +114,7 @@ where
                     relisted.insert(a.name_any());
                     (t.seen)(&ipam.ledger, &a);
                 }
-                Ok(Event::Delete(a)) => (t.gone)(&ipam.ledger, &a.name_any()),
+                Ok(Event::Delete(a)) => (t.gone)(&ipam, &a),
                 Ok(Event::InitDone) => {
                     // A re-list after a broken watch: drop what was deleted meanwhile.
                     (t.retain)(&ipam.ledger, &std::mem::take(&mut relisted));
@@ -122,12 +146,4 @@ pub fn allocation_labels(key: &PoolKey, family: pdc_core::ipam::Family) -> std::
 
 use kube::runtime::watcher::watcher;
 
-/// Whether a kube error is the API server's "already exists".
-pub fn is_conflict(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 409)
-}
-
-/// Whether a kube error is "not found".
-pub fn is_not_found(e: &kube::Error) -> bool {
-    matches!(e, kube::Error::Api(s) if s.code == 404)
-}
+pub use crate::error::{is_conflict, is_not_found};

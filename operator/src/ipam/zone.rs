@@ -95,20 +95,10 @@ pub fn problems(zone: &NetworkZone, zones: &[Arc<NetworkZone>], sites: &Store<Si
             }
         }
     }
-    // Overlaps: with the zone's own other sites, and with older zones.
-    let mut entries: Vec<((String, String), Prefix)> = Vec::new();
-    for z in zones {
-        if z.name_any() != name && !precedes(z, zone) {
-            continue;
-        }
-        for p in prefixes(if z.name_any() == name { zone } else { z }) {
-            entries.push(((z.name_any(), p.site), p.prefix));
-        }
-    }
-    if !zones.iter().any(|z| z.name_any() == name) {
-        for p in prefixes(zone) {
-            entries.push(((name.clone(), p.site), p.prefix));
-        }
+    // Overlaps: between the zone's own sites, and with older zones (they keep theirs).
+    let mut entries: Vec<((String, String), Prefix)> = prefixes(zone).into_iter().map(|p| ((name.clone(), p.site), p.prefix)).collect();
+    for z in zones.iter().filter(|z| z.name_any() != name && precedes(z, zone)) {
+        entries.extend(prefixes(z).into_iter().map(|p| ((z.name_any(), p.site), p.prefix)));
     }
     for (i, j) in ipam::overlaps(&entries) {
         let (Some(((za, sa), pa)), Some(((zb, sb), pb))) = (entries.get(i), entries.get(j)) else { continue };
@@ -220,7 +210,7 @@ fn error_policy(zone: Arc<NetworkZone>, err: &Error, ctx: Arc<ZoneContext>) -> A
 }
 
 /// Zone events that change a spec (status writes, including usage, do not).
-fn spec_changes(api: Api<NetworkZone>) -> impl futures::Stream<Item = std::result::Result<NetworkZone, watcher::Error>> + Send + 'static {
+pub fn spec_changes(api: Api<NetworkZone>) -> impl futures::Stream<Item = std::result::Result<NetworkZone, watcher::Error>> + Send + 'static {
     watcher(api, watcher::Config::default())
         .default_backoff()
         .applied_objects()

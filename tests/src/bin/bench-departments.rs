@@ -21,7 +21,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
 use pdc_api::conditions::{self, READY};
 use pdc_api::{Department, DepartmentSpec, GuestQuota, Province, Subjects};
-use pdc_tests::cluster::{OPERATOR_USER, apply_yaml, base_dir, client_for, install_chart};
+use pdc_tests::cluster::{OPERATOR_USER, base_dir, client_for, install_chart};
 use pdc_tests::controlplane::ControlPlane;
 use pdc_tests::bench::{Args, Timings, percentile, wait_leader, write_result};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
@@ -143,8 +143,7 @@ async fn run() -> Result<(), String> {
     let plane = ControlPlane::start("bench", &base_dir()).map_err(|e| e.to_string())?;
     let client = client_for(&plane.kubeconfig()).await.map_err(|e| e.to_string())?;
     install_chart(&client).await.map_err(|e| e.to_string())?;
-    let province_yaml = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/samples/province.yaml")).map_err(|e| e.to_string())?;
-    apply_yaml(&client, &province_yaml, None).await.map_err(|e| e.to_string())?;
+    pdc_tests::cluster::apply_sample_province(&client).await.map_err(|e| e.to_string())?;
     let province = Api::<Province>::all(client.clone()).get("daklak").await.map_err(|e| e.to_string())?;
 
     eprintln!("baseline: {} × 7 objects by a plain client, concurrency {}", a.count, a.concurrency);
