@@ -197,15 +197,28 @@ pub struct Plan {
 
 /// Plan the changes. `owned` is every (name, type) pdc is responsible for: what its
 /// DnsRecords declare now and declared before (so removed records are deleted). A set
-/// in `current` that pdc does not own is never changed: when `desired` wants it, that
-/// is a conflict.
+/// in `current` that pdc does not own is never changed: when `desired` wants it, or
+/// when a CNAME would share a name with it (RFC 1034 §3.6.2; servers silently drop
+/// such an addition), that is a conflict. Changes come deletes first, then
+/// replacements, then creations, so a name can change type within one plan.
 pub fn plan(current: &Zone, desired: &Zone, owned: &BTreeSet<(String, RecordType)>) -> Plan {
     let mut p = Plan::default();
+    let (mut deletes, mut replaces, mut creates) = (Vec::new(), Vec::new(), Vec::new());
     for (key, want) in desired {
         match current.get(key) {
-            None => p.changes.push(Change::Create(want.clone())),
+            None => {
+                let clash = current
+                    .range((key.0.clone(), RecordType::A)..)
+                    .take_while(|((n, _), _)| *n == key.0)
+                    .find(|((_, t), _)| *t != key.1 && (*t == RecordType::CNAME || key.1 == RecordType::CNAME))
+                    .filter(|(k, _)| !owned.contains(*k));
+                match clash {
+                    Some((_, found)) => p.conflicts.push(Conflict { wanted: want.clone(), found: found.clone() }),
+                    None => creates.push(Change::Create(want.clone())),
+                }
+            }
             Some(have) if have == want => {}
-            Some(have) if owned.contains(key) => p.changes.push(Change::Replace { expect: have.clone(), new: want.clone() }),
+            Some(have) if owned.contains(key) => replaces.push(Change::Replace { expect: have.clone(), new: want.clone() }),
             Some(have) => p.conflicts.push(Conflict { wanted: want.clone(), found: have.clone() }),
         }
     }
@@ -214,9 +227,10 @@ pub fn plan(current: &Zone, desired: &Zone, owned: &BTreeSet<(String, RecordType
             continue;
         }
         if let Some(have) = current.get(key) {
-            p.changes.push(Change::Delete(have.clone()));
+            deletes.push(Change::Delete(have.clone()));
         }
     }
+    p.changes = deletes.into_iter().chain(replaces).chain(creates).collect();
     p
 }
 
@@ -285,6 +299,23 @@ mod tests {
         assert!(check_cname_exclusive(&z).is_ok());
         z.insert(("www.x.".into(), RecordType::A), s(RecordType::A, "10.0.0.1"));
         assert!(check_cname_exclusive(&z).unwrap_err().to_string().contains("cannot also have A"));
+    }
+
+    #[test]
+    fn a_cname_never_joins_a_foreign_set() {
+        let s = |t, v: &str| RRset { name: "www.x.".into(), rtype: t, ttl: 300, values: BTreeSet::from([v.to_string()]) };
+        let current: Zone = [(("www.x.".to_string(), RecordType::A), s(RecordType::A, "10.0.0.1"))].into();
+        let desired: Zone = [(("www.x.".to_string(), RecordType::CNAME), s(RecordType::CNAME, "a.x."))].into();
+        let owned: BTreeSet<_> = desired.keys().cloned().collect();
+        let p = plan(&current, &desired, &owned);
+        assert!(p.changes.is_empty());
+        assert_eq!(p.conflicts.len(), 1);
+        // Once pdc owns the A set, the A goes first and the CNAME follows.
+        let mut owned = owned;
+        owned.insert(("www.x.".into(), RecordType::A));
+        let p = plan(&current, &desired, &owned);
+        assert!(p.conflicts.is_empty());
+        assert!(matches!(p.changes.as_slice(), [Change::Delete(_), Change::Create(_)]), "{:?}", p.changes);
     }
 
     fn rrset() -> impl Strategy<Value = RRset> {

@@ -101,6 +101,31 @@ impl Addr {
     }
 }
 
+impl Addr {
+    /// The address a reverse-DNS owner name stands for: the inverse of
+    /// [`Addr::reverse_name`]. `None` for a name that is not a full address
+    /// (e.g. the zone apex `20.10.in-addr.arpa.`).
+    pub fn from_reverse_name(name: &str) -> Option<Addr> {
+        let n = name.trim_end_matches('.').to_ascii_lowercase();
+        if let Some(rest) = n.strip_suffix(".in-addr.arpa") {
+            let octets: Vec<u8> = rest.split('.').map(|o| o.parse::<u8>().ok()).collect::<Option<Vec<u8>>>()?;
+            let [d, c, b, a] = octets.as_slice() else { return None };
+            return Some(Addr::v4(u32::from_be_bytes([*a, *b, *c, *d])));
+        }
+        let rest = n.strip_suffix(".ip6.arpa")?;
+        let nibbles: Vec<&str> = rest.split('.').collect();
+        if nibbles.len() != 32 {
+            return None;
+        }
+        let mut value: u128 = 0;
+        for (i, nib) in nibbles.iter().enumerate() {
+            let d = u128::from_str_radix(nib, 16).ok().filter(|_| nib.len() == 1)?;
+            value |= d << (i * 4);
+        }
+        Some(Addr::v6(value))
+    }
+}
+
 impl fmt::Display for Addr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self.family {
@@ -292,6 +317,12 @@ mod tests {
         assert_eq!(Addr::parse("10.20.1.5").unwrap().reverse_name(), "5.1.20.10.in-addr.arpa.");
         let r = Addr::parse("2001:db8::1").unwrap().reverse_name();
         assert!(r.starts_with("1.0.0.0.") && r.ends_with(".8.b.d.0.1.0.0.2.ip6.arpa."), "{r}");
+        for a in ["10.20.1.5", "2001:db8::1", "2001:db8:20:1::26"] {
+            let a = Addr::parse(a).unwrap();
+            assert_eq!(Addr::from_reverse_name(&a.reverse_name()), Some(a));
+        }
+        assert_eq!(Addr::from_reverse_name("20.10.in-addr.arpa."), None);
+        assert_eq!(Addr::from_reverse_name("x.1.20.10.in-addr.arpa."), None);
     }
 
     proptest! {

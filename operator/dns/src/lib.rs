@@ -1,0 +1,526 @@
+//! pdc's DNS wire client. Everything pdc says to an authoritative server goes through
+//! here: RFC 2136 UPDATE messages carrying a plan's prerequisites, zone transfers
+//! (AXFR) read to the closing SOA, and plain queries. Updates and transfers are
+//! signed with TSIG afresh for every attempt, and the server's TSIG on the answer is
+//! checked. All exchanges run over TCP with a deadline.
+//!
+//! The TSIG secret is held in [`Key`], whose `Debug` never prints it.
+
+use std::net::SocketAddr;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use hickory_proto::dnssec::rdata::DNSSECRData;
+use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode, UpdateMessage};
+use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
+use hickory_proto::rr::rdata::{A, AAAA, CAA, CNAME, MX, PTR, SRV, TXT};
+use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType as Wire, TSigVerifier, TSigner};
+use pdc_core::dnsplan::{Change, RRset, RecordType, Zone, canonical_value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// Why an exchange with the server failed. [`DnsIoError::reason`] is a bounded label
+/// for metrics; the message is for people and never holds the key.
+#[derive(Debug, thiserror::Error)]
+pub enum DnsIoError {
+    #[error("cannot reach the DNS server {addr}: {detail}")]
+    Unreachable { addr: SocketAddr, detail: String },
+    #[error("the DNS server {addr} refused pdc's TSIG key {key:?} ({detail}); the key's name, algorithm and secret must match the server's")]
+    Tsig { addr: SocketAddr, key: String, detail: String },
+    #[error("the DNS server {addr} refused the update because the zone changed since pdc read it ({rcode}); pdc reads it again")]
+    Prerequisite { addr: SocketAddr, rcode: String },
+    #[error("the DNS server {addr} answered {rcode} to {what}")]
+    Refused { addr: SocketAddr, what: String, rcode: String },
+    #[error("the DNS server {addr} sent a reply pdc cannot use ({what}): {detail}")]
+    Protocol { addr: SocketAddr, what: String, detail: String },
+    #[error("{0}")]
+    Invalid(String),
+}
+
+impl DnsIoError {
+    pub fn reason(&self) -> &'static str {
+        match self {
+            DnsIoError::Unreachable { .. } => "unreachable",
+            DnsIoError::Tsig { .. } => "tsig",
+            DnsIoError::Prerequisite { .. } => "prerequisite",
+            DnsIoError::Refused { .. } => "refused",
+            DnsIoError::Protocol { .. } => "protocol",
+            DnsIoError::Invalid(_) => "invalid",
+        }
+    }
+}
+
+type Result<T> = std::result::Result<T, DnsIoError>;
+
+/// A TSIG key: its name as the server knows it, algorithm and secret.
+#[derive(Clone)]
+pub struct Key {
+    pub name: String,
+    pub algorithm: String,
+    secret: Vec<u8>,
+}
+
+impl std::fmt::Debug for Key {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Key").field("name", &self.name).field("algorithm", &self.algorithm).field("secret", &"<redacted>").finish()
+    }
+}
+
+impl Key {
+    /// A key from its base64 secret (as in a Secret, `tsig-keygen` or knot.conf).
+    pub fn from_base64(name: &str, algorithm: &str, secret_b64: &str) -> Result<Key> {
+        let secret = base64::engine::general_purpose::STANDARD
+            .decode(secret_b64.trim())
+            .map_err(|_| DnsIoError::Invalid(format!("the secret of TSIG key {name:?} is not base64")))?;
+        if secret.is_empty() {
+            return Err(DnsIoError::Invalid(format!("the secret of TSIG key {name:?} is empty")));
+        }
+        Ok(Key { name: name.to_string(), algorithm: algorithm.to_string(), secret })
+    }
+
+    fn signer(&self) -> Result<TSigner> {
+        let alg = match self.algorithm.as_str() {
+            "hmac-sha256" => TsigAlgorithm::HmacSha256,
+            "hmac-sha384" => TsigAlgorithm::HmacSha384,
+            "hmac-sha512" => TsigAlgorithm::HmacSha512,
+            other => return Err(DnsIoError::Invalid(format!("TSIG algorithm {other:?} is not hmac-sha256, hmac-sha384 or hmac-sha512"))),
+        };
+        let name = Name::from_ascii(&self.name).map_err(|_| DnsIoError::Invalid(format!("TSIG key name {:?} is not a DNS name", self.name)))?;
+        TSigner::new(self.secret.clone(), alg, name, 300).map_err(|e| DnsIoError::Invalid(format!("TSIG key {:?}: {e}", self.name)))
+    }
+}
+
+/// Where a zone's primary server listens, and how long one exchange may take.
+#[derive(Clone, Debug)]
+pub struct Server {
+    pub addr: SocketAddr,
+    pub timeout: Duration,
+}
+
+impl Server {
+    pub fn new(addr: SocketAddr) -> Server {
+        Server { addr, timeout: Duration::from_secs(10) }
+    }
+}
+
+/// What a zone transfer found.
+#[derive(Clone, Debug, Default)]
+pub struct Transfer {
+    pub serial: u32,
+    /// The record sets of the types pdc manages (A, AAAA, CNAME, TXT, MX, SRV, CAA, PTR).
+    pub sets: Zone,
+    /// Whether the apex SOA carries an RRSIG that has not expired.
+    pub signed: bool,
+    /// Resource records in the transfer, of any type.
+    pub records: usize,
+}
+
+/// One answer record, as text.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AnswerRecord {
+    pub name: String,
+    pub rtype: String,
+    pub ttl: u32,
+    pub value: String,
+}
+
+/// A query's answer.
+#[derive(Clone, Debug)]
+pub struct Answer {
+    pub rcode: String,
+    pub authoritative: bool,
+    pub records: Vec<AnswerRecord>,
+    /// RRSIGs in the answer that cover the asked type, with their expiry (UNIX seconds).
+    pub rrsigs: Vec<u32>,
+}
+
+fn now_unix() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+fn name(s: &str) -> Result<Name> {
+    let n = if s.ends_with('.') { s.to_string() } else { format!("{s}.") };
+    Name::from_ascii(&n).map_err(|_| DnsIoError::Invalid(format!("{s:?} is not a DNS name")))
+}
+
+fn wire_type(t: RecordType) -> Wire {
+    match t {
+        RecordType::A => Wire::A,
+        RecordType::AAAA => Wire::AAAA,
+        RecordType::CNAME => Wire::CNAME,
+        RecordType::TXT => Wire::TXT,
+        RecordType::MX => Wire::MX,
+        RecordType::SRV => Wire::SRV,
+        RecordType::CAA => Wire::CAA,
+        RecordType::PTR => Wire::PTR,
+    }
+}
+
+/// The record data of one canonical value (see [`canonical_value`]).
+pub fn rdata(t: RecordType, value: &str) -> Result<RData> {
+    let bad = |why: &str| DnsIoError::Invalid(format!("{} value {value:?}: {why}", t.as_str()));
+    let v = canonical_value(t, value).map_err(|e| DnsIoError::Invalid(e.to_string()))?;
+    let num = |s: Option<&str>| s.and_then(|s| s.parse::<u16>().ok()).ok_or_else(|| bad("not a number"));
+    Ok(match t {
+        RecordType::A => RData::A(A(v.parse().map_err(|_| bad("not IPv4"))?)),
+        RecordType::AAAA => RData::AAAA(AAAA(v.parse().map_err(|_| bad("not IPv6"))?)),
+        RecordType::CNAME => RData::CNAME(CNAME(name(&v)?)),
+        RecordType::PTR => RData::PTR(PTR(name(&v)?)),
+        RecordType::TXT => {
+            // A character-string holds at most 255 bytes; longer values are split.
+            let chunks = v.as_bytes().chunks(255).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
+            RData::TXT(TXT::new(chunks))
+        }
+        RecordType::MX => {
+            let mut it = v.split(' ');
+            let pref = num(it.next())?;
+            RData::MX(MX::new(pref, name(it.next().unwrap_or_default())?))
+        }
+        RecordType::SRV => {
+            let mut it = v.split(' ');
+            let (p, w, port) = (num(it.next())?, num(it.next())?, num(it.next())?);
+            RData::SRV(SRV::new(p, w, port, name(it.next().unwrap_or_default())?))
+        }
+        RecordType::CAA => {
+            let mut it = v.splitn(3, ' ');
+            let flags: u8 = it.next().and_then(|f| f.parse().ok()).ok_or_else(|| bad("flags"))?;
+            let tag = it.next().unwrap_or_default();
+            let val = it.next().unwrap_or_default().trim_matches('"');
+            let mut caa = CAA::new_issue(false, None, Vec::new());
+            caa.issuer_critical = flags & 0x80 != 0;
+            caa.reserved_flags = flags & 0x7f;
+            caa.tag = tag.to_string();
+            caa.value = val.as_bytes().to_vec();
+            RData::CAA(caa)
+        }
+    })
+}
+
+/// The canonical text of record data of a type pdc manages.
+pub fn value_text(data: &RData) -> Option<(RecordType, String)> {
+    let (t, raw) = match data {
+        RData::A(a) => (RecordType::A, a.0.to_string()),
+        RData::AAAA(a) => (RecordType::AAAA, a.0.to_string()),
+        RData::CNAME(c) => (RecordType::CNAME, c.0.to_ascii()),
+        RData::PTR(p) => (RecordType::PTR, p.0.to_ascii()),
+        RData::TXT(t) => (RecordType::TXT, t.txt_data.iter().map(|s| String::from_utf8_lossy(s).into_owned()).collect::<String>()),
+        RData::MX(m) => (RecordType::MX, format!("{} {}", m.preference, m.exchange.to_ascii())),
+        RData::SRV(s) => (RecordType::SRV, format!("{} {} {} {}", s.priority, s.weight, s.port, s.target.to_ascii())),
+        RData::CAA(c) => (RecordType::CAA, format!("{} {} \"{}\"", c.flags(), c.tag, String::from_utf8_lossy(&c.value))),
+        _ => return None,
+    };
+    // What does not parse as pdc would write it is kept as the server shows it, so
+    // it compares unequal to anything pdc wants.
+    Some((t, canonical_value(t, &raw).unwrap_or(raw)))
+}
+
+fn records_of(set: &RRset, ttl: u32, class: DNSClass) -> Result<Vec<Record>> {
+    let owner = name(&set.name)?;
+    set.values
+        .iter()
+        .map(|v| {
+            let mut r = Record::from_rdata(owner.clone(), ttl, rdata(set.rtype, v)?);
+            r.dns_class = class;
+            Ok(r)
+        })
+        .collect()
+}
+
+/// An empty-data record of `class` for a whole set (RFC 2136 §2.4.3 / §2.5.2).
+fn whole_set(set: &RRset, class: DNSClass) -> Result<Record> {
+    let mut r = Record::update0(name(&set.name)?, 0, wire_type(set.rtype));
+    r.dns_class = class;
+    Ok(r)
+}
+
+/// The UPDATE message for `changes` to `zone`, each change guarded by its
+/// prerequisite: a created set must not exist; a replaced or deleted set must still
+/// hold exactly the values pdc read (value-dependent, RFC 2136 §2.4.2).
+pub fn update_message(zone: &str, changes: &[Change]) -> Result<Message> {
+    let mut m = Message::query();
+    m.metadata.op_code = OpCode::Update;
+    m.metadata.recursion_desired = false;
+    let mut q = Query::new();
+    q.set_name(name(zone)?).set_query_class(DNSClass::IN).set_query_type(Wire::SOA);
+    m.add_zone(q);
+    for c in changes {
+        match c {
+            Change::Create(s) => {
+                m.add_pre_requisite(whole_set(s, DNSClass::NONE)?);
+                m.add_updates(records_of(s, s.ttl, DNSClass::IN)?);
+            }
+            Change::Replace { expect, new } => {
+                m.add_pre_requisites(records_of(expect, 0, DNSClass::IN)?);
+                m.add_update(whole_set(expect, DNSClass::ANY)?);
+                m.add_updates(records_of(new, new.ttl, DNSClass::IN)?);
+            }
+            Change::Delete(s) => {
+                m.add_pre_requisites(records_of(s, 0, DNSClass::IN)?);
+                m.add_update(whole_set(s, DNSClass::ANY)?);
+            }
+        }
+    }
+    Ok(m)
+}
+
+struct Conn {
+    stream: TcpStream,
+    server: Server,
+}
+
+impl Conn {
+    async fn open(server: &Server) -> Result<Conn> {
+        let addr = server.addr;
+        let unreachable = |detail: String| DnsIoError::Unreachable { addr, detail };
+        let stream = tokio::time::timeout(server.timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| unreachable(format!("no TCP connection within {:?}", server.timeout)))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        let _ = stream.set_nodelay(true);
+        Ok(Conn { stream, server: server.clone() })
+    }
+
+    async fn send(&mut self, bytes: &[u8]) -> Result<()> {
+        let addr = self.server.addr;
+        let len = u16::try_from(bytes.len()).map_err(|_| DnsIoError::Invalid(format!("a DNS message of {} bytes is too long for TCP; lower the zone's batchSize", bytes.len())))?;
+        let mut buf = Vec::with_capacity(bytes.len() + 2);
+        buf.extend_from_slice(&len.to_be_bytes());
+        buf.extend_from_slice(bytes);
+        tokio::time::timeout(self.server.timeout, self.stream.write_all(&buf))
+            .await
+            .map_err(|_| DnsIoError::Unreachable { addr, detail: "sending timed out".into() })?
+            .map_err(|e| DnsIoError::Unreachable { addr, detail: e.to_string() })
+    }
+
+    async fn recv(&mut self) -> Result<Vec<u8>> {
+        let addr = self.server.addr;
+        let io = |e: std::io::Error| DnsIoError::Unreachable { addr, detail: format!("reading the reply: {e}") };
+        let read = async {
+            let mut len = [0u8; 2];
+            self.stream.read_exact(&mut len).await.map_err(io)?;
+            let mut buf = vec![0u8; usize::from(u16::from_be_bytes(len))];
+            self.stream.read_exact(&mut buf).await.map_err(io)?;
+            Ok(buf)
+        };
+        tokio::time::timeout(self.server.timeout, read)
+            .await
+            .map_err(|_| DnsIoError::Unreachable { addr, detail: format!("no reply within {:?}", self.server.timeout) })?
+    }
+}
+
+fn decode(addr: SocketAddr, what: &str, bytes: &[u8]) -> Result<Message> {
+    Message::from_vec(bytes).map_err(|e| DnsIoError::Protocol { addr, what: what.to_string(), detail: e.to_string() })
+}
+
+/// A reply to a signed request: refused keys become [`DnsIoError::Tsig`], and the
+/// reply's own TSIG must verify.
+fn check_signed(addr: SocketAddr, key: &Key, what: &str, bytes: &[u8], verifier: &mut Option<TSigVerifier>) -> Result<Message> {
+    let msg = decode(addr, what, bytes)?;
+    let tsig_error = msg.signature.as_ref().and_then(|s| s.data.error.as_ref()).map(|e| format!("{e:?}"));
+    if msg.metadata.response_code == ResponseCode::NotAuth || tsig_error.is_some() {
+        return Err(DnsIoError::Tsig {
+            addr,
+            key: key.name.clone(),
+            detail: format!("{}{}", msg.metadata.response_code, tsig_error.map(|e| format!(", TSIG error {e}")).unwrap_or_default()),
+        });
+    }
+    if let Some(v) = verifier.as_mut() {
+        v.verify(bytes).map_err(|e| DnsIoError::Tsig { addr, key: key.name.clone(), detail: format!("the reply's TSIG does not verify: {e}") })?;
+    }
+    Ok(msg)
+}
+
+fn signed_bytes(key: &Key, mut msg: Message) -> Result<(Vec<u8>, Option<TSigVerifier>)> {
+    let signer = key.signer()?;
+    let verifier = msg.finalize(&signer, now_unix()).map_err(|e| DnsIoError::Invalid(format!("signing with TSIG key {:?}: {e}", key.name)))?;
+    let bytes = msg.to_vec().map_err(|e| DnsIoError::Invalid(format!("encoding the message: {e}")))?;
+    Ok((bytes, verifier))
+}
+
+/// Send one UPDATE with `changes` to `zone`; `Ok` when the server applied all of it.
+pub async fn update(server: &Server, zone: &str, key: &Key, changes: &[Change]) -> Result<()> {
+    if changes.is_empty() {
+        return Ok(());
+    }
+    let (bytes, mut verifier) = signed_bytes(key, update_message(zone, changes)?)?;
+    let mut conn = Conn::open(server).await?;
+    conn.send(&bytes).await?;
+    let reply = conn.recv().await?;
+    let msg = check_signed(server.addr, key, "update", &reply, &mut verifier)?;
+    let addr = server.addr;
+    match msg.metadata.response_code {
+        ResponseCode::NoError => Ok(()),
+        rc @ (ResponseCode::YXRRSet | ResponseCode::NXRRSet | ResponseCode::YXDomain | ResponseCode::NXDomain) => {
+            Err(DnsIoError::Prerequisite { addr, rcode: rc.to_string() })
+        }
+        rc => Err(DnsIoError::Refused { addr, what: format!("an update of {zone}"), rcode: rc.to_string() }),
+    }
+}
+
+/// Transfer `zone` (AXFR) to its closing SOA. A transfer that breaks off or does not
+/// close is an error, never a smaller zone.
+pub async fn transfer(server: &Server, zone: &str, key: &Key) -> Result<Transfer> {
+    let addr = server.addr;
+    let zone_name = name(zone)?;
+    let mut q = Message::query();
+    q.metadata.recursion_desired = false;
+    q.add_query(Query::query(zone_name.clone(), Wire::AXFR));
+    let (bytes, mut verifier) = signed_bytes(key, q)?;
+    let mut conn = Conn::open(server).await?;
+    conn.send(&bytes).await?;
+    let mut out = Transfer::default();
+    let mut soas = 0usize;
+    let now = u32::try_from(now_unix()).unwrap_or(u32::MAX);
+    while soas < 2 {
+        let reply = conn.recv().await?;
+        let msg = check_signed(addr, key, "zone transfer", &reply, &mut verifier)?;
+        if msg.metadata.response_code != ResponseCode::NoError {
+            return Err(DnsIoError::Refused { addr, what: format!("a transfer of {zone}"), rcode: msg.metadata.response_code.to_string() });
+        }
+        if msg.answers.is_empty() {
+            return Err(DnsIoError::Protocol { addr, what: format!("a transfer of {zone}"), detail: "an empty message before the closing SOA".into() });
+        }
+        for r in &msg.answers {
+            out.records += 1;
+            match &r.data {
+                RData::SOA(soa) if r.name == zone_name => {
+                    if soas == 0 {
+                        out.serial = soa.serial;
+                    } else if soa.serial != out.serial {
+                        return Err(DnsIoError::Protocol { addr, what: format!("a transfer of {zone}"), detail: "the zone changed during the transfer".into() });
+                    }
+                    soas += 1;
+                }
+                _ if soas == 0 => {
+                    return Err(DnsIoError::Protocol { addr, what: format!("a transfer of {zone}"), detail: "the transfer does not start with the SOA".into() });
+                }
+                RData::DNSSEC(DNSSECRData::RRSIG(sig)) => {
+                    if r.name == zone_name && sig.input().type_covered == Wire::SOA && sig.input().sig_expiration.get() > now {
+                        out.signed = true;
+                    }
+                }
+                data => {
+                    if r.dns_class != DNSClass::IN {
+                        continue;
+                    }
+                    if let Some((t, v)) = value_text(data) {
+                        let owner = r.name.to_ascii().to_ascii_lowercase();
+                        let set = out.sets.entry((owner.clone(), t)).or_insert_with(|| RRset { name: owner, rtype: t, ttl: r.ttl, values: Default::default() });
+                        set.values.insert(v);
+                    }
+                }
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Ask `server` for `qname` `qtype` (e.g. `A`, `SOA`), with the DNSSEC OK bit when
+/// `dnssec` is set. Unsigned; over TCP.
+pub async fn query(server: &Server, qname: &str, qtype: &str, dnssec: bool) -> Result<Answer> {
+    let addr = server.addr;
+    let t: Wire = qtype.to_ascii_uppercase().parse().map_err(|_| DnsIoError::Invalid(format!("{qtype:?} is not a record type")))?;
+    let mut m = Message::query();
+    m.metadata.recursion_desired = false;
+    m.add_query(Query::query(name(qname)?, t));
+    let mut edns = Edns::new();
+    edns.set_max_payload(4096).set_dnssec_ok(dnssec);
+    m.edns = Some(edns);
+    let bytes = m.to_vec().map_err(|e| DnsIoError::Invalid(format!("encoding the query: {e}")))?;
+    let mut conn = Conn::open(server).await?;
+    conn.send(&bytes).await?;
+    let reply = decode(addr, "query", &conn.recv().await?)?;
+    if reply.metadata.message_type != MessageType::Response {
+        return Err(DnsIoError::Protocol { addr, what: "query".into(), detail: "not a response".into() });
+    }
+    let mut ans = Answer {
+        rcode: reply.metadata.response_code.to_string(),
+        authoritative: reply.metadata.authoritative,
+        records: Vec::new(),
+        rrsigs: Vec::new(),
+    };
+    for r in &reply.answers {
+        if let RData::DNSSEC(DNSSECRData::RRSIG(sig)) = &r.data {
+            if sig.input().type_covered == t {
+                ans.rrsigs.push(sig.input().sig_expiration.get());
+            }
+            continue;
+        }
+        let value = value_text(&r.data).map(|(_, v)| v).unwrap_or_else(|| r.data.to_string());
+        ans.records.push(AnswerRecord { name: r.name.to_ascii(), rtype: r.record_type().to_string(), ttl: r.ttl, value });
+    }
+    Ok(ans)
+}
+
+/// The zone's SOA serial, and whether the SOA came signed with an unexpired RRSIG.
+pub async fn soa(server: &Server, zone: &str) -> Result<(u32, bool)> {
+    let addr = server.addr;
+    let ans = query(server, zone, "SOA", true).await?;
+    if ans.rcode != ResponseCode::NoError.to_string() || !ans.authoritative {
+        return Err(DnsIoError::Refused { addr, what: format!("the SOA query for {zone} (is the server authoritative for it?)"), rcode: ans.rcode });
+    }
+    let serial = ans
+        .records
+        .iter()
+        .find(|r| r.rtype == "SOA")
+        .and_then(|r| r.value.split_whitespace().nth(2).and_then(|s| s.parse().ok()))
+        .ok_or_else(|| DnsIoError::Protocol { addr, what: format!("the SOA query for {zone}"), detail: "no SOA in the answer".into() })?;
+    let now = u32::try_from(now_unix()).unwrap_or(u32::MAX);
+    Ok((serial, ans.rrsigs.iter().any(|exp| *exp > now)))
+}
+
+/// Split `changes` into UPDATE-sized batches of at most `batch` changes.
+pub fn batches(changes: &[Change], batch: usize) -> impl Iterator<Item = &[Change]> {
+    changes.chunks(batch.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn values_round_trip_through_record_data() {
+        for (t, v) in [
+            (RecordType::A, "10.15.0.5"),
+            (RecordType::AAAA, "2001:db8::5"),
+            (RecordType::CNAME, "www.daklak.gov.vn."),
+            (RecordType::PTR, "host.so-y-te.daklak.gov.vn."),
+            (RecordType::TXT, "v=spf1 -all"),
+            (RecordType::MX, "10 mail.daklak.gov.vn."),
+            (RecordType::SRV, "0 5 5060 sip.daklak.gov.vn."),
+            (RecordType::CAA, "0 issue \"letsencrypt.org\""),
+            (RecordType::CAA, "128 iodef \"mailto:soc@daklak.gov.vn\""),
+        ] {
+            let data = rdata(t, v).unwrap();
+            assert_eq!(value_text(&data), Some((t, v.to_string())), "{t:?} {v}");
+        }
+        let long = "x".repeat(600);
+        assert_eq!(value_text(&rdata(RecordType::TXT, &long).unwrap()).unwrap().1, long);
+    }
+
+    #[test]
+    fn updates_carry_prerequisites() {
+        let s = |v: &str| RRset { name: "www.so-y-te.daklak.gov.vn.".into(), rtype: RecordType::A, ttl: 300, values: BTreeSet::from([v.to_string()]) };
+        let m = update_message(
+            "daklak.gov.vn",
+            &[Change::Create(s("10.0.0.1")), Change::Replace { expect: s("10.0.0.2"), new: s("10.0.0.3") }, Change::Delete(s("10.0.0.4"))],
+        )
+        .unwrap();
+        // Prerequisites travel in the answer section, updates in the authority section.
+        let pre: Vec<(DNSClass, String)> = m.answers.iter().map(|r| (r.dns_class, r.data.to_string())).collect();
+        assert_eq!(pre.len(), 3);
+        assert_eq!(pre[0].0, DNSClass::NONE);
+        assert_eq!(pre[1], (DNSClass::IN, "10.0.0.2".to_string()));
+        let ups: Vec<DNSClass> = m.authorities.iter().map(|r| r.dns_class).collect();
+        assert_eq!(ups, vec![DNSClass::IN, DNSClass::ANY, DNSClass::IN, DNSClass::ANY]);
+    }
+
+    #[test]
+    fn the_secret_is_never_printed() {
+        let k = Key::from_base64("pdc-key", "hmac-sha256", "c2VjcmV0LXNlY3JldC1zZWNyZXQ=").unwrap();
+        assert!(!format!("{k:?}").contains("c2Vj"));
+        assert!(Key::from_base64("k", "hmac-sha256", "not base64!").is_err());
+    }
+}
