@@ -30,3 +30,5 @@ pub const CLAIM_UID: &str = "pdc.io/claim-uid";
 pub const CLAIM_FINALIZER: &str = "pdc.io/address-release";
 /// Pod label prefix that attaches a workload to a zone: `pdc.io/zone-<zone>: "true"`.
 pub const ZONE_MEMBER_PREFIX: &str = "pdc.io/zone-";
+/// Finalizer that keeps a DnsRecord until its set is removed from the zone.
+pub const DNS_RECORD_FINALIZER: &str = "pdc.io/dns-record";

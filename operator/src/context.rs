@@ -18,3 +18,18 @@ impl Context {
         Self { recorder: Recorder::new(client.clone(), reporter), client, metrics }
     }
 }
+
+impl Context {
+    /// Publish an event about `obj`; a failure to publish is logged, never fatal.
+    pub async fn event<K>(&self, obj: &K, warning: bool, reason: &str, note: &str)
+    where
+        K: kube::Resource<DynamicType = ()>,
+    {
+        use kube::runtime::events::{Event, EventType};
+        let type_ = if warning { EventType::Warning } else { EventType::Normal };
+        let ev = Event { type_, reason: reason.into(), note: Some(note.into()), action: "Reconcile".into(), secondary: None };
+        if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
+            tracing::warn!(error = %e, "publishing event failed");
+        }
+    }
+}

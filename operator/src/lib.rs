@@ -4,6 +4,7 @@
 pub mod apply;
 pub mod context;
 pub mod department;
+pub mod dns;
 pub mod error;
 pub mod ipam;
 pub mod leader;

@@ -7,14 +7,15 @@ use clap::Parser;
 use futures::StreamExt;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
-use pdc_api::{Province, Site};
+use k8s_openapi::api::core::v1::Namespace;
+use pdc_api::{AddressAllocation, DnsRecord, Province, Site};
 use tracing::{error, info};
 
 use pdc_operator::context::Context;
 use pdc_operator::leader::{LeaderElector, LeaseConfig};
 use pdc_operator::metrics::{self, Metrics};
 use pdc_operator::ipam::{self, Ipam};
-use pdc_operator::{department, province};
+use pdc_operator::{department, dns, province};
 
 #[derive(Parser, Debug)]
 #[command(name = "pdc-operator", version, about = "The pdc operator: a province's private cloud on Kubernetes")]
@@ -46,6 +47,12 @@ struct Args {
     concurrency: u16,
     #[arg(long, env = "PDC_LOG_FORMAT", default_value = "json")]
     log_format: String,
+    /// How often each DNS zone's SOA serial is checked for edits made outside pdc.
+    #[arg(long, env = "PDC_DNS_RESYNC", default_value = "30s", value_parser = parse_duration)]
+    dns_resync: Duration,
+    /// The longest pause between attempts at a DNS server that fails.
+    #[arg(long, env = "PDC_DNS_MAX_BACKOFF", default_value = "60s", value_parser = parse_duration)]
+    dns_max_backoff: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -114,7 +121,7 @@ async fn run(args: Args) -> Result<(), String> {
     let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), &identity));
 
     let outcome = tokio::select! {
-        () = run_controllers(ctx, client, args.concurrency) => Err("controllers stopped".to_string()),
+        () = run_controllers(ctx, client, &args) => Err("controllers stopped".to_string()),
         lost = elector.hold() => Err(format!("lost leadership: {lost}")),
         () = shutdown_signal() => Ok(()),
         r = server => Err(format!("metrics server stopped: {r:?}")),
@@ -126,7 +133,8 @@ async fn run(args: Args) -> Result<(), String> {
     outcome
 }
 
-async fn run_controllers(ctx: Arc<Context>, client: Client, concurrency: u16) {
+async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
+    let concurrency = args.concurrency;
     let provinces = Controller::new(Api::<Province>::all(client.clone()), watcher::Config::default());
     let departments = department::controller(client.clone(), concurrency);
     let zones = ipam::zone::controller(client.clone());
@@ -151,6 +159,30 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, concurrency: u16) {
         zones: zone_store.clone(),
         sites: site_store.clone(),
     });
+    // DNS: the record checker and one writer per zone.
+    let (ns_store, ns_writer) = reflector::store::<Namespace>();
+    let department_namespaces = watcher::Config::default().labels(pdc_api::labels::DEPARTMENT);
+    let namespaces = watcher(Api::<Namespace>::all(client.clone()), department_namespaces)
+        .default_backoff()
+        .reflect(ns_writer)
+        .for_each(|_| futures::future::ready(()));
+    let dns_zones = dns::writer::controller(client.clone());
+    let dns_records = dns::record::controller(client.clone(), concurrency);
+    let (writer_records, record_changes) = dns::writer::watch::<DnsRecord>(client.clone());
+    let (allocations, allocation_changes) = dns::writer::watch::<AddressAllocation>(client.clone());
+    let record_ctx = Arc::new(dns::record::RecordContext { base: ctx.clone(), namespaces: ns_store.clone(), zones: dns_zones.store() });
+    let writer_ctx = Arc::new(dns::writer::WriterContext::new(
+        ctx.clone(),
+        writer_records,
+        ns_store,
+        allocations,
+        zone_store.clone(),
+        province_store.clone(),
+        dns_zones.store(),
+        args.namespace.clone(),
+        args.dns_resync,
+        args.dns_max_backoff,
+    ));
     let wait = province_store.clone();
     let (wait_zones, wait_sites) = (zone_store.clone(), site_store.clone());
     tokio::join!(
@@ -159,6 +191,9 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, concurrency: u16) {
         province::run(ctx.clone(), department_store, provinces),
         ipam::zone::run(ctx.clone(), ipam.clone(), zones, site_store.clone()),
         ipam::claim::run(claim_ctx, claims),
+        namespaces,
+        dns::record::run(record_ctx, dns_records),
+        dns::writer::run(writer_ctx, dns_zones, record_changes, allocation_changes),
         async move {
             // Departments need the Province, zones and sites: start once their caches have synced.
             if wait.wait_until_ready().await.is_ok()

@@ -24,6 +24,20 @@ pub struct Metrics {
     pub ipam_subnets_capacity: GaugeVec,
     pub ipam_addresses_allocated: GaugeVec,
     pub ipam_addresses_capacity: GaugeVec,
+    /// Changes (record sets) waiting to be written, per DNS zone.
+    pub dns_pending_changes: GaugeVec,
+    /// UNIX time of the last sync that left a zone as its DnsRecords say.
+    pub dns_last_sync: GaugeVec,
+    /// 1 while a zone is in sync, 0 while its server cannot be read or written.
+    pub dns_zone_in_sync: GaugeVec,
+    /// Record sets pdc wants that another owner's set holds, per zone.
+    pub dns_conflicts: GaugeVec,
+    /// Record sets pdc manages in a zone.
+    pub dns_record_sets: GaugeVec,
+    /// Round trip of one UPDATE message, per zone.
+    pub dns_update_duration: HistogramVec,
+    /// Failed exchanges with a DNS server by zone and reason.
+    pub dns_errors: IntCounterVec,
     ready: AtomicBool,
 }
 
@@ -61,7 +75,31 @@ impl Metrics {
             &["controller"],
         )?;
         registry.register(Box::new(duration.clone()))?;
+        let zone_gauge = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
+            let g = GaugeVec::new(Opts::new(name, help), &["zone"])?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let dns_pending_changes = zone_gauge("dns_pending_changes", "Record sets waiting to be written to a DNS zone")?;
+        let dns_last_sync = zone_gauge("dns_last_sync_timestamp_seconds", "UNIX time a DNS zone was last found or made as its DnsRecords say")?;
+        let dns_zone_in_sync = zone_gauge("dns_zone_in_sync", "1 while a DNS zone is in sync, 0 while its server cannot be read or written")?;
+        let dns_conflicts = zone_gauge("dns_conflicts", "Record sets pdc wants that a set it does not own holds")?;
+        let dns_record_sets = zone_gauge("dns_record_sets", "Record sets pdc manages in a DNS zone")?;
+        let dns_update_duration = HistogramVec::new(
+            HistogramOpts::new("dns_update_duration_seconds", "Round trip of one RFC 2136 UPDATE message")
+                .buckets(prometheus::exponential_buckets(0.001, 2.0, 14)?),
+            &["zone"],
+        )?;
+        registry.register(Box::new(dns_update_duration.clone()))?;
+        let dns_errors = counter("dns_errors_total", "Failed exchanges with a DNS server by zone and reason", &["zone", "reason"])?;
         Ok(Self {
+            dns_pending_changes,
+            dns_last_sync,
+            dns_zone_in_sync,
+            dns_conflicts,
+            dns_record_sets,
+            dns_update_duration,
+            dns_errors,
             registry,
             reconciles,
             duration,

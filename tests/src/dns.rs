@@ -163,3 +163,31 @@ impl Drop for KnotServer {
         self.stop();
     }
 }
+
+/// The Secret (in the operator's namespace) and a DnsZone per zone of `knot`, so
+/// the operator writes to it: `.arpa` zones are reverse zones. Returns the zone
+/// objects' names.
+pub async fn register_zones(client: &kube::Client, knot: &KnotServer, secret: &str) -> Result<Vec<String>, HarnessError> {
+    use k8s_openapi::api::core::v1::Secret;
+    use kube::api::{Patch, PatchParams};
+    let pp = PatchParams::apply("pdc-tests").force();
+    let s = Secret {
+        metadata: kube::api::ObjectMeta { name: Some(secret.into()), namespace: Some(crate::cluster::SYSTEM_NAMESPACE.into()), ..Default::default() },
+        string_data: Some([("secret".to_string(), knot.key_secret.clone())].into()),
+        ..Default::default()
+    };
+    kube::Api::<Secret>::namespaced(client.clone(), crate::cluster::SYSTEM_NAMESPACE).patch(secret, &pp, &Patch::Apply(&s)).await?;
+    let mut names = Vec::new();
+    for z in &knot.zones {
+        let name = z.replace('.', "-");
+        let kind = if z.ends_with(".arpa") { "Reverse" } else { "Forward" };
+        let obj = serde_json::json!({
+            "apiVersion": "pdc.io/v1alpha1", "kind": "DnsZone", "metadata": {"name": name},
+            "spec": {"zone": z, "kind": kind, "server": "127.0.0.1", "port": knot.port, "dnssec": true,
+                     "tsig": {"secretName": secret, "name": knot.key_name, "algorithm": knot.key_algorithm}}
+        });
+        kube::Api::<pdc_api::DnsZone>::all(client.clone()).patch(&name, &pp, &Patch::Apply(&obj)).await?;
+        names.push(name);
+    }
+    Ok(names)
+}

@@ -34,6 +34,8 @@ pub struct OperatorOptions {
     pub lease_duration: &'static str,
     pub renew_deadline: &'static str,
     pub retry_period: &'static str,
+    /// More environment for the process (e.g. `PDC_DNS_RESYNC`).
+    pub env: Vec<(String, String)>,
 }
 
 impl OperatorOptions {
@@ -44,6 +46,7 @@ impl OperatorOptions {
             lease_duration: "15s",
             renew_deadline: "10s",
             retry_period: "2s",
+            env: Vec::new(),
         }
     }
 }
@@ -74,6 +77,7 @@ impl OperatorProcess {
                 .env("PDC_RENEW_DEADLINE", opts.renew_deadline)
                 .env("PDC_RETRY_PERIOD", opts.retry_period)
                 .env("RUST_LOG", "info,kube=warn")
+                .envs(opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
                 .stdin(Stdio::null())
                 .stdout(out)
                 .stderr(err),

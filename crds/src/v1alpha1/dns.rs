@@ -58,6 +58,8 @@ fn default_algorithm() -> String {
     printcolumn(name = "Kind", type_ = "string", json_path = ".spec.kind"),
     printcolumn(name = "Server", type_ = "string", json_path = ".spec.server"),
     printcolumn(name = "Serial", type_ = "integer", json_path = ".status.serial"),
+    printcolumn(name = "Sets", type_ = "integer", json_path = ".status.recordSets"),
+    printcolumn(name = "Pending", type_ = "integer", json_path = ".status.pending"),
     printcolumn(name = "Ready", type_ = "string", json_path = ".status.conditions[?(@.type==\"Ready\")].status"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
@@ -117,6 +119,12 @@ pub struct DnsZoneStatus {
     /// Changes waiting to be sent.
     #[serde(default)]
     pub pending: i32,
+    /// Record sets pdc manages in the zone.
+    #[serde(default)]
+    pub record_sets: i32,
+    /// Record sets pdc wants that a set it does not own holds.
+    #[serde(default)]
+    pub conflicts: i32,
     /// When the zone was last in sync with the DnsRecords.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_sync_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
@@ -184,9 +192,13 @@ pub struct DnsRecordStatus {
     #[serde(default)]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
-    /// The fully qualified name.
+    /// The fully qualified name, once programmed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fqdn: Option<String>,
+    /// The type programmed at `fqdn`; with it, the set pdc removes when the record
+    /// is deleted or renamed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub programmed_type: Option<DnsRecordType>,
     /// When the server last changed for this record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_change_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,

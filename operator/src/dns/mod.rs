@@ -1,0 +1,120 @@
+//! DNS under the province domain. Two controllers share what is here:
+//! - [`record`] checks each DnsRecord (name inside the department's subdomain,
+//!   values, a zone to hold it) and holds it with a finalizer while it is valid;
+//! - [`writer`] is one writer per DnsZone: it reads the zone from its server, plans
+//!   with `pdc_core::dnsplan`, sends RFC 2136 updates in batches and reports.
+//!
+//! Ownership lives in the API: a set is pdc's when a DnsRecord (with the
+//! finalizer) declares it now or was programmed with it, or, in a reverse zone, when
+//! it is the PTR of an address inside a NetworkZone's prefixes.
+
+pub mod record;
+pub mod writer;
+
+use k8s_openapi::api::core::v1::Namespace;
+use kube::{Resource, ResourceExt};
+use kube::runtime::reflector::Store;
+use pdc_api::labels as l;
+use pdc_api::{DnsRecord, DnsRecordType, DnsZone, ZoneKind};
+use pdc_core::dnsplan::{self, RRset, RecordType};
+
+pub fn record_type(t: DnsRecordType) -> RecordType {
+    match t {
+        DnsRecordType::A => RecordType::A,
+        DnsRecordType::AAAA => RecordType::AAAA,
+        DnsRecordType::CNAME => RecordType::CNAME,
+        DnsRecordType::TXT => RecordType::TXT,
+        DnsRecordType::MX => RecordType::MX,
+        DnsRecordType::SRV => RecordType::SRV,
+        DnsRecordType::CAA => RecordType::CAA,
+    }
+}
+
+/// The department subdomain of a namespace, from the annotation the Department
+/// controller writes on it.
+pub fn subdomain_of(namespaces: &Store<Namespace>, ns: &str) -> Option<String> {
+    namespaces
+        .state()
+        .iter()
+        .find(|n| n.name_any() == ns)
+        .and_then(|n| n.annotations().get(l::SUBDOMAIN).cloned())
+}
+
+/// The zone of `kind` that holds `fqdn`: the longest zone name it ends in.
+pub fn zone_for(fqdn: &str, kind: ZoneKind, zones: &[std::sync::Arc<DnsZone>]) -> Option<std::sync::Arc<DnsZone>> {
+    let name = fqdn.trim_end_matches('.');
+    zones
+        .iter()
+        .filter(|z| z.spec.kind == kind && z.meta().deletion_timestamp.is_none())
+        .filter(|z| {
+            let zn = z.spec.zone.trim_end_matches('.');
+            name == zn || name.ends_with(&format!(".{zn}"))
+        })
+        .max_by_key(|z| z.spec.zone.len())
+        .cloned()
+}
+
+/// A DnsRecord's set as pdc would write it, or why it cannot be written (a message
+/// for the department). `ttl` is the record's own or `default_ttl`.
+pub fn record_set(rec: &DnsRecord, subdomain: &str, default_ttl: u32) -> Result<RRset, String> {
+    let fqdn = dnsplan::fqdn_in(&rec.spec.name, subdomain).map_err(|e| e.to_string())?;
+    let t = record_type(rec.spec.rtype);
+    let values = rec.spec.values.iter().map(|v| dnsplan::canonical_value(t, v)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+    let ttl = rec.spec.ttl.and_then(|t| u32::try_from(t).ok()).unwrap_or(default_ttl);
+    Ok(RRset { name: fqdn, rtype: t, ttl, values })
+}
+
+/// The (name, type) a DnsRecord was last programmed with, if any.
+pub fn programmed_key(rec: &DnsRecord) -> Option<(String, RecordType)> {
+    let st = rec.status.as_ref()?;
+    Some((st.fqdn.clone()?, record_type(st.programmed_type?)))
+}
+
+pub fn has_finalizer(rec: &DnsRecord) -> bool {
+    rec.finalizers().iter().any(|f| f == l::DNS_RECORD_FINALIZER)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use pdc_api::{DnsRecordSpec, DnsZoneSpec, TsigKeyRef};
+    use std::sync::Arc;
+
+    fn zone(name: &str, kind: ZoneKind) -> Arc<DnsZone> {
+        Arc::new(DnsZone::new(
+            name,
+            DnsZoneSpec {
+                zone: name.into(),
+                kind,
+                server: "127.0.0.1".into(),
+                port: 53,
+                tsig: TsigKeyRef { secret_name: "k".into(), secret_key: "secret".into(), name: "k".into(), algorithm: "hmac-sha256".into() },
+                dnssec: true,
+                default_ttl: None,
+                batch_size: 100,
+            },
+        ))
+    }
+
+    #[test]
+    fn the_longest_zone_holds_a_name() {
+        let zones = vec![zone("gov.vn", ZoneKind::Forward), zone("daklak.gov.vn", ZoneKind::Forward), zone("15.10.in-addr.arpa", ZoneKind::Reverse)];
+        assert_eq!(zone_for("www.so-y-te.daklak.gov.vn.", ZoneKind::Forward, &zones).unwrap().spec.zone, "daklak.gov.vn");
+        assert_eq!(zone_for("daklak.gov.vn.", ZoneKind::Forward, &zones).unwrap().spec.zone, "daklak.gov.vn");
+        assert!(zone_for("xdaklak.gov.vn.", ZoneKind::Forward, &zones).unwrap().spec.zone == "gov.vn");
+        assert!(zone_for("example.org.", ZoneKind::Forward, &zones).is_none());
+        assert_eq!(zone_for("5.0.15.10.in-addr.arpa.", ZoneKind::Reverse, &zones).unwrap().spec.zone, "15.10.in-addr.arpa");
+    }
+
+    #[test]
+    fn a_record_becomes_a_set_or_a_message() {
+        let rec = |name: &str, values: &[&str]| {
+            DnsRecord::new("r", DnsRecordSpec { name: name.into(), rtype: DnsRecordType::A, ttl: None, values: values.iter().map(|v| v.to_string()).collect() })
+        };
+        let s = record_set(&rec("www", &["10.15.0.5"]), "so-y-te.daklak.gov.vn", 300).unwrap();
+        assert_eq!((s.name.as_str(), s.ttl), ("www.so-y-te.daklak.gov.vn.", 300));
+        assert!(record_set(&rec("www", &["10.15.0.500"]), "so-y-te.daklak.gov.vn", 300).unwrap_err().contains("not an IPv4 address"));
+        assert!(record_set(&rec("www.so-tai-chinh.daklak.gov.vn.", &["10.15.0.5"]), "so-y-te.daklak.gov.vn", 300).unwrap_err().contains("outside"));
+    }
+}

@@ -1,0 +1,590 @@
+//! The zone writer: one reconcile at a time per DnsZone. It reads the zone from its
+//! primary server (the SOA serial, and a transfer whenever the serial moved), plans
+//! with `pdc_core::dnsplan` against what the DnsRecords (and, in a reverse zone, the
+//! named AddressAllocations) want, and sends the plan as RFC 2136 updates in batches,
+//! each change guarded by its prerequisite. Then it reports, on the records, the zone,
+//! and in metrics.
+//!
+//! A zone that cannot be read is never taken as empty: nothing is planned until a
+//! full transfer arrives. A failed write leaves the changes pending; the next attempt
+//! reads the zone again. Out-of-band edits to pdc's sets are repaired at the next
+//! serial check; sets pdc does not own are reported, never changed.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Namespace, Secret};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use pdc_api::conditions::{self, Cond, READY};
+use pdc_api::{AddressAllocation, DnsRecord, DnsRecordType, DnsZone, DnsZoneStatus, NetworkZone, Province, ZoneKind};
+use pdc_core::dnsplan::{self, Change, RRset, RecordType, Zone};
+use pdc_core::ipam::{Addr, Prefix};
+use pdc_dns::{DnsIoError, Key, Server, Transfer};
+use tracing::{info, warn};
+
+use super::record::{PROGRAMMED, set_condition, set_finalizer};
+use super::{has_finalizer, programmed_key, record_set, subdomain_of, zone_for};
+use crate::context::Context;
+use crate::department::spec_or_lifecycle;
+use crate::error::{Error, Result};
+
+const CONTROLLER: &str = "dnszone";
+pub const DNSSEC_VALID: &str = "DnssecValid";
+/// Status patches of DnsRecords in flight at once.
+const STATUS_WRITES: usize = 32;
+
+pub struct WriterContext {
+    pub base: Arc<Context>,
+    pub records: Store<DnsRecord>,
+    pub namespaces: Store<Namespace>,
+    pub allocations: Store<AddressAllocation>,
+    pub netzones: Store<NetworkZone>,
+    pub provinces: Store<Province>,
+    pub zones: Store<DnsZone>,
+    /// The operator's namespace, where TSIG Secrets live.
+    pub namespace: String,
+    /// How often a zone's serial is checked for out-of-band edits.
+    pub resync: Duration,
+    /// The longest wait between attempts at an unreachable server.
+    pub max_backoff: Duration,
+    cache: Mutex<HashMap<String, ZoneCache>>,
+}
+
+impl WriterContext {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        base: Arc<Context>,
+        records: Store<DnsRecord>,
+        namespaces: Store<Namespace>,
+        allocations: Store<AddressAllocation>,
+        netzones: Store<NetworkZone>,
+        provinces: Store<Province>,
+        zones: Store<DnsZone>,
+        namespace: String,
+        resync: Duration,
+        max_backoff: Duration,
+    ) -> Self {
+        Self { base, records, namespaces, allocations, netzones, provinces, zones, namespace, resync, max_backoff, cache: Mutex::default() }
+    }
+}
+
+/// The last full transfer of a zone, good while the serial has not moved.
+#[derive(Default)]
+struct ZoneCache {
+    transfer: Option<Transfer>,
+    failures: u32,
+}
+
+type SetKey = (String, RecordType);
+
+/// What the API wants of one zone.
+#[derive(Default)]
+struct Want {
+    sets: Zone,
+    owned: BTreeSet<(String, RecordType)>,
+    /// Valid, live records and the key each declares.
+    members: Vec<(Arc<DnsRecord>, (String, RecordType))>,
+    /// Records being deleted whose set this zone holds or might hold, with the set
+    /// each was programmed with.
+    deleting: Vec<(Arc<DnsRecord>, Option<SetKey>)>,
+    /// Records refused because another record holds their name: reason, message.
+    refused: Vec<(Arc<DnsRecord>, &'static str, String)>,
+    /// Reverse zones: the NetworkZone prefixes whose PTRs are pdc's.
+    ptr_prefixes: Vec<Prefix>,
+}
+
+fn default_ttl(z: &DnsZone, provinces: &Store<Province>) -> u32 {
+    z.spec
+        .default_ttl
+        .or_else(|| provinces.state().first().map(|p| p.spec.default_ttl))
+        .and_then(|t| u32::try_from(t).ok())
+        .unwrap_or(300)
+}
+
+fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
+    let mut w = Want::default();
+    let zones = ctx.zones.state();
+    let me = z.name_any();
+    let in_zone = |fqdn: &str| zone_for(fqdn, ZoneKind::Forward, &zones).is_some_and(|h| h.name_any() == me);
+    let mut records = ctx.records.state();
+    // The oldest record wins a name; the order is the same on every replica.
+    records.sort_by(|a, b| {
+        (a.metadata.creation_timestamp.as_ref().map(|t| t.0), a.namespace(), a.name_any())
+            .cmp(&(b.metadata.creation_timestamp.as_ref().map(|t| t.0), b.namespace(), b.name_any()))
+    });
+    let mut holder: BTreeMap<(String, RecordType), String> = BTreeMap::new();
+    let mut types_at: BTreeMap<String, Vec<RecordType>> = BTreeMap::new();
+    for rec in records {
+        if !has_finalizer(&rec) {
+            continue;
+        }
+        let ns = rec.namespace().unwrap_or_default();
+        let set = subdomain_of(&ctx.namespaces, &ns).and_then(|sub| record_set(&rec, &sub, ttl).ok());
+        let prev = programmed_key(&rec).filter(|(n, _)| in_zone(n));
+        if rec.metadata.deletion_timestamp.is_some() {
+            // Only a set the record was programmed with is removed; one it never got
+            // (someone else's, say) stays.
+            let in_zone_now = set.as_ref().is_some_and(|s| in_zone(&s.name));
+            if prev.is_some() || in_zone_now {
+                w.deleting.push((rec.clone(), prev));
+            }
+            continue;
+        }
+        // An invalid record keeps what it was programmed with: neither wanted nor removed.
+        let Some(set) = set.filter(|s| in_zone(&s.name)) else { continue };
+        let key = (set.name.clone(), set.rtype);
+        if let Some(other) = holder.get(&key) {
+            let msg = format!("{} {} is already declared by DnsRecord {other}", set.name, set.rtype.as_str());
+            w.refused.push((rec.clone(), "Duplicate", msg));
+            continue;
+        }
+        let types = types_at.entry(set.name.clone()).or_default();
+        if (set.rtype == RecordType::CNAME && !types.is_empty()) || types.contains(&RecordType::CNAME) {
+            let msg = format!("{} already has {} records from other DnsRecords; a CNAME cannot share its name", set.name, types.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", "));
+            w.refused.push((rec.clone(), "CnameConflict", msg));
+            continue;
+        }
+        types.push(set.rtype);
+        holder.insert(key.clone(), format!("{ns}/{}", rec.name_any()));
+        // pdc owns what it programmed: a set found at a new record's name before
+        // pdc wrote it is someone else's (a conflict), and a renamed record's old
+        // set is still pdc's, so it is removed.
+        if let Some(p) = prev {
+            w.owned.insert(p);
+        }
+        w.sets.insert(key.clone(), set);
+        w.members.push((rec, key));
+    }
+    for (_, key) in &w.deleting {
+        w.owned.extend(key.iter().cloned());
+    }
+    w
+}
+
+fn reverse_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
+    let mut w = Want::default();
+    let zones = ctx.zones.state();
+    let me = z.name_any();
+    for nz in ctx.netzones.state() {
+        for s in &nz.spec.sites {
+            w.ptr_prefixes.extend([&s.ipv4, &s.ipv6].into_iter().flatten().filter_map(|p| Prefix::parse(p).ok()));
+        }
+    }
+    for a in ctx.allocations.state() {
+        let (Some(host), Ok(addr)) = (a.spec.hostname.as_ref(), Addr::parse(&a.spec.address)) else { continue };
+        if a.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let name = addr.reverse_name();
+        if zone_for(&name, ZoneKind::Reverse, &zones).is_none_or(|h| h.name_any() != me) {
+            continue;
+        }
+        let Ok(value) = dnsplan::canonical_value(RecordType::PTR, host) else { continue };
+        let key = (name.clone(), RecordType::PTR);
+        w.owned.insert(key.clone());
+        w.sets.insert(key, RRset { name, rtype: RecordType::PTR, ttl, values: BTreeSet::from([value]) });
+    }
+    w
+}
+
+fn read_key(secret: &Secret, z: &DnsZone) -> std::result::Result<Key, String> {
+    let t = &z.spec.tsig;
+    let bytes = secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(&t.secret_key))
+        .ok_or_else(|| format!("Secret {} has no key {:?} (the TSIG secret, base64)", t.secret_name, t.secret_key))?;
+    let text = String::from_utf8(bytes.0.clone()).map_err(|_| format!("Secret {} key {:?} is not text", t.secret_name, t.secret_key))?;
+    Key::from_base64(&t.name, &t.algorithm, &text).map_err(|e| e.to_string())
+}
+
+fn server_of(z: &DnsZone) -> std::result::Result<Server, String> {
+    let ip: IpAddr = z.spec.server.parse().map_err(|_| format!("server {:?} is not an IP address", z.spec.server))?;
+    let port = u16::try_from(z.spec.port).map_err(|_| format!("port {} is out of range", z.spec.port))?;
+    Ok(Server::new(SocketAddr::new(ip, port)))
+}
+
+/// A failed sync: a condition reason and message, and the error label for metrics.
+struct Failure {
+    reason: &'static str,
+    message: String,
+    metric: &'static str,
+}
+
+impl From<DnsIoError> for Failure {
+    fn from(e: DnsIoError) -> Self {
+        let reason = match &e {
+            DnsIoError::Unreachable { .. } => "ServerUnreachable",
+            DnsIoError::Tsig { .. } => "TsigRefused",
+            DnsIoError::Prerequisite { .. } => "ZoneChanged",
+            DnsIoError::Refused { .. } => "Refused",
+            DnsIoError::Protocol { .. } => "BadReply",
+            DnsIoError::Invalid(_) => "Invalid",
+        };
+        Failure { reason, message: e.to_string(), metric: e.reason() }
+    }
+}
+
+/// Read the zone: its serial, and the transfer (cached while the serial holds).
+async fn read_zone(ctx: &WriterContext, obj: &str, server: &Server, zone: &str, key: &Key) -> std::result::Result<Transfer, DnsIoError> {
+    let (serial, _) = pdc_dns::soa(server, zone).await?;
+    let cached = {
+        let cache = ctx.cache.lock().map_err(|_| DnsIoError::Invalid("cache poisoned".into()))?;
+        cache.get(obj).and_then(|c| c.transfer.clone()).filter(|t| t.serial == serial)
+    };
+    if let Some(t) = cached {
+        return Ok(t);
+    }
+    let t = pdc_dns::transfer(server, zone, key).await?;
+    if let Ok(mut cache) = ctx.cache.lock() {
+        cache.entry(obj.to_string()).or_default().transfer = Some(t.clone());
+    }
+    Ok(t)
+}
+
+fn forget(ctx: &WriterContext, obj: &str) {
+    if let Ok(mut cache) = ctx.cache.lock() {
+        cache.entry(obj.to_string()).or_default().transfer = None;
+    }
+}
+
+/// Count a failure and return how long to wait before the next attempt.
+fn backoff(ctx: &WriterContext, obj: &str) -> Duration {
+    let n = ctx.cache.lock().map(|mut c| {
+        let e = c.entry(obj.to_string()).or_default();
+        e.failures = e.failures.saturating_add(1);
+        e.failures
+    });
+    let secs = 1u64 << n.unwrap_or(1).min(10);
+    Duration::from_secs(secs).min(ctx.max_backoff)
+}
+
+fn succeeded(ctx: &WriterContext, obj: &str) {
+    if let Ok(mut c) = ctx.cache.lock() {
+        c.entry(obj.to_string()).or_default().failures = 0;
+    }
+}
+
+async fn reconcile(z: Arc<DnsZone>, ctx: Arc<WriterContext>) -> Result<Action> {
+    let timer = ctx.base.metrics.reconcile_started(CONTROLLER);
+    let res = sync(&z, &ctx).await;
+    timer.finish(res.is_ok());
+    res
+}
+
+async fn sync(z: &DnsZone, ctx: &WriterContext) -> Result<Action> {
+    let obj = z.name_any();
+    let zone = z.spec.zone.trim_end_matches('.').to_ascii_lowercase();
+    let m = &ctx.base.metrics;
+    let ttl = default_ttl(z, &ctx.provinces);
+    let mut want = match z.spec.kind {
+        ZoneKind::Forward => forward_want(z, ctx, ttl),
+        ZoneKind::Reverse => reverse_want(z, ctx, ttl),
+    };
+    report_refused(ctx, &want).await?;
+
+    let secret = Api::<Secret>::namespaced(ctx.base.client.clone(), &ctx.namespace).get_opt(&z.spec.tsig.secret_name).await;
+    let key = match secret {
+        Ok(Some(s)) => read_key(&s, z),
+        Ok(None) => Err(format!("Secret {}/{} with the TSIG key does not exist", ctx.namespace, z.spec.tsig.secret_name)),
+        Err(source) => return Err(Error::Read { what: format!("Secret {}", z.spec.tsig.secret_name), source }),
+    };
+    let setup = key.and_then(|k| server_of(z).map(|s| (k, s)));
+    let (key, server) = match setup {
+        Ok(ks) => ks,
+        Err(message) => return fail(z, ctx, &want, None, Failure { reason: "KeyUnusable", message, metric: "key" }).await,
+    };
+
+    let current = match read_zone(ctx, &obj, &server, &zone, &key).await {
+        Ok(t) => t,
+        Err(e) => return fail(z, ctx, &want, None, e.into()).await,
+    };
+    if z.spec.kind == ZoneKind::Reverse {
+        // Every PTR of an address inside pdc's prefixes is pdc's to keep right.
+        let mine = current.sets.keys().filter(|(n, t)| {
+            *t == RecordType::PTR && Addr::from_reverse_name(n).is_some_and(|a| want.ptr_prefixes.iter().any(|p| p.contains(&a)))
+        });
+        want.owned.extend(mine.cloned().collect::<Vec<_>>());
+    }
+    let plan = dnsplan::plan(&current.sets, &want.sets, &want.owned);
+    let batch = usize::try_from(z.spec.batch_size).unwrap_or(100).max(1);
+    let mut sent = 0usize;
+    for chunk in pdc_dns::batches(&plan.changes, batch) {
+        let t = Instant::now();
+        let res = pdc_dns::update(&server, &zone, &key, chunk).await;
+        m.dns_update_duration.with_label_values(&[&zone]).observe(t.elapsed().as_secs_f64());
+        match res {
+            Ok(()) => sent += chunk.len(),
+            Err(e) => {
+                forget(ctx, &obj);
+                let quick = matches!(e, DnsIoError::Prerequisite { .. });
+                let pending = plan.changes.len() - sent;
+                if quick {
+                    // Someone wrote to the zone since it was read: read it again now.
+                    m.dns_errors.with_label_values(&[&zone, e.reason()]).inc();
+                    m.dns_pending_changes.with_label_values(&[&zone]).set(pending as f64);
+                    info!(zone = %zone, "zone changed under the writer; reading it again");
+                    return Ok(Action::requeue(Duration::from_millis(200)));
+                }
+                return fail(z, ctx, &want, Some(pending), e.into()).await;
+            }
+        }
+    }
+    if sent > 0 {
+        forget(ctx, &obj);
+    }
+    succeeded(ctx, &obj);
+    let repaired: usize = plan
+        .changes
+        .iter()
+        .filter(|c| match c {
+            Change::Replace { expect, .. } => want.members.iter().any(|(r, k)| *k == (expect.name.clone(), expect.rtype) && is_programmed(r)),
+            _ => false,
+        })
+        .count();
+    if repaired > 0 {
+        let msg = format!("{repaired} record set(s) pdc manages were edited outside pdc and were put back");
+        info!(zone = %zone, repaired, "repaired out-of-band edits");
+        ctx.base.event(z, true, "Repaired", &msg).await;
+    }
+
+    let changed: BTreeSet<(String, RecordType)> = plan
+        .changes
+        .iter()
+        .map(|c| match c {
+            Change::Create(s) | Change::Delete(s) | Change::Replace { new: s, .. } => (s.name.clone(), s.rtype),
+        })
+        .collect();
+    let conflicts: BTreeMap<(String, RecordType), &RRset> = plan.conflicts.iter().map(|c| ((c.wanted.name.clone(), c.wanted.rtype), &c.found)).collect();
+    report_members(ctx, z, &want, &changed, &conflicts).await?;
+    release_deleted(ctx, &want).await?;
+
+    // The zone's own status.
+    let (serial, signed) = pdc_dns::soa(&server, &zone).await.unwrap_or((current.serial, current.signed));
+    let sets = want.sets.len().saturating_sub(conflicts.len());
+    m.dns_pending_changes.with_label_values(&[&zone]).set(0.0);
+    m.dns_conflicts.with_label_values(&[&zone]).set(conflicts.len() as f64);
+    m.dns_record_sets.with_label_values(&[&zone]).set(sets as f64);
+    m.dns_zone_in_sync.with_label_values(&[&zone]).set(1.0);
+    m.dns_last_sync.with_label_values(&[&zone]).set(Timestamp::now().as_second() as f64);
+    let mut conds = vec![Cond::new(READY, true, "Synced", format!("{} answers for {zone} and accepts key {:?}; {sets} record set(s) in sync", server.addr, key.name))];
+    if z.spec.dnssec {
+        conds.push(if signed {
+            Cond::new(DNSSEC_VALID, true, "Signed", format!("the {zone} SOA answer carries an unexpired RRSIG"))
+        } else {
+            Cond::new(DNSSEC_VALID, false, "Unsigned", format!("answers for {zone} carry no valid RRSIG: check the server's DNSSEC signing policy"))
+        });
+    }
+    set_zone_status(ctx, z, &conds, |s| {
+        s.serial = Some(i64::from(serial));
+        s.pending = 0;
+        s.record_sets = i32::try_from(sets).unwrap_or(i32::MAX);
+        s.conflicts = i32::try_from(conflicts.len()).unwrap_or(i32::MAX);
+        s.last_sync_time = Some(Time(Timestamp::now()));
+    })
+    .await?;
+    if !plan.changes.is_empty() {
+        info!(zone = %zone, changes = plan.changes.len(), conflicts = conflicts.len(), serial, "zone updated");
+    }
+    Ok(Action::requeue(ctx.resync))
+}
+
+fn is_programmed(rec: &DnsRecord) -> bool {
+    rec.status
+        .as_ref()
+        .and_then(|s| conditions::find(&s.conditions, PROGRAMMED))
+        .is_some_and(|c| c.status == "True" && c.observed_generation == rec.metadata.generation)
+}
+
+fn api_type(t: RecordType) -> Option<DnsRecordType> {
+    Some(match t {
+        RecordType::A => DnsRecordType::A,
+        RecordType::AAAA => DnsRecordType::AAAA,
+        RecordType::CNAME => DnsRecordType::CNAME,
+        RecordType::TXT => DnsRecordType::TXT,
+        RecordType::MX => DnsRecordType::MX,
+        RecordType::SRV => DnsRecordType::SRV,
+        RecordType::CAA => DnsRecordType::CAA,
+        RecordType::PTR => return None,
+    })
+}
+
+/// Records another record's name keeps out of the zone.
+async fn report_refused(ctx: &WriterContext, want: &Want) -> Result<()> {
+    for (rec, reason, msg) in &want.refused {
+        if set_condition(&ctx.base.client, rec, Cond::new(PROGRAMMED, false, reason, msg.clone()), |_| {}).await? {
+            ctx.base.event(rec.as_ref(), true, reason, msg).await;
+        }
+    }
+    Ok(())
+}
+
+/// A record newly in conflict, and the message it got.
+type Conflicted = (Arc<DnsRecord>, String);
+
+/// After a sync: each live record is programmed, or in conflict with a set pdc does not own.
+async fn report_members(
+    ctx: &WriterContext,
+    z: &DnsZone,
+    want: &Want,
+    changed: &BTreeSet<(String, RecordType)>,
+    conflicts: &BTreeMap<(String, RecordType), &RRset>,
+) -> Result<()> {
+    let now = Timestamp::now();
+    let server = format!("{}:{}", z.spec.server, z.spec.port);
+    let writes: Vec<_> = want.members.iter().map(|(rec, key)| {
+        let client = ctx.base.client.clone();
+        let server = server.clone();
+        let conflict = conflicts.get(key).map(|f| (*f).clone());
+        let was_changed = changed.contains(key);
+        async move {
+            match conflict {
+                Some(found) => {
+                    let msg = format!(
+                        "{} {} already holds {} in the zone, a set pdc does not manage; the province's DNS administrators must remove it before pdc writes this record",
+                        found.name,
+                        found.rtype.as_str(),
+                        found.values.iter().cloned().collect::<Vec<_>>().join(", ")
+                    );
+                    let first = set_condition(&client, rec, Cond::new(PROGRAMMED, false, "Conflict", msg.clone()), |_| {}).await?;
+                    Ok::<_, Error>(first.then_some((rec.clone(), msg)))
+                }
+                None => {
+                    let msg = format!("{} {} answers from {server}", key.0, key.1.as_str());
+                    set_condition(&client, rec, Cond::new(PROGRAMMED, true, "Programmed", msg), |s| {
+                        s.fqdn = Some(key.0.clone());
+                        s.programmed_type = api_type(key.1);
+                        if was_changed || s.last_change_time.is_none() {
+                            s.last_change_time = Some(Time(now));
+                        }
+                    })
+                    .await?;
+                    Ok(None)
+                }
+            }
+        }
+    }).collect();
+    let results: Vec<Result<Option<Conflicted>>> = futures::stream::iter(writes).buffer_unordered(STATUS_WRITES).collect().await;
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Ok(Some((rec, msg))) => {
+                warn!(record = %rec.name_any(), namespace = %rec.namespace().unwrap_or_default(), "DnsRecord conflicts with a set pdc does not own");
+                ctx.base.event(rec.as_ref(), true, "Conflict", &msg).await;
+            }
+            Ok(None) => {}
+            Err(e) => first_err = first_err.or(Some(e)),
+        }
+    }
+    first_err.map_or(Ok(()), Err)
+}
+
+/// Deleted records whose sets are gone from the zone may go.
+async fn release_deleted(ctx: &WriterContext, want: &Want) -> Result<()> {
+    let writes: Vec<_> = want.deleting.iter().map(|(rec, _)| set_finalizer(&ctx.base.client, rec, false)).collect();
+    let results: Vec<Result<()>> = futures::stream::iter(writes).buffer_unordered(STATUS_WRITES).collect().await;
+    results.into_iter().collect()
+}
+
+/// A sync that could not finish: the zone says why, waiting records say they wait,
+/// and the next attempt comes after a growing pause.
+async fn fail(z: &DnsZone, ctx: &WriterContext, want: &Want, pending: Option<usize>, f: Failure) -> Result<Action> {
+    let zone = z.spec.zone.trim_end_matches('.').to_ascii_lowercase();
+    let obj = z.name_any();
+    let m = &ctx.base.metrics;
+    let waiting: Vec<&Arc<DnsRecord>> = want.members.iter().map(|(r, _)| r).filter(|r| !is_programmed(r)).collect();
+    let pending = pending.unwrap_or(waiting.len() + want.deleting.len());
+    m.dns_errors.with_label_values(&[&zone, f.metric]).inc();
+    m.dns_pending_changes.with_label_values(&[&zone]).set(pending as f64);
+    m.dns_zone_in_sync.with_label_values(&[&zone]).set(0.0);
+    let wait = backoff(ctx, &obj);
+    warn!(zone = %zone, reason = f.reason, error = %f.message, pending, retry_in = ?wait, "DNS zone not synced");
+    let became = !z.status.as_ref().and_then(|s| conditions::find(&s.conditions, READY)).is_some_and(|c| c.status == "False" && c.reason == f.reason);
+    if became {
+        ctx.base.event(z, true, f.reason, &f.message).await;
+    }
+    set_zone_status(ctx, z, &[Cond::new(READY, false, f.reason, f.message.clone())], |s| {
+        s.pending = i32::try_from(pending).unwrap_or(i32::MAX);
+    })
+    .await?;
+    let msg = format!("waiting for zone {zone}: {}", f.message);
+    let writes: Vec<_> = waiting.into_iter().map(|rec| set_condition(&ctx.base.client, rec, Cond::new(PROGRAMMED, false, "Pending", msg.clone()), |_| {})).collect();
+    let results: Vec<Result<bool>> = futures::stream::iter(writes).buffer_unordered(STATUS_WRITES).collect().await;
+    results.into_iter().collect::<Result<Vec<bool>>>()?;
+    Ok(Action::requeue(wait))
+}
+
+async fn set_zone_status(ctx: &WriterContext, z: &DnsZone, conds: &[Cond], f: impl FnOnce(&mut DnsZoneStatus)) -> Result<()> {
+    let old = z.status.clone().unwrap_or_default();
+    let mut new = old.clone();
+    new.conditions = conditions::merge(&old.conditions, conds, z.metadata.generation, Timestamp::now());
+    new.observed_generation = z.metadata.generation;
+    f(&mut new);
+    if new == old {
+        return Ok(());
+    }
+    crate::apply::patch_status(&Api::<DnsZone>::all(ctx.base.client.clone()), &z.name_any(), &new).await
+}
+
+fn error_policy(z: Arc<DnsZone>, err: &Error, ctx: Arc<WriterContext>) -> Action {
+    ctx.base.metrics.reconcile_failed(CONTROLLER, err.kind());
+    warn!(zone = %z.spec.zone, error = %err, "DNS zone reconcile failed");
+    Action::requeue(Duration::from_secs(2))
+}
+
+pub fn controller(client: Client) -> Controller<DnsZone> {
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = watcher(Api::<DnsZone>::all(client), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .applied_objects()
+        .predicate_filter(spec_or_lifecycle, Default::default());
+    Controller::for_stream(stream, reader)
+}
+
+/// A cache of `K` for the writer and the stream of changes that wake it: spec,
+/// finalizers, deletion (status writes do not). The cache is updated before a
+/// change is passed on, so a sync always sees what woke it.
+pub fn watch<K>(client: Client) -> (Store<K>, impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, writer) = kube::runtime::reflector::store();
+    let stream = watcher(Api::<K>::all(client), watcher::Config::default())
+        .default_backoff()
+        .reflect(writer)
+        .touched_objects()
+        .predicate_filter(spec_or_lifecycle, Default::default());
+    (reader, stream)
+}
+
+/// Run the writers: a DnsRecord's change wakes the forward zones, an
+/// AddressAllocation's the reverse zones. A burst becomes one sync per zone.
+pub async fn run<R, A>(ctx: Arc<WriterContext>, controller: Controller<DnsZone>, records: R, allocations: A)
+where
+    R: futures::Stream<Item = std::result::Result<DnsRecord, watcher::Error>> + Send + 'static,
+    A: futures::Stream<Item = std::result::Result<AddressAllocation, watcher::Error>> + Send + 'static,
+{
+    let zones = ctx.zones.clone();
+    let zones2 = ctx.zones.clone();
+    let of_kind = |zones: &Store<DnsZone>, kind: ZoneKind| -> Vec<ObjectRef<DnsZone>> {
+        zones.state().iter().filter(|z| z.spec.kind == kind).map(|z| ObjectRef::from_obj(z.as_ref())).collect()
+    };
+    let config = kube::runtime::controller::Config::default().debounce(Duration::from_millis(300));
+    controller
+        .with_config(config)
+        .watches_stream(records, move |_r: DnsRecord| of_kind(&zones, ZoneKind::Forward))
+        .watches_stream(allocations, move |_a: AddressAllocation| of_kind(&zones2, ZoneKind::Reverse))
+        .shutdown_on_signal()
+        .run(reconcile, error_policy, ctx)
+        .for_each(|_| futures::future::ready(()))
+        .await;
+}
