@@ -2,6 +2,7 @@
 //! `kubectl pdc ...` works. Tables by default, `-o json|yaml` for scripts.
 
 mod department;
+mod dns;
 mod ip;
 mod output;
 mod slug;
@@ -38,6 +39,9 @@ enum Command {
     /// The dual-stack address plan: plan, usage, find, export.
     #[command(subcommand)]
     Ip(ip::Cmd),
+    /// DNS under the province domain: records, zones, plan a manifest, check a name.
+    #[command(subcommand)]
+    Dns(dns::Cmd),
     /// Suggest slugs (namespace names, subdomain labels) for Vietnamese unit names.
     Slug(slug::Args),
 }
@@ -83,6 +87,7 @@ pub fn main() -> ExitCode {
         match &cli.command {
             Command::Department(cmd) => department::run(&cli, cmd).await,
             Command::Ip(cmd) => ip::run(&cli, cmd).await,
+            Command::Dns(cmd) => dns::run(&cli, cmd).await,
             Command::Slug(args) => slug::run(&cli, args),
         }
     });

@@ -49,3 +49,14 @@ pub fn run_command(cmd: &mut std::process::Command, input: Option<&str>, what: &
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     if out.status.success() { Ok(text) } else { Err(HarnessError::Other(format!("{what}: {text}"))) }
 }
+
+/// Run the workspace's `pdcctl` with `KUBECONFIG=kubeconfig`: (exit code, stdout + stderr).
+pub fn pdcctl(kubeconfig: &std::path::Path, args: &[&str]) -> (i32, String) {
+    let out = operator::workspace_binary("pdcctl").and_then(|bin| {
+        std::process::Command::new(bin).args(args).env("KUBECONFIG", kubeconfig).output().map_err(|e| HarnessError::Io("running pdcctl".into(), e))
+    });
+    match out {
+        Ok(o) => (o.status.code().unwrap_or(-1), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))),
+        Err(e) => (-1, e.to_string()),
+    }
+}

@@ -144,6 +144,35 @@ async fn records_reach_a_signed_zone_and_stay_right() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // pdcctl: the records, the zones, a manifest's plan (offline), a live check.
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["dns", "records", "--department", &dept]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("FQDN") && out.contains(&format!("www.{sub}.")) && out.contains("True Programmed") && out.contains("False Conflict"), "{out}");
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["dns", "zones"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("daklak.gov.vn") && out.contains("True Synced") && out.contains("signed"), "{out}");
+    let manifest = env.dir.join("records.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "apiVersion: pdc.io/v1alpha1\nkind: DnsRecord\nmetadata: {{name: www, namespace: {dept}}}\nspec: {{name: www, type: A, values: [10.15.0.9]}}\n---\n\
+             apiVersion: pdc.io/v1alpha1\nkind: DnsRecord\nmetadata: {{name: new, namespace: {dept}}}\nspec: {{name: new, type: AAAA, values: ['2001:db8:1500::9']}}\n"
+        ),
+    )
+    .unwrap();
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["dns", "plan", "-f", manifest.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("replace") && out.contains("10.15.0.8") && out.contains("10.15.0.9") && out.contains("create") && out.contains(&format!("new.{sub}.")), "{out}");
+    assert!(!knot.dig(&format!("www.{sub}"), "A", false).unwrap().contains("10.15.0.9"), "plan changes nothing");
+    let bad = env.dir.join("bad.yaml");
+    std::fs::write(&bad, "apiVersion: pdc.io/v1alpha1\nkind: DnsRecord\nmetadata: {name: vn}\nspec: {name: cổng-thông-tin, type: A, values: [10.15.0.1]}\n").unwrap();
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["dns", "plan", "-f", bad.to_str().unwrap(), "--department", &dept, "--subdomain", &sub]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("cong-thong-tin") && out.contains("diacritics"), "{out}");
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["dns", "check", &format!("www.{sub}")]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("10.15.0.8") && out.contains("DNSSEC: signed") && out.contains("matches the DnsRecord"), "{out}");
+
     // PTRs for a named address pair, in both reverse zones.
     let claims: Api<AddressClaim> = Api::namespaced(client.clone(), &dept);
     let mut c = claim("db1", "app");

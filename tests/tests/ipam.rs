@@ -357,9 +357,8 @@ async fn deleting_a_department_releases_its_subnets() {
 }
 
 fn pdcctl(env: &TestEnv, args: &[&str]) -> (bool, String) {
-    let bin = pdc_tests::operator::workspace_binary("pdcctl").unwrap();
-    let out = std::process::Command::new(bin).args(args).env("KUBECONFIG", &env.kubeconfig).output().unwrap();
-    (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, args);
+    (code == 0, out)
 }
 
 #[tokio::test]

@@ -115,11 +115,10 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
     let me = z.name_any();
     let in_zone = |fqdn: &str| zone_for(fqdn, ZoneKind::Forward, &zones).is_some_and(|h| h.name_any() == me);
     let mut records = ctx.records.state();
-    // The oldest record wins a name; the order is the same on every replica.
-    records.sort_by(|a, b| {
-        (a.metadata.creation_timestamp.as_ref().map(|t| t.0), a.namespace(), a.name_any())
-            .cmp(&(b.metadata.creation_timestamp.as_ref().map(|t| t.0), b.namespace(), b.name_any()))
-    });
+    // The oldest record wins a name (within the same second, one already
+    // programmed); the order is the same on every replica.
+    let order = |r: &DnsRecord| (r.metadata.creation_timestamp.as_ref().map(|t| t.0), programmed_key(r).is_none(), r.namespace(), r.name_any());
+    records.sort_by_key(|r| order(r));
     let mut holder: BTreeMap<(String, RecordType), String> = BTreeMap::new();
     let mut types_at: BTreeMap<String, Vec<RecordType>> = BTreeMap::new();
     for rec in records {

@@ -1,0 +1,400 @@
+//! `pdcctl dns`: the records departments declare, what a manifest would change
+//! (the operator's own pdc-core plan, offline), and what the server answers.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
+use pdc_api::conditions;
+use pdc_api::labels as l;
+use pdc_api::{DnsRecord, DnsRecordType, DnsZone, ZoneKind};
+use pdc_core::dnsplan::{self, Change, RRset, RecordType, Zone};
+use serde::Serialize;
+
+use crate::output::{Format, age, print_data, table};
+use crate::{Cli, CliError, client, outln};
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// DnsRecords and whether each is programmed (all departments, or one).
+    Records {
+        /// Only this department's (its namespace).
+        #[arg(long)]
+        department: Option<String>,
+    },
+    /// The DNS zones pdc writes to: server, serial, sets, pending changes, sync state.
+    Zones,
+    /// What applying DnsRecord manifests would change in DNS, without changing anything.
+    Plan {
+        /// A YAML file of DnsRecords (several documents allowed); `-` reads stdin.
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+        /// The department the records are for (default: each manifest's namespace).
+        #[arg(long)]
+        department: Option<String>,
+        /// Plan without a cluster, against nothing declared yet, for this subdomain.
+        #[arg(long)]
+        subdomain: Option<String>,
+    },
+    /// Ask the zone's server for a name: the answer, its DNSSEC signatures, and
+    /// whether it matches the DnsRecords.
+    Check {
+        /// A full name, e.g. `www.so-y-te.daklak.gov.vn`.
+        name: String,
+        /// Record type to ask for (default: the declared types, else A and AAAA).
+        #[arg(long = "type")]
+        rtype: Option<String>,
+        /// Ask this server (`address:port`) instead of the zone's.
+        #[arg(long)]
+        server: Option<String>,
+    },
+}
+
+pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
+    match cmd {
+        Cmd::Records { department } => records(cli, department.as_deref()).await,
+        Cmd::Zones => zones(cli).await,
+        Cmd::Plan { file, department, subdomain } => plan(cli, file, department.as_deref(), subdomain.as_deref()).await,
+        Cmd::Check { name, rtype, server } => check(cli, name, rtype.as_deref(), server.as_deref()).await,
+    }
+}
+
+fn rtype(t: DnsRecordType) -> RecordType {
+    match t {
+        DnsRecordType::A => RecordType::A,
+        DnsRecordType::AAAA => RecordType::AAAA,
+        DnsRecordType::CNAME => RecordType::CNAME,
+        DnsRecordType::TXT => RecordType::TXT,
+        DnsRecordType::MX => RecordType::MX,
+        DnsRecordType::SRV => RecordType::SRV,
+        DnsRecordType::CAA => RecordType::CAA,
+    }
+}
+
+#[derive(Serialize)]
+struct RecordRow {
+    department: String,
+    name: String,
+    fqdn: String,
+    #[serde(rename = "type")]
+    rtype: String,
+    values: Vec<String>,
+    programmed: String,
+    reason: String,
+    message: String,
+}
+
+async fn records(cli: &Cli, department: Option<&str>) -> Result<ExitCode, CliError> {
+    let c = client(cli).await?;
+    let api: Api<DnsRecord> = match department {
+        Some(d) => Api::namespaced(c, d),
+        None => Api::all(c),
+    };
+    let mut items = api.list(&ListParams::default()).await?.items;
+    items.sort_by_key(|r| (r.namespace(), r.name_any()));
+    let rows: Vec<(RecordRow, String)> = items
+        .iter()
+        .map(|r| {
+            let st = r.status.clone().unwrap_or_default();
+            let cond = conditions::find(&st.conditions, "Programmed");
+            (
+                RecordRow {
+                    department: r.namespace().unwrap_or_default(),
+                    name: r.name_any(),
+                    fqdn: st.fqdn.clone().unwrap_or_else(|| r.spec.name.clone()),
+                    rtype: rtype(r.spec.rtype).as_str().into(),
+                    values: r.spec.values.clone(),
+                    programmed: cond.map(|c| c.status.clone()).unwrap_or_else(|| "Unknown".into()),
+                    reason: cond.map(|c| c.reason.clone()).unwrap_or_default(),
+                    message: cond.map(|c| c.message.clone()).unwrap_or_default(),
+                },
+                age(r.metadata.creation_timestamp.as_ref()),
+            )
+        })
+        .collect();
+    if cli.output != Format::Table {
+        print_data(cli.output, &rows.into_iter().map(|(r, _)| r).collect::<Vec<_>>())?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        outln!("No DnsRecords.");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let body = rows
+        .into_iter()
+        .map(|(r, a)| vec![r.department, r.name, r.fqdn, r.rtype, r.values.join(", "), format!("{} {}", r.programmed, r.reason).trim().to_string(), a])
+        .collect();
+    outln!("{}", table(&["DEPARTMENT", "NAME", "FQDN", "TYPE", "VALUES", "PROGRAMMED", "AGE"], body));
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct ZoneRow {
+    name: String,
+    zone: String,
+    kind: String,
+    server: String,
+    serial: Option<i64>,
+    record_sets: i32,
+    pending: i32,
+    conflicts: i32,
+    ready: String,
+    reason: String,
+    dnssec: String,
+    last_sync: String,
+}
+
+async fn zones(cli: &Cli) -> Result<ExitCode, CliError> {
+    let c = client(cli).await?;
+    let mut items = Api::<DnsZone>::all(c).list(&ListParams::default()).await?.items;
+    items.sort_by_key(|z| (z.spec.kind == ZoneKind::Reverse, z.spec.zone.clone()));
+    let rows: Vec<ZoneRow> = items
+        .iter()
+        .map(|z| {
+            let st = z.status.clone().unwrap_or_default();
+            let ready = conditions::find(&st.conditions, "Ready");
+            let dnssec = conditions::find(&st.conditions, "DnssecValid");
+            ZoneRow {
+                name: z.name_any(),
+                zone: z.spec.zone.clone(),
+                kind: format!("{:?}", z.spec.kind),
+                server: format!("{}:{}", z.spec.server, z.spec.port),
+                serial: st.serial,
+                record_sets: st.record_sets,
+                pending: st.pending,
+                conflicts: st.conflicts,
+                ready: ready.map(|c| c.status.clone()).unwrap_or_else(|| "Unknown".into()),
+                reason: ready.map(|c| c.reason.clone()).unwrap_or_default(),
+                dnssec: match (z.spec.dnssec, dnssec) {
+                    (false, _) => "not required".into(),
+                    (true, Some(c)) if c.status == "True" => "signed".into(),
+                    (true, Some(_)) => "UNSIGNED".into(),
+                    (true, None) => "unknown".into(),
+                },
+                last_sync: st.last_sync_time.as_ref().map(|t| format!("{} ago", age(Some(t)))).unwrap_or_else(|| "never".into()),
+            }
+        })
+        .collect();
+    if cli.output != Format::Table {
+        print_data(cli.output, &rows)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    let body = rows
+        .into_iter()
+        .map(|r| {
+            vec![
+                r.zone,
+                r.kind,
+                r.server,
+                r.serial.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+                r.record_sets.to_string(),
+                r.pending.to_string(),
+                r.conflicts.to_string(),
+                format!("{} {}", r.ready, r.reason).trim().to_string(),
+                r.dnssec,
+                r.last_sync,
+            ]
+        })
+        .collect();
+    outln!("{}", table(&["ZONE", "KIND", "SERVER", "SERIAL", "SETS", "PENDING", "CONFLICTS", "READY", "DNSSEC", "LAST SYNC"], body));
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The sets a department's records declare, by object name; refusals as messages.
+fn sets_of<'a>(records: impl Iterator<Item = &'a DnsRecord>, subdomain: &str) -> (BTreeMap<String, RRset>, Vec<String>) {
+    let mut out = BTreeMap::new();
+    let mut errors = Vec::new();
+    for r in records {
+        let fqdn = match dnsplan::fqdn_in(&r.spec.name, subdomain) {
+            Ok(f) => f,
+            Err(e) => {
+                errors.push(format!("{}: {e}", r.name_any()));
+                continue;
+            }
+        };
+        let t = rtype(r.spec.rtype);
+        match r.spec.values.iter().map(|v| dnsplan::canonical_value(t, v)).collect::<Result<BTreeSet<_>, _>>() {
+            Ok(values) => {
+                let ttl = r.spec.ttl.and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
+                out.insert(r.name_any(), RRset { name: fqdn, rtype: t, ttl, values });
+            }
+            Err(e) => errors.push(format!("{}: {e}", r.name_any())),
+        }
+    }
+    (out, errors)
+}
+
+/// The zone `sets` make, by object name in order; a set whose name and type another
+/// object already holds, or that breaks CNAME exclusivity, is left out (the operator
+/// does the same) and, for the objects in `strict`, reported.
+fn zone_of(sets: &BTreeMap<String, RRset>, strict: &BTreeSet<String>, problems: &mut Vec<String>) -> Zone {
+    let mut z = Zone::new();
+    for (obj, s) in sets {
+        let key = (s.name.clone(), s.rtype);
+        let mut trial = z.clone();
+        let why = match trial.insert(key.clone(), s.clone()) {
+            Some(_) => Some(format!("{obj}: {} {} is already declared by another DnsRecord", s.name, s.rtype.as_str())),
+            None => dnsplan::check_cname_exclusive(&trial).err().map(|e| format!("{obj}: {e}")),
+        };
+        match why {
+            None => z = trial,
+            Some(msg) if strict.contains(obj) => problems.push(msg),
+            Some(_) => {}
+        }
+    }
+    z
+}
+
+#[derive(Serialize)]
+struct PlanRow {
+    action: String,
+    name: String,
+    #[serde(rename = "type")]
+    rtype: String,
+    from: Vec<String>,
+    to: Vec<String>,
+}
+
+async fn plan(cli: &Cli, file: &str, department: Option<&str>, subdomain: Option<&str>) -> Result<ExitCode, CliError> {
+    let text = if file == "-" { std::io::read_to_string(std::io::stdin())? } else { std::fs::read_to_string(file).map_err(|e| CliError::Usage(format!("{file}: {e}")))? };
+    let mut manifests: Vec<DnsRecord> = Vec::new();
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let v: serde_json::Value = serde::Deserialize::deserialize(doc).map_err(|e| CliError::Usage(format!("{file}: {e}")))?;
+        if v.is_null() || v.get("kind").and_then(|k| k.as_str()) != Some("DnsRecord") {
+            continue;
+        }
+        manifests.push(serde_json::from_value(v).map_err(|e| CliError::Usage(format!("{file}: not a DnsRecord: {e}")))?);
+    }
+    let ns = department
+        .map(str::to_string)
+        .or_else(|| manifests.iter().find_map(|m| m.namespace()))
+        .ok_or_else(|| CliError::Usage("say which department: --department <name>, or metadata.namespace in the manifests".into()))?;
+    // What the department has declared now, and its subdomain.
+    let (sub, existing) = match subdomain {
+        Some(s) => (s.trim_end_matches('.').to_string(), Vec::new()),
+        None => {
+            let c = client(cli).await?;
+            let nsobj = Api::<Namespace>::all(c.clone()).get(&ns).await?;
+            let sub = nsobj
+                .annotations()
+                .get(l::SUBDOMAIN)
+                .cloned()
+                .ok_or_else(|| CliError::Usage(format!("namespace {ns} is not a department's (no {} annotation)", l::SUBDOMAIN)))?;
+            (sub, Api::<DnsRecord>::namespaced(c, &ns).list(&ListParams::default()).await?.items)
+        }
+    };
+    let (before, _) = sets_of(existing.iter().filter(|r| r.metadata.deletion_timestamp.is_none()), &sub);
+    let (incoming, mut problems) = sets_of(manifests.iter(), &sub);
+    let names: BTreeSet<String> = manifests.iter().map(|m| m.name_any()).collect();
+    let mut after = before.clone();
+    after.extend(incoming);
+    let current = zone_of(&before, &BTreeSet::new(), &mut Vec::new());
+    let desired = zone_of(&after, &names, &mut problems);
+    let changes = dnsplan::plan(&current, &desired, &current.keys().cloned().collect()).changes;
+    let rows: Vec<PlanRow> = changes
+        .iter()
+        .map(|c| {
+            let (action, from, to) = match c {
+                Change::Create(s) => ("create", None, Some(s)),
+                Change::Replace { expect, new } => ("replace", Some(expect), Some(new)),
+                Change::Delete(s) => ("delete", Some(s), None),
+            };
+            let s = to.or(from).map(|s| (s.name.clone(), s.rtype.as_str().to_string())).unwrap_or_default();
+            let vals = |x: Option<&RRset>| x.map(|s| s.values.iter().cloned().collect()).unwrap_or_default();
+            PlanRow { action: action.into(), name: s.0, rtype: s.1, from: vals(from), to: vals(to) }
+        })
+        .collect();
+    if cli.output != Format::Table {
+        print_data(cli.output, &serde_json::json!({ "subdomain": sub, "changes": rows, "problems": problems }))?;
+    } else {
+        if rows.is_empty() {
+            outln!("No changes to DNS under {sub}.");
+        } else {
+            let body = rows.iter().map(|r| vec![r.action.clone(), r.name.clone(), r.rtype.clone(), r.from.join(", "), r.to.join(", ")]).collect();
+            outln!("{}", table(&["ACTION", "NAME", "TYPE", "NOW", "AFTER"], body));
+        }
+        for p in &problems {
+            outln!("refused: {p}");
+        }
+    }
+    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+}
+
+async fn check(cli: &Cli, name: &str, qtype: Option<&str>, server: Option<&str>) -> Result<ExitCode, CliError> {
+    let fqdn = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
+    let c = if server.is_none() || qtype.is_none() { Some(client(cli).await?) } else { None };
+    let declared: Vec<DnsRecord> = match &c {
+        Some(c) => Api::<DnsRecord>::all(c.clone())
+            .list(&ListParams::default())
+            .await?
+            .items
+            .into_iter()
+            .filter(|r| r.status.as_ref().and_then(|s| s.fqdn.as_deref()) == Some(fqdn.as_str()))
+            .collect(),
+        None => Vec::new(),
+    };
+    let addr: SocketAddr = match server {
+        Some(s) => s.parse().map_err(|_| CliError::Usage(format!("--server {s:?} is not address:port")))?,
+        None => {
+            let zones = Api::<DnsZone>::all(c.clone().ok_or_else(|| CliError::Usage("no cluster".into()))?).list(&ListParams::default()).await?.items;
+            let z = zones
+                .iter()
+                .filter(|z| {
+                    let zn = z.spec.zone.trim_end_matches('.');
+                    let n = fqdn.trim_end_matches('.');
+                    n == zn || n.ends_with(&format!(".{zn}"))
+                })
+                .max_by_key(|z| z.spec.zone.len())
+                .ok_or_else(|| CliError::Usage(format!("no DnsZone holds {fqdn}")))?;
+            let ip: IpAddr = z.spec.server.parse().map_err(|_| CliError::Usage(format!("zone {} has server {:?}", z.spec.zone, z.spec.server)))?;
+            SocketAddr::new(ip, u16::try_from(z.spec.port).unwrap_or(53))
+        }
+    };
+    let types: Vec<String> = match qtype {
+        Some(t) => vec![t.to_ascii_uppercase()],
+        None if !declared.is_empty() => declared.iter().map(|r| rtype(r.spec.rtype).as_str().to_string()).collect::<BTreeSet<_>>().into_iter().collect(),
+        None => vec!["A".into(), "AAAA".into()],
+    };
+    let srv = pdc_dns::Server::new(addr);
+    let now = u32::try_from(k8s_openapi::jiff::Timestamp::now().as_second()).unwrap_or(u32::MAX);
+    let mut report = Vec::new();
+    let mut all_ok = true;
+    for t in &types {
+        let ans = pdc_dns::query(&srv, &fqdn, t, true).await.map_err(|e| CliError::Usage(e.to_string()))?;
+        let got: BTreeSet<String> = ans.records.iter().filter(|r| &r.rtype == t).map(|r| r.value.clone()).collect();
+        let want: Option<BTreeSet<String>> = declared.iter().find(|r| rtype(r.spec.rtype).as_str() == t).map(|r| {
+            r.spec.values.iter().map(|v| dnsplan::canonical_value(rtype(r.spec.rtype), v).unwrap_or_else(|_| v.clone())).collect()
+        });
+        let signed = ans.rrsigs.iter().any(|e| *e > now);
+        let matches = want.as_ref().map(|w| *w == got);
+        all_ok &= matches.unwrap_or(true);
+        report.push(serde_json::json!({
+            "name": fqdn, "type": t, "server": addr.to_string(), "rcode": ans.rcode, "authoritative": ans.authoritative,
+            "answer": ans.records.iter().map(|r| format!("{} {} {} {}", r.name, r.ttl, r.rtype, r.value)).collect::<Vec<_>>(),
+            "dnssec": if signed { "signed" } else if ans.rrsigs.is_empty() { "unsigned" } else { "signature expired" },
+            "rrsigs": ans.rrsigs.len(),
+            "declared": want, "matches": matches,
+        }));
+    }
+    if cli.output != Format::Table {
+        print_data(cli.output, &report)?;
+    } else {
+        for r in &report {
+            outln!("{} {} @ {}: {} ({}authoritative)", r["name"].as_str().unwrap_or_default(), r["type"].as_str().unwrap_or_default(), addr, r["rcode"].as_str().unwrap_or_default(), if r["authoritative"] == true { "" } else { "not " });
+            for line in r["answer"].as_array().into_iter().flatten() {
+                outln!("  {}", line.as_str().unwrap_or_default());
+            }
+            outln!("  DNSSEC: {} ({} RRSIG)", r["dnssec"].as_str().unwrap_or_default(), r["rrsigs"]);
+            match r["matches"].as_bool() {
+                Some(true) => outln!("  matches the DnsRecord"),
+                Some(false) => outln!("  DIFFERS from the DnsRecord, which declares {}", r["declared"]),
+                None => outln!("  no DnsRecord declares it"),
+            }
+        }
+    }
+    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(3) })
+}
