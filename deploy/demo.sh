@@ -6,7 +6,8 @@
 # this checkout against that cluster. Without one, pdc's own tooling starts a local
 # control plane (a real etcd + kube-apiserver, built from their Go modules) first.
 # Then the sample province (Đắk Lắk, absorbing Phú Yên) and its 109 named tenants are
-# loaded, and pdcctl shows them.
+# loaded, and pdcctl shows them. A local Knot DNS server (DNSSEC, TSIG) receives the
+# health department's records and the PTRs of its named addresses.
 #
 #   bash deploy/demo.sh            # leaves pdc running until Ctrl-C
 #   bash deploy/demo.sh --once     # shows the result and stops everything it started
@@ -95,6 +96,33 @@ for _ in $(seq 1 60); do
   [ "$(claim_bound so-y-te cong-thong-tin)" = True ] && break; sleep 0.5
 done
 pdcctl ip find "$(pdcctl ip export -o json | python3 -c 'import json,sys; print(next(r["value"] for r in json.load(sys.stdin) if r["kind"]=="address" and r["claim"]=="so-y-te/cong-thong-tin" and ":" not in r["value"]))')"
+
+say "Starting the province's DNS server (Knot DNS on 127.0.0.1: DNSSEC signing, updates only with TSIG) and registering its zones"
+"$T/pdc-dns-server" --env-file "$RUN/dns.env" daklak.gov.vn 15.10.in-addr.arpa 0.0.5.1.8.b.d.0.1.0.0.2.ip6.arpa \
+  >"$RUN/dns.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 1 120); do [ -f "$RUN/dns.env" ] && break; sleep 0.5; done
+[ -f "$RUN/dns.env" ] || { cat "$RUN/dns.log" >&2; exit 1; }
+cat "$RUN/dns.log" >&2
+
+say "The health department's DNS records (deploy/samples/so-y-te-dns.yaml)"
+"$T/pdc-controlplane" apply "$ROOT/deploy/samples/so-y-te-dns.yaml"
+for _ in $(seq 1 60); do
+  [ "$(pdcctl dns records --department so-y-te -o json | grep -c '"programmed": "True"')" -ge 5 ] && break; sleep 0.5
+done
+pdcctl dns records --department so-y-te
+
+say "pdcctl dns zones"
+pdcctl dns zones
+
+say "pdcctl dns check www.so-y-te.daklak.gov.vn (asks the server; DNSSEC state)"
+pdcctl dns check www.so-y-te.daklak.gov.vn
+
+say "The portal's address has its PTR (pdcctl dns check on the reverse name)"
+PORTAL=$(pdcctl ip export -o json | python3 -c 'import json,sys; print(next(r["value"] for r in json.load(sys.stdin) if r["kind"]=="address" and r["claim"]=="so-y-te/cong-thong-tin" and ":" not in r["value"]))')
+REV=$(echo "$PORTAL" | awk -F. '{print $4"."$3"."$2"."$1".in-addr.arpa"}')
+for _ in $(seq 1 40); do pdcctl dns check "$REV" --type PTR | grep -q cong-thong-tin && break; sleep 0.5; done
+pdcctl dns check "$REV" --type PTR
 
 say "pdcctl ip plan (first lines)"
 pdcctl ip plan | head -12

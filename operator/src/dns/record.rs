@@ -60,6 +60,7 @@ pub fn controller(client: Client, concurrency: u16) -> Controller<DnsRecord> {
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(Api::<DnsRecord>::all(client), watcher::Config::default())
         .default_backoff()
+        .modify(|r| r.metadata.managed_fields = None)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, Default::default());

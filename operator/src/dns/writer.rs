@@ -559,6 +559,7 @@ where
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(Api::<K>::all(client), watcher::Config::default())
         .default_backoff()
+        .modify(|o| o.meta_mut().managed_fields = None)
         .reflect(writer)
         .touched_objects()
         .predicate_filter(spec_or_lifecycle, Default::default());
@@ -577,9 +578,9 @@ where
     let of_kind = |zones: &Store<DnsZone>, kind: ZoneKind| -> Vec<ObjectRef<DnsZone>> {
         zones.state().iter().filter(|z| z.spec.kind == kind).map(|z| ObjectRef::from_obj(z.as_ref())).collect()
     };
-    let config = kube::runtime::controller::Config::default().debounce(Duration::from_millis(300));
+    // No debounce: a steady stream of record changes would postpone the sync for as
+    // long as it lasts. Changes arriving during a sync wake exactly one more.
     controller
-        .with_config(config)
         .watches_stream(records, move |_r: DnsRecord| of_kind(&zones, ZoneKind::Forward))
         .watches_stream(allocations, move |_a: AddressAllocation| of_kind(&zones2, ZoneKind::Reverse))
         .shutdown_on_signal()

@@ -1,0 +1,180 @@
+//! Benchmark: N DnsRecords created → all `Programmed` on a real DNSSEC-signing Knot
+//! DNS, against a fresh real control plane with the operator under the chart's RBAC.
+//!
+//! Baseline, same run, same server: the same N record additions sent straight to
+//! the server with `knsupdate`, in UPDATE messages of the zone's batch size (100),
+//! into a zone of their own. That is the floor: pdc sends the same messages, plus
+//! the API writes (the record, its finalizer, its status).
+//!
+//!     bash bench/dns.sh [--count 10000] [--concurrency 16]
+//!
+//! Afterwards the zone is transferred and every record checked.
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use kube::api::PostParams;
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, ResourceExt};
+use pdc_api::DnsRecord;
+use pdc_api::conditions;
+use pdc_tests::addressing::load_plan;
+use pdc_tests::bench::{Args, Timings, percentile, wait_leader, write_result};
+use pdc_tests::cluster::private_env;
+use pdc_tests::dns::{KnotServer, register_zones};
+use pdc_tests::operator::{OperatorOptions, OperatorProcess};
+
+const DEPARTMENTS: usize = 10;
+const BATCH: usize = 100;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-dns: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn addr(i: usize) -> String {
+    format!("10.15.{}.{}", (i / 250) % 250, i % 250 + 1)
+}
+
+/// The floor: `n` A records added with knsupdate, `BATCH` per UPDATE message.
+fn baseline(knot: &KnotServer, n: usize) -> Result<Duration, String> {
+    let mut script = String::new();
+    for (b, chunk) in (0..n).collect::<Vec<_>>().chunks(BATCH).enumerate() {
+        if b > 0 {
+            script.push_str("send\n");
+        }
+        script.push_str("zone baseline.gov.vn.\n");
+        for i in chunk {
+            script.push_str(&format!("update add host-{i:05}.baseline.gov.vn. 300 A {}\n", addr(*i)));
+        }
+    }
+    let start = Instant::now();
+    knot.update(&script).map_err(|e| e.to_string())?;
+    Ok(start.elapsed())
+}
+
+fn programmed(r: &DnsRecord) -> bool {
+    r.status.as_ref().and_then(|s| conditions::find(&s.conditions, "Programmed")).is_some_and(|c| c.status == "True")
+}
+
+async fn run() -> Result<(), String> {
+    let a = Args::parse(10_000, "bench/results/dns.json");
+    eprintln!("starting a fresh control plane and Knot DNS");
+    let (env, _plane) = private_env("bench-dns").await.map_err(|e| e.to_string())?;
+    let client = env.client().await.map_err(|e| e.to_string())?;
+    let knot = KnotServer::start(&env.dir, &["daklak.gov.vn", "baseline.gov.vn"]).map_err(|e| e.to_string())?;
+
+    eprintln!("baseline: {} record additions with knsupdate, {BATCH} per message", a.count);
+    let base = baseline(&knot, a.count)?;
+    let check = knot.dig(&format!("host-{:05}.baseline.gov.vn", a.count - 1), "A", false).map_err(|e| e.to_string())?;
+    if !check.contains(&addr(a.count - 1)) {
+        return Err(format!("the baseline's last record does not answer: {check}"));
+    }
+    eprintln!("baseline took {:.2} s", base.as_secs_f64());
+
+    let mut op = OperatorProcess::start(&env.operator_kubeconfig, &OperatorOptions::new("bench-operator"), &env.dir).map_err(|e| e.to_string())?;
+    wait_leader(&op).await?;
+    let depts: Vec<String> = (0..DEPARTMENTS).map(|i| format!("don-vi-{i:02}")).collect();
+    load_plan(&client, "app", 24, &depts).await.map_err(|e| e.to_string())?;
+    register_zones(&client, &knot, "knot-tsig").await.map_err(|e| e.to_string())?;
+
+    eprintln!("pdc: {} DnsRecords over {DEPARTMENTS} departments, concurrency {}", a.count, a.concurrency);
+    let t: Timings<(String, String)> = Timings::default();
+    let watch = {
+        let t = t.clone();
+        let stream = watcher(Api::<DnsRecord>::all(client.clone()), watcher::Config::default()).applied_objects();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Ok(Some(r)) = stream.try_next().await {
+                if programmed(&r) {
+                    t.ready((r.namespace().unwrap_or_default(), r.name_any()));
+                }
+            }
+        })
+    };
+    let start = Instant::now();
+    let progress = {
+        let t = t.clone();
+        let n = a.count;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                eprintln!("  {} / {n} programmed after {:.0} s", t.ready_count(), start.elapsed().as_secs_f64());
+            }
+        })
+    };
+    futures::stream::iter(0..a.count)
+        .map(|i| {
+            let ns = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
+            let api: Api<DnsRecord> = Api::namespaced(client.clone(), &ns);
+            let t = t.clone();
+            async move {
+                let name = format!("host-{i:05}");
+                let rec: DnsRecord = serde_json::from_value(serde_json::json!({
+                    "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord", "metadata": {"name": name},
+                    "spec": {"name": name, "type": "A", "values": [addr(i)]}
+                }))
+                .map_err(|e| e.to_string())?;
+                api.create(&PostParams::default(), &rec).await.map_err(|e| e.to_string())?;
+                t.created((ns, name));
+                Ok::<(), String>(())
+            }
+        })
+        .buffer_unordered(a.concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let create_phase = start.elapsed();
+    t.wait_ready(a.count, Duration::from_secs(1800)).await?;
+    let total = start.elapsed();
+    watch.abort();
+    progress.abort();
+    let rss = op.peak_rss_kib().map(|k| k as f64 / 1024.0);
+    let updates = op.metric("pdc_dns_update_duration_seconds_count{zone=\"daklak.gov.vn\"}").unwrap_or(f64::NAN);
+    op.stop();
+
+    eprintln!("checking every record in a transfer of the zone");
+    let server = pdc_dns::Server::new(std::net::SocketAddr::from(([127, 0, 0, 1], knot.port)));
+    let key = pdc_dns::Key::from_base64(&knot.key_name, &knot.key_algorithm, &knot.key_secret).map_err(|e| e.to_string())?;
+    let zone = pdc_dns::transfer(&server, "daklak.gov.vn", &key).await.map_err(|e| e.to_string())?;
+    let missing = (0..a.count)
+        .filter(|i| {
+            let d = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
+            let key = (format!("host-{i:05}.{d}.daklak.gov.vn."), pdc_core::dnsplan::RecordType::A);
+            zone.sets.get(&key).is_none_or(|s| !s.values.contains(&addr(*i)))
+        })
+        .count();
+
+    let lat = t.latencies_ms();
+    let (p50, p99) = (percentile(&lat, 50.0), percentile(&lat, 99.0));
+    let rate = a.count as f64 / total.as_secs_f64();
+    let base_rate = a.count as f64 / base.as_secs_f64();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| baseline: {} A records by knsupdate, {BATCH} per UPDATE | {:.2} s ({base_rate:.0}/s) |", a.count, base.as_secs_f64());
+    println!("| pdc: {} DnsRecords created → all Programmed | {:.2} s ({rate:.0} records/s) |", a.count, total.as_secs_f64());
+    println!("| pdc / baseline (time) | {:.2} |", total.as_secs_f64() / base.as_secs_f64());
+    println!("| create phase alone (API) | {:.2} s |", create_phase.as_secs_f64());
+    println!("| per record create → Programmed, p50 / p99 | {p50:.0} ms / {p99:.0} ms |");
+    println!("| UPDATE messages sent by pdc | {updates} |");
+    println!("| operator peak RSS | {} |", rss.map_or("n/a".into(), |m| format!("{m:.0} MiB")));
+    println!("| records missing or wrong in the zone afterwards | {missing} |");
+    write_result(
+        &a.out,
+        &serde_json::json!({
+            "count": a.count, "concurrency": a.concurrency, "departments": DEPARTMENTS, "batch": BATCH,
+            "baseline_seconds": base.as_secs_f64(), "pdc_seconds": total.as_secs_f64(),
+            "ratio": total.as_secs_f64() / base.as_secs_f64(), "records_per_second": rate,
+            "create_phase_seconds": create_phase.as_secs_f64(),
+            "latency_ms_p50": p50, "latency_ms_p99": p99, "operator_peak_rss_mib": rss,
+            "update_messages": updates, "zone_records": zone.records, "missing": missing,
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        }),
+    )?;
+    if missing == 0 { Ok(()) } else { Err(format!("{missing} records missing from the zone")) }
+}
