@@ -326,15 +326,14 @@ async fn plan(cli: &Cli, file: &str, department: Option<&str>, subdomain: Option
 
 async fn check(cli: &Cli, name: &str, qtype: Option<&str>, server: Option<&str>) -> Result<ExitCode, CliError> {
     let fqdn = format!("{}.", name.trim_end_matches('.').to_ascii_lowercase());
-    let c = if server.is_none() || qtype.is_none() { Some(client(cli).await?) } else { None };
+    let c = client(cli).await.ok();
+    // Without a cluster (`--server` given), there is nothing to compare with.
     let declared: Vec<DnsRecord> = match &c {
-        Some(c) => Api::<DnsRecord>::all(c.clone())
-            .list(&ListParams::default())
-            .await?
-            .items
-            .into_iter()
-            .filter(|r| r.status.as_ref().and_then(|s| s.fqdn.as_deref()) == Some(fqdn.as_str()))
-            .collect(),
+        Some(c) => match Api::<DnsRecord>::all(c.clone()).list(&ListParams::default()).await {
+            Ok(l) => l.items.into_iter().filter(|r| r.status.as_ref().and_then(|s| s.fqdn.as_deref()) == Some(fqdn.as_str())).collect(),
+            Err(e) if server.is_none() => return Err(e.into()),
+            Err(_) => Vec::new(),
+        },
         None => Vec::new(),
     };
     let addr: SocketAddr = match server {
@@ -366,9 +365,21 @@ async fn check(cli: &Cli, name: &str, qtype: Option<&str>, server: Option<&str>)
     for t in &types {
         let ans = pdc_dns::query(&srv, &fqdn, t, true).await.map_err(|e| CliError::Usage(e.to_string()))?;
         let got: BTreeSet<String> = ans.records.iter().filter(|r| &r.rtype == t).map(|r| r.value.clone()).collect();
-        let want: Option<BTreeSet<String>> = declared.iter().find(|r| rtype(r.spec.rtype).as_str() == t).map(|r| {
+        let mut want: Option<BTreeSet<String>> = declared.iter().find(|r| rtype(r.spec.rtype).as_str() == t).map(|r| {
             r.spec.values.iter().map(|v| dnsplan::canonical_value(rtype(r.spec.rtype), v).unwrap_or_else(|_| v.clone())).collect()
         });
+        // A PTR is declared by the AddressAllocation of a named address.
+        if t == "PTR"
+            && let (Some(c), Some(a)) = (&c, pdc_core::ipam::Addr::from_reverse_name(&fqdn))
+        {
+            let allocs = Api::<pdc_api::AddressAllocation>::all(c.clone()).list(&ListParams::default()).await.map(|l| l.items).unwrap_or_default();
+            want = allocs
+                .iter()
+                .find(|x| pdc_core::ipam::Addr::parse(&x.spec.address).ok() == Some(a))
+                .and_then(|x| x.spec.hostname.as_ref())
+                .and_then(|h| dnsplan::canonical_value(RecordType::PTR, h).ok())
+                .map(|h| BTreeSet::from([h]));
+        }
         let signed = ans.rrsigs.iter().any(|e| *e > now);
         let matches = want.as_ref().map(|w| *w == got);
         all_ok &= matches.unwrap_or(true);
@@ -390,9 +401,9 @@ async fn check(cli: &Cli, name: &str, qtype: Option<&str>, server: Option<&str>)
             }
             outln!("  DNSSEC: {} ({} RRSIG)", r["dnssec"].as_str().unwrap_or_default(), r["rrsigs"]);
             match r["matches"].as_bool() {
-                Some(true) => outln!("  matches the DnsRecord"),
-                Some(false) => outln!("  DIFFERS from the DnsRecord, which declares {}", r["declared"]),
-                None => outln!("  no DnsRecord declares it"),
+                Some(true) => outln!("  matches what pdc declares"),
+                Some(false) => outln!("  DIFFERS from what pdc declares: {}", r["declared"]),
+                None => outln!("  pdc declares nothing here"),
             }
         }
     }

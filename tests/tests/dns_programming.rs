@@ -171,7 +171,7 @@ async fn records_reach_a_signed_zone_and_stay_right() {
     assert!(out.contains("cong-thong-tin") && out.contains("diacritics"), "{out}");
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["dns", "check", &format!("www.{sub}")]);
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("10.15.0.8") && out.contains("DNSSEC: signed") && out.contains("matches the DnsRecord"), "{out}");
+    assert!(out.contains("10.15.0.8") && out.contains("DNSSEC: signed") && out.contains("matches what pdc declares"), "{out}");
 
     // PTRs for a named address pair, in both reverse zones.
     let claims: Api<AddressClaim> = Api::namespaced(client.clone(), &dept);
