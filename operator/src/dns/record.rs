@@ -118,9 +118,15 @@ async fn reconcile(rec: Arc<DnsRecord>, ctx: Arc<RecordContext>) -> Result<Actio
 async fn reconcile_inner(rec: &DnsRecord, ctx: &RecordContext) -> Result<Action> {
     let verdict = check(rec, &ctx.namespaces, &ctx.zones);
     if rec.metadata.deletion_timestamp.is_some() {
-        // A record no zone will ever hold, and that was never programmed, has no
-        // set to remove; every other one is the zone writer's to release.
-        if has_finalizer(rec) && programmed_key(rec).is_none() && verdict.is_err() {
+        // A record that was never programmed and that no zone will hold has no set
+        // to remove; nor has one whose programmed set is in no zone pdc still
+        // writes to (its DnsZone was deleted). Every other one is the zone writer's
+        // to release once its set is gone.
+        let orphaned = match programmed_key(rec) {
+            None => verdict.is_err(),
+            Some((fqdn, _)) => zone_for(&fqdn, ZoneKind::Forward, &ctx.zones.state()).is_none(),
+        };
+        if has_finalizer(rec) && orphaned {
             set_finalizer(&ctx.base.client, rec, false).await?;
         }
         return Ok(Action::await_change());
