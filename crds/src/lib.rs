@@ -30,5 +30,8 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         AddressClaim::crd(),
         DnsZone::crd(),
         DnsRecord::crd(),
+        SizeClass::crd(),
+        TenantVM::crd(),
+        TenantVolume::crd(),
     ]
 }

@@ -8,14 +8,14 @@ use futures::StreamExt;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use k8s_openapi::api::core::v1::Namespace;
-use pdc_api::{AddressAllocation, DnsRecord, Province, Site};
+use pdc_api::{AddressAllocation, DnsRecord, Province, SizeClass, Site};
 use tracing::{error, info};
 
 use pdc_operator::context::Context;
 use pdc_operator::leader::{LeaderElector, LeaseConfig};
 use pdc_operator::metrics::{self, Metrics};
 use pdc_operator::ipam::{self, Ipam};
-use pdc_operator::{department, dns, province};
+use pdc_operator::{compute, department, dns, province};
 
 #[derive(Parser, Debug)]
 #[command(name = "pdc-operator", version, about = "The pdc operator: a province's private cloud on Kubernetes")]
@@ -183,6 +183,20 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         args.dns_resync,
         args.dns_max_backoff,
     ));
+    // Tenant VMs.
+    let (size_store, size_writer) = reflector::store::<SizeClass>();
+    let sizes = watcher(Api::<SizeClass>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .reflect(size_writer)
+        .for_each(|_| futures::future::ready(()));
+    let tenant_vms = compute::vm::controller(client.clone(), concurrency);
+    let vm_ctx = Arc::new(compute::vm::VmContext {
+        base: ctx.clone(),
+        departments: department_store.clone(),
+        provinces: province_store.clone(),
+        sizes: size_store,
+        zones: zone_store.clone(),
+    });
     let wait = province_store.clone();
     let (wait_zones, wait_sites) = (zone_store.clone(), site_store.clone());
     tokio::join!(
@@ -192,6 +206,8 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         ipam::zone::run(ctx.clone(), ipam.clone(), zones, site_store.clone()),
         ipam::claim::run(claim_ctx, claims),
         namespaces,
+        sizes,
+        compute::vm::run(vm_ctx, tenant_vms),
         dns::record::run(record_ctx, dns_records),
         dns::writer::run(writer_ctx, dns_zones, record_changes, allocation_changes),
         async move {

@@ -139,13 +139,17 @@ fn start_env(with_operator: bool) -> Result<(TestEnv, ControlPlane, Option<Opera
     Ok((env, plane, operator))
 }
 
-/// Install the chart and the stand-in CRDs of optional integrations (Multus).
+/// Install the chart and the stand-in CRDs of optional integrations (Multus, KubeVirt,
+/// CDI, VolumeSnapshot).
 async fn prepare(plane: &ControlPlane) -> Result<(), HarnessError> {
     let client = client_for(&plane.kubeconfig()).await?;
     install_chart(&client).await?;
     let nad = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/network-attachment-definitions.yaml"))
         .map_err(|e| HarnessError::Io("reading the NetworkAttachmentDefinition CRD".into(), e))?;
-    apply_yaml(&client, &nad, None).await
+    apply_yaml(&client, &nad, None).await?;
+    let kv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/kubevirt-cdi-snapshot.yaml"))
+        .map_err(|e| HarnessError::Io("reading the KubeVirt, CDI and snapshot CRDs".into(), e))?;
+    apply_yaml(&client, &kv, None).await
 }
 
 /// A control plane of its own, with the chart installed, for tests that start and

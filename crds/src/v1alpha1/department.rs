@@ -191,6 +191,11 @@ pub struct DepartmentStatus {
     /// The department's subnets, per zone and site.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub subnets: Vec<super::DepartmentSubnet>,
+    /// The quota ledger: what each VM (`vm/<name>`) and volume (`volume/<name>`)
+    /// holds. Written by the TenantVM and TenantVolume controllers with optimistic
+    /// concurrency, so no two admissions take the same unit.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub quota_ledger: std::collections::BTreeMap<String, super::QuotaCharge>,
 }
 
 impl Department {

@@ -1,10 +1,12 @@
 //! Version `v1alpha1` of group `pdc.io`: one kind per file.
 
+mod compute;
 mod department;
 mod dns;
 mod network;
 mod province;
 
+pub use compute::*;
 pub use department::*;
 pub use dns::*;
 pub use network::*;

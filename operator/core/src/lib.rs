@@ -5,5 +5,7 @@
 pub mod code;
 pub mod dnsplan;
 pub mod ipam;
+pub mod netdata;
 pub mod quantity;
+pub mod quota;
 pub mod slug;

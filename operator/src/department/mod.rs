@@ -266,8 +266,11 @@ async fn set_status(
         namespace: if ready { Some(dept.name_any()) } else { old.namespace.clone() },
         subdomain: subdomain.or(old.subdomain.clone()),
         subnets: subnets.unwrap_or_else(|| old.subnets.clone()),
+        // The quota ledger is the VM and volume controllers' (written with
+        // optimistic concurrency); an empty map is left out of this merge patch.
+        quota_ledger: Default::default(),
     };
-    if new == old {
+    if new == (DepartmentStatus { quota_ledger: Default::default(), ..old }) {
         return Ok(());
     }
     apply::patch_status(&Api::<Department>::all(ctx.base.client.clone()), &dept.name_any(), &new).await

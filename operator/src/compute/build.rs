@@ -1,0 +1,181 @@
+//! The objects a TenantVM becomes, as values: AddressClaims, CDI DataVolumes, the
+//! KubeVirt VirtualMachine (Multus bridge NICs, cloud-init NoCloud network data with
+//! the static addresses) and the DnsRecords of its FQDN.
+
+use std::collections::BTreeMap;
+
+use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ObjectMeta};
+use kube::{Resource, ResourceExt};
+use pdc_api::labels as l;
+use pdc_api::{AddressClaim, AddressClaimSpec, DiskSpec, DnsRecord, DnsRecordSpec, DnsRecordType, IpFamilies, RunStrategy, TenantVM};
+use pdc_core::netdata;
+
+use crate::ipam::attach::{member_label, zone_object_name};
+
+/// Label on every child: the TenantVM it belongs to.
+pub const VM_LABEL: &str = "pdc.io/tenantvm";
+
+pub fn vm_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine"), "virtualmachines")
+}
+
+pub fn dv_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("cdi.kubevirt.io", "v1beta1", "DataVolume"), "datavolumes")
+}
+
+pub fn meta(vm: &TenantVM, name: String) -> ObjectMeta {
+    ObjectMeta {
+        name: Some(name),
+        namespace: vm.namespace(),
+        labels: Some(BTreeMap::from([
+            (l::MANAGED_BY.to_string(), l::MANAGED_BY_VALUE.to_string()),
+            (VM_LABEL.to_string(), vm.name_any()),
+        ])),
+        owner_references: vm.controller_owner_ref(&()).map(|o| vec![o]),
+        ..Default::default()
+    }
+}
+
+pub fn claim_name(vm: &TenantVM, i: usize) -> String {
+    format!("{}-nic{i}", vm.name_any())
+}
+
+/// One dual-stack AddressClaim per NIC; the first carries the hostname (for its PTRs).
+pub fn claims(vm: &TenantVM) -> Vec<AddressClaim> {
+    vm.spec
+        .nics
+        .iter()
+        .enumerate()
+        .map(|(i, n)| AddressClaim {
+            metadata: meta(vm, claim_name(vm, i)),
+            spec: AddressClaimSpec {
+                zone: n.zone.clone(),
+                site: None,
+                families: IpFamilies::DualStack,
+                ipv4_address: None,
+                ipv6_address: None,
+                hostname: (i == 0).then(|| vm.spec.hostname.clone()),
+            },
+            status: None,
+        })
+        .collect()
+}
+
+pub fn disk_name(vm: &TenantVM, d: &DiskSpec) -> String {
+    format!("{}-{}", vm.name_any(), d.name)
+}
+
+/// A DataVolume: the root from the image, the others blank, on the tier's StorageClass.
+pub fn data_volume(vm: &TenantVM, d: &DiskSpec, root: bool, storage_class: &str) -> DynamicObject {
+    let ns = vm.namespace().unwrap_or_default();
+    let img = &vm.spec.image;
+    let mut spec = serde_json::json!({
+        "storage": {"resources": {"requests": {"storage": d.size}}, "storageClassName": storage_class, "accessModes": ["ReadWriteOnce"]}
+    });
+    if root {
+        if let Some(u) = &img.url {
+            spec["source"] = serde_json::json!({"http": {"url": u}});
+        } else if let Some(r) = &img.registry {
+            spec["source"] = serde_json::json!({"registry": {"url": r}});
+        } else if let Some(ds) = &img.data_source {
+            let (dns, dname) = ds.split_once('/').unwrap_or((ns.as_str(), ds.as_str()));
+            spec["sourceRef"] = serde_json::json!({"kind": "DataSource", "namespace": dns, "name": dname});
+        }
+    } else {
+        spec["source"] = serde_json::json!({"blank": {}});
+    }
+    let mut o = DynamicObject::new(&disk_name(vm, d), &dv_resource()).within(&ns);
+    o.metadata = meta(vm, disk_name(vm, d));
+    o.data = serde_json::json!({ "spec": spec });
+    o
+}
+
+/// What the VirtualMachine needs to know of each NIC.
+pub struct NicPlan {
+    pub zone: String,
+    pub mac: String,
+    pub ipv4: Option<(String, String)>,
+    pub ipv6: Option<(String, String)>,
+}
+
+fn run_strategy(r: RunStrategy) -> &'static str {
+    match r {
+        RunStrategy::Always => "Always",
+        RunStrategy::Halted => "Halted",
+        RunStrategy::Manual => "Manual",
+        RunStrategy::RerunOnFailure => "RerunOnFailure",
+    }
+}
+
+/// The KubeVirt VirtualMachine.
+pub fn virtual_machine(vm: &TenantVM, vcpu: i32, memory: &str, nics: &[NicPlan], resolvers: &[String], subdomain: &str) -> DynamicObject {
+    let ns = vm.namespace().unwrap_or_default();
+    let name = vm.name_any();
+    let mut disks = vec![serde_json::json!({"name": "root", "disk": {"bus": "virtio"}})];
+    let mut volumes = vec![serde_json::json!({"name": "root", "dataVolume": {"name": disk_name(vm, &vm.spec.root_disk)}})];
+    for d in &vm.spec.disks {
+        disks.push(serde_json::json!({"name": d.name, "disk": {"bus": "virtio"}}));
+        volumes.push(serde_json::json!({"name": d.name, "dataVolume": {"name": disk_name(vm, d)}}));
+    }
+    disks.push(serde_json::json!({"name": "cloudinit", "disk": {"bus": "virtio"}}));
+    let net = netdata::network_config(
+        &nics.iter().map(|n| netdata::Nic { mac: n.mac.clone(), ipv4: n.ipv4.clone(), ipv6: n.ipv6.clone() }).collect::<Vec<_>>(),
+        resolvers,
+        subdomain,
+    );
+    let fqdn = format!("{}.{subdomain}", vm.spec.hostname);
+    let mut cloudinit = serde_json::json!({"networkData": net});
+    match &vm.spec.cloud_init_secret {
+        Some(s) => cloudinit["userDataSecretRef"] = serde_json::json!({"name": s}),
+        None => cloudinit["userData"] = serde_json::json!(format!("#cloud-config\nhostname: {}\nfqdn: {fqdn}\n", vm.spec.hostname)),
+    }
+    volumes.push(serde_json::json!({"name": "cloudinit", "cloudInitNoCloud": cloudinit}));
+    let interfaces: Vec<_> = nics.iter().enumerate().map(|(i, n)| serde_json::json!({"name": format!("nic{i}"), "bridge": {}, "macAddress": n.mac})).collect();
+    let networks: Vec<_> = nics
+        .iter()
+        .enumerate()
+        .map(|(i, n)| serde_json::json!({"name": format!("nic{i}"), "multus": {"networkName": zone_object_name(&n.zone)}}))
+        .collect();
+    let mut pod_labels = serde_json::Map::new();
+    pod_labels.insert(VM_LABEL.into(), serde_json::json!(name));
+    for n in nics {
+        pod_labels.insert(member_label(&n.zone), serde_json::json!("true"));
+    }
+    let mut o = DynamicObject::new(&name, &vm_resource()).within(&ns);
+    o.metadata = meta(vm, name.clone());
+    o.data = serde_json::json!({
+        "spec": {
+            "runStrategy": run_strategy(vm.spec.run_strategy),
+            "template": {
+                "metadata": {"labels": pod_labels},
+                "spec": {
+                    "hostname": vm.spec.hostname,
+                    "subdomain": subdomain.split('.').next().unwrap_or_default(),
+                    "domain": {
+                        "cpu": {"cores": vcpu},
+                        "memory": {"guest": memory},
+                        "resources": {"requests": {"memory": memory}},
+                        "devices": {"disks": disks, "interfaces": interfaces}
+                    },
+                    "networks": networks,
+                    "volumes": volumes
+                }
+            }
+        }
+    });
+    o
+}
+
+/// A and AAAA for the VM's FQDN, from the first NIC's addresses.
+pub fn dns_records(vm: &TenantVM, ipv4: Option<&str>, ipv6: Option<&str>) -> Vec<DnsRecord> {
+    let mut out = Vec::new();
+    for (suffix, t, v) in [("a", DnsRecordType::A, ipv4), ("aaaa", DnsRecordType::AAAA, ipv6)] {
+        let Some(v) = v else { continue };
+        out.push(DnsRecord {
+            metadata: meta(vm, format!("{}-{suffix}", vm.name_any())),
+            spec: DnsRecordSpec { name: vm.spec.hostname.clone(), rtype: t, ttl: None, values: vec![v.to_string()] },
+            status: None,
+        });
+    }
+    out
+}

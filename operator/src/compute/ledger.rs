@@ -1,0 +1,87 @@
+//! The quota ledger in the Department's status, written with optimistic concurrency:
+//! read the Department, decide with `pdc_core::quota`, replace the status carrying the
+//! resourceVersion read. A concurrent writer makes the API server answer 409 and the
+//! decision is taken again on fresh data, so no two admissions share a unit.
+
+use std::collections::BTreeMap;
+
+use kube::api::PostParams;
+use kube::{Api, Client};
+use pdc_api::{Department, GuestQuota, QuotaCharge};
+use pdc_core::quota::{self, Charge};
+
+use crate::error::{Error, Result, is_conflict};
+
+const ATTEMPTS: usize = 64;
+
+fn to_core(c: &QuotaCharge) -> Charge {
+    let u = |v: i64| u64::try_from(v).unwrap_or(0);
+    Charge {
+        vcpu: u(c.vcpu),
+        memory: u128::from(u(c.memory)),
+        storage: c.storage.iter().map(|(t, b)| (t.clone(), u128::from(u(*b)))).collect(),
+        vms: u(c.vms),
+    }
+}
+
+pub fn to_api(c: &Charge) -> QuotaCharge {
+    let i = |v: u128| i64::try_from(v).unwrap_or(i64::MAX);
+    QuotaCharge {
+        vcpu: i(u128::from(c.vcpu)),
+        memory: i(c.memory),
+        storage: c.storage.iter().map(|(t, b)| (t.clone(), i(*b))).collect(),
+        vms: i(u128::from(c.vms)),
+    }
+}
+
+/// The limits of a quota; a malformed quantity counts as zero (the schema refuses them).
+pub fn limits(q: &GuestQuota) -> Charge {
+    let bytes = |s: &str| pdc_core::quantity::parse(s).unwrap_or(0);
+    Charge {
+        vcpu: u64::try_from(q.vcpu).unwrap_or(0),
+        memory: bytes(&q.memory),
+        storage: q.storage.iter().map(|(t, s)| (t.clone(), bytes(s))).collect(),
+        vms: u64::try_from(q.vms).unwrap_or(0),
+    }
+}
+
+/// Charge `key` with `want` on Department `dept`, or say which limits it would pass.
+/// `want = None` releases the key. Idempotent.
+pub async fn charge(client: &Client, dept: &str, key: &str, want: Option<&Charge>) -> Result<std::result::Result<(), Vec<String>>> {
+    let api: Api<Department> = Api::all(client.clone());
+    for _ in 0..ATTEMPTS {
+        let mut d = api.get(dept).await.map_err(|source| Error::Read { what: format!("Department {dept}"), source })?;
+        let mut status = d.status.clone().unwrap_or_default();
+        let ledger: BTreeMap<String, Charge> = status.quota_ledger.iter().map(|(k, c)| (k.clone(), to_core(c))).collect();
+        match want {
+            Some(w) => {
+                if ledger.get(key) == Some(w) {
+                    return Ok(Ok(()));
+                }
+                if let Err(over) = quota::admit(&limits(&d.spec.quota), &ledger, key, w) {
+                    return Ok(Err(over));
+                }
+                status.quota_ledger.insert(key.to_string(), to_api(w));
+            }
+            None => {
+                if status.quota_ledger.remove(key).is_none() {
+                    return Ok(Ok(()));
+                }
+            }
+        }
+        d.status = Some(status);
+        d.metadata.managed_fields = None;
+        match api.replace_status(dept, &PostParams::default(), &d).await {
+            Ok(_) => return Ok(Ok(())),
+            Err(e) if is_conflict(&e) => continue,
+            Err(source) => return Err(Error::PatchStatus { what: format!("the quota ledger of Department {dept}"), source }),
+        }
+    }
+    Err(Error::Invalid(format!("the quota ledger of Department {dept} kept changing during {ATTEMPTS} attempts")))
+}
+
+/// What all of a Department's charges add up to.
+pub fn used(d: &Department) -> Charge {
+    let ledger: BTreeMap<String, Charge> = d.status.as_ref().map(|s| s.quota_ledger.iter().map(|(k, c)| (k.clone(), to_core(c))).collect()).unwrap_or_default();
+    quota::used(&ledger, None)
+}

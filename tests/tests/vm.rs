@@ -1,0 +1,233 @@
+//! TenantVMs on a real kube-apiserver with the operator under the chart's RBAC: the
+//! objects a VM becomes (AddressClaims, CDI DataVolumes, a KubeVirt VirtualMachine
+//! with cloud-init network data), its FQDN answering on a real Knot DNS, quota
+//! admission under a burst of 50 VMs, refusals, resize and deletion.
+//!
+//! KubeVirt and CDI are not installed: their CRDs are (tests/crds), and
+//! [`play_kubevirt_running`] writes what KubeVirt would report of a started VM.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use pdc_api::conditions::{self, READY};
+use pdc_api::{AddressClaim, Department, DnsRecord, TenantVM};
+use pdc_operator::compute::build::{dv_resource, vm_resource};
+use pdc_tests::addressing::load_plan;
+use pdc_tests::cluster::{apply_yaml, shared_env, wait_for};
+use pdc_tests::dns::{KnotServer, register_zones};
+
+fn env() -> &'static pdc_tests::cluster::TestEnv {
+    shared_env(true).unwrap_or_else(|e| panic!("test environment: {e}"))
+}
+
+const SIZES: &str = "apiVersion: pdc.io/v1alpha1\nkind: SizeClass\nmetadata: {name: m1.small}\nspec: {vcpu: 2, memory: 4Gi}\n---\n\
+apiVersion: pdc.io/v1alpha1\nkind: SizeClass\nmetadata: {name: m1.large}\nspec: {vcpu: 4, memory: 8Gi}\n";
+
+fn tenant_vm(name: &str, size: &str, zone: &str) -> TenantVM {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": name},
+        "spec": {"size": size, "image": {"url": "https://images.daklak.gov.vn/ubuntu-24.04.qcow2"},
+                 "rootDisk": {"size": "20Gi", "tier": "ssd"}, "disks": [{"name": "data", "size": "50Gi", "tier": "hdd"}],
+                 "nics": [{"zone": zone}], "hostname": name}
+    }))
+    .unwrap()
+}
+
+async fn set_quota(client: &Client, dept: &str, quota: serde_json::Value) {
+    Api::<Department>::all(client.clone()).patch(dept, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"quota": quota}}))).await.unwrap();
+}
+
+fn cond(vm: &TenantVM, t: &str) -> Option<(String, String, String)> {
+    let c = conditions::find(&vm.status.as_ref()?.conditions, t)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+/// Plays KubeVirt: reports the VirtualMachine as started and running.
+async fn play_kubevirt_running(client: &Client, ns: &str, name: &str) {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &vm_resource());
+    let status = serde_json::json!({"status": {"printableStatus": "Running", "ready": true, "created": true}});
+    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
+    let env = env();
+    let client = env.client().await.unwrap();
+    let dept = "so-y-te".to_string();
+    load_plan(&client, "app", 24, std::slice::from_ref(&dept)).await.unwrap();
+    apply_yaml(&client, SIZES, None).await.unwrap();
+    set_quota(&client, &dept, serde_json::json!({"vcpu": 16, "memory": "32Gi", "storage": {"ssd": "500Gi", "hdd": "1Ti"}, "vms": 5})).await;
+    let knot = KnotServer::start(&env.dir, &["daklak.gov.vn", "15.10.in-addr.arpa"]).unwrap();
+    register_zones(&client, &knot, "vm-test-tsig").await.unwrap();
+
+    let api: Api<TenantVM> = Api::namespaced(client.clone(), &dept);
+    api.create(&PostParams::default(), &tenant_vm("his", "m1.small", "app")).await.unwrap();
+    let vm = wait_for(&api, "his", Duration::from_secs(60), "addresses allocated", |v| cond(v, "AddressesAllocated").is_some_and(|c| c.0 == "True")).await.unwrap();
+    let st = vm.status.clone().unwrap();
+    let nic = &st.nics[0];
+    let (v4, v6) = (nic.ipv4.clone().unwrap(), nic.ipv6.clone().unwrap());
+    assert_eq!(cond(&vm, "QuotaAccepted").unwrap().0, "True");
+
+    // The KubeVirt VirtualMachine: Multus bridge NIC with a stable MAC, cloud-init
+    // network data with both addresses and gateways, the root and data disks.
+    let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &vm_resource());
+    let kv = vms.get("his").await.unwrap();
+    let spec = &kv.data["spec"]["template"]["spec"];
+    assert_eq!(kv.data["spec"]["runStrategy"], "Always");
+    assert_eq!(spec["domain"]["cpu"]["cores"], 2);
+    assert_eq!(spec["domain"]["memory"]["guest"], "4Gi");
+    assert_eq!(spec["networks"][0]["multus"]["networkName"], "pdc-zone-app");
+    assert_eq!(spec["domain"]["devices"]["interfaces"][0]["macAddress"].as_str(), nic.mac.as_deref());
+    let net = spec["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "cloudinit").unwrap()["cloudInitNoCloud"]["networkData"].as_str().unwrap().to_string();
+    assert!(net.contains(&format!("{v4}/24")) && net.contains(&format!("{v6}/64")) && net.contains("via: \"10.15."), "{net}");
+    let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &dv_resource());
+    let root = dvs.get("his-root").await.unwrap();
+    assert_eq!(root.data["spec"]["source"]["http"]["url"], "https://images.daklak.gov.vn/ubuntu-24.04.qcow2");
+    assert_eq!(root.data["spec"]["storage"]["storageClassName"], "pdc-ssd");
+    let data = dvs.get("his-data").await.unwrap();
+    assert!(data.data["spec"]["source"]["blank"].is_object());
+    assert_eq!(data.data["spec"]["storage"]["storageClassName"], "pdc-hdd");
+
+    // KubeVirt reports it running: Ready, and its FQDN answers with its addresses.
+    play_kubevirt_running(&client, &dept, "his").await;
+    let vm = wait_for(&api, "his", Duration::from_secs(60), "Ready", |v| cond(v, READY).is_some_and(|c| c.0 == "True")).await.unwrap();
+    let st = vm.status.clone().unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Running"));
+    let fqdn = st.fqdn.clone().unwrap();
+    assert_eq!(fqdn, format!("his.{dept}.daklak.gov.vn."));
+    let a = knot.dig(&fqdn, "A", true).unwrap();
+    assert!(a.contains(&v4) && a.contains("RRSIG"), "{a}");
+    assert!(knot.dig(&fqdn, "AAAA", false).unwrap().contains(&v6));
+    let rev = pdc_core::ipam::Addr::parse(&v4).unwrap().reverse_name();
+    let start = Instant::now();
+    while !knot.dig(&rev, "PTR", false).unwrap().contains(&fqdn) {
+        assert!(start.elapsed() < Duration::from_secs(30), "no PTR for {v4}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // Resize: the quota is charged again, the VM gets the new size, a restart is asked for.
+    api.patch("his", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"size": "m1.large"}}))).await.unwrap();
+    let vm = wait_for(&api, "his", Duration::from_secs(30), "RestartRequired", |v| cond(v, "RestartRequired").is_some_and(|c| c.0 == "True")).await.unwrap();
+    assert!(cond(&vm, "RestartRequired").unwrap().2.contains("m1.large"));
+    assert_eq!(vms.get("his").await.unwrap().data["spec"]["template"]["spec"]["domain"]["cpu"]["cores"], 4);
+    let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
+    assert_eq!(d.status.unwrap().quota_ledger["vm/his"].vcpu, 4);
+    // The addresses did not change.
+    assert_eq!(vm.status.unwrap().nics[0].ipv4.as_deref(), Some(v4.as_str()));
+
+    // Delete: VM, disks, claims and records go; the quota is released; DNS forgets it.
+    api.delete("his", &DeleteParams::default()).await.unwrap();
+    let start = Instant::now();
+    while api.get_opt("his").await.unwrap().is_some() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the TenantVM was not removed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let lp = ListParams::default().labels("pdc.io/tenantvm=his");
+    assert!(vms.list(&lp).await.unwrap().items.is_empty());
+    assert!(dvs.list(&lp).await.unwrap().items.is_empty());
+    assert!(Api::<AddressClaim>::namespaced(client.clone(), &dept).list(&lp).await.unwrap().items.is_empty());
+    let start = Instant::now();
+    while !Api::<DnsRecord>::namespaced(client.clone(), &dept).list(&lp).await.unwrap().items.is_empty() || knot.dig(&fqdn, "A", false).unwrap().contains(&v4) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the VM's records stayed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
+    assert!(!d.status.unwrap().quota_ledger.contains_key("vm/his"));
+}
+
+#[tokio::test]
+async fn fifty_vms_against_a_quota_of_ten() {
+    let env = env();
+    let client = env.client().await.unwrap();
+    let dept = "so-tai-chinh".to_string();
+    load_plan(&client, "app", 24, std::slice::from_ref(&dept)).await.unwrap();
+    apply_yaml(&client, SIZES, None).await.unwrap();
+    set_quota(&client, &dept, serde_json::json!({"vcpu": 100, "memory": "200Gi", "storage": {"ssd": "10Ti", "hdd": "10Ti"}, "vms": 10})).await;
+    let api: Api<TenantVM> = Api::namespaced(client.clone(), &dept);
+    futures::stream::iter(0..50)
+        .map(|i| {
+            let api = api.clone();
+            async move { api.create(&PostParams::default(), &tenant_vm(&format!("vm-{i:02}"), "m1.small", "app")).await.unwrap() }
+        })
+        .buffer_unordered(50)
+        .collect::<Vec<_>>()
+        .await;
+    let start = Instant::now();
+    let (admitted, refused) = loop {
+        let items = api.list(&ListParams::default()).await.unwrap().items;
+        let decided: Vec<_> = items.iter().filter_map(|v| cond(v, "QuotaAccepted")).collect();
+        if decided.len() == 50 {
+            break decided.into_iter().partition::<Vec<_>, _>(|c| c.0 == "True");
+        }
+        assert!(start.elapsed() < Duration::from_secs(90), "only {} of 50 decided", decided.len());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    };
+    assert_eq!(admitted.len(), 10, "exactly the quota is admitted");
+    assert_eq!(refused.len(), 40);
+    for c in &refused {
+        assert!(c.2.contains("VMs: asks 1, 10 of 10 already in use, 1 over"), "{}", c.2);
+    }
+    let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
+    assert_eq!(d.status.unwrap().quota_ledger.len(), 10);
+
+    // Deleting an admitted VM frees its share: one waiting VM takes it.
+    let items = api.list(&ListParams::default()).await.unwrap().items;
+    let gone = items.iter().find(|v| cond(v, "QuotaAccepted").is_some_and(|c| c.0 == "True")).unwrap().name_any();
+    api.delete(&gone, &DeleteParams::default()).await.unwrap();
+    let start = Instant::now();
+    loop {
+        let items = api.list(&ListParams::default()).await.unwrap().items;
+        let live: Vec<_> = items.iter().filter(|v| v.name_any() != gone).collect();
+        let admitted = live.iter().filter(|v| cond(v, "QuotaAccepted").is_some_and(|c| c.0 == "True")).count();
+        if admitted == 10 && live.len() == 49 {
+            break;
+        }
+        assert!(admitted <= 10, "over-admitted: {admitted}");
+        assert!(start.elapsed() < Duration::from_secs(60), "the freed share was not taken ({admitted} admitted)");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
+    assert_eq!(d.status.unwrap().quota_ledger.len(), 10);
+}
+
+#[tokio::test]
+async fn bad_requests_are_refused_with_a_reason() {
+    let env = env();
+    let client = env.client().await.unwrap();
+    let dept = "so-xay-dung".to_string();
+    load_plan(&client, "app", 24, std::slice::from_ref(&dept)).await.unwrap();
+    apply_yaml(&client, SIZES, None).await.unwrap();
+    set_quota(&client, &dept, serde_json::json!({"vcpu": 16, "memory": "32Gi", "storage": {"ssd": "500Gi", "hdd": "1Ti"}, "vms": 5})).await;
+    let api: Api<TenantVM> = Api::namespaced(client.clone(), &dept);
+    let pp = PostParams::default();
+
+    // At the API: a hostname with diacritics, an image with two sources.
+    let mut v = serde_json::to_value(tenant_vm("web", "m1.small", "app")).unwrap();
+    v["spec"]["hostname"] = "cổng".into();
+    let e = api.create(&pp, &serde_json::from_value(v).unwrap()).await.unwrap_err().to_string();
+    assert!(e.contains("pdcctl slug"), "{e}");
+    let mut v = serde_json::to_value(tenant_vm("web", "m1.small", "app")).unwrap();
+    v["spec"]["image"]["registry"] = "docker://quay.io/containerdisks/ubuntu:24.04".into();
+    let e = api.create(&pp, &serde_json::from_value(v).unwrap()).await.unwrap_err().to_string();
+    assert!(e.contains("exactly one of url, registry or dataSource"), "{e}");
+
+    // By the operator: an unknown size, a tier the province lacks, a zone not the department's.
+    api.create(&pp, &tenant_vm("big", "m9.huge", "app")).await.unwrap();
+    let mut t = tenant_vm("tape", "m1.small", "app");
+    t.spec.root_disk.tier = "tape".into();
+    api.create(&pp, &t).await.unwrap();
+    api.create(&pp, &tenant_vm("dmz1", "m1.small", "dmz")).await.unwrap();
+    for (name, reason, words) in [("big", "UnknownSize", "m1.large, m1.small"), ("tape", "UnknownTier", "ssd, hdd"), ("dmz1", "ZoneNotAllowed", "app")] {
+        let vm = wait_for(&api, name, Duration::from_secs(30), reason, |v| cond(v, READY).is_some_and(|c| c.1 == reason)).await.unwrap();
+        let msg = cond(&vm, READY).unwrap().2;
+        assert!(msg.contains(words), "{name}: {msg}");
+        // Nothing was made for it, and it holds no quota.
+        let lp = ListParams::default().labels(&format!("pdc.io/tenantvm={name}"));
+        assert!(Api::<AddressClaim>::namespaced(client.clone(), &dept).list(&lp).await.unwrap().items.is_empty());
+    }
+    let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
+    assert!(d.status.unwrap().quota_ledger.is_empty());
+}
