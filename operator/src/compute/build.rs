@@ -69,21 +69,19 @@ pub fn disk_name(vm: &TenantVM, d: &DiskSpec) -> String {
 pub fn data_volume(vm: &TenantVM, d: &DiskSpec, root: bool, storage_class: &str) -> DynamicObject {
     let ns = vm.namespace().unwrap_or_default();
     let img = &vm.spec.image;
-    let mut spec = serde_json::json!({
-        "storage": {"resources": {"requests": {"storage": d.size}}, "storageClassName": storage_class, "accessModes": ["ReadWriteOnce"]}
-    });
-    if root {
-        if let Some(u) = &img.url {
-            spec["source"] = serde_json::json!({"http": {"url": u}});
-        } else if let Some(r) = &img.registry {
-            spec["source"] = serde_json::json!({"registry": {"url": r}});
-        } else if let Some(ds) = &img.data_source {
+    let storage = serde_json::json!({"resources": {"requests": {"storage": d.size}}, "storageClassName": storage_class, "accessModes": ["ReadWriteOnce"]});
+    let (key, source) = match (root, &img.url, &img.registry, &img.data_source) {
+        (true, Some(u), _, _) => ("source", serde_json::json!({"http": {"url": u}})),
+        (true, None, Some(r), _) => ("source", serde_json::json!({"registry": {"url": r}})),
+        (true, None, None, Some(ds)) => {
             let (dns, dname) = ds.split_once('/').unwrap_or((ns.as_str(), ds.as_str()));
-            spec["sourceRef"] = serde_json::json!({"kind": "DataSource", "namespace": dns, "name": dname});
+            ("sourceRef", serde_json::json!({"kind": "DataSource", "namespace": dns, "name": dname}))
         }
-    } else {
-        spec["source"] = serde_json::json!({"blank": {}});
-    }
+        _ => ("source", serde_json::json!({"blank": {}})),
+    };
+    let mut spec = serde_json::Map::new();
+    spec.insert("storage".into(), storage);
+    spec.insert(key.into(), source);
     let mut o = DynamicObject::new(&disk_name(vm, d), &dv_resource()).within(&ns);
     o.metadata = meta(vm, disk_name(vm, d));
     o.data = serde_json::json!({ "spec": spec });
@@ -124,11 +122,12 @@ pub fn virtual_machine(vm: &TenantVM, vcpu: i32, memory: &str, nics: &[NicPlan],
         subdomain,
     );
     let fqdn = format!("{}.{subdomain}", vm.spec.hostname);
-    let mut cloudinit = serde_json::json!({"networkData": net});
+    let mut cloudinit = serde_json::Map::new();
+    cloudinit.insert("networkData".into(), serde_json::json!(net));
     match &vm.spec.cloud_init_secret {
-        Some(s) => cloudinit["userDataSecretRef"] = serde_json::json!({"name": s}),
-        None => cloudinit["userData"] = serde_json::json!(format!("#cloud-config\nhostname: {}\nfqdn: {fqdn}\n", vm.spec.hostname)),
-    }
+        Some(s) => cloudinit.insert("userDataSecretRef".into(), serde_json::json!({"name": s})),
+        None => cloudinit.insert("userData".into(), serde_json::json!(format!("#cloud-config\nhostname: {}\nfqdn: {fqdn}\n", vm.spec.hostname))),
+    };
     volumes.push(serde_json::json!({"name": "cloudinit", "cloudInitNoCloud": cloudinit}));
     let interfaces: Vec<_> = nics.iter().enumerate().map(|(i, n)| serde_json::json!({"name": format!("nic{i}"), "bridge": {}, "macAddress": n.mac})).collect();
     let networks: Vec<_> = nics

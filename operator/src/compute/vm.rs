@@ -51,9 +51,12 @@ fn key(vm: &TenantVM) -> String {
 /// Why a VM cannot be made as asked: a reason and a message.
 struct Refusal(&'static str, String);
 
-/// Check the request against the province, the department and the sizes; the
-/// quota charge it takes.
-fn check(vm: &TenantVM, ctx: &VmContext) -> std::result::Result<(Arc<SizeClass>, Charge, Vec<(bool, String)>), Refusal> {
+/// An admissible request: its size, its quota charge, and per disk (root first)
+/// whether it is the root and its StorageClass.
+type Checked = (Arc<SizeClass>, Charge, Vec<(bool, String)>);
+
+/// Check the request against the province, the department and the sizes.
+fn check(vm: &TenantVM, ctx: &VmContext) -> std::result::Result<Checked, Refusal> {
     let ns = vm.namespace().unwrap_or_default();
     let dept = ctx.departments.get(&ObjectRef::new(&ns)).ok_or_else(|| Refusal("NotADepartment", format!("namespace {ns} is not a Department's")))?;
     let province = ctx.provinces.state().first().cloned().ok_or_else(|| Refusal("NoProvince", "no Province is defined".into()))?;
