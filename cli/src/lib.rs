@@ -6,6 +6,7 @@ mod dns;
 mod ip;
 mod output;
 mod slug;
+mod vm;
 
 use std::process::ExitCode;
 
@@ -42,6 +43,9 @@ enum Command {
     /// DNS under the province domain: records, zones, plan a manifest, check a name.
     #[command(subcommand)]
     Dns(dns::Cmd),
+    /// Tenant VMs: list, show, create (waits, with progress), start, stop, resize, delete, sizes.
+    #[command(subcommand)]
+    Vm(vm::Cmd),
     /// Suggest slugs (namespace names, subdomain labels) for Vietnamese unit names.
     Slug(slug::Args),
 }
@@ -88,6 +92,7 @@ pub fn main() -> ExitCode {
             Command::Department(cmd) => department::run(&cli, cmd).await,
             Command::Ip(cmd) => ip::run(&cli, cmd).await,
             Command::Dns(cmd) => dns::run(&cli, cmd).await,
+            Command::Vm(cmd) => vm::run(&cli, cmd).await,
             Command::Slug(args) => slug::run(&cli, args),
         }
     });

@@ -108,6 +108,21 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
+    // pdcctl: the list and one VM; stop and start set KubeVirt's run strategy.
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["vm", "list", "-d", &dept]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("his") && out.contains("Running") && out.contains(&v4) && out.contains(&fqdn), "{out}");
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["vm", "show", "his", "-d", &dept]);
+    assert!(code == 0 && out.contains("QuotaAccepted") && out.contains(&v6), "{out}");
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["vm", "stop", "his", "-d", &dept]);
+    assert_eq!(code, 0, "{out}");
+    let start = Instant::now();
+    while vms.get("his").await.unwrap().data["spec"]["runStrategy"] != "Halted" {
+        assert!(start.elapsed() < Duration::from_secs(30), "stop did not reach the VirtualMachine");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    pdc_tests::pdcctl(&env.kubeconfig, &["vm", "start", "his", "-d", &dept]);
+
     // Resize: the quota is charged again, the VM gets the new size, a restart is asked for.
     api.patch("his", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"size": "m1.large"}}))).await.unwrap();
     let vm = wait_for(&api, "his", Duration::from_secs(30), "RestartRequired", |v| cond(v, "RestartRequired").is_some_and(|c| c.0 == "True")).await.unwrap();
@@ -230,4 +245,12 @@ async fn bad_requests_are_refused_with_a_reason() {
     }
     let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
     assert!(d.status.unwrap().quota_ledger.is_empty());
+
+    // pdcctl vm create waits, shows progress, and stops at a refusal with its reason.
+    let (code, out) = pdc_tests::pdcctl(
+        &env.kubeconfig,
+        &["vm", "create", "cli", "-d", &dept, "--size", "m9.huge", "--image", "https://images.daklak.gov.vn/u.qcow2", "--zone", "app"],
+    );
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("m9.huge") && out.contains("is not a SizeClass"), "{out}");
 }

@@ -1,0 +1,223 @@
+//! `pdcctl vm`: a department's virtual machines.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, ResourceExt};
+use pdc_api::conditions;
+use pdc_api::{SizeClass, TenantVM};
+use serde::Serialize;
+
+use crate::output::{Format, age, print_data, table};
+use crate::{Cli, CliError, client, outln};
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// VMs of one department (or all).
+    List {
+        #[arg(long, short = 'd')]
+        department: Option<String>,
+    },
+    /// One VM: size, phase, addresses, FQDN, conditions.
+    Show { name: String, #[arg(long, short = 'd')] department: String },
+    /// Create a VM and wait (showing progress) until it is Ready.
+    Create {
+        name: String,
+        #[arg(long, short = 'd')]
+        department: String,
+        /// SizeClass name (`pdcctl vm sizes`).
+        #[arg(long)]
+        size: String,
+        /// Root image: an http(s) URL, `docker://…`, or a DataSource name.
+        #[arg(long)]
+        image: String,
+        /// Root disk as SIZE:TIER, e.g. `20Gi:ssd`.
+        #[arg(long, default_value = "20Gi:ssd")]
+        root: String,
+        /// A blank data disk NAME=SIZE:TIER (repeatable).
+        #[arg(long = "disk")]
+        disks: Vec<String>,
+        /// A NIC's zone (repeatable; the first carries the hostname).
+        #[arg(long = "zone", required = true)]
+        zones: Vec<String>,
+        /// Host name (default: the VM's name).
+        #[arg(long)]
+        hostname: Option<String>,
+        /// Return once created instead of waiting for Ready.
+        #[arg(long)]
+        no_wait: bool,
+    },
+    /// Start a stopped VM (run strategy Always).
+    Start { name: String, #[arg(long, short = 'd')] department: String },
+    /// Stop a VM (run strategy Halted).
+    Stop { name: String, #[arg(long, short = 'd')] department: String },
+    /// Change a VM's size (the quota is checked again; a restart applies it).
+    Resize { name: String, #[arg(long, short = 'd')] department: String, #[arg(long)] size: String },
+    /// Delete a VM (addresses and records released; disks per its policy).
+    Delete { name: String, #[arg(long, short = 'd')] department: String },
+    /// The SizeClasses.
+    Sizes,
+}
+
+pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
+    let c = client(cli).await?;
+    match cmd {
+        Cmd::List { department } => {
+            let api: Api<TenantVM> = match department {
+                Some(d) => Api::namespaced(c, d),
+                None => Api::all(c),
+            };
+            let mut items = api.list(&ListParams::default()).await?.items;
+            items.sort_by_key(|v| (v.namespace(), v.name_any()));
+            if cli.output != Format::Table {
+                print_data(cli.output, &items.iter().map(row).collect::<Vec<_>>())?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            let body = items
+                .iter()
+                .map(|v| {
+                    let r = row(v);
+                    vec![r.department, r.name, r.size, r.phase, r.ipv4, r.ipv6, r.fqdn, r.ready, age(v.metadata.creation_timestamp.as_ref())]
+                })
+                .collect();
+            outln!("{}", table(&["DEPARTMENT", "NAME", "SIZE", "PHASE", "IPV4", "IPV6", "FQDN", "READY", "AGE"], body));
+        }
+        Cmd::Show { name, department } => {
+            let v = Api::<TenantVM>::namespaced(c, department).get(name).await?;
+            if cli.output != Format::Table {
+                print_data(cli.output, &v)?;
+                return Ok(ExitCode::SUCCESS);
+            }
+            show(&v);
+        }
+        Cmd::Create { name, department, size, image, root, disks, zones, hostname, no_wait } => {
+            let disk = |s: &str, default_name: &str| -> Result<serde_json::Value, CliError> {
+                let (n, rest) = s.split_once('=').unwrap_or((default_name, s));
+                let (sz, tier) = rest.split_once(':').ok_or_else(|| CliError::Usage(format!("{s:?}: write a disk as SIZE:TIER, e.g. 20Gi:ssd")))?;
+                Ok(serde_json::json!({"name": n, "size": sz, "tier": tier}))
+            };
+            let img = if image.starts_with("http://") || image.starts_with("https://") {
+                serde_json::json!({"url": image})
+            } else if image.starts_with("docker://") {
+                serde_json::json!({"registry": image})
+            } else {
+                serde_json::json!({"dataSource": image})
+            };
+            let v: TenantVM = serde_json::from_value(serde_json::json!({
+                "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": name},
+                "spec": {"size": size, "image": img, "rootDisk": disk(root, "root")?,
+                         "disks": disks.iter().map(|d| disk(d, "data")).collect::<Result<Vec<_>, _>>()?,
+                         "nics": zones.iter().map(|z| serde_json::json!({"zone": z})).collect::<Vec<_>>(),
+                         "hostname": hostname.clone().unwrap_or_else(|| name.clone())}
+            }))
+            .map_err(|e| CliError::Usage(e.to_string()))?;
+            let api: Api<TenantVM> = Api::namespaced(c, department);
+            api.create(&PostParams::default(), &v).await?;
+            outln!("tenantvm {department}/{name} created");
+            if !no_wait {
+                return wait_ready(&api, name).await;
+            }
+        }
+        Cmd::Start { name, department } => run_strategy(c, department, name, "Always", "started").await?,
+        Cmd::Stop { name, department } => run_strategy(c, department, name, "Halted", "stopped").await?,
+        Cmd::Resize { name, department, size } => {
+            Api::<TenantVM>::namespaced(c, department).patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"size": size}}))).await?;
+            outln!("tenantvm {department}/{name} resized to {size}; restart it to apply (see its RestartRequired condition)");
+        }
+        Cmd::Delete { name, department } => {
+            Api::<TenantVM>::namespaced(c, department).delete(name, &DeleteParams::default()).await?;
+            outln!("tenantvm {department}/{name} deleted");
+        }
+        Cmd::Sizes => {
+            let mut items = Api::<SizeClass>::all(c).list(&ListParams::default()).await?.items;
+            items.sort_by_key(|s| (s.spec.vcpu, s.name_any()));
+            let body = items.iter().map(|s| vec![s.name_any(), s.spec.vcpu.to_string(), s.spec.memory.clone(), s.spec.description.clone().unwrap_or_default()]).collect();
+            outln!("{}", table(&["NAME", "VCPU", "MEMORY", "DESCRIPTION"], body));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+#[derive(Serialize)]
+struct Row {
+    department: String,
+    name: String,
+    size: String,
+    phase: String,
+    ipv4: String,
+    ipv6: String,
+    fqdn: String,
+    ready: String,
+}
+
+fn row(v: &TenantVM) -> Row {
+    let st = v.status.clone().unwrap_or_default();
+    let nic = st.nics.first().cloned().unwrap_or_default();
+    let ready = conditions::find(&st.conditions, "Ready").map(|c| if c.status == "True" { "True".to_string() } else { format!("False ({})", c.reason) }).unwrap_or_else(|| "Unknown".into());
+    Row {
+        department: v.namespace().unwrap_or_default(),
+        name: v.name_any(),
+        size: v.spec.size.clone(),
+        phase: st.phase.unwrap_or_else(|| "-".into()),
+        ipv4: nic.ipv4.unwrap_or_else(|| "-".into()),
+        ipv6: nic.ipv6.unwrap_or_else(|| "-".into()),
+        fqdn: st.fqdn.unwrap_or_else(|| "-".into()),
+        ready,
+    }
+}
+
+fn show(v: &TenantVM) {
+    let st = v.status.clone().unwrap_or_default();
+    outln!("Name:        {}/{}", v.namespace().unwrap_or_default(), v.name_any());
+    outln!("Size:        {}{}", v.spec.size, st.running_size.as_ref().filter(|s| **s != v.spec.size).map(|s| format!(" (running as {s})")).unwrap_or_default());
+    outln!("Phase:       {}", st.phase.clone().unwrap_or_else(|| "-".into()));
+    outln!("FQDN:        {}", st.fqdn.clone().unwrap_or_else(|| "-".into()));
+    outln!("Run:         {:?}", v.spec.run_strategy);
+    for (i, n) in st.nics.iter().enumerate() {
+        outln!("NIC {i}:       zone {}  {}  {}  {}", n.zone, n.ipv4.clone().unwrap_or_default(), n.ipv6.clone().unwrap_or_default(), n.mac.clone().unwrap_or_default());
+    }
+    outln!("Disks:       root {} {}{}", v.spec.root_disk.size, v.spec.root_disk.tier, v.spec.disks.iter().map(|d| format!(", {} {} {}", d.name, d.size, d.tier)).collect::<String>());
+    outln!("Conditions:");
+    for c in &st.conditions {
+        outln!("  {:<20} {:<6} {:<18} {}", c.type_, c.status, c.reason, c.message);
+    }
+}
+
+async fn run_strategy(c: kube::Client, ns: &str, name: &str, strategy: &str, done: &str) -> Result<(), CliError> {
+    Api::<TenantVM>::namespaced(c, ns).patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"runStrategy": strategy}}))).await?;
+    outln!("tenantvm {ns}/{name} {done}");
+    Ok(())
+}
+
+/// Print each step as it completes until the VM is Ready, or stop at a refusal.
+async fn wait_ready(api: &Api<TenantVM>, name: &str) -> Result<ExitCode, CliError> {
+    let start = Instant::now();
+    let mut seen: Vec<String> = Vec::new();
+    loop {
+        let v = api.get(name).await?;
+        let st = v.status.clone().unwrap_or_default();
+        for t in ["QuotaAccepted", "AddressesAllocated", "DnsProgrammed", "Ready"] {
+            if let Some(c) = conditions::find(&st.conditions, t) {
+                let line = format!("{t}={} {}", c.status, c.message);
+                if !seen.contains(&line) {
+                    outln!("  [{:>5.1}s] {line}", start.elapsed().as_secs_f64());
+                    seen.push(line);
+                }
+            }
+        }
+        let ready = conditions::find(&st.conditions, "Ready");
+        if ready.is_some_and(|c| c.status == "True") {
+            outln!("tenantvm {name} is Ready: {}", st.fqdn.unwrap_or_default());
+            return Ok(ExitCode::SUCCESS);
+        }
+        if let Some(c) = ready.filter(|c| ["UnknownSize", "UnknownTier", "ZoneNotAllowed", "QuotaExceeded", "NotADepartment", "InvalidSize"].contains(&c.reason.as_str())) {
+            return Err(CliError::Usage(format!("tenantvm {name}: {}", c.message)));
+        }
+        if start.elapsed() > Duration::from_secs(600) {
+            return Err(CliError::Usage(format!("tenantvm {name} not Ready after 10 minutes; see `pdcctl vm show {name}`")));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
