@@ -38,6 +38,13 @@ pub struct Metrics {
     pub dns_update_duration: HistogramVec,
     /// Failed exchanges with a DNS server by zone and reason.
     pub dns_errors: IntCounterVec,
+    /// TenantVMs by phase.
+    pub tenantvms: GaugeVec,
+    /// Quota held and allowed per department and resource (vcpu, memory_bytes, vms, storage_<tier>_bytes).
+    pub quota_used: GaugeVec,
+    pub quota_limit: GaugeVec,
+    /// TenantVM creation → first Ready.
+    pub tenantvm_provision: prometheus::Histogram,
     ready: AtomicBool,
 }
 
@@ -92,6 +99,18 @@ impl Metrics {
         )?;
         registry.register(Box::new(dns_update_duration.clone()))?;
         let dns_errors = counter("dns_errors_total", "Failed exchanges with a DNS server by zone and reason", &["zone", "reason"])?;
+        let labelled = |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, prometheus::Error> {
+            let g = GaugeVec::new(Opts::new(name, help), labels)?;
+            registry.register(Box::new(g.clone()))?;
+            Ok(g)
+        };
+        let tenantvms = labelled("tenantvms", "TenantVMs by phase", &["phase"])?;
+        let quota_used = labelled("quota_used", "Quota held by a department's VMs and volumes, per resource", &["department", "resource"])?;
+        let quota_limit = labelled("quota_limit", "A department's quota, per resource", &["department", "resource"])?;
+        let tenantvm_provision = prometheus::Histogram::with_opts(
+            HistogramOpts::new("tenantvm_provision_duration_seconds", "TenantVM creation to first Ready").buckets(prometheus::exponential_buckets(0.25, 2.0, 12)?),
+        )?;
+        registry.register(Box::new(tenantvm_provision.clone()))?;
         Ok(Self {
             dns_pending_changes,
             dns_last_sync,
@@ -100,6 +119,10 @@ impl Metrics {
             dns_record_sets,
             dns_update_duration,
             dns_errors,
+            tenantvms,
+            quota_used,
+            quota_limit,
+            tenantvm_provision,
             registry,
             reconciles,
             duration,

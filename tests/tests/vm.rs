@@ -206,6 +206,22 @@ async fn fifty_vms_against_a_quota_of_ten() {
     }
     let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
     assert_eq!(d.status.unwrap().quota_ledger.len(), 10);
+
+    // Metrics: the department's quota use against its limit, per resource.
+    let port = env.operator_metrics_port.unwrap();
+    let used = format!("pdc_quota_used{{department=\"{dept}\",resource=\"vms\"}}");
+    let start = Instant::now();
+    let body = loop {
+        let (_, body) = pdc_tests::operator::http_get(port, "/metrics").unwrap();
+        if pdc_tests::operator::metric_value(&body, &used) == 10.0 {
+            break body;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{used} not 10");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    };
+    assert_eq!(pdc_tests::operator::metric_value(&body, &format!("pdc_quota_limit{{department=\"{dept}\",resource=\"vms\"}}")), 10.0);
+    assert!(body.contains("pdc_tenantvms{phase="), "VMs by phase");
+    pdc_tests::operator::promtool_check_metrics(&body).unwrap();
 }
 
 #[tokio::test]

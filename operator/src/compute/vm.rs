@@ -225,6 +225,13 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         },
         ready_cond,
     ];
+    let was_ready = vm.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY));
+    if ready && !was_ready
+        && let Some(t) = &vm.metadata.creation_timestamp
+    {
+        let secs = Timestamp::now().duration_since(t.0).as_secs_f64();
+        ctx.base.metrics.tenantvm_provision.observe(secs.max(0.0));
+    }
     set_status(vm, ctx, conds, |s| {
         s.phase = Some(phase.clone());
         s.fqdn = Some(fqdn.clone());
@@ -323,9 +330,39 @@ fn by_label<K: kube::Resource>(o: &K) -> Option<ObjectRef<TenantVM>> {
     Some(ObjectRef::new(name).within(o.meta().namespace.as_deref()?))
 }
 
+/// Every 10 s: VMs by phase, and each department's quota use against its limits.
+async fn report(ctx: Arc<VmContext>, vms: Store<TenantVM>) {
+    let m = &ctx.base.metrics;
+    loop {
+        tokio::time::sleep(Duration::from_secs(10)).await;
+        let mut phases = std::collections::BTreeMap::<String, f64>::new();
+        for v in vms.state() {
+            *phases.entry(v.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "Pending".into())).or_default() += 1.0;
+        }
+        m.tenantvms.reset();
+        for (p, n) in phases {
+            m.tenantvms.with_label_values(&[&p]).set(n);
+        }
+        m.quota_used.reset();
+        m.quota_limit.reset();
+        for d in ctx.departments.state() {
+            let name = d.name_any();
+            for (which, c) in [(&m.quota_used, ledger::used(&d)), (&m.quota_limit, ledger::limits(&d.spec.quota))] {
+                which.with_label_values(&[&name, "vcpu"]).set(c.vcpu as f64);
+                which.with_label_values(&[&name, "memory_bytes"]).set(c.memory as f64);
+                which.with_label_values(&[&name, "vms"]).set(c.vms as f64);
+                for (tier, b) in &c.storage {
+                    which.with_label_values(&[&name, &format!("storage_{tier}_bytes")]).set(*b as f64);
+                }
+            }
+        }
+    }
+}
+
 pub async fn run(ctx: Arc<VmContext>, controller: Controller<TenantVM>) {
     let client = ctx.base.client.clone();
     let vms = controller.store();
+    tokio::spawn(report(ctx.clone(), vms.clone()));
     let labelled = watcher::Config::default().labels(VM_LABEL);
     let kv = watcher(Api::<DynamicObject>::all_with(client.clone(), &build::vm_resource()), labelled.clone()).default_backoff().touched_objects();
     let claims = watcher(Api::<AddressClaim>::all(client.clone()), labelled.clone()).default_backoff().touched_objects();
