@@ -7,6 +7,7 @@ mod ip;
 mod output;
 mod slug;
 mod vm;
+mod volume;
 
 use std::process::ExitCode;
 
@@ -46,6 +47,9 @@ enum Command {
     /// Tenant VMs: list, show, create (waits, with progress), start, stop, resize, delete, sizes.
     #[command(subcommand)]
     Vm(vm::Cmd),
+    /// Tenant volumes: create, list, expand, snapshot.
+    #[command(subcommand)]
+    Volume(volume::Cmd),
     /// Suggest slugs (namespace names, subdomain labels) for Vietnamese unit names.
     Slug(slug::Args),
 }
@@ -93,6 +97,7 @@ pub fn main() -> ExitCode {
             Command::Ip(cmd) => ip::run(&cli, cmd).await,
             Command::Dns(cmd) => dns::run(&cli, cmd).await,
             Command::Vm(cmd) => vm::run(&cli, cmd).await,
+            Command::Volume(cmd) => volume::run(&cli, cmd).await,
             Command::Slug(args) => slug::run(&cli, args),
         }
     });

@@ -197,6 +197,12 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         sizes: size_store,
         zones: zone_store.clone(),
     });
+    let tenant_volumes = compute::volume::controller(client.clone());
+    let volume_ctx = Arc::new(compute::volume::VolumeContext {
+        base: ctx.clone(),
+        provinces: province_store.clone(),
+        departments: department_store.clone(),
+    });
     let wait = province_store.clone();
     let (wait_zones, wait_sites) = (zone_store.clone(), site_store.clone());
     tokio::join!(
@@ -208,6 +214,7 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         namespaces,
         sizes,
         compute::vm::run(vm_ctx, tenant_vms),
+        compute::volume::run(volume_ctx, tenant_volumes),
         dns::record::run(record_ctx, dns_records),
         dns::writer::run(writer_ctx, dns_zones, record_changes, allocation_changes),
         async move {

@@ -270,3 +270,76 @@ async fn bad_requests_are_refused_with_a_reason() {
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("m9.huge") && out.contains("is not a SizeClass"), "{out}");
 }
+
+#[tokio::test]
+async fn volumes_grow_attach_detach_and_snapshot() {
+    let env = env();
+    let client = env.client().await.unwrap();
+    let dept = "so-noi-vu".to_string();
+    load_plan(&client, "app", 24, std::slice::from_ref(&dept)).await.unwrap();
+    apply_yaml(&client, SIZES, None).await.unwrap();
+    set_quota(&client, &dept, serde_json::json!({"vcpu": 8, "memory": "16Gi", "storage": {"ssd": "100Gi", "hdd": "100Gi"}, "vms": 2})).await;
+    let vms: Api<TenantVM> = Api::namespaced(client.clone(), &dept);
+    vms.create(&PostParams::default(), &tenant_vm("db", "m1.small", "app")).await.unwrap();
+    wait_for(&vms, "db", Duration::from_secs(60), "addresses", |v| cond(v, "AddressesAllocated").is_some_and(|c| c.0 == "True")).await.unwrap();
+    let kv: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &vm_resource());
+    let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &dv_resource());
+    let vols: Api<pdc_api::TenantVolume> = Api::namespaced(client.clone(), &dept);
+    let vcond = |v: &pdc_api::TenantVolume, t: &str| v.status.as_ref().and_then(|s| conditions::find(&s.conditions, t)).map(|c| (c.status.clone(), c.reason.clone(), c.message.clone()));
+    let hotplugged = |o: &DynamicObject| {
+        o.data["spec"]["template"]["spec"]["volumes"].as_array().into_iter().flatten().any(|v| v["dataVolume"]["name"] == "vol-data1" && v["dataVolume"]["hotpluggable"] == true)
+    };
+
+    // Created and attached with pdcctl: a DataVolume on the tier's class, a hotplug disk of the VM.
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["volume", "create", "data1", "-d", &dept, "--size", "30Gi", "--tier", "ssd", "--vm", "db"]);
+    assert_eq!(code, 0, "{out}");
+    wait_for(&vols, "data1", Duration::from_secs(30), "quota accepted", |v| vcond(v, "QuotaAccepted").is_some_and(|c| c.0 == "True")).await.unwrap();
+    let dv = dvs.get("vol-data1").await.unwrap();
+    assert_eq!(dv.data["spec"]["storage"]["storageClassName"], "pdc-ssd");
+    assert_eq!(dv.data["spec"]["storage"]["resources"]["requests"]["storage"], "30Gi");
+    wait_for(&kv, "db", Duration::from_secs(30), "hotplug disk", hotplugged).await.unwrap();
+    // Plays CDI: the DataVolume is imported.
+    dvs.patch_status("vol-data1", &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": {"phase": "Succeeded"}}))).await.unwrap();
+    wait_for(&vols, "data1", Duration::from_secs(30), "Ready", |v| vcond(v, READY).is_some_and(|c| c.0 == "True")).await.unwrap();
+
+    // Grows; never shrinks (refused at the API).
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["volume", "expand", "data1", "-d", &dept, "--size", "40Gi"]);
+    assert_eq!(code, 0, "{out}");
+    wait_for(&dvs, "vol-data1", Duration::from_secs(30), "40Gi", |d| d.data["spec"]["storage"]["resources"]["requests"]["storage"] == "40Gi").await.unwrap();
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["volume", "expand", "data1", "-d", &dept, "--size", "10Gi"]);
+    assert!(code != 0 && out.contains("cannot shrink"), "{out}");
+    let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
+    assert_eq!(d.status.unwrap().quota_ledger["volume/data1"].storage["ssd"], 40 << 30);
+
+    // Over the ssd quota (20Gi root + 40Gi + 50Gi > 100Gi): refused with the numbers.
+    let big: pdc_api::TenantVolume = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVolume", "metadata": {"name": "big"}, "spec": {"size": "50Gi", "tier": "ssd"}
+    }))
+    .unwrap();
+    vols.create(&PostParams::default(), &big).await.unwrap();
+    let b = wait_for(&vols, "big", Duration::from_secs(30), "quota refused", |v| vcond(v, "QuotaAccepted").is_some_and(|c| c.0 == "False")).await.unwrap();
+    assert!(vcond(&b, "QuotaAccepted").unwrap().2.contains("ssd storage: asks 50Gi, 60Gi of 100Gi already in use, 10Gi over"));
+    assert!(dvs.get_opt("vol-big").await.unwrap().is_none(), "nothing made for a refused volume");
+
+    // A snapshot of its claim.
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["volume", "snapshot", "data1", "-d", &dept, "--snapshot", "data1-before-upgrade"]);
+    assert_eq!(code, 0, "{out}");
+    let snaps: Api<DynamicObject> = Api::namespaced_with(
+        client.clone(),
+        &dept,
+        &kube::discovery::ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshot"), "volumesnapshots"),
+    );
+    assert_eq!(snaps.get("data1-before-upgrade").await.unwrap().data["spec"]["source"]["persistentVolumeClaimName"], "vol-data1");
+
+    // Detach, then delete: the hotplug disk leaves the VM, the DataVolume and its charge go.
+    vols.patch("data1", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"vm": null}}))).await.unwrap();
+    wait_for(&kv, "db", Duration::from_secs(30), "hotplug disk removed", |o| !hotplugged(o)).await.unwrap();
+    vols.delete("data1", &DeleteParams::default()).await.unwrap();
+    let start = Instant::now();
+    while vols.get_opt("data1").await.unwrap().is_some() || dvs.get_opt("vol-data1").await.unwrap().is_some() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the volume was not removed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
+    assert!(!d.status.unwrap().quota_ledger.contains_key("volume/data1"));
+}

@@ -106,7 +106,8 @@ fn run_strategy(r: RunStrategy) -> &'static str {
 }
 
 /// The KubeVirt VirtualMachine.
-pub fn virtual_machine(vm: &TenantVM, vcpu: i32, memory: &str, nics: &[NicPlan], resolvers: &[String], subdomain: &str) -> DynamicObject {
+/// `hotplug`: DataVolumes of TenantVolumes attached to the VM, as hot-pluggable disks.
+pub fn virtual_machine(vm: &TenantVM, vcpu: i32, memory: &str, nics: &[NicPlan], resolvers: &[String], subdomain: &str, hotplug: &[String]) -> DynamicObject {
     let ns = vm.namespace().unwrap_or_default();
     let name = vm.name_any();
     let mut disks = vec![serde_json::json!({"name": "root", "disk": {"bus": "virtio"}})];
@@ -114,6 +115,10 @@ pub fn virtual_machine(vm: &TenantVM, vcpu: i32, memory: &str, nics: &[NicPlan],
     for d in &vm.spec.disks {
         disks.push(serde_json::json!({"name": d.name, "disk": {"bus": "virtio"}}));
         volumes.push(serde_json::json!({"name": d.name, "dataVolume": {"name": disk_name(vm, d)}}));
+    }
+    for dv in hotplug {
+        disks.push(serde_json::json!({"name": dv, "disk": {"bus": "scsi"}}));
+        volumes.push(serde_json::json!({"name": dv, "dataVolume": {"name": dv, "hotpluggable": true}}));
     }
     disks.push(serde_json::json!({"name": "cloudinit", "disk": {"bus": "virtio"}}));
     let net = netdata::network_config(

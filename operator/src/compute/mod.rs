@@ -3,3 +3,4 @@
 pub mod build;
 pub mod ledger;
 pub mod vm;
+pub mod volume;

@@ -18,7 +18,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use pdc_api::conditions::{self, Cond, READY};
-use pdc_api::{AddressClaim, Department, DiskDeletionPolicy, DnsRecord, NetworkZone, NicStatus, Province, SizeClass, TenantVM, TenantVMStatus};
+use pdc_api::{AddressClaim, Department, DiskDeletionPolicy, DnsRecord, NetworkZone, NicStatus, Province, SizeClass, TenantVM, TenantVMStatus, TenantVolume};
 use pdc_core::quota::Charge;
 use tracing::info;
 
@@ -173,7 +173,19 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         .and_then(|(_, _, zone, _)| ctx.zones.get(&ObjectRef::new(zone)))
         .map(|z| z.spec.resolvers.clone())
         .unwrap_or_default();
-    let vmobj = build::virtual_machine(vm, size.spec.vcpu, &size.spec.memory, &nics, &resolvers, &subdomain);
+    // TenantVolumes attached to this VM become hotplug disks.
+    let vols = Api::<TenantVolume>::namespaced(client.clone(), &ns)
+        .list(&kube::api::ListParams::default())
+        .await
+        .map_err(|source| Error::Read { what: format!("TenantVolumes in {ns}"), source })?;
+    let mut hotplug: Vec<String> = vols
+        .items
+        .iter()
+        .filter(|v| v.spec.vm.as_deref() == Some(vm.name_any().as_str()) && v.metadata.deletion_timestamp.is_none())
+        .map(super::volume::dv_name)
+        .collect();
+    hotplug.sort();
+    let vmobj = build::virtual_machine(vm, size.spec.vcpu, &size.spec.memory, &nics, &resolvers, &subdomain, &hotplug);
     let vapi: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &build::vm_resource());
     let kv = match vapi.patch(&vm.name_any(), &apply::params(), &Patch::Apply(&vmobj)).await {
         Ok(o) => o,
@@ -367,12 +379,19 @@ pub async fn run(ctx: Arc<VmContext>, controller: Controller<TenantVM>) {
     let kv = watcher(Api::<DynamicObject>::all_with(client.clone(), &build::vm_resource()), labelled.clone()).default_backoff().touched_objects();
     let claims = watcher(Api::<AddressClaim>::all(client.clone()), labelled.clone()).default_backoff().touched_objects();
     let records = watcher(Api::<DnsRecord>::all(client.clone()), labelled).default_backoff().touched_objects();
+    // A TenantVolume attached or detached: the VMs of its namespace look again.
+    let volumes = watcher(Api::<TenantVolume>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects();
+    let vms2 = vms.clone();
     // A Department's ledger or quota changed: VMs of its namespace waiting for quota look again.
     let depts = watcher(Api::<Department>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects();
     controller
         .watches_stream_with(kv, |o: DynamicObject| by_label(&o), build::vm_resource())
         .watches_stream(claims, |o: AddressClaim| by_label(&o))
         .watches_stream(records, |o: DnsRecord| by_label(&o))
+        .watches_stream(volumes, move |v: TenantVolume| {
+            let ns = v.namespace();
+            vms2.state().iter().filter(|x| x.namespace() == ns).map(|x| ObjectRef::from_obj(x.as_ref())).collect::<Vec<_>>()
+        })
         .watches_stream(depts, move |d: Department| {
             let ns = d.name_any();
             vms.state()
