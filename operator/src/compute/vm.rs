@@ -56,15 +56,12 @@ struct Refusal(&'static str, String);
 type Checked = (Arc<SizeClass>, Charge, Vec<(bool, String)>);
 
 /// Check the request against the province, the department and the sizes.
-fn check(vm: &TenantVM, ctx: &VmContext) -> std::result::Result<Checked, Refusal> {
+/// `size`: the SizeClass, or the names of those that exist.
+fn check(vm: &TenantVM, ctx: &VmContext, size: std::result::Result<Arc<SizeClass>, Vec<String>>) -> std::result::Result<Checked, Refusal> {
     let ns = vm.namespace().unwrap_or_default();
     let dept = ctx.departments.get(&ObjectRef::new(&ns)).ok_or_else(|| Refusal("NotADepartment", format!("namespace {ns} is not a Department's")))?;
     let province = ctx.provinces.state().first().cloned().ok_or_else(|| Refusal("NoProvince", "no Province is defined".into()))?;
-    let size = ctx.sizes.get(&ObjectRef::new(&vm.spec.size)).ok_or_else(|| {
-        let mut known: Vec<String> = ctx.sizes.state().iter().map(|s| s.name_any()).collect();
-        known.sort();
-        Refusal("UnknownSize", format!("size {:?} is not a SizeClass; sizes: {}", vm.spec.size, known.join(", ")))
-    })?;
+    let size = size.map_err(|known| Refusal("UnknownSize", format!("size {:?} is not a SizeClass; sizes: {}", vm.spec.size, known.join(", "))))?;
     let mut storage = std::collections::BTreeMap::<String, u128>::new();
     let mut classes = Vec::new();
     for (root, d) in std::iter::once((true, &vm.spec.root_disk)).chain(vm.spec.disks.iter().map(|d| (false, d))) {
@@ -110,7 +107,23 @@ async fn refuse(vm: &TenantVM, ctx: &VmContext, r: Refusal) -> Result<Action> {
 async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     let client = &ctx.base.client;
     let ns = vm.namespace().unwrap_or_default();
-    let (size, charge, classes) = match check(vm, ctx) {
+    // The cache may not have a SizeClass created a moment ago: ask the API server then.
+    let size = match ctx.sizes.get(&ObjectRef::new(&vm.spec.size)) {
+        Some(s) => Ok(s),
+        None => {
+            let read = |source| Error::Read { what: "SizeClasses".into(), source };
+            let sapi = Api::<SizeClass>::all(client.clone());
+            match sapi.get_opt(&vm.spec.size).await.map_err(read)? {
+                Some(s) => Ok(Arc::new(s)),
+                None => {
+                    let mut known: Vec<String> = sapi.list(&kube::api::ListParams::default()).await.map_err(read)?.items.iter().map(|s| s.name_any()).collect();
+                    known.sort();
+                    Err(known)
+                }
+            }
+        }
+    };
+    let (size, charge, classes) = match check(vm, ctx, size) {
         Ok(x) => x,
         Err(r) => return refuse(vm, ctx, r).await,
     };
@@ -379,6 +392,9 @@ pub async fn run(ctx: Arc<VmContext>, controller: Controller<TenantVM>) {
     let kv = watcher(Api::<DynamicObject>::all_with(client.clone(), &build::vm_resource()), labelled.clone()).default_backoff().touched_objects();
     let claims = watcher(Api::<AddressClaim>::all(client.clone()), labelled.clone()).default_backoff().touched_objects();
     let records = watcher(Api::<DnsRecord>::all(client.clone()), labelled).default_backoff().touched_objects();
+    // A new SizeClass: VMs refused for an unknown size look again.
+    let sizes = watcher(Api::<SizeClass>::all(client.clone()), watcher::Config::default()).default_backoff().applied_objects();
+    let vms3 = vms.clone();
     // A TenantVolume attached or detached: the VMs of its namespace look again.
     let volumes = watcher(Api::<TenantVolume>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects();
     let vms2 = vms.clone();
@@ -388,6 +404,13 @@ pub async fn run(ctx: Arc<VmContext>, controller: Controller<TenantVM>) {
         .watches_stream_with(kv, |o: DynamicObject| by_label(&o), build::vm_resource())
         .watches_stream(claims, |o: AddressClaim| by_label(&o))
         .watches_stream(records, |o: DnsRecord| by_label(&o))
+        .watches_stream(sizes, move |_s: SizeClass| {
+            vms3.state()
+                .iter()
+                .filter(|v| v.status.as_ref().and_then(|s| conditions::find(&s.conditions, READY)).is_some_and(|c| c.reason == "UnknownSize"))
+                .map(|v| ObjectRef::from_obj(v.as_ref()))
+                .collect::<Vec<_>>()
+        })
         .watches_stream(volumes, move |v: TenantVolume| {
             let ns = v.namespace();
             vms2.state().iter().filter(|x| x.namespace() == ns).map(|x| ObjectRef::from_obj(x.as_ref())).collect::<Vec<_>>()

@@ -1,0 +1,222 @@
+//! Benchmark: N TenantVMs across 100 departments created → all Ready (quota charged,
+//! addresses bound, DataVolumes and VirtualMachine made, A/AAAA programmed on a real
+//! Knot DNS, KubeVirt's stand-in reporting them Running), against a fresh real
+//! control plane with the operator under the chart's RBAC.
+//!
+//! Baseline, same run, same API server, same client concurrency: raw creates of the
+//! same child objects (per VM an AddressClaim, two DataVolumes and the
+//! VirtualMachine, as the operator builds them), with no operator running.
+//!
+//!     bash bench/vms.sh [--count 1000] [--concurrency 16]
+
+use std::time::{Duration, Instant};
+
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::core::v1::Namespace;
+use kube::api::{DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, ResourceExt};
+use pdc_api::{AddressClaim, Department, TenantVM, conditions};
+use pdc_operator::compute::build::{self, NicPlan, dv_resource, vm_resource};
+use pdc_tests::addressing::load_plan;
+use pdc_tests::bench::{Args, Timings, percentile, wait_leader, write_result};
+use pdc_tests::cluster::{apply_yaml, private_env};
+use pdc_tests::dns::{KnotServer, register_zones};
+use pdc_tests::operator::{OperatorOptions, OperatorProcess};
+
+const DEPARTMENTS: usize = 100;
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench-vms: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn tenant_vm(name: &str) -> Result<TenantVM, String> {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": name},
+        "spec": {"size": "m1.small", "image": {"url": "https://images.daklak.gov.vn/ubuntu-24.04.qcow2"},
+                 "rootDisk": {"size": "20Gi", "tier": "ssd"}, "disks": [{"name": "data", "size": "50Gi", "tier": "hdd"}],
+                 "nics": [{"zone": "app"}], "hostname": name}
+    }))
+    .map_err(|e| e.to_string())
+}
+
+/// The floor: the same child objects created raw, then removed.
+async fn baseline(client: &Client, n: usize, conc: usize) -> Result<Duration, String> {
+    let ns = "bench-baseline";
+    let nso = Namespace { metadata: ObjectMeta { name: Some(ns.into()), ..Default::default() }, ..Default::default() };
+    Api::<Namespace>::all(client.clone()).create(&PostParams::default(), &nso).await.map_err(|e| e.to_string())?;
+    let claims: Api<AddressClaim> = Api::namespaced(client.clone(), ns);
+    let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &dv_resource());
+    let vms: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &vm_resource());
+    let start = Instant::now();
+    futures::stream::iter(0..n)
+        .map(|i| {
+            let (claims, dvs, vms) = (claims.clone(), dvs.clone(), vms.clone());
+            async move {
+                let mut vm = tenant_vm(&format!("vm-{i:04}"))?;
+                vm.metadata.namespace = Some(ns.into());
+                vm.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
+                let pp = PostParams::default();
+                for c in build::claims(&vm) {
+                    claims.create(&pp, &c).await.map_err(|e| e.to_string())?;
+                }
+                dvs.create(&pp, &build::data_volume(&vm, &vm.spec.root_disk, true, "pdc-ssd")).await.map_err(|e| e.to_string())?;
+                for d in &vm.spec.disks {
+                    dvs.create(&pp, &build::data_volume(&vm, d, false, "pdc-hdd")).await.map_err(|e| e.to_string())?;
+                }
+                let nic = NicPlan {
+                    zone: "app".into(),
+                    mac: pdc_core::netdata::mac_for(&i.to_string()),
+                    ipv4: Some((format!("10.99.{}.{}/24", i / 250, i % 250 + 1), "10.99.0.1".into())),
+                    ipv6: Some((format!("2001:db8:99::{i:x}/64"), "2001:db8:99::1".into())),
+                };
+                vms.create(&pp, &build::virtual_machine(&vm, 2, "4Gi", &[nic], &["10.15.255.53".into()], "bench.daklak.gov.vn", &[])).await.map_err(|e| e.to_string())?;
+                Ok::<(), String>(())
+            }
+        })
+        .buffer_unordered(conc)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let took = start.elapsed();
+    let dp = DeleteParams::default();
+    let lp = ListParams::default();
+    claims.delete_collection(&dp, &lp).await.map_err(|e| e.to_string())?;
+    dvs.delete_collection(&dp, &lp).await.map_err(|e| e.to_string())?;
+    vms.delete_collection(&dp, &lp).await.map_err(|e| e.to_string())?;
+    Ok(took)
+}
+
+/// Plays KubeVirt: every VirtualMachine without a status is reported Running.
+async fn play_kubevirt(client: Client) {
+    let api: Api<DynamicObject> = Api::all_with(client.clone(), &vm_resource());
+    let stream = watcher(api, watcher::Config::default()).default_backoff().applied_objects();
+    let mut stream = std::pin::pin!(stream);
+    while let Ok(Some(o)) = stream.try_next().await {
+        if o.data.pointer("/status/printableStatus").is_some() {
+            continue;
+        }
+        let ns = o.namespace().unwrap_or_default();
+        let a: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &vm_resource());
+        let st = serde_json::json!({"status": {"printableStatus": "Running", "ready": true}});
+        let _ = a.patch_status(&o.name_any(), &PatchParams::default(), &Patch::Merge(&st)).await;
+    }
+}
+
+async fn run() -> Result<(), String> {
+    let a = Args::parse(1000, "bench/results/vms.json");
+    eprintln!("starting a fresh control plane and Knot DNS");
+    let (env, _plane) = private_env("bench-vms").await.map_err(|e| e.to_string())?;
+    let client = env.client().await.map_err(|e| e.to_string())?;
+    let knot = KnotServer::start(&env.dir, &["daklak.gov.vn", "15.10.in-addr.arpa"]).map_err(|e| e.to_string())?;
+
+    eprintln!("baseline: raw creates of the child objects of {} VMs (4 each), concurrency {}", a.count, a.concurrency);
+    let base = baseline(&client, a.count, a.concurrency).await?;
+    eprintln!("baseline took {:.2} s", base.as_secs_f64());
+
+    let mut op = OperatorProcess::start(&env.operator_kubeconfig, &OperatorOptions::new("bench-operator"), &env.dir).map_err(|e| e.to_string())?;
+    wait_leader(&op).await?;
+    let depts: Vec<String> = (0..DEPARTMENTS).map(|i| format!("don-vi-{i:03}")).collect();
+    eprintln!("{DEPARTMENTS} departments with subnets in zone app");
+    load_plan(&client, "app", 24, &depts).await.map_err(|e| e.to_string())?;
+    let per = a.count.div_ceil(DEPARTMENTS);
+    let quota = serde_json::json!({"spec": {"quota": {"vcpu": 2 * per, "memory": format!("{}Gi", 4 * per), "storage": {"ssd": format!("{}Gi", 20 * per), "hdd": format!("{}Gi", 50 * per)}, "vms": per}}});
+    let dapi: Api<Department> = Api::all(client.clone());
+    for d in &depts {
+        dapi.patch(d, &PatchParams::default(), &Patch::Merge(&quota)).await.map_err(|e| e.to_string())?;
+    }
+    apply_yaml(&client, "apiVersion: pdc.io/v1alpha1\nkind: SizeClass\nmetadata: {name: m1.small}\nspec: {vcpu: 2, memory: 4Gi}\n", None).await.map_err(|e| e.to_string())?;
+    register_zones(&client, &knot, "knot-tsig").await.map_err(|e| e.to_string())?;
+    let kubevirt = tokio::spawn(play_kubevirt(client.clone()));
+
+    eprintln!("pdc: {} TenantVMs over {DEPARTMENTS} departments, concurrency {}", a.count, a.concurrency);
+    let t: Timings<(String, String)> = Timings::default();
+    let watch = {
+        let t = t.clone();
+        let stream = watcher(Api::<TenantVM>::all(client.clone()), watcher::Config::default()).applied_objects();
+        tokio::spawn(async move {
+            let mut stream = std::pin::pin!(stream);
+            while let Ok(Some(v)) = stream.try_next().await {
+                if v.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Ready")) {
+                    t.ready((v.namespace().unwrap_or_default(), v.name_any()));
+                }
+            }
+        })
+    };
+    let start = Instant::now();
+    let progress = {
+        let t = t.clone();
+        let n = a.count;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(Duration::from_secs(10)).await;
+                eprintln!("  {} / {n} Ready after {:.0} s", t.ready_count(), start.elapsed().as_secs_f64());
+            }
+        })
+    };
+    futures::stream::iter(0..a.count)
+        .map(|i| {
+            let ns = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
+            let api: Api<TenantVM> = Api::namespaced(client.clone(), &ns);
+            let t = t.clone();
+            async move {
+                let name = format!("vm-{i:04}");
+                api.create(&PostParams::default(), &tenant_vm(&name)?).await.map_err(|e| e.to_string())?;
+                t.created((ns, name));
+                Ok::<(), String>(())
+            }
+        })
+        .buffer_unordered(a.concurrency)
+        .try_collect::<Vec<_>>()
+        .await?;
+    let create_phase = start.elapsed();
+    t.wait_ready(a.count, Duration::from_secs(1800)).await?;
+    let total = start.elapsed();
+    watch.abort();
+    progress.abort();
+    kubevirt.abort();
+    let rss = op.peak_rss_kib().map(|k| k as f64 / 1024.0);
+    op.stop();
+
+    eprintln!("checking every VM's A record in a transfer of the zone");
+    let server = pdc_dns::Server::new(std::net::SocketAddr::from(([127, 0, 0, 1], knot.port)));
+    let key = pdc_dns::Key::from_base64(&knot.key_name, &knot.key_algorithm, &knot.key_secret).map_err(|e| e.to_string())?;
+    let zone = pdc_dns::transfer(&server, "daklak.gov.vn", &key).await.map_err(|e| e.to_string())?;
+    let missing = (0..a.count)
+        .filter(|i| {
+            let d = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
+            !zone.sets.contains_key(&(format!("vm-{i:04}.{d}.daklak.gov.vn."), pdc_core::dnsplan::RecordType::A))
+        })
+        .count();
+
+    let lat = t.latencies_ms();
+    let (p50, p99) = (percentile(&lat, 50.0), percentile(&lat, 99.0));
+    let rate = a.count as f64 / total.as_secs_f64();
+    println!("| measure | value |");
+    println!("|---|---|");
+    println!("| baseline: raw creates of {} VMs' child objects (claim, 2 DataVolumes, VirtualMachine) | {:.2} s |", a.count, base.as_secs_f64());
+    println!("| pdc: {} TenantVMs created → all Ready | {:.2} s ({rate:.1} VMs/s) |", a.count, total.as_secs_f64());
+    println!("| pdc / baseline (time) | {:.2} |", total.as_secs_f64() / base.as_secs_f64());
+    println!("| create phase alone | {:.2} s |", create_phase.as_secs_f64());
+    println!("| per VM create → Ready, p50 / p99 | {p50:.0} ms / {p99:.0} ms |");
+    println!("| operator peak RSS | {} |", rss.map_or("n/a".into(), |m| format!("{m:.0} MiB")));
+    println!("| VMs whose A record is missing from the zone | {missing} |");
+    write_result(
+        &a.out,
+        &serde_json::json!({
+            "count": a.count, "concurrency": a.concurrency, "departments": DEPARTMENTS,
+            "baseline_seconds": base.as_secs_f64(), "pdc_seconds": total.as_secs_f64(),
+            "ratio": total.as_secs_f64() / base.as_secs_f64(), "vms_per_second": rate,
+            "create_phase_seconds": create_phase.as_secs_f64(),
+            "latency_ms_p50": p50, "latency_ms_p99": p99, "operator_peak_rss_mib": rss, "missing_a_records": missing,
+            "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
+        }),
+    )?;
+    if missing == 0 { Ok(()) } else { Err(format!("{missing} VMs have no A record")) }
+}
