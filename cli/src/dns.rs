@@ -64,15 +64,7 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
 }
 
 fn rtype(t: DnsRecordType) -> RecordType {
-    match t {
-        DnsRecordType::A => RecordType::A,
-        DnsRecordType::AAAA => RecordType::AAAA,
-        DnsRecordType::CNAME => RecordType::CNAME,
-        DnsRecordType::TXT => RecordType::TXT,
-        DnsRecordType::MX => RecordType::MX,
-        DnsRecordType::SRV => RecordType::SRV,
-        DnsRecordType::CAA => RecordType::CAA,
-    }
+    t.core()
 }
 
 #[derive(Serialize)]

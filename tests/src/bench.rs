@@ -116,3 +116,60 @@ impl<K: Eq + Hash + Clone> Timings<K> {
         v
     }
 }
+
+type Key = (String, String);
+
+/// Note in `t` when each object of kind `K` (anywhere in the cluster) is first seen
+/// ready, from a watch on a task of its own.
+pub fn watch_ready<K>(client: kube::Client, t: Timings<Key>, ready: fn(&K) -> bool) -> tokio::task::JoinHandle<()>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
+{
+    use futures::TryStreamExt;
+    use kube::ResourceExt;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let stream = watcher(kube::Api::<K>::all(client), watcher::Config::default()).applied_objects();
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        while let Ok(Some(o)) = stream.try_next().await {
+            if ready(&o) {
+                t.ready((o.namespace().unwrap_or_default(), o.name_any()));
+            }
+        }
+    })
+}
+
+/// Print how many of `n` are `what` every 10 s since `start`.
+pub fn progress(t: Timings<Key>, n: usize, what: &'static str, start: Instant) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(Duration::from_secs(10)).await;
+            eprintln!("  {} / {n} {what} after {:.0} s", t.ready_count(), start.elapsed().as_secs_f64());
+        }
+    })
+}
+
+/// Create `n` objects, `conc` in flight: `make(i)` gives the namespace and the object.
+/// Each creation is noted in `t`.
+pub async fn create_all<K>(client: &kube::Client, n: usize, conc: usize, t: &Timings<Key>, make: impl Fn(usize) -> Result<(String, K), String>) -> Result<(), String>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
+    use futures::{StreamExt, TryStreamExt};
+    use kube::ResourceExt;
+    let objs = (0..n).map(&make).collect::<Result<Vec<_>, _>>()?;
+    futures::stream::iter(objs)
+        .map(|(ns, obj)| {
+            let api: kube::Api<K> = kube::Api::namespaced(client.clone(), &ns);
+            let t = t.clone();
+            async move {
+                api.create(&kube::api::PostParams::default(), &obj).await.map_err(|e| e.to_string())?;
+                t.created((ns, obj.name_any()));
+                Ok::<(), String>(())
+            }
+        })
+        .buffer_unordered(conc)
+        .try_collect::<Vec<_>>()
+        .await
+        .map(|_| ())
+}

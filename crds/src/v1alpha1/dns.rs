@@ -143,6 +143,22 @@ pub enum DnsRecordType {
     CAA,
 }
 
+impl DnsRecordType {
+    /// The same type in pdc-core's DNS plan.
+    pub fn core(self) -> pdc_core::dnsplan::RecordType {
+        use pdc_core::dnsplan::RecordType as T;
+        match self {
+            DnsRecordType::A => T::A,
+            DnsRecordType::AAAA => T::AAAA,
+            DnsRecordType::CNAME => T::CNAME,
+            DnsRecordType::TXT => T::TXT,
+            DnsRecordType::MX => T::MX,
+            DnsRecordType::SRV => T::SRV,
+            DnsRecordType::CAA => T::CAA,
+        }
+    }
+}
+
 /// A record inside the department's subdomain. A ValidatingAdmissionPolicy refuses
 /// names outside the subdomain recorded on the namespace.
 #[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]

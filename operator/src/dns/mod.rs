@@ -19,15 +19,7 @@ use pdc_api::{DnsRecord, DnsRecordType, DnsZone, ZoneKind};
 use pdc_core::dnsplan::{self, RRset, RecordType};
 
 pub fn record_type(t: DnsRecordType) -> RecordType {
-    match t {
-        DnsRecordType::A => RecordType::A,
-        DnsRecordType::AAAA => RecordType::AAAA,
-        DnsRecordType::CNAME => RecordType::CNAME,
-        DnsRecordType::TXT => RecordType::TXT,
-        DnsRecordType::MX => RecordType::MX,
-        DnsRecordType::SRV => RecordType::SRV,
-        DnsRecordType::CAA => RecordType::CAA,
-    }
+    t.core()
 }
 
 /// The department subdomain of a namespace, from the annotation the Department

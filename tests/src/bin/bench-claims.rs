@@ -15,11 +15,11 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use kube::api::{ObjectMeta, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+
+use kube::{Api, Client};
 use pdc_api::AddressClaim;
 use pdc_tests::addressing::{audit, bound, claim, load_plan};
-use pdc_tests::bench::{Args, Timings, percentile, wait_leader, write_result};
+use pdc_tests::bench::{Args, Timings, create_all, percentile, progress, wait_leader, watch_ready, write_result};
 use pdc_tests::cluster::private_env;
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
 
@@ -77,44 +77,14 @@ async fn run() -> Result<(), String> {
 
     eprintln!("pdc: {} dual-stack claims over {DEPARTMENTS} departments, concurrency {}", a.count, a.concurrency);
     let t: Timings<(String, String)> = Timings::default();
-    let watch = {
-        let t = t.clone();
-        let stream = watcher(Api::<AddressClaim>::all(client.clone()), watcher::Config::default()).applied_objects();
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Ok(Some(c)) = stream.try_next().await {
-                if bound(&c) {
-                    t.ready((c.namespace().unwrap_or_default(), c.name_any()));
-                }
-            }
-        })
-    };
+    let watch = watch_ready::<AddressClaim>(client.clone(), t.clone(), bound);
     let start = Instant::now();
-    let progress = {
-        let t = t.clone();
-        let n = a.count;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                eprintln!("  {} / {n} bound after {:.0} s", t.ready_count(), start.elapsed().as_secs_f64());
-            }
-        })
-    };
-    futures::stream::iter(0..a.count)
-        .map(|i| {
-            let ns = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
-            let api: Api<AddressClaim> = Api::namespaced(client.clone(), &ns);
-            let t = t.clone();
-            async move {
-                let name = format!("nic-{i:05}");
-                api.create(&PostParams::default(), &claim(&name, "app")).await.map_err(|e| e.to_string())?;
-                t.created((ns, name));
-                Ok::<(), String>(())
-            }
-        })
-        .buffer_unordered(a.concurrency)
-        .try_collect::<Vec<_>>()
-        .await?;
+    let progress = progress(t.clone(), a.count, "bound", start);
+    create_all(&client, a.count, a.concurrency, &t, |i| {
+        let ns = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
+        Ok((ns, claim(&format!("nic-{i:05}"), "app")))
+    })
+    .await?;
     let create_phase = start.elapsed();
     t.wait_ready(a.count, Duration::from_secs(1800)).await?;
     let total = start.elapsed();

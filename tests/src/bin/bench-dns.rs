@@ -12,14 +12,10 @@
 
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
-use kube::api::PostParams;
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, ResourceExt};
 use pdc_api::DnsRecord;
 use pdc_api::conditions;
 use pdc_tests::addressing::load_plan;
-use pdc_tests::bench::{Args, Timings, percentile, wait_leader, write_result};
+use pdc_tests::bench::{Args, Timings, create_all, percentile, progress, wait_leader, watch_ready, write_result};
 use pdc_tests::cluster::private_env;
 use pdc_tests::dns::{KnotServer, register_zones};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
@@ -86,49 +82,20 @@ async fn run() -> Result<(), String> {
 
     eprintln!("pdc: {} DnsRecords over {DEPARTMENTS} departments, concurrency {}", a.count, a.concurrency);
     let t: Timings<(String, String)> = Timings::default();
-    let watch = {
-        let t = t.clone();
-        let stream = watcher(Api::<DnsRecord>::all(client.clone()), watcher::Config::default()).applied_objects();
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Ok(Some(r)) = stream.try_next().await {
-                if programmed(&r) {
-                    t.ready((r.namespace().unwrap_or_default(), r.name_any()));
-                }
-            }
-        })
-    };
+    let watch = watch_ready::<DnsRecord>(client.clone(), t.clone(), programmed);
     let start = Instant::now();
-    let progress = {
-        let t = t.clone();
-        let n = a.count;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                eprintln!("  {} / {n} programmed after {:.0} s", t.ready_count(), start.elapsed().as_secs_f64());
-            }
-        })
-    };
-    futures::stream::iter(0..a.count)
-        .map(|i| {
-            let ns = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
-            let api: Api<DnsRecord> = Api::namespaced(client.clone(), &ns);
-            let t = t.clone();
-            async move {
-                let name = format!("host-{i:05}");
-                let rec: DnsRecord = serde_json::from_value(serde_json::json!({
-                    "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord", "metadata": {"name": name},
-                    "spec": {"name": name, "type": "A", "values": [addr(i)]}
-                }))
-                .map_err(|e| e.to_string())?;
-                api.create(&PostParams::default(), &rec).await.map_err(|e| e.to_string())?;
-                t.created((ns, name));
-                Ok::<(), String>(())
-            }
-        })
-        .buffer_unordered(a.concurrency)
-        .try_collect::<Vec<_>>()
-        .await?;
+    let progress = progress(t.clone(), a.count, "programmed", start);
+    create_all(&client, a.count, a.concurrency, &t, |i| {
+        let ns = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
+        let name = format!("host-{i:05}");
+        let rec: DnsRecord = serde_json::from_value(serde_json::json!({
+            "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord", "metadata": {"name": name},
+            "spec": {"name": name, "type": "A", "values": [addr(i)]}
+        }))
+        .map_err(|e| e.to_string())?;
+        Ok((ns, rec))
+    })
+    .await?;
     let create_phase = start.elapsed();
     t.wait_ready(a.count, Duration::from_secs(1800)).await?;
     let total = start.elapsed();

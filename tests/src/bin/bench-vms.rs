@@ -19,7 +19,7 @@ use kube::{Api, Client, ResourceExt};
 use pdc_api::{AddressClaim, Department, TenantVM, conditions};
 use pdc_operator::compute::build::{self, NicPlan, dv_resource, vm_resource};
 use pdc_tests::addressing::load_plan;
-use pdc_tests::bench::{Args, Timings, percentile, wait_leader, write_result};
+use pdc_tests::bench::{Args, Timings, create_all, percentile, progress, wait_leader, watch_ready, write_result};
 use pdc_tests::cluster::{apply_yaml, private_env};
 use pdc_tests::dns::{KnotServer, register_zones};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
@@ -45,6 +45,10 @@ fn tenant_vm(name: &str) -> Result<TenantVM, String> {
                  "nics": [{"zone": "app"}], "hostname": name}
     }))
     .map_err(|e| e.to_string())
+}
+
+fn vm_ready(v: &TenantVM) -> bool {
+    v.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Ready"))
 }
 
 /// The floor: the same child objects created raw, then removed.
@@ -137,44 +141,14 @@ async fn run() -> Result<(), String> {
 
     eprintln!("pdc: {} TenantVMs over {DEPARTMENTS} departments, concurrency {}", a.count, a.concurrency);
     let t: Timings<(String, String)> = Timings::default();
-    let watch = {
-        let t = t.clone();
-        let stream = watcher(Api::<TenantVM>::all(client.clone()), watcher::Config::default()).applied_objects();
-        tokio::spawn(async move {
-            let mut stream = std::pin::pin!(stream);
-            while let Ok(Some(v)) = stream.try_next().await {
-                if v.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Ready")) {
-                    t.ready((v.namespace().unwrap_or_default(), v.name_any()));
-                }
-            }
-        })
-    };
+    let watch = watch_ready::<TenantVM>(client.clone(), t.clone(), vm_ready);
     let start = Instant::now();
-    let progress = {
-        let t = t.clone();
-        let n = a.count;
-        tokio::spawn(async move {
-            loop {
-                tokio::time::sleep(Duration::from_secs(10)).await;
-                eprintln!("  {} / {n} Ready after {:.0} s", t.ready_count(), start.elapsed().as_secs_f64());
-            }
-        })
-    };
-    futures::stream::iter(0..a.count)
-        .map(|i| {
-            let ns = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
-            let api: Api<TenantVM> = Api::namespaced(client.clone(), &ns);
-            let t = t.clone();
-            async move {
-                let name = format!("vm-{i:04}");
-                api.create(&PostParams::default(), &tenant_vm(&name)?).await.map_err(|e| e.to_string())?;
-                t.created((ns, name));
-                Ok::<(), String>(())
-            }
-        })
-        .buffer_unordered(a.concurrency)
-        .try_collect::<Vec<_>>()
-        .await?;
+    let progress = progress(t.clone(), a.count, "Ready", start);
+    create_all(&client, a.count, a.concurrency, &t, |i| {
+        let ns = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
+        Ok((ns, tenant_vm(&format!("vm-{i:04}"))?))
+    })
+    .await?;
     let create_phase = start.elapsed();
     t.wait_ready(a.count, Duration::from_secs(1800)).await?;
     let total = start.elapsed();
