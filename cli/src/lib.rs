@@ -44,7 +44,7 @@ enum Command {
     /// DNS under the province domain: records, zones, plan a manifest, check a name.
     #[command(subcommand)]
     Dns(dns::Cmd),
-    /// Tenant VMs: list, show, create (waits, with progress), start, stop, resize, delete, sizes.
+    /// Tenant VMs: list, show, create (waits, with progress), start, stop, restart, resize, delete, sizes.
     #[command(subcommand)]
     Vm(vm::Cmd),
     /// Tenant volumes: create, list, expand, snapshot.

@@ -53,6 +53,8 @@ pub enum Cmd {
     Start { name: String, #[arg(long, short = 'd')] department: String },
     /// Stop a VM (run strategy Halted).
     Stop { name: String, #[arg(long, short = 'd')] department: String },
+    /// Restart a running VM once, with its current spec (applies a resize).
+    Restart { name: String, #[arg(long, short = 'd')] department: String },
     /// Change a VM's size (the quota is checked again; a restart applies it).
     Resize { name: String, #[arg(long, short = 'd')] department: String, #[arg(long)] size: String },
     /// Delete a VM (addresses and records released; disks per its policy).
@@ -122,6 +124,11 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
         }
         Cmd::Start { name, department } => run_strategy(c, department, name, "Always", "started").await?,
         Cmd::Stop { name, department } => run_strategy(c, department, name, "Halted", "stopped").await?,
+        Cmd::Restart { name, department } => {
+            let tok = k8s_openapi::jiff::Timestamp::now().to_string();
+            Api::<TenantVM>::namespaced(c, department).patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"restartRequest": tok}}))).await?;
+            outln!("tenantvm {department}/{name} restart requested");
+        }
         Cmd::Resize { name, department, size } => {
             Api::<TenantVM>::namespaced(c, department).patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"size": size}}))).await?;
             outln!("tenantvm {department}/{name} resized to {size}; restart it to apply (see its RestartRequired condition)");

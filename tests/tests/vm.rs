@@ -14,7 +14,7 @@ use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams
 use kube::{Client, ResourceExt};
 use pdc_api::conditions::{self, READY};
 use pdc_api::{AddressClaim, Department, DnsRecord, TenantVM};
-use pdc_operator::compute::build::{dv_resource, vm_resource};
+use pdc_operator::compute::build::{dv_resource, vm_resource, vmi_resource};
 use pdc_tests::addressing::load_plan;
 use pdc_tests::cluster::{apply_yaml, shared_env, wait_for};
 use pdc_tests::dns::{KnotServer, register_zones};
@@ -45,8 +45,12 @@ fn cond(vm: &TenantVM, t: &str) -> Option<(String, String, String)> {
     Some((c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-/// Plays KubeVirt: reports the VirtualMachine as started and running.
+/// Plays KubeVirt: starts an instance of the VirtualMachine and reports it running.
 async fn play_kubevirt_running(client: &Client, ns: &str, name: &str) {
+    let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &vmi_resource());
+    let mut vmi = DynamicObject::new(name, &vmi_resource()).within(ns);
+    vmi.data = serde_json::json!({"spec": {}});
+    vmis.create(&PostParams::default(), &vmi).await.unwrap();
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &vm_resource());
     let status = serde_json::json!({"status": {"printableStatus": "Running", "ready": true, "created": true}});
     api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
@@ -132,6 +136,16 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     assert_eq!(d.status.unwrap().quota_ledger["vm/his"].vcpu, 4);
     // The addresses did not change.
     assert_eq!(vm.status.unwrap().nics[0].ipv4.as_deref(), Some(v4.as_str()));
+    // A root disk cannot shrink (refused at the API).
+    let e = api.patch("his", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"rootDisk": {"size": "10Gi"}}}))).await.unwrap_err().to_string();
+    assert!(e.contains("cannot shrink"), "{e}");
+    // Restart: the running instance is replaced once, and runs with the new size.
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["vm", "restart", "his", "-d", &dept]);
+    assert_eq!(code, 0, "{out}");
+    let vm = wait_for(&api, "his", Duration::from_secs(30), "restarted", |v| cond(v, "RestartRequired").is_some_and(|c| c.0 == "False")).await.unwrap();
+    assert_eq!(vm.status.unwrap().running_size.as_deref(), Some("m1.large"));
+    let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &vmi_resource());
+    assert!(vmis.get_opt("his").await.unwrap().is_none(), "the old instance was deleted");
 
     // Delete: VM, disks, claims and records go; the quota is released; DNS forgets it.
     api.delete("his", &DeleteParams::default()).await.unwrap();

@@ -63,8 +63,9 @@ pub struct DiskSpec {
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]{0,30}[a-z0-9])?$')").message("disk name must be a short DNS label such as data"))]
     #[schemars(length(max = 32))]
     pub name: String,
-    /// Size, e.g. `40Gi`.
+    /// Size, e.g. `40Gi`; it may grow, never shrink.
     #[x_kube(validation = Rule::new(QUANTITY_RULE).message(QUANTITY_MESSAGE))]
+    #[x_kube(validation = Rule::new("quantity(self).compareTo(quantity(oldSelf)) >= 0").message("a disk cannot shrink; create a smaller one and copy the data"))]
     #[schemars(length(max = 32))]
     pub size: String,
     /// Storage tier from the Province, e.g. `ssd`.
@@ -158,17 +159,26 @@ pub struct TenantVMSpec {
     /// What happens to the disks when the VM is deleted (`Delete` by default).
     #[serde(default)]
     pub disk_deletion_policy: DiskDeletionPolicy,
+    /// A restart request: set it to a new value (`pdcctl vm restart` writes the time)
+    /// and the running instance is restarted once, with the current spec.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub restart_request: Option<String>,
 }
 
 /// One NIC's addresses.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct NicStatus {
+    /// The NIC's NetworkZone.
     pub zone: String,
+    /// Its static IPv4 address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv4: Option<String>,
+    /// Its static IPv6 address.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ipv6: Option<String>,
+    /// Its MAC address (stable: derived from the VM's UID and the NIC's index).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<String>,
 }
@@ -177,6 +187,7 @@ pub struct NicStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantVMStatus {
+    /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Ready`, `QuotaAccepted`, `AddressesAllocated`, `DnsProgrammed`, `RestartRequired`.
@@ -196,6 +207,9 @@ pub struct TenantVMStatus {
     /// The size the running guest was started with (differs after a resize until restart).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub running_size: Option<String>,
+    /// The last `spec.restartRequest` carried out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub restarted_for: Option<String>,
 }
 
 /// Volume access modes.
@@ -245,8 +259,10 @@ pub struct TenantVolumeSpec {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct TenantVolumeStatus {
+    /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// `Ready`: the DataVolume is provisioned; `QuotaAccepted`.
     #[serde(default)]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -205,6 +205,22 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         Err(e) => return missing_integration(vm, ctx, e, "KubeVirt (VirtualMachine)").await,
     };
 
+    // A restart request not yet carried out: delete the running instance; KubeVirt
+    // starts a new one from the current spec (run strategy Always).
+    let mut restarted_for = vm.status.as_ref().and_then(|s| s.restarted_for.clone());
+    let mut restarted = false;
+    if let Some(tok) = vm.spec.restart_request.clone().filter(|t| restarted_for.as_ref() != Some(t)) {
+        let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &build::vmi_resource());
+        match vmis.delete(&vm.name_any(), &DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(e) if is_not_found(&e) => {}
+            Err(source) => return Err(Error::Delete { what: format!("VirtualMachineInstance {}", vm.name_any()), source }),
+        }
+        ctx.base.event(vm, false, "Restarted", &format!("restarted as {}", vm.spec.size)).await;
+        restarted_for = Some(tok);
+        restarted = true;
+    }
+
     // DNS.
     let first = nics.first();
     let strip = |x: &Option<(String, String)>| x.as_ref().and_then(|(a, _)| a.split('/').next().map(str::to_string));
@@ -226,6 +242,7 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     let running = phase == "Running";
     let fqdn = format!("{}.{subdomain}.", vm.spec.hostname);
     let running_size = match (&vm.status.as_ref().and_then(|s| s.running_size.clone()), running) {
+        _ if restarted => Some(vm.spec.size.clone()),
         (Some(s), true) => Some(s.clone()),
         (None, true) => Some(vm.spec.size.clone()),
         (_, false) => None,
@@ -262,6 +279,7 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         s.fqdn = Some(fqdn.clone());
         s.nics = nics.iter().map(|n| NicStatus { zone: n.zone.clone(), ipv4: strip(&n.ipv4), ipv6: strip(&n.ipv6), mac: Some(n.mac.clone()) }).collect();
         s.running_size = running_size.clone();
+        s.restarted_for = restarted_for.clone();
     })
     .await?;
     if !ready {
