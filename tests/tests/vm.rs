@@ -259,6 +259,22 @@ async fn bad_requests_are_refused_with_a_reason() {
     let e = api.create(&pp, &serde_json::from_value(v).unwrap()).await.unwrap_err().to_string();
     assert!(e.contains("exactly one of url, registry or dataSource"), "{e}");
 
+    // An image CDI cannot import: the VM says which disk and why.
+    api.create(&pp, &tenant_vm("noimg", "m1.small", "app")).await.unwrap();
+    let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &dv_resource());
+    wait_for(&dvs, "noimg-root", Duration::from_secs(60), "the root DataVolume", |_| true).await.unwrap();
+    // Plays CDI: the import fails.
+    let failed = serde_json::json!({"status": {"phase": "Failed", "conditions": [{"type": "Running", "status": "False", "message": "Unable to connect to http data source: 404 Not Found"}]}});
+    dvs.patch_status("noimg-root", &PatchParams::default(), &Patch::Merge(&failed)).await.unwrap();
+    let v = wait_for(&api, "noimg", Duration::from_secs(60), "DiskFailed", |v| cond(v, READY).is_some_and(|c| c.1 == "DiskFailed")).await.unwrap();
+    assert!(cond(&v, READY).unwrap().2.contains("disk root: Unable to connect to http data source: 404"), "{:?}", cond(&v, READY));
+    api.delete("noimg", &DeleteParams::default()).await.unwrap();
+    let start = Instant::now();
+    while api.get_opt("noimg").await.unwrap().is_some() {
+        assert!(start.elapsed() < Duration::from_secs(30), "noimg was not removed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
     // By the operator: an unknown size, a tier the province lacks, a zone not the department's.
     api.create(&pp, &tenant_vm("big", "m9.huge", "app")).await.unwrap();
     let mut t = tenant_vm("tape", "m1.small", "app");

@@ -173,10 +173,21 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     // Disks, then the VM.
     let dapi: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &build::dv_resource());
     let disks = std::iter::once(&vm.spec.root_disk).chain(vm.spec.disks.iter());
+    let mut disk_failures = Vec::new();
     for (d, (root, sc)) in disks.zip(classes.iter()) {
         let dv = build::data_volume(vm, d, *root, sc);
-        if let Err(e) = dapi.patch(&build::disk_name(vm, d), &apply::params(), &Patch::Apply(&dv)).await {
-            return missing_integration(vm, ctx, e, "CDI (DataVolume)").await;
+        match dapi.patch(&build::disk_name(vm, d), &apply::params(), &Patch::Apply(&dv)).await {
+            Ok(got) => {
+                // CDI reports an import that cannot succeed (a bad URL or image) as Failed.
+                if got.data.pointer("/status/phase").and_then(|p| p.as_str()) == Some("Failed") {
+                    let why = got.data.pointer("/status/conditions").and_then(|c| c.as_array()).into_iter().flatten()
+                        .filter_map(|c| c.get("message").and_then(|m| m.as_str()))
+                        .find(|m| !m.is_empty())
+                        .unwrap_or("see the DataVolume's events");
+                    disk_failures.push(format!("disk {}: {why}", d.name));
+                }
+            }
+            Err(e) => return missing_integration(vm, ctx, e, "CDI (DataVolume)").await,
         }
     }
     let dept = ctx.departments.get(&ObjectRef::new(&ns));
@@ -248,8 +259,10 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         (_, false) => None,
     };
     let restart = running_size.as_ref().is_some_and(|s| *s != vm.spec.size);
-    let ready = running && dns_ok;
-    let ready_cond = if ready {
+    let ready = running && dns_ok && disk_failures.is_empty();
+    let ready_cond = if !disk_failures.is_empty() {
+        Cond::new(READY, false, "DiskFailed", disk_failures.join("; "))
+    } else if ready {
         Cond::new(READY, true, "Running", format!("running as {fqdn}"))
     } else if !running {
         Cond::new(READY, false, "NotRunning", format!("the VirtualMachine is {phase}"))
@@ -408,6 +421,7 @@ pub async fn run(ctx: Arc<VmContext>, controller: Controller<TenantVM>) {
     tokio::spawn(report(ctx.clone(), vms.clone()));
     let labelled = watcher::Config::default().labels(VM_LABEL);
     let kv = watcher(Api::<DynamicObject>::all_with(client.clone(), &build::vm_resource()), labelled.clone()).default_backoff().touched_objects();
+    let dvs = watcher(Api::<DynamicObject>::all_with(client.clone(), &build::dv_resource()), labelled.clone()).default_backoff().touched_objects();
     let claims = watcher(Api::<AddressClaim>::all(client.clone()), labelled.clone()).default_backoff().touched_objects();
     let records = watcher(Api::<DnsRecord>::all(client.clone()), labelled).default_backoff().touched_objects();
     // A new SizeClass: VMs refused for an unknown size look again.
@@ -420,6 +434,7 @@ pub async fn run(ctx: Arc<VmContext>, controller: Controller<TenantVM>) {
     let depts = watcher(Api::<Department>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects();
     controller
         .watches_stream_with(kv, |o: DynamicObject| by_label(&o), build::vm_resource())
+        .watches_stream_with(dvs, |o: DynamicObject| by_label(&o), build::dv_resource())
         .watches_stream(claims, |o: AddressClaim| by_label(&o))
         .watches_stream(records, |o: DnsRecord| by_label(&o))
         .watches_stream(sizes, move |_s: SizeClass| {
