@@ -196,23 +196,15 @@ async fn zones(cli: &Cli) -> Result<ExitCode, CliError> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The sets a department's records declare, by object name; refusals as messages.
+/// The sets a department's records declare (the operator's own `DnsRecord::rrset`),
+/// by object name; refusals as messages.
 fn sets_of<'a>(records: impl Iterator<Item = &'a DnsRecord>, subdomain: &str) -> (BTreeMap<String, RRset>, Vec<String>) {
     let mut out = BTreeMap::new();
     let mut errors = Vec::new();
     for r in records {
-        let fqdn = match dnsplan::fqdn_in(&r.spec.name, subdomain) {
-            Ok(f) => f,
-            Err(e) => {
-                errors.push(format!("{}: {e}", r.name_any()));
-                continue;
-            }
-        };
-        let t = rtype(r.spec.rtype);
-        match r.spec.values.iter().map(|v| dnsplan::canonical_value(t, v)).collect::<Result<BTreeSet<_>, _>>() {
-            Ok(values) => {
-                let ttl = r.spec.ttl.and_then(|t| u32::try_from(t).ok()).unwrap_or(0);
-                out.insert(r.name_any(), RRset { name: fqdn, rtype: t, ttl, values });
+        match r.rrset(subdomain, 0) {
+            Ok(set) => {
+                out.insert(r.name_any(), set);
             }
             Err(e) => errors.push(format!("{}: {e}", r.name_any())),
         }
@@ -334,11 +326,7 @@ async fn check(cli: &Cli, name: &str, qtype: Option<&str>, server: Option<&str>)
             let zones = Api::<DnsZone>::all(c.clone().ok_or_else(|| CliError::Usage("no cluster".into()))?).list(&ListParams::default()).await?.items;
             let z = zones
                 .iter()
-                .filter(|z| {
-                    let zn = z.spec.zone.trim_end_matches('.');
-                    let n = fqdn.trim_end_matches('.');
-                    n == zn || n.ends_with(&format!(".{zn}"))
-                })
+                .filter(|z| z.spec.holds(&fqdn))
                 .max_by_key(|z| z.spec.zone.len())
                 .ok_or_else(|| CliError::Usage(format!("no DnsZone holds {fqdn}")))?;
             let ip: IpAddr = z.spec.server.parse().map_err(|_| CliError::Usage(format!("zone {} has server {:?}", z.spec.zone, z.spec.server)))?;

@@ -143,7 +143,53 @@ pub enum DnsRecordType {
     CAA,
 }
 
+impl DnsZoneSpec {
+    /// Whether `fqdn` (dot-terminated or not) lies in this zone.
+    pub fn holds(&self, fqdn: &str) -> bool {
+        let name = fqdn.trim_end_matches('.');
+        let zone = self.zone.trim_end_matches('.');
+        name == zone || name.strip_suffix(zone).is_some_and(|rest| rest.ends_with('.'))
+    }
+}
+
+impl DnsRecord {
+    /// The set this record declares under the department's `subdomain`, as pdc
+    /// writes it (fully qualified name, canonical values, its TTL or `default_ttl`),
+    /// or why it cannot be written, in words for the department.
+    pub fn rrset(&self, subdomain: &str, default_ttl: u32) -> Result<pdc_core::dnsplan::RRset, String> {
+        use pdc_core::dnsplan;
+        let name = dnsplan::fqdn_in(&self.spec.name, subdomain).map_err(|e| e.to_string())?;
+        let rtype = self.spec.rtype.core();
+        let values = self.spec.values.iter().map(|v| dnsplan::canonical_value(rtype, v)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
+        let ttl = self.spec.ttl.and_then(|t| u32::try_from(t).ok()).unwrap_or(default_ttl);
+        Ok(dnsplan::RRset { name, rtype, ttl, values })
+    }
+
+    /// The (name, type) this record was last programmed with, if any: the set pdc
+    /// removes when the record is deleted or renamed.
+    pub fn programmed_key(&self) -> Option<(String, pdc_core::dnsplan::RecordType)> {
+        let st = self.status.as_ref()?;
+        Some((st.fqdn.clone()?, st.programmed_type?.core()))
+    }
+}
+
 impl DnsRecordType {
+    /// The type a department may declare for a pdc-core type (`None` for PTR, which
+    /// only pdc writes).
+    pub fn from_core(t: pdc_core::dnsplan::RecordType) -> Option<DnsRecordType> {
+        use pdc_core::dnsplan::RecordType as T;
+        Some(match t {
+            T::A => DnsRecordType::A,
+            T::AAAA => DnsRecordType::AAAA,
+            T::CNAME => DnsRecordType::CNAME,
+            T::TXT => DnsRecordType::TXT,
+            T::MX => DnsRecordType::MX,
+            T::SRV => DnsRecordType::SRV,
+            T::CAA => DnsRecordType::CAA,
+            T::PTR => return None,
+        })
+    }
+
     /// The same type in pdc-core's DNS plan.
     pub fn core(self) -> pdc_core::dnsplan::RecordType {
         use pdc_core::dnsplan::RecordType as T;

@@ -13,53 +13,23 @@ pub mod writer;
 
 use k8s_openapi::api::core::v1::Namespace;
 use kube::{Resource, ResourceExt};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use pdc_api::labels as l;
-use pdc_api::{DnsRecord, DnsRecordType, DnsZone, ZoneKind};
-use pdc_core::dnsplan::{self, RRset, RecordType};
-
-pub fn record_type(t: DnsRecordType) -> RecordType {
-    t.core()
-}
+use pdc_api::{DnsRecord, DnsZone, ZoneKind};
 
 /// The department subdomain of a namespace, from the annotation the Department
 /// controller writes on it.
 pub fn subdomain_of(namespaces: &Store<Namespace>, ns: &str) -> Option<String> {
-    namespaces
-        .state()
-        .iter()
-        .find(|n| n.name_any() == ns)
-        .and_then(|n| n.annotations().get(l::SUBDOMAIN).cloned())
+    namespaces.get(&ObjectRef::new(ns)).and_then(|n| n.annotations().get(l::SUBDOMAIN).cloned())
 }
 
 /// The zone of `kind` that holds `fqdn`: the longest zone name it ends in.
 pub fn zone_for(fqdn: &str, kind: ZoneKind, zones: &[std::sync::Arc<DnsZone>]) -> Option<std::sync::Arc<DnsZone>> {
-    let name = fqdn.trim_end_matches('.');
     zones
         .iter()
-        .filter(|z| z.spec.kind == kind && z.meta().deletion_timestamp.is_none())
-        .filter(|z| {
-            let zn = z.spec.zone.trim_end_matches('.');
-            name == zn || name.ends_with(&format!(".{zn}"))
-        })
+        .filter(|z| z.spec.kind == kind && z.meta().deletion_timestamp.is_none() && z.spec.holds(fqdn))
         .max_by_key(|z| z.spec.zone.len())
         .cloned()
-}
-
-/// A DnsRecord's set as pdc would write it, or why it cannot be written (a message
-/// for the department). `ttl` is the record's own or `default_ttl`.
-pub fn record_set(rec: &DnsRecord, subdomain: &str, default_ttl: u32) -> Result<RRset, String> {
-    let fqdn = dnsplan::fqdn_in(&rec.spec.name, subdomain).map_err(|e| e.to_string())?;
-    let t = record_type(rec.spec.rtype);
-    let values = rec.spec.values.iter().map(|v| dnsplan::canonical_value(t, v)).collect::<Result<_, _>>().map_err(|e| e.to_string())?;
-    let ttl = rec.spec.ttl.and_then(|t| u32::try_from(t).ok()).unwrap_or(default_ttl);
-    Ok(RRset { name: fqdn, rtype: t, ttl, values })
-}
-
-/// The (name, type) a DnsRecord was last programmed with, if any.
-pub fn programmed_key(rec: &DnsRecord) -> Option<(String, RecordType)> {
-    let st = rec.status.as_ref()?;
-    Some((st.fqdn.clone()?, record_type(st.programmed_type?)))
 }
 
 pub fn has_finalizer(rec: &DnsRecord) -> bool {
@@ -70,7 +40,7 @@ pub fn has_finalizer(rec: &DnsRecord) -> bool {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use pdc_api::{DnsRecordSpec, DnsZoneSpec, TsigKeyRef};
+    use pdc_api::{DnsRecordSpec, DnsRecordType, DnsZoneSpec, TsigKeyRef};
     use std::sync::Arc;
 
     fn zone(name: &str, kind: ZoneKind) -> Arc<DnsZone> {
@@ -104,9 +74,9 @@ mod tests {
         let rec = |name: &str, values: &[&str]| {
             DnsRecord::new("r", DnsRecordSpec { name: name.into(), rtype: DnsRecordType::A, ttl: None, values: values.iter().map(|v| v.to_string()).collect() })
         };
-        let s = record_set(&rec("www", &["10.15.0.5"]), "so-y-te.daklak.gov.vn", 300).unwrap();
+        let s = rec("www", &["10.15.0.5"]).rrset("so-y-te.daklak.gov.vn", 300).unwrap();
         assert_eq!((s.name.as_str(), s.ttl), ("www.so-y-te.daklak.gov.vn.", 300));
-        assert!(record_set(&rec("www", &["10.15.0.500"]), "so-y-te.daklak.gov.vn", 300).unwrap_err().contains("not an IPv4 address"));
-        assert!(record_set(&rec("www.so-tai-chinh.daklak.gov.vn.", &["10.15.0.5"]), "so-y-te.daklak.gov.vn", 300).unwrap_err().contains("outside"));
+        assert!(rec("www", &["10.15.0.500"]).rrset("so-y-te.daklak.gov.vn", 300).unwrap_err().contains("not an IPv4 address"));
+        assert!(rec("www.so-tai-chinh.daklak.gov.vn.", &["10.15.0.5"]).rrset("so-y-te.daklak.gov.vn", 300).unwrap_err().contains("outside"));
     }
 }

@@ -20,7 +20,7 @@ use pdc_api::labels as l;
 use pdc_api::{DnsRecord, DnsRecordStatus, DnsZone, ZoneKind};
 use tracing::info;
 
-use super::{has_finalizer, programmed_key, record_set, subdomain_of, zone_for};
+use super::{has_finalizer, subdomain_of, zone_for};
 use crate::context::Context;
 use crate::department::spec_or_lifecycle;
 use crate::error::{Error, Result};
@@ -46,7 +46,7 @@ pub fn check(rec: &DnsRecord, namespaces: &Store<Namespace>, zones: &Store<DnsZo
     let Some(sub) = subdomain_of(namespaces, &ns) else {
         return Err(Refusal { reason: "NotADepartment", message: format!("namespace {ns} is not a department's (it has no {} annotation)", l::SUBDOMAIN) });
     };
-    let set = record_set(rec, &sub, 300).map_err(|message| Refusal { reason: "Invalid", message })?;
+    let set = rec.rrset(&sub, 300).map_err(|message| Refusal { reason: "Invalid", message })?;
     match zone_for(&set.name, ZoneKind::Forward, &zones.state()) {
         Some(z) => Ok(z.name_any()),
         None => Err(Refusal {
@@ -122,7 +122,7 @@ async fn reconcile_inner(rec: &DnsRecord, ctx: &RecordContext) -> Result<Action>
         // to remove; nor has one whose programmed set is in no zone pdc still
         // writes to (its DnsZone was deleted). Every other one is the zone writer's
         // to release once its set is gone.
-        let orphaned = match programmed_key(rec) {
+        let orphaned = match rec.programmed_key() {
             None => verdict.is_err(),
             Some((fqdn, _)) => zone_for(&fqdn, ZoneKind::Forward, &ctx.zones.state()).is_none(),
         };

@@ -31,7 +31,7 @@ use pdc_dns::{DnsIoError, Key, Server, Transfer};
 use tracing::{info, warn};
 
 use super::record::{PROGRAMMED, set_condition, set_finalizer};
-use super::{has_finalizer, programmed_key, record_set, subdomain_of, zone_for};
+use super::{has_finalizer, subdomain_of, zone_for};
 use crate::context::Context;
 use crate::department::spec_or_lifecycle;
 use crate::error::{Error, Result};
@@ -117,7 +117,7 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
     let mut records = ctx.records.state();
     // The oldest record wins a name (within the same second, one already
     // programmed); the order is the same on every replica.
-    let order = |r: &DnsRecord| (r.metadata.creation_timestamp.as_ref().map(|t| t.0), programmed_key(r).is_none(), r.namespace(), r.name_any());
+    let order = |r: &DnsRecord| (r.metadata.creation_timestamp.as_ref().map(|t| t.0), r.programmed_key().is_none(), r.namespace(), r.name_any());
     records.sort_by_key(|r| order(r));
     let mut holder: BTreeMap<(String, RecordType), String> = BTreeMap::new();
     let mut types_at: BTreeMap<String, Vec<RecordType>> = BTreeMap::new();
@@ -126,8 +126,8 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
             continue;
         }
         let ns = rec.namespace().unwrap_or_default();
-        let set = subdomain_of(&ctx.namespaces, &ns).and_then(|sub| record_set(&rec, &sub, ttl).ok());
-        let prev = programmed_key(&rec).filter(|(n, _)| in_zone(n));
+        let set = subdomain_of(&ctx.namespaces, &ns).and_then(|sub| rec.rrset(&sub, ttl).ok());
+        let prev = rec.programmed_key().filter(|(n, _)| in_zone(n));
         if rec.metadata.deletion_timestamp.is_some() {
             // Only a set the record was programmed with is removed; one it never got
             // (someone else's, say) stays.
@@ -403,19 +403,6 @@ fn is_programmed(rec: &DnsRecord) -> bool {
         .is_some_and(|c| c.status == "True" && c.observed_generation == rec.metadata.generation)
 }
 
-fn api_type(t: RecordType) -> Option<DnsRecordType> {
-    Some(match t {
-        RecordType::A => DnsRecordType::A,
-        RecordType::AAAA => DnsRecordType::AAAA,
-        RecordType::CNAME => DnsRecordType::CNAME,
-        RecordType::TXT => DnsRecordType::TXT,
-        RecordType::MX => DnsRecordType::MX,
-        RecordType::SRV => DnsRecordType::SRV,
-        RecordType::CAA => DnsRecordType::CAA,
-        RecordType::PTR => return None,
-    })
-}
-
 /// Records another record's name keeps out of the zone.
 async fn report_refused(ctx: &WriterContext, want: &Want) -> Result<()> {
     for (rec, reason, msg) in &want.refused {
@@ -460,7 +447,7 @@ async fn report_members(
                     let msg = format!("{} {} answers from {server}", key.0, key.1.as_str());
                     set_condition(&client, rec, Cond::new(PROGRAMMED, true, "Programmed", msg), |s| {
                         s.fqdn = Some(key.0.clone());
-                        s.programmed_type = api_type(key.1);
+                        s.programmed_type = DnsRecordType::from_core(key.1);
                         if was_changed || s.last_change_time.is_none() {
                             s.last_change_time = Some(Time(now));
                         }
