@@ -2,6 +2,7 @@
 //! `pdc-operator` runs, and the pure build steps benchmarks and tests reuse.
 
 pub mod apply;
+pub mod cache;
 pub mod compute;
 pub mod context;
 pub mod department;

@@ -8,14 +8,14 @@ use futures::StreamExt;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use k8s_openapi::api::core::v1::Namespace;
-use pdc_api::{AddressAllocation, DnsRecord, Province, SizeClass, Site};
+use pdc_api::{AddressAllocation, DnsRecord, Province, SizeClass, Site, TenantVolume};
 use tracing::{error, info};
 
 use pdc_operator::context::Context;
 use pdc_operator::leader::{LeaderElector, LeaseConfig};
 use pdc_operator::metrics::{self, Metrics};
 use pdc_operator::ipam::{self, Ipam};
-use pdc_operator::{compute, department, dns, province};
+use pdc_operator::{cache, compute, department, dns, province};
 
 #[derive(Parser, Debug)]
 #[command(name = "pdc-operator", version, about = "The pdc operator: a province's private cloud on Kubernetes")]
@@ -168,8 +168,8 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         .for_each(|_| futures::future::ready(()));
     let dns_zones = dns::writer::controller(client.clone());
     let dns_records = dns::record::controller(client.clone(), concurrency);
-    let (writer_records, record_changes) = dns::writer::watch::<DnsRecord>(client.clone());
-    let (allocations, allocation_changes) = dns::writer::watch::<AddressAllocation>(client.clone());
+    let (writer_records, record_changes) = cache::watch::<DnsRecord>(client.clone());
+    let (allocations, allocation_changes) = cache::watch::<AddressAllocation>(client.clone());
     let record_ctx = Arc::new(dns::record::RecordContext { base: ctx.clone(), namespaces: ns_store.clone(), zones: dns_zones.store() });
     let writer_ctx = Arc::new(dns::writer::WriterContext::new(
         ctx.clone(),
@@ -190,7 +190,9 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         .reflect(size_writer)
         .for_each(|_| futures::future::ready(()));
     let tenant_vms = compute::vm::controller(client.clone(), concurrency);
+    let (vm_volumes, volume_changes) = cache::watch::<TenantVolume>(client.clone());
     let vm_ctx = Arc::new(compute::vm::VmContext {
+        volumes: vm_volumes,
         base: ctx.clone(),
         departments: department_store.clone(),
         provinces: province_store.clone(),
@@ -213,7 +215,7 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         ipam::claim::run(claim_ctx, claims),
         namespaces,
         sizes,
-        compute::vm::run(vm_ctx, tenant_vms),
+        compute::vm::run(vm_ctx, tenant_vms, volume_changes),
         compute::volume::run(volume_ctx, tenant_volumes),
         dns::record::run(record_ctx, dns_records),
         dns::writer::run(writer_ctx, dns_zones, record_changes, allocation_changes),

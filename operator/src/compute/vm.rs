@@ -42,6 +42,8 @@ pub struct VmContext {
     pub provinces: Store<Province>,
     pub sizes: Store<SizeClass>,
     pub zones: Store<NetworkZone>,
+    /// TenantVolumes, for the hotplug disks of the VMs they name.
+    pub volumes: Store<TenantVolume>,
 }
 
 fn key(vm: &TenantVM) -> String {
@@ -127,7 +129,8 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         Ok(x) => x,
         Err(r) => return refuse(vm, ctx, r).await,
     };
-    if let Err(over) = ledger::charge(client, &ns, &key(vm), Some(&charge)).await? {
+    let cached = ctx.departments.get(&ObjectRef::new(&ns));
+    if let Err(over) = ledger::charge(client, cached.as_deref(), &ns, &key(vm), Some(&charge)).await? {
         let msg = format!("over the department's quota: {}", over.join("; "));
         if vm.status.as_ref().and_then(|s| conditions::find(&s.conditions, QUOTA_ACCEPTED)).is_none_or(|c| c.status != "False" || c.message != msg) {
             ctx.base.event(vm, true, "QuotaExceeded", &msg).await;
@@ -198,14 +201,12 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         .map(|z| z.spec.resolvers.clone())
         .unwrap_or_default();
     // TenantVolumes attached to this VM become hotplug disks.
-    let vols = Api::<TenantVolume>::namespaced(client.clone(), &ns)
-        .list(&kube::api::ListParams::default())
-        .await
-        .map_err(|source| Error::Read { what: format!("TenantVolumes in {ns}"), source })?;
-    let mut hotplug: Vec<String> = vols
-        .items
+    let mut hotplug: Vec<String> = ctx
+        .volumes
+        .state()
         .iter()
-        .filter(|v| v.spec.vm.as_deref() == Some(vm.name_any().as_str()) && v.metadata.deletion_timestamp.is_none())
+        .filter(|v| v.namespace() == vm.namespace() && v.spec.vm.as_deref() == Some(vm.name_any().as_str()) && v.metadata.deletion_timestamp.is_none())
+        .map(|v| v.as_ref())
         .map(super::volume::dv_name)
         .collect();
     hotplug.sort();
@@ -340,7 +341,7 @@ async fn teardown(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     if vm.spec.disk_deletion_policy == DiskDeletionPolicy::Delete {
         delete_all(&Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &build::dv_resource()), vm).await?;
     }
-    match ledger::charge(client, &ns, &key(vm), None).await {
+    match ledger::charge(client, None, &ns, &key(vm), None).await {
         Ok(_) => {}
         Err(Error::Read { source, .. }) if is_not_found(&source) => {}
         Err(e) => return Err(e),
@@ -415,7 +416,11 @@ async fn report(ctx: Arc<VmContext>, vms: Store<TenantVM>) {
     }
 }
 
-pub async fn run(ctx: Arc<VmContext>, controller: Controller<TenantVM>) {
+/// `volume_changes`: the changes of `ctx.volumes` (see [`crate::cache::watch`]).
+pub async fn run<V>(ctx: Arc<VmContext>, controller: Controller<TenantVM>, volume_changes: V)
+where
+    V: futures::Stream<Item = std::result::Result<TenantVolume, watcher::Error>> + Send + 'static,
+{
     let client = ctx.base.client.clone();
     let vms = controller.store();
     tokio::spawn(report(ctx.clone(), vms.clone()));
@@ -428,7 +433,6 @@ pub async fn run(ctx: Arc<VmContext>, controller: Controller<TenantVM>) {
     let sizes = watcher(Api::<SizeClass>::all(client.clone()), watcher::Config::default()).default_backoff().applied_objects();
     let vms3 = vms.clone();
     // A TenantVolume attached or detached: the VMs of its namespace look again.
-    let volumes = watcher(Api::<TenantVolume>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects();
     let vms2 = vms.clone();
     // A Department's ledger or quota changed: VMs of its namespace waiting for quota look again.
     let depts = watcher(Api::<Department>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects();
@@ -444,7 +448,7 @@ pub async fn run(ctx: Arc<VmContext>, controller: Controller<TenantVM>) {
                 .map(|v| ObjectRef::from_obj(v.as_ref()))
                 .collect::<Vec<_>>()
         })
-        .watches_stream(volumes, move |v: TenantVolume| {
+        .watches_stream(volume_changes, move |v: TenantVolume| {
             let ns = v.namespace();
             vms2.state().iter().filter(|x| x.namespace() == ns).map(|x| ObjectRef::from_obj(x.as_ref())).collect::<Vec<_>>()
         })

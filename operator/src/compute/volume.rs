@@ -89,7 +89,8 @@ async fn provision(v: &TenantVolume, ctx: &VolumeContext) -> Result<Action> {
     };
     let bytes = pdc_core::quantity::parse(&v.spec.size).map_err(|e| Error::Invalid(e.to_string()))?;
     let charge = Charge { storage: [(v.spec.tier.clone(), bytes)].into_iter().collect(), ..Default::default() };
-    if let Err(over) = ledger::charge(&ctx.base.client, &ns, &format!("volume/{}", v.name_any()), Some(&charge)).await? {
+    let cached = ctx.departments.get(&ObjectRef::new(&ns));
+    if let Err(over) = ledger::charge(&ctx.base.client, cached.as_deref(), &ns, &format!("volume/{}", v.name_any()), Some(&charge)).await? {
         let msg = format!("over the department's quota: {}", over.join("; "));
         set_status(v, ctx, vec![Cond::new(QUOTA_ACCEPTED, false, "QuotaExceeded", msg.clone()), Cond::new(READY, false, "QuotaExceeded", msg)]).await?;
         return Ok(Action::requeue(Duration::from_secs(120)));
@@ -123,7 +124,7 @@ async fn teardown(v: &TenantVolume, ctx: &VolumeContext) -> Result<Action> {
         Err(e) if is_not_found(&e) => {}
         Err(source) => return Err(Error::Delete { what: format!("DataVolume {}", dv_name(v)), source }),
     }
-    match ledger::charge(&ctx.base.client, &ns, &format!("volume/{}", v.name_any()), None).await {
+    match ledger::charge(&ctx.base.client, None, &ns, &format!("volume/{}", v.name_any()), None).await {
         Ok(_) => {}
         Err(Error::Read { source, .. }) if is_not_found(&source) => {}
         Err(e) => return Err(e),

@@ -536,25 +536,8 @@ pub fn controller(client: Client) -> Controller<DnsZone> {
     Controller::for_stream(stream, reader)
 }
 
-/// A cache of `K` for the writer and the stream of changes that wake it: spec,
-/// finalizers, deletion (status writes do not). The cache is updated before a
-/// change is passed on, so a sync always sees what woke it.
-pub fn watch<K>(client: Client) -> (Store<K>, impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static)
-where
-    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
-{
-    let (reader, writer) = kube::runtime::reflector::store();
-    let stream = watcher(Api::<K>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(|o| o.meta_mut().managed_fields = None)
-        .reflect(writer)
-        .touched_objects()
-        .predicate_filter(spec_or_lifecycle, Default::default());
-    (reader, stream)
-}
-
 /// Run the writers: a DnsRecord's change wakes the forward zones, an
-/// AddressAllocation's the reverse zones. A burst becomes one sync per zone.
+/// AddressAllocation's the reverse zones (both from [`crate::cache::watch`]).
 pub async fn run<R, A>(ctx: Arc<WriterContext>, controller: Controller<DnsZone>, records: R, allocations: A)
 where
     R: futures::Stream<Item = std::result::Result<DnsRecord, watcher::Error>> + Send + 'static,
