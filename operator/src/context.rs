@@ -33,3 +33,38 @@ impl Context {
         }
     }
 }
+
+impl Context {
+    /// One reconcile of `obj` under finalizer `finalizer`: `apply` while it lives,
+    /// `cleanup` once it is being deleted (the finalizer goes when `cleanup`
+    /// succeeds); timed and counted under `controller`.
+    pub async fn finalized<K, A, C, FA, FC>(
+        &self,
+        controller: &'static str,
+        api: &kube::Api<K>,
+        finalizer: &str,
+        obj: Arc<K>,
+        apply: A,
+        cleanup: C,
+    ) -> crate::error::Result<kube::runtime::controller::Action>
+    where
+        K: kube::Resource + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+        K::DynamicType: Default,
+        A: FnOnce(Arc<K>) -> FA,
+        C: FnOnce(Arc<K>) -> FC,
+        FA: std::future::Future<Output = crate::error::Result<kube::runtime::controller::Action>>,
+        FC: std::future::Future<Output = crate::error::Result<kube::runtime::controller::Action>>,
+    {
+        use futures::future::Either;
+        use kube::runtime::finalizer::Event;
+        let timer = self.metrics.reconcile_started(controller);
+        let res = kube::runtime::finalizer(api, finalizer, obj, |ev| match ev {
+            Event::Apply(o) => Either::Left(apply(o)),
+            Event::Cleanup(o) => Either::Right(cleanup(o)),
+        })
+        .await
+        .map_err(|e| crate::error::Error::Finalizer(Box::new(e)));
+        timer.finish(res.is_ok());
+        res
+    }
+}

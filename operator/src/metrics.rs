@@ -67,11 +67,12 @@ impl Metrics {
         let leader = gauge("leader", "1 while this replica holds the leader lease")?;
         let departments_ready = gauge("departments_ready", "Departments whose Ready condition is True")?;
         let departments_total = gauge("departments", "Departments known to the operator")?;
-        let gauge_vec = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
-            let g = GaugeVec::new(Opts::new(name, help), &["zone", "site", "family"])?;
+        let labelled = |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, prometheus::Error> {
+            let g = GaugeVec::new(Opts::new(name, help), labels)?;
             registry.register(Box::new(g.clone()))?;
             Ok(g)
         };
+        let gauge_vec = |name: &str, help: &str| labelled(name, help, &["zone", "site", "family"]);
         let ipam_subnets_allocated = gauge_vec("ipam_subnets_allocated", "Department subnets allocated from a zone's prefix, per site and family")?;
         let ipam_subnets_capacity = gauge_vec("ipam_subnets_capacity", "Department subnets a zone's prefix holds, per site and family")?;
         let ipam_addresses_allocated = gauge_vec("ipam_addresses_allocated", "Addresses allocated in a zone's department subnets, per site and family")?;
@@ -82,11 +83,7 @@ impl Metrics {
             &["controller"],
         )?;
         registry.register(Box::new(duration.clone()))?;
-        let zone_gauge = |name: &str, help: &str| -> Result<GaugeVec, prometheus::Error> {
-            let g = GaugeVec::new(Opts::new(name, help), &["zone"])?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
-        };
+        let zone_gauge = |name: &str, help: &str| labelled(name, help, &["zone"]);
         let dns_pending_changes = zone_gauge("dns_pending_changes", "Record sets waiting to be written to a DNS zone")?;
         let dns_last_sync = zone_gauge("dns_last_sync_timestamp_seconds", "UNIX time a DNS zone was last found or made as its DnsRecords say")?;
         let dns_zone_in_sync = zone_gauge("dns_zone_in_sync", "1 while a DNS zone is in sync, 0 while its server cannot be read or written")?;
@@ -99,11 +96,6 @@ impl Metrics {
         )?;
         registry.register(Box::new(dns_update_duration.clone()))?;
         let dns_errors = counter("dns_errors_total", "Failed exchanges with a DNS server by zone and reason", &["zone", "reason"])?;
-        let labelled = |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, prometheus::Error> {
-            let g = GaugeVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
-        };
         let tenantvms = labelled("tenantvms", "TenantVMs by phase", &["phase"])?;
         let quota_used = labelled("quota_used", "Quota held by a department's VMs and volumes, per resource", &["department", "resource"])?;
         let quota_limit = labelled("quota_limit", "A department's quota, per resource", &["department", "resource"])?;

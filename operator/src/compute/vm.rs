@@ -13,7 +13,6 @@ use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
@@ -351,18 +350,9 @@ async fn teardown(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
 }
 
 async fn reconcile(vm: Arc<TenantVM>, ctx: Arc<VmContext>) -> Result<Action> {
-    let timer = ctx.base.metrics.reconcile_started(CONTROLLER);
     let api: Api<TenantVM> = Api::namespaced(ctx.base.client.clone(), &vm.namespace().unwrap_or_default());
-    let res = finalizer(&api, FINALIZER, vm, |ev| async {
-        match ev {
-            Finalizer::Apply(v) => provision(&v, &ctx).await,
-            Finalizer::Cleanup(v) => teardown(&v, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    timer.finish(res.is_ok());
-    res
+    let c = ctx.as_ref();
+    ctx.base.finalized(CONTROLLER, &api, FINALIZER, vm, |v| async move { provision(&v, c).await }, |v| async move { teardown(&v, c).await }).await
 }
 
 fn error_policy(_vm: Arc<TenantVM>, err: &Error, ctx: Arc<VmContext>) -> Action {

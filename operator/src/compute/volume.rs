@@ -11,7 +11,6 @@ use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, Resource, ResourceExt};
@@ -133,18 +132,9 @@ async fn teardown(v: &TenantVolume, ctx: &VolumeContext) -> Result<Action> {
 }
 
 async fn reconcile(v: Arc<TenantVolume>, ctx: Arc<VolumeContext>) -> Result<Action> {
-    let timer = ctx.base.metrics.reconcile_started(CONTROLLER);
     let api: Api<TenantVolume> = Api::namespaced(ctx.base.client.clone(), &v.namespace().unwrap_or_default());
-    let res = finalizer(&api, FINALIZER, v, |ev| async {
-        match ev {
-            Finalizer::Apply(v) => provision(&v, &ctx).await,
-            Finalizer::Cleanup(v) => teardown(&v, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    timer.finish(res.is_ok());
-    res
+    let c = ctx.as_ref();
+    ctx.base.finalized(CONTROLLER, &api, FINALIZER, v, |v| async move { provision(&v, c).await }, |v| async move { teardown(&v, c).await }).await
 }
 
 fn error_policy(_v: Arc<TenantVolume>, err: &Error, ctx: Arc<VolumeContext>) -> Action {

@@ -20,7 +20,6 @@ use kube::core::DynamicObject;
 use kube::discovery::{Discovery, Scope};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event as KubeEvent, EventType};
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Resource, ResourceExt};
@@ -58,18 +57,13 @@ pub fn the_province(provinces: &Store<Province>) -> std::result::Result<Arc<Prov
 
 #[instrument(skip_all, fields(department = %dept.name_any()))]
 async fn reconcile(dept: Arc<Department>, ctx: Arc<DepartmentContext>) -> Result<Action> {
-    let timer = ctx.base.metrics.reconcile_started(CONTROLLER);
     let api: Api<Department> = Api::all(ctx.base.client.clone());
-    let res = finalizer(&api, l::DEPARTMENT_FINALIZER, dept, |ev| async {
-        match ev {
-            Finalizer::Apply(d) => apply_department(&d, &ctx).await,
-            Finalizer::Cleanup(d) => cleanup_department(&d, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    timer.finish(res.is_ok());
-    res
+    let c = ctx.as_ref();
+    ctx.base
+        .finalized(CONTROLLER, &api, l::DEPARTMENT_FINALIZER, dept, |d| async move { apply_department(&d, c).await }, |d| async move {
+            cleanup_department(&d, c).await
+        })
+        .await
 }
 
 async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<Action> {

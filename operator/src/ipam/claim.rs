@@ -11,7 +11,6 @@ use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
 use kube::runtime::controller::Action;
-use kube::runtime::finalizer::{Event as Finalizer, finalizer};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Api, Client, ResourceExt};
@@ -69,20 +68,11 @@ pub fn site_of(claim: &AddressClaim, sites: &Store<Site>) -> Option<String> {
 }
 
 async fn reconcile(claim: Arc<AddressClaim>, ctx: Arc<ClaimContext>) -> Result<Action> {
-    let timer = ctx.base.metrics.reconcile_started(CONTROLLER);
     let ns = claim.namespace().unwrap_or_default();
     let api: Api<AddressClaim> = Api::namespaced(ctx.base.client.clone(), &ns);
     ctx.ipam.wait_synced().await;
-    let res = finalizer(&api, l::CLAIM_FINALIZER, claim, |ev| async {
-        match ev {
-            Finalizer::Apply(c) => bind(&c, &ctx).await,
-            Finalizer::Cleanup(c) => release(&c, &ctx).await,
-        }
-    })
-    .await
-    .map_err(|e| Error::Finalizer(Box::new(e)));
-    timer.finish(res.is_ok());
-    res
+    let c = ctx.as_ref();
+    ctx.base.finalized(CONTROLLER, &api, l::CLAIM_FINALIZER, claim, |cl| async move { bind(&cl, c).await }, |cl| async move { release(&cl, c).await }).await
 }
 
 async fn bind(claim: &AddressClaim, ctx: &ClaimContext) -> Result<Action> {
