@@ -32,3 +32,14 @@ pub const CLAIM_FINALIZER: &str = "pdc.io/address-release";
 pub const ZONE_MEMBER_PREFIX: &str = "pdc.io/zone-";
 /// Finalizer that keeps a DnsRecord until its set is removed from the zone.
 pub const DNS_RECORD_FINALIZER: &str = "pdc.io/dns-record";
+/// The DrPlan a copied object or a drill object belongs to.
+pub const DR_PLAN: &str = "pdc.io/dr-plan";
+/// On drill objects (VMs, disks, records under the `drill` subdomain).
+pub const DR_DRILL: &str = "pdc.io/dr-drill";
+/// On a TenantVM copy: the addresses its first NIC has at the other site
+/// (`<ipv4>,<ipv6>`), so a failover can remove their PTRs without that site.
+pub const DR_PEER_ADDRESSES: &str = "pdc.io/dr-peer-addresses";
+/// On a DataVolume restored from a replica: the VolumeSnapshot it came from.
+pub const DR_RESTORED_FROM: &str = "pdc.io/dr-restored-from";
+/// Finalizer that removes a DrPlan's replication objects.
+pub const DR_FINALIZER: &str = "pdc.io/dr-plan";

@@ -33,5 +33,6 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         SizeClass::crd(),
         TenantVM::crd(),
         TenantVolume::crd(),
+        DrPlan::crd(),
     ]
 }

@@ -3,12 +3,14 @@
 mod compute;
 mod department;
 mod dns;
+mod dr;
 mod network;
 mod province;
 
 pub use compute::*;
 pub use department::*;
 pub use dns::*;
+pub use dr::*;
 pub use network::*;
 pub use province::*;
 

@@ -63,6 +63,29 @@ pub struct SiteSpec {
     #[x_kube(validation = Rule::new("self.all(b, isCIDR(b) && cidr(b).ip().family() == 6 && cidr(b).masked() == cidr(b))").message("every IPv6 block must be an IPv6 prefix with the host bits zero, e.g. 2001:db8:20::/44"))]
     #[schemars(length(max = 16), inner(length(max = 43)))]
     pub ipv6_blocks: Vec<String>,
+    /// How the operator at another site reaches this site's cluster: a Secret in the
+    /// operator's namespace holding a kubeconfig (DR replication and failover).
+    /// Absent for the site the operator itself runs at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kubeconfig_secret: Option<KubeconfigSecretRef>,
+}
+
+/// A Secret with a kubeconfig, in the operator's own namespace.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct KubeconfigSecretRef {
+    /// The Secret's name.
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$')").message("name must be a Secret name"))]
+    #[schemars(length(max = 253))]
+    pub name: String,
+    /// The key holding the kubeconfig (`kubeconfig` by default).
+    #[serde(default = "kubeconfig_key")]
+    #[schemars(length(max = 253))]
+    pub key: String,
+}
+
+fn kubeconfig_key() -> String {
+    "kubeconfig".into()
 }
 
 const LABEL_ON_NAME: &str = "self.metadata.name.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$')";

@@ -4,6 +4,7 @@
 
 pub mod code;
 pub mod dnsplan;
+pub mod dr;
 pub mod ipam;
 pub mod netdata;
 pub mod quantity;
