@@ -7,6 +7,7 @@ pub mod compute;
 pub mod context;
 pub mod department;
 pub mod dns;
+pub mod dr;
 pub mod error;
 pub mod ipam;
 pub mod leader;

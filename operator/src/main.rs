@@ -15,7 +15,7 @@ use pdc_operator::context::Context;
 use pdc_operator::leader::{LeaderElector, LeaseConfig};
 use pdc_operator::metrics::{self, Metrics};
 use pdc_operator::ipam::{self, Ipam};
-use pdc_operator::{cache, compute, department, dns, province};
+use pdc_operator::{cache, compute, department, dns, dr, province};
 
 #[derive(Parser, Debug)]
 #[command(name = "pdc-operator", version, about = "The pdc operator: a province's private cloud on Kubernetes")]
@@ -53,6 +53,15 @@ struct Args {
     /// The longest pause between attempts at a DNS server that fails.
     #[arg(long, env = "PDC_DNS_MAX_BACKOFF", default_value = "60s", value_parser = parse_duration)]
     dns_max_backoff: Duration,
+    /// The Site this operator's cluster is (e.g. daklak, phuyen). Needed for DR
+    /// plans; it also limits the reverse-zone PTRs this operator owns to the site's
+    /// prefixes.
+    #[arg(long, env = "PDC_SITE")]
+    site: Option<String>,
+    /// A pause after each DR action step's effects, before it is recorded done (for
+    /// crash tests and demonstrations).
+    #[arg(long, env = "PDC_DR_STEP_PAUSE", default_value = "0s", value_parser = parse_duration)]
+    dr_step_pause: Duration,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -166,6 +175,12 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         .default_backoff()
         .reflect(ns_writer)
         .for_each(|_| futures::future::ready(()));
+    // DR plans: one controller; the VM controller and the DNS writer see the plans
+    // through caches of their own, fed by the streams that wake them.
+    let drplans = dr::controller(client.clone());
+    let dr_view = dr::DrView::new(args.site.clone().filter(|s| !s.is_empty()), drplans.store());
+    let (vm_plans, vm_plan_changes) = dr::watch_plans(client.clone());
+    let (writer_plans, writer_plan_changes) = dr::watch_plans(client.clone());
     let dns_zones = dns::writer::controller(client.clone());
     let dns_records = dns::record::controller(client.clone(), concurrency);
     let (writer_records, record_changes) = cache::watch::<DnsRecord>(client.clone());
@@ -182,6 +197,7 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         args.namespace.clone(),
         args.dns_resync,
         args.dns_max_backoff,
+        dr_view.with_plans(writer_plans),
     ));
     // Tenant VMs.
     let (size_store, size_writer) = reflector::store::<SizeClass>();
@@ -198,7 +214,17 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         provinces: province_store.clone(),
         sizes: size_store,
         zones: zone_store.clone(),
+        dr: dr_view.with_plans(vm_plans),
     });
+    let dr_ctx = Arc::new(dr::DrContext::new(
+        ctx.clone(),
+        dr_view,
+        tenant_vms.store(),
+        site_store.clone(),
+        province_store.clone(),
+        args.namespace.clone(),
+        args.dr_step_pause,
+    ));
     let tenant_volumes = compute::volume::controller(client.clone());
     let volume_ctx = Arc::new(compute::volume::VolumeContext {
         base: ctx.clone(),
@@ -215,10 +241,11 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         ipam::claim::run(claim_ctx, claims),
         namespaces,
         sizes,
-        compute::vm::run(vm_ctx, tenant_vms, volume_changes),
+        compute::vm::run(vm_ctx, tenant_vms, volume_changes, vm_plan_changes),
+        dr::run(dr_ctx, drplans),
         compute::volume::run(volume_ctx, tenant_volumes),
         dns::record::run(record_ctx, dns_records),
-        dns::writer::run(writer_ctx, dns_zones, record_changes, allocation_changes),
+        dns::writer::run(writer_ctx, dns_zones, record_changes, allocation_changes, writer_plan_changes),
         async move {
             // Departments need the Province, zones and sites: start once their caches have synced.
             if wait.wait_until_ready().await.is_ok()

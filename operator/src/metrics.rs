@@ -45,7 +45,28 @@ pub struct Metrics {
     pub quota_limit: GaugeVec,
     /// TenantVM creation → first Ready.
     pub tenantvm_provision: prometheus::Histogram,
+    /// Per DrPlan (namespace, plan) as seen at this site: seconds since the oldest
+    /// disk's last sync, that sync's UNIX time, the RPO, 1 while Protected.
+    pub dr_lag: GaugeVec,
+    pub dr_last_sync: GaugeVec,
+    pub dr_rpo: GaugeVec,
+    pub dr_protected: GaugeVec,
+    /// UNIX time of the last passed drill (or relocate), and of the last time the
+    /// standby was shown able to run the VMs.
+    pub dr_last_drill: GaugeVec,
+    pub dr_last_standby_check: GaugeVec,
+    /// Action request → done, per action.
+    pub dr_action_duration: HistogramVec,
     ready: AtomicBool,
+}
+
+impl Metrics {
+    /// Drop a deleted DrPlan's series.
+    pub fn forget_plan(&self, namespace: &str, plan: &str) {
+        for g in [&self.dr_lag, &self.dr_last_sync, &self.dr_rpo, &self.dr_protected, &self.dr_last_drill, &self.dr_last_standby_check] {
+            let _ = g.remove_label_values(&[namespace, plan]);
+        }
+    }
 }
 
 impl Metrics {
@@ -103,7 +124,27 @@ impl Metrics {
             HistogramOpts::new("tenantvm_provision_duration_seconds", "TenantVM creation to first Ready").buckets(prometheus::exponential_buckets(0.25, 2.0, 12)?),
         )?;
         registry.register(Box::new(tenantvm_provision.clone()))?;
+        let plan_gauge = |name: &str, help: &str| labelled(name, help, &["namespace", "plan"]);
+        let dr_lag = plan_gauge("dr_lag_seconds", "Seconds since the last completed sync of a DR plan's least recent disk")?;
+        let dr_last_sync = plan_gauge("dr_last_sync_timestamp_seconds", "UNIX time of the last completed sync of a DR plan's least recent disk")?;
+        let dr_rpo = plan_gauge("dr_rpo_seconds", "A DR plan's recovery point objective")?;
+        let dr_protected = plan_gauge("dr_protected", "1 while a DR plan's VMs are defined at the standby and every disk replicates")?;
+        let dr_last_drill = plan_gauge("dr_last_drill_timestamp_seconds", "UNIX time of a DR plan's last passed drill or relocate")?;
+        let dr_last_standby_check =
+            plan_gauge("dr_last_standby_check_timestamp_seconds", "UNIX time the standby last ran a DR plan's VMs (drill, relocate or failover)")?;
+        let dr_action_duration = HistogramVec::new(
+            HistogramOpts::new("dr_action_duration_seconds", "DR action request to its last step done").buckets(prometheus::exponential_buckets(0.5, 2.0, 12)?),
+            &["action"],
+        )?;
+        registry.register(Box::new(dr_action_duration.clone()))?;
         Ok(Self {
+            dr_lag,
+            dr_last_sync,
+            dr_rpo,
+            dr_protected,
+            dr_last_drill,
+            dr_last_standby_check,
+            dr_action_duration,
             dns_pending_changes,
             dns_last_sync,
             dns_zone_in_sync,

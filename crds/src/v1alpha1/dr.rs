@@ -148,9 +148,6 @@ pub struct DrVolumeStatus {
     /// The newest replica at this site (a VolumeSnapshot), when this site receives.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub latest_image: Option<String>,
-    /// The replica the disk was restored from by the last failover or relocate here.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub promoted_image: Option<String>,
     /// The mover's last result (`Successful`, `Failed`) and what it said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mover: Option<String>,
@@ -191,6 +188,9 @@ pub struct DrActionStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<Time>,
     pub steps: Vec<DrStepStatus>,
+    /// Why the action was refused or failed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub message: String,
 }
 
 /// A drill's outcome.
@@ -248,6 +248,14 @@ pub struct DrPlanStatus {
     /// The TenantVMs the plan protects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vms: Vec<String>,
+    /// Per disk (PVC), the replica it was restored from by the last failover or
+    /// relocate to this site. Written only by actions.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub promoted: BTreeMap<String, String>,
+    /// The addresses the plan's VMs have at the other site: their PTRs are removed
+    /// when DNS moves here.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub peer_addresses: Vec<String>,
     /// The last action and its timeline.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_action: Option<DrActionStatus>,

@@ -228,7 +228,7 @@ mod tests {
         fn lag_is_never_negative(last in proptest::option::of(0i64..1000), since in 0i64..1000, now in 0i64..1000) {
             let l = lag(last, since, now);
             prop_assert!(l >= 0);
-            if let Some(t) = last { if now >= t { prop_assert_eq!(l, now - t) } }
+            if let Some(t) = last.filter(|t| now >= *t) { prop_assert_eq!(l, now - t) }
         }
     }
 }

@@ -44,8 +44,9 @@ pub fn claim_name(vm: &TenantVM, i: usize) -> String {
     format!("{}-nic{i}", vm.name_any())
 }
 
-/// One dual-stack AddressClaim per NIC; the first carries the hostname (for its PTRs).
-pub fn claims(vm: &TenantVM) -> Vec<AddressClaim> {
+/// One dual-stack AddressClaim per NIC at `site` (the Primary site when `None`); the
+/// first carries the hostname (for its PTRs).
+pub fn claims(vm: &TenantVM, site: Option<&str>) -> Vec<AddressClaim> {
     vm.spec
         .nics
         .iter()
@@ -54,7 +55,7 @@ pub fn claims(vm: &TenantVM) -> Vec<AddressClaim> {
             metadata: meta(vm, claim_name(vm, i)),
             spec: AddressClaimSpec {
                 zone: n.zone.clone(),
-                site: None,
+                site: site.map(str::to_string),
                 families: IpFamilies::DualStack,
                 ipv4_address: None,
                 ipv6_address: None,
@@ -69,12 +70,14 @@ pub fn disk_name(vm: &TenantVM, d: &DiskSpec) -> String {
     format!("{}-{}", vm.name_any(), d.name)
 }
 
-/// A DataVolume: the root from the image, the others blank, on the tier's StorageClass.
-pub fn data_volume(vm: &TenantVM, d: &DiskSpec, root: bool, storage_class: &str) -> DynamicObject {
+/// A DataVolume: the root from the image, the others blank, on the tier's StorageClass;
+/// or, with `restore`, from that VolumeSnapshot (a replica promoted by a failover).
+pub fn data_volume(vm: &TenantVM, d: &DiskSpec, root: bool, storage_class: &str, restore: Option<&str>) -> DynamicObject {
     let ns = vm.namespace().unwrap_or_default();
     let img = &vm.spec.image;
     let storage = serde_json::json!({"resources": {"requests": {"storage": d.size}}, "storageClassName": storage_class, "accessModes": ["ReadWriteOnce"]});
     let (key, source) = match (root, &img.url, &img.registry, &img.data_source) {
+        _ if restore.is_some() => ("source", serde_json::json!({"snapshot": {"namespace": ns, "name": restore}})),
         (true, Some(u), _, _) => ("source", serde_json::json!({"http": {"url": u}})),
         (true, None, Some(r), _) => ("source", serde_json::json!({"registry": {"url": r}})),
         (true, None, None, Some(ds)) => {
@@ -88,6 +91,9 @@ pub fn data_volume(vm: &TenantVM, d: &DiskSpec, root: bool, storage_class: &str)
     spec.insert(key.into(), source);
     let mut o = DynamicObject::new(&disk_name(vm, d), &dv_resource()).within(&ns);
     o.metadata = meta(vm, disk_name(vm, d));
+    if let Some(snap) = restore {
+        o.metadata.annotations = Some(BTreeMap::from([(l::DR_RESTORED_FROM.to_string(), snap.to_string())]));
+    }
     o.data = serde_json::json!({ "spec": spec });
     o
 }
@@ -111,7 +117,9 @@ fn run_strategy(r: RunStrategy) -> &'static str {
 
 /// The KubeVirt VirtualMachine.
 /// `hotplug`: DataVolumes of TenantVolumes attached to the VM, as hot-pluggable disks.
-pub fn virtual_machine(vm: &TenantVM, vcpu: i32, memory: &str, nics: &[NicPlan], resolvers: &[String], subdomain: &str, hotplug: &[String]) -> DynamicObject {
+/// `halted`: kept stopped whatever the run strategy (the standby copy of a protected VM).
+#[allow(clippy::too_many_arguments)]
+pub fn virtual_machine(vm: &TenantVM, vcpu: i32, memory: &str, nics: &[NicPlan], resolvers: &[String], subdomain: &str, hotplug: &[String], halted: bool) -> DynamicObject {
     let ns = vm.namespace().unwrap_or_default();
     let name = vm.name_any();
     let mut disks = vec![serde_json::json!({"name": "root", "disk": {"bus": "virtio"}})];
@@ -153,7 +161,7 @@ pub fn virtual_machine(vm: &TenantVM, vcpu: i32, memory: &str, nics: &[NicPlan],
     o.metadata = meta(vm, name.clone());
     o.data = serde_json::json!({
         "spec": {
-            "runStrategy": run_strategy(vm.spec.run_strategy),
+            "runStrategy": if halted { "Halted" } else { run_strategy(vm.spec.run_strategy) },
             "template": {
                 "metadata": {"labels": pod_labels},
                 "spec": {

@@ -26,6 +26,7 @@ use super::ledger;
 use crate::apply;
 use crate::context::Context;
 use crate::department::spec_or_lifecycle;
+use crate::dr::{DrView, VmRole};
 use crate::error::{Error, Result, is_not_found};
 
 const CONTROLLER: &str = "tenantvm";
@@ -43,6 +44,8 @@ pub struct VmContext {
     pub zones: Store<NetworkZone>,
     /// TenantVolumes, for the hotplug disks of the VMs they name.
     pub volumes: Store<TenantVolume>,
+    /// DR plans: whether a protected VM runs here or stands by.
+    pub dr: DrView,
 }
 
 fn key(vm: &TenantVM) -> String {
@@ -108,6 +111,21 @@ async fn refuse(vm: &TenantVM, ctx: &VmContext, r: Refusal) -> Result<Action> {
 async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     let client = &ctx.base.client;
     let ns = vm.namespace().unwrap_or_default();
+    let role = ctx.dr.vm_role(vm);
+    if role == VmRole::Unconfirmed {
+        // The DR controller has not yet checked the plan against the other site.
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
+    // A protected VM at a site other than the plan's primary takes that site's addresses.
+    let claim_site = match (&role, ctx.dr.site.as_deref()) {
+        (VmRole::Active { primary, .. } | VmRole::Standby { primary, .. }, Some(me)) if me != primary => Some(me.to_string()),
+        _ => None,
+    };
+    let (standby, carries_dns, promoted) = match &role {
+        VmRole::Standby { .. } => (true, false, Default::default()),
+        VmRole::Active { dns, promoted, .. } => (false, *dns, promoted.clone()),
+        _ => (false, true, Default::default()),
+    };
     // The cache may not have a SizeClass created a moment ago: ask the API server then.
     let size = match ctx.sizes.get(&ObjectRef::new(&vm.spec.size)) {
         Some(s) => Ok(s),
@@ -146,7 +164,7 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     // Addresses.
     let capi: Api<AddressClaim> = Api::namespaced(client.clone(), &ns);
     let mut bound = Vec::new();
-    for c in build::claims(vm) {
+    for c in build::claims(vm, claim_site.as_deref()) {
         let got = apply::apply(&capi, &c).await?;
         let st = got.status.clone().unwrap_or_default();
         let ok = conditions::is_true(&st.conditions, READY);
@@ -177,7 +195,27 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     let disks = std::iter::once(&vm.spec.root_disk).chain(vm.spec.disks.iter());
     let mut disk_failures = Vec::new();
     for (d, (root, sc)) in disks.zip(classes.iter()) {
-        let dv = build::data_volume(vm, d, *root, sc);
+        if standby {
+            // The standby copy's disks come from replicas when it takes over.
+            continue;
+        }
+        let restore = promoted.get(&build::disk_name(vm, d)).map(String::as_str);
+        if let Some(snap) = restore {
+            // A disk restored by a failover or relocate here: a DataVolume from before
+            // (older data) makes way for one from the promoted replica.
+            let name = build::disk_name(vm, d);
+            match dapi.get_opt(&name).await {
+                Ok(Some(old)) if old.annotations().get(pdc_api::labels::DR_RESTORED_FROM).map(String::as_str) != Some(snap) => {
+                    if old.metadata.deletion_timestamp.is_none() {
+                        dapi.delete(&name, &DeleteParams::background()).await.map_err(|source| Error::Delete { what: format!("DataVolume {name}"), source })?;
+                    }
+                    return Ok(Action::requeue(Duration::from_millis(500)));
+                }
+                Ok(_) => {}
+                Err(e) => return missing_integration(vm, ctx, e, "CDI (DataVolume)").await,
+            }
+        }
+        let dv = build::data_volume(vm, d, *root, sc, restore);
         match dapi.patch(&build::disk_name(vm, d), &apply::params(), &Patch::Apply(&dv)).await {
             Ok(got) => {
                 // CDI reports an import that cannot succeed (a bad URL or image) as Failed.
@@ -209,7 +247,7 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         .map(super::volume::dv_name)
         .collect();
     hotplug.sort();
-    let vmobj = build::virtual_machine(vm, size.spec.vcpu, &size.spec.memory, &nics, &resolvers, &subdomain, &hotplug);
+    let vmobj = build::virtual_machine(vm, size.spec.vcpu, &size.spec.memory, &nics, &resolvers, &subdomain, &hotplug, standby);
     let vapi: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &build::vm_resource());
     let kv = match vapi.patch(&vm.name_any(), &apply::params(), &Patch::Apply(&vmobj)).await {
         Ok(o) => o,
@@ -239,7 +277,15 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     let rapi: Api<DnsRecord> = Api::namespaced(client.clone(), &ns);
     let mut dns_ok = true;
     let mut dns_msg = Vec::new();
-    for r in build::dns_records(vm, v4.as_deref(), v6.as_deref()) {
+    let records = if carries_dns { build::dns_records(vm, v4.as_deref(), v6.as_deref()) } else { Vec::new() };
+    if !carries_dns {
+        dns_ok = false;
+        dns_msg.push(match &role {
+            VmRole::Standby { active, .. } => format!("the name carries site {active}'s addresses"),
+            _ => "the name moves to this site's addresses at the DR plan's SwitchDNS step".into(),
+        });
+    }
+    for r in records {
         let got = apply::apply(&rapi, &r).await?;
         let c = got.status.as_ref().and_then(|s| conditions::find(&s.conditions, "Programmed")).cloned();
         if !c.as_ref().is_some_and(|c| c.status == "True" && c.observed_generation == got.metadata.generation) {
@@ -260,7 +306,9 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     };
     let restart = running_size.as_ref().is_some_and(|s| *s != vm.spec.size);
     let ready = running && dns_ok && disk_failures.is_empty();
-    let ready_cond = if !disk_failures.is_empty() {
+    let ready_cond = if let VmRole::Standby { plan, active, .. } = &role {
+        Cond::new(READY, false, "Standby", format!("protected by DrPlan {plan}: it runs at site {active}; here it is defined and halted, its addresses reserved"))
+    } else if !disk_failures.is_empty() {
         Cond::new(READY, false, "DiskFailed", disk_failures.join("; "))
     } else if ready {
         Cond::new(READY, true, "Running", format!("running as {fqdn}"))
@@ -272,7 +320,13 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     let conds = vec![
         accepted,
         Cond::new(ADDRESSES, true, "Bound", format!("{} NIC(s) with static IPv4 and IPv6", nics.len())),
-        if dns_ok { Cond::new(DNS, true, "Programmed", format!("{fqdn} A/AAAA answer")) } else { Cond::new(DNS, false, "Pending", dns_msg.join("; ")) },
+        if dns_ok {
+            Cond::new(DNS, true, "Programmed", format!("{fqdn} A/AAAA answer"))
+        } else if !carries_dns {
+            Cond::new(DNS, false, "Standby", dns_msg.join("; "))
+        } else {
+            Cond::new(DNS, false, "Pending", dns_msg.join("; "))
+        },
         if restart {
             Cond::new(RESTART, true, "Resized", format!("restart the VM to run as {} (it runs as {})", vm.spec.size, running_size.clone().unwrap_or_default()))
         } else {
@@ -406,10 +460,13 @@ async fn report(ctx: Arc<VmContext>, vms: Store<TenantVM>) {
     }
 }
 
-/// `volume_changes`: the changes of `ctx.volumes` (see [`crate::cache::watch`]).
-pub async fn run<V>(ctx: Arc<VmContext>, controller: Controller<TenantVM>, volume_changes: V)
+/// `volume_changes`: the changes of `ctx.volumes` (see [`crate::cache::watch`]);
+/// `plans`: the changes of the DrPlans in `ctx.dr` (see [`crate::dr::watch_plans`]):
+/// a site became active or DNS moved, and the VMs of the plan's namespace look again.
+pub async fn run<V, P>(ctx: Arc<VmContext>, controller: Controller<TenantVM>, volume_changes: V, plans: P)
 where
     V: futures::Stream<Item = std::result::Result<TenantVolume, watcher::Error>> + Send + 'static,
+    P: futures::Stream<Item = std::result::Result<pdc_api::DrPlan, watcher::Error>> + Send + 'static,
 {
     let client = ctx.base.client.clone();
     let vms = controller.store();
@@ -426,6 +483,7 @@ where
     let vms2 = vms.clone();
     // A Department's ledger or quota changed: VMs of its namespace waiting for quota look again.
     let depts = watcher(Api::<Department>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects();
+    let vms4 = vms.clone();
     controller
         .watches_stream_with(kv, |o: DynamicObject| by_label(&o), build::vm_resource())
         .watches_stream_with(dvs, |o: DynamicObject| by_label(&o), build::dv_resource())
@@ -441,6 +499,10 @@ where
         .watches_stream(volume_changes, move |v: TenantVolume| {
             let ns = v.namespace();
             vms2.state().iter().filter(|x| x.namespace() == ns).map(|x| ObjectRef::from_obj(x.as_ref())).collect::<Vec<_>>()
+        })
+        .watches_stream(plans, move |p: pdc_api::DrPlan| {
+            let ns = p.namespace();
+            vms4.state().iter().filter(|x| x.namespace() == ns).map(|x| ObjectRef::from_obj(x.as_ref())).collect::<Vec<_>>()
         })
         .watches_stream(depts, move |d: Department| {
             let ns = d.name_any();

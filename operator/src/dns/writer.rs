@@ -33,6 +33,7 @@ use tracing::{info, warn};
 use super::record::{PROGRAMMED, set_condition, set_finalizer};
 use super::{has_finalizer, subdomain_of, zone_for};
 use crate::context::Context;
+use crate::dr::DrView;
 use crate::department::spec_or_lifecycle;
 use crate::error::{Error, Result};
 
@@ -55,6 +56,8 @@ pub struct WriterContext {
     pub resync: Duration,
     /// The longest wait between attempts at an unreachable server.
     pub max_backoff: Duration,
+    /// DR plans: which protected VMs' names this site carries.
+    pub dr: DrView,
     cache: Mutex<HashMap<String, ZoneCache>>,
 }
 
@@ -71,8 +74,9 @@ impl WriterContext {
         namespace: String,
         resync: Duration,
         max_backoff: Duration,
+        dr: DrView,
     ) -> Self {
-        Self { base, records, namespaces, allocations, netzones, provinces, zones, namespace, resync, max_backoff, cache: Mutex::default() }
+        Self { base, records, namespaces, allocations, netzones, provinces, zones, namespace, resync, max_backoff, dr, cache: Mutex::default() }
     }
 }
 
@@ -126,6 +130,15 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
             continue;
         }
         let ns = rec.namespace().unwrap_or_default();
+        // A DR-protected VM's names: carried by one site at a time.
+        let dns_here = crate::dr::vm_of(rec.as_ref()).and_then(|vm| ctx.dr.dns_here(&ns, &vm));
+        if dns_here == Some(false) {
+            // They carry the other site's addresses: neither program nor remove them.
+            if rec.metadata.deletion_timestamp.is_some() {
+                w.deleting.push((rec.clone(), None));
+            }
+            continue;
+        }
         let set = subdomain_of(&ctx.namespaces, &ns).and_then(|sub| rec.rrset(&sub, ttl).ok());
         let prev = rec.programmed_key().filter(|(n, _)| in_zone(n));
         if rec.metadata.deletion_timestamp.is_some() {
@@ -159,6 +172,11 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
         if let Some(p) = prev {
             w.owned.insert(p);
         }
+        // After a failover or relocate here, the set the other site programmed at
+        // this name is taken over.
+        if dns_here == Some(true) {
+            w.owned.insert(key.clone());
+        }
         w.sets.insert(key.clone(), set);
         w.members.push((rec, key));
     }
@@ -173,13 +191,19 @@ fn reverse_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
     let zones = ctx.zones.state();
     let me = z.name_any();
     for nz in ctx.netzones.state() {
-        for s in &nz.spec.sites {
+        // An operator with a site owns the PTRs of that site's prefixes only; the
+        // other site's operator keeps its own.
+        for s in nz.spec.sites.iter().filter(|s| ctx.dr.site.as_ref().is_none_or(|me| *me == s.site)) {
             w.ptr_prefixes.extend([&s.ipv4, &s.ipv6].into_iter().flatten().filter_map(|p| Prefix::parse(p).ok()));
         }
     }
     for a in ctx.allocations.state() {
         let (Some(host), Ok(addr)) = (a.spec.hostname.as_ref(), Addr::parse(&a.spec.address)) else { continue };
         if a.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let vm = a.spec.claim.name.rsplit_once("-nic").map(|(v, _)| v);
+        if vm.and_then(|v| ctx.dr.dns_here(&a.spec.claim.namespace, v)) == Some(false) {
             continue;
         }
         let name = addr.reverse_name();
@@ -190,6 +214,14 @@ fn reverse_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
         let key = (name.clone(), RecordType::PTR);
         w.owned.insert(key.clone());
         w.sets.insert(key, RRset { name, rtype: RecordType::PTR, ttl, values: BTreeSet::from([value]) });
+    }
+    // The other site's addresses of VMs whose names moved here: their PTRs go.
+    for a in ctx.dr.peer_addresses() {
+        let Ok(addr) = Addr::parse(&a) else { continue };
+        let name = addr.reverse_name();
+        if zone_for(&name, ZoneKind::Reverse, &zones).is_some_and(|h| h.name_any() == me) && !w.sets.contains_key(&(name.clone(), RecordType::PTR)) {
+            w.owned.insert((name, RecordType::PTR));
+        }
     }
     w
 }
@@ -538,13 +570,16 @@ pub fn controller(client: Client) -> Controller<DnsZone> {
 
 /// Run the writers: a DnsRecord's change wakes the forward zones, an
 /// AddressAllocation's the reverse zones (both from [`crate::cache::watch`]).
-pub async fn run<R, A>(ctx: Arc<WriterContext>, controller: Controller<DnsZone>, records: R, allocations: A)
+/// `plans`: changes of the DrPlans in `ctx.dr` (see [`crate::dr::watch_plans`]).
+pub async fn run<R, A, P>(ctx: Arc<WriterContext>, controller: Controller<DnsZone>, records: R, allocations: A, plans: P)
 where
     R: futures::Stream<Item = std::result::Result<DnsRecord, watcher::Error>> + Send + 'static,
     A: futures::Stream<Item = std::result::Result<AddressAllocation, watcher::Error>> + Send + 'static,
+    P: futures::Stream<Item = std::result::Result<pdc_api::DrPlan, watcher::Error>> + Send + 'static,
 {
     let zones = ctx.zones.clone();
     let zones2 = ctx.zones.clone();
+    let zones3 = ctx.zones.clone();
     let of_kind = |zones: &Store<DnsZone>, kind: ZoneKind| -> Vec<ObjectRef<DnsZone>> {
         zones.state().iter().filter(|z| z.spec.kind == kind).map(|z| ObjectRef::from_obj(z.as_ref())).collect()
     };
@@ -553,6 +588,8 @@ where
     controller
         .watches_stream(records, move |_r: DnsRecord| of_kind(&zones, ZoneKind::Forward))
         .watches_stream(allocations, move |_a: AddressAllocation| of_kind(&zones2, ZoneKind::Reverse))
+        // A DR plan moved its names between sites: every zone looks again.
+        .watches_stream(plans, move |_p: pdc_api::DrPlan| zones3.state().iter().map(|z| ObjectRef::from_obj(z.as_ref())).collect::<Vec<_>>())
         .shutdown_on_signal()
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

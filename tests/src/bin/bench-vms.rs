@@ -68,12 +68,12 @@ async fn baseline(client: &Client, n: usize, conc: usize) -> Result<Duration, St
                 vm.metadata.namespace = Some(ns.into());
                 vm.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
                 let pp = PostParams::default();
-                for c in build::claims(&vm) {
+                for c in build::claims(&vm, None) {
                     claims.create(&pp, &c).await.map_err(|e| e.to_string())?;
                 }
-                dvs.create(&pp, &build::data_volume(&vm, &vm.spec.root_disk, true, "pdc-ssd")).await.map_err(|e| e.to_string())?;
+                dvs.create(&pp, &build::data_volume(&vm, &vm.spec.root_disk, true, "pdc-ssd", None)).await.map_err(|e| e.to_string())?;
                 for d in &vm.spec.disks {
-                    dvs.create(&pp, &build::data_volume(&vm, d, false, "pdc-hdd")).await.map_err(|e| e.to_string())?;
+                    dvs.create(&pp, &build::data_volume(&vm, d, false, "pdc-hdd", None)).await.map_err(|e| e.to_string())?;
                 }
                 let nic = NicPlan {
                     zone: "app".into(),
@@ -81,7 +81,7 @@ async fn baseline(client: &Client, n: usize, conc: usize) -> Result<Duration, St
                     ipv4: Some((format!("10.99.{}.{}/24", i / 250, i % 250 + 1), "10.99.0.1".into())),
                     ipv6: Some((format!("2001:db8:99::{i:x}/64"), "2001:db8:99::1".into())),
                 };
-                vms.create(&pp, &build::virtual_machine(&vm, 2, "4Gi", &[nic], &["10.15.255.53".into()], "bench.daklak.gov.vn", &[])).await.map_err(|e| e.to_string())?;
+                vms.create(&pp, &build::virtual_machine(&vm, 2, "4Gi", &[nic], &["10.15.255.53".into()], "bench.daklak.gov.vn", &[], false)).await.map_err(|e| e.to_string())?;
                 Ok::<(), String>(())
             }
         })

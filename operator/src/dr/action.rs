@@ -1,0 +1,506 @@
+//! Failover, relocate and drill, carried out by the operator of the site that takes
+//! over. Each step is recorded in the plan's status when it starts and when it is
+//! done (the timeline); its effects are idempotent, so an operator that stops at any
+//! point resumes at the first step not done and carries it out again.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::{Client, ResourceExt};
+use pdc_api::conditions;
+use pdc_api::labels as l;
+use pdc_api::{DnsRecord, DnsRecordSpec, DnsRecordType, DrAction, DrActionStatus, DrPlan, DrStepStatus};
+use pdc_core::dr::{self as engine, Step};
+use tracing::info;
+
+use super::replicate::{covered, volumes};
+use super::{DrContext, rd_resource, rs_resource};
+use crate::compute::build::{dv_resource, vm_resource};
+use crate::compute::vm::DNS;
+use crate::error::{Error, Result, is_not_found};
+
+/// How long a drill waits for its copies to run and answer.
+const DRILL_TIMEOUT: Duration = Duration::from_secs(600);
+
+enum Outcome {
+    Done(String),
+    Wait(String),
+    Fail(String),
+}
+
+fn engine_action(a: DrAction) -> Option<engine::Action> {
+    match a {
+        DrAction::Failover => Some(engine::Action::Failover),
+        DrAction::Relocate => Some(engine::Action::Relocate),
+        DrAction::Drill => Some(engine::Action::Drill),
+        DrAction::None => None,
+    }
+}
+
+fn now() -> Time {
+    Time(Timestamp::now())
+}
+
+/// Write this site's record of the action (and other action-owned fields),
+/// guarded by the resourceVersion read: a concurrent change means read again.
+async fn record(plan: &DrPlan, ctx: &DrContext, a: &DrActionStatus, extra: serde_json::Value) -> Result<()> {
+    let mut status = serde_json::json!({ "lastAction": a, "currentStep": a.steps.iter().find(|s| s.state == "Running").map(|s| s.name.clone()) });
+    if let (Some(s), Some(e)) = (status.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    let body = serde_json::json!({ "metadata": {"resourceVersion": plan.resource_version()}, "status": status });
+    let api: Api<DrPlan> = Api::namespaced(ctx.base.client.clone(), &plan.namespace().unwrap_or_default());
+    api.patch_status(&plan.name_any(), &PatchParams::default(), &Patch::Merge(&body))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::PatchStatus { what: format!("DrPlan {}", plan.name_any()), source })
+}
+
+/// Fence site `peer`'s copy: record there that `me` is active (epoch `epoch`) and
+/// halt the plan's VMs there. The number of VMs halted, or why the site did not answer.
+pub async fn fence(plan: &DrPlan, peer: &Client, me: &str, epoch: i64) -> std::result::Result<usize, String> {
+    let ns = plan.namespace().unwrap_or_default();
+    let body = serde_json::json!({"status": {"activeSite": me, "dnsSite": me, "epoch": epoch}});
+    match Api::<DrPlan>::namespaced(peer.clone(), &ns).patch_status(&plan.name_any(), &PatchParams::default(), &Patch::Merge(&body)).await {
+        Ok(_) => {}
+        Err(e) if is_not_found(&e) => {}
+        Err(e) => return Err(format!("it does not answer: {e}")),
+    }
+    let vms: Api<DynamicObject> = Api::namespaced_with(peer.clone(), &ns, &vm_resource());
+    let halt = serde_json::json!({"spec": {"runStrategy": "Halted"}});
+    let mut n = 0;
+    for name in plan.status.as_ref().map(|s| s.vms.clone()).unwrap_or_default() {
+        match vms.patch(&name, &PatchParams::default(), &Patch::Merge(&halt)).await {
+            Ok(_) => n += 1,
+            Err(e) if is_not_found(&e) => {}
+            Err(e) => return Err(format!("halting VM {name} failed: {e}")),
+        }
+    }
+    Ok(n)
+}
+
+/// A new action asked for by `spec.action` + `spec.actionToken`.
+pub async fn start(plan: &DrPlan, ctx: &DrContext, me: &str, peer_site: &str, _peer: std::result::Result<Client, String>, _peer_plan: Option<DrPlan>) -> Result<Action> {
+    let token = plan.spec.action_token.clone().unwrap_or_default();
+    let Some(which) = engine_action(plan.spec.action) else { return Ok(Action::await_change()) };
+    let mut a = DrActionStatus {
+        action: plan.spec.action,
+        token: token.clone(),
+        target_site: me.to_string(),
+        dry_run: plan.spec.dry_run,
+        result: "Running".into(),
+        started: Some(now()),
+        finished: None,
+        steps: Vec::new(),
+        message: String::new(),
+    };
+    if plan.active_site() == me {
+        a.result = "Failed".into();
+        a.finished = Some(now());
+        a.message = format!(
+            "site {me} already runs this plan's VMs; a {} is asked of the copy at the site that is to take over (site {peer_site}): pdcctl dr {} {} with that site's kubeconfig",
+            plan.spec.action.as_str(),
+            plan.spec.action.as_str().to_lowercase(),
+            plan.name_any()
+        );
+        ctx.base.event(plan, true, "ActionRefused", &a.message).await;
+        record(plan, ctx, &a, serde_json::json!({})).await?;
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
+    let planned = plan.spec.dry_run;
+    let descriptions = describe(plan, ctx, me, peer_site, which);
+    a.steps = engine::steps(which)
+        .iter()
+        .zip(descriptions)
+        .map(|(s, d)| DrStepStatus { name: s.as_str().into(), state: if planned { "Planned" } else { "Pending" }.into(), message: d, ..Default::default() })
+        .collect();
+    if planned {
+        a.result = "Planned".into();
+        a.finished = Some(now());
+    }
+    info!(plan = %plan.name_any(), action = plan.spec.action.as_str(), token = %token, dry_run = planned, "DR action accepted");
+    ctx.base.event(plan, false, if planned { "ActionPlanned" } else { "ActionStarted" }, &format!("{} to site {me}", plan.spec.action.as_str())).await;
+    let phase = match (planned, which) {
+        (true, _) => None,
+        (false, engine::Action::Failover) => Some("FailingOver"),
+        (false, engine::Action::Relocate) => Some("Relocating"),
+        (false, engine::Action::Drill) => Some("Drilling"),
+    };
+    record(plan, ctx, &a, phase.map(|p| serde_json::json!({"phase": p})).unwrap_or_default()).await?;
+    Ok(Action::requeue(Duration::from_millis(50)))
+}
+
+/// What each step of `which` would do, for the timeline and dry runs.
+fn describe(plan: &DrPlan, ctx: &DrContext, me: &str, peer: &str, which: engine::Action) -> Vec<String> {
+    let vms = covered(plan, ctx);
+    let vols = volumes(&vms, ctx);
+    let st = plan.status.clone().unwrap_or_default();
+    let images: BTreeMap<String, String> = st.volumes.iter().filter_map(|v| Some((v.pvc.clone(), format!("{} (synced {})", v.latest_image.clone()?, v.last_sync_time.as_ref().map(|t| t.0.to_string()).unwrap_or_default())))).collect();
+    let addrs: Vec<String> = vms
+        .iter()
+        .map(|v| {
+            let nic = v.status.as_ref().and_then(|s| s.nics.first());
+            format!("{} {}", v.status.as_ref().and_then(|s| s.fqdn.clone()).unwrap_or_else(|| v.spec.hostname.clone()), nic.map(|n| format!("{} {}", n.ipv4.clone().unwrap_or_default(), n.ipv6.clone().unwrap_or_default())).unwrap_or_default())
+        })
+        .collect();
+    let restore: Vec<String> = vols.iter().map(|v| format!("{} ← {}", v.pvc, images.get(&v.pvc).cloned().unwrap_or_else(|| "no replica yet".into()))).collect();
+    engine::steps(which)
+        .iter()
+        .map(|s| match s {
+            Step::Fence => format!("record site {peer} as fenced (epoch {}); halt its {} VM(s) if it answers", plan.epoch() + 1, vms.len()),
+            Step::StopSource => format!("wait until the {} VM(s) at site {peer} have stopped", vms.len()),
+            Step::FinalSync => format!("sync the {} disk(s) once more from site {peer} and wait for the replicas here", vols.len()),
+            Step::Promote => format!("restore {} disk(s) from the newest replicas at site {me}: {}", vols.len(), restore.join(", ")),
+            Step::StartVms => format!("start {} VM(s) at site {me} with its addresses", vms.len()),
+            Step::SwitchDns => format!("point the names (A, AAAA, PTR) at site {me}: {}", addrs.join("; ")),
+            Step::StartCopies => format!("start copies of {} VM(s) from the newest replicas, as <host>.drill under the department's subdomain", vms.len()),
+            Step::Check => "wait until the copies run and their drill names are programmed".into(),
+            Step::Teardown => "remove the copies, their disks and their drill names".into(),
+        })
+        .collect()
+}
+
+/// Carry out (or wait on) the running action's current step.
+pub async fn step(plan: &DrPlan, mut a: DrActionStatus, ctx: &DrContext, me: &str, peer_site: &str, peer: std::result::Result<Client, String>) -> Result<Action> {
+    // A relocate that cannot finish because the other site is lost gives way to a failover.
+    let token = plan.spec.action_token.clone().unwrap_or_default();
+    if a.action == DrAction::Relocate && plan.spec.action == DrAction::Failover && token != a.token {
+        a.result = "Failed".into();
+        a.finished = Some(now());
+        a.message = format!("superseded by Failover (token {token})");
+        for s in a.steps.iter_mut().filter(|s| s.state != "Done") {
+            s.state = "Failed".into();
+        }
+        record(plan, ctx, &a, serde_json::json!({})).await?;
+        return Ok(Action::requeue(Duration::from_millis(50)));
+    }
+    let Some(i) = a.steps.iter().position(|s| s.state != "Done") else {
+        return finish(plan, ctx, a, me).await;
+    };
+    let Some(which) = a.steps.get(i).and_then(|s| Step::parse(&s.name)) else {
+        return Err(Error::Invalid(format!("DrPlan {}: unknown step in status", plan.name_any())));
+    };
+    if a.steps.get(i).is_some_and(|s| s.state == "Pending") {
+        if let Some(s) = a.steps.get_mut(i) {
+            s.state = "Running".into();
+            s.started = Some(now());
+        }
+        record(plan, ctx, &a, serde_json::json!({})).await?;
+        return Ok(Action::requeue(Duration::from_millis(20)));
+    }
+    let started = a.steps.get(i).and_then(|s| s.started.clone()).map(|t| t.0).unwrap_or_else(Timestamp::now);
+    let outcome = match effects(plan, ctx, &a, which, started, me, peer_site, &peer).await {
+        Ok(o) => o,
+        Err(e) => Outcome::Wait(e),
+    };
+    match outcome {
+        Outcome::Done(msg) => {
+            if !ctx.step_pause.is_zero() {
+                tokio::time::sleep(ctx.step_pause).await;
+            }
+            info!(plan = %plan.name_any(), step = which.as_str(), "DR step done");
+            if let Some(s) = a.steps.get_mut(i) {
+                s.state = "Done".into();
+                s.finished = Some(now());
+                s.message = msg;
+            }
+            // Read again: the step's own status writes moved the resourceVersion.
+            let fresh = Api::<DrPlan>::namespaced(ctx.base.client.clone(), &plan.namespace().unwrap_or_default())
+                .get(&plan.name_any())
+                .await
+                .map_err(|source| Error::Read { what: format!("DrPlan {}", plan.name_any()), source })?;
+            record(&fresh, ctx, &a, serde_json::json!({})).await?;
+            Ok(Action::requeue(Duration::from_millis(20)))
+        }
+        Outcome::Wait(msg) => {
+            if a.steps.get(i).is_some_and(|s| s.message != msg) {
+                if let Some(s) = a.steps.get_mut(i) {
+                    s.message = msg;
+                }
+                record(plan, ctx, &a, serde_json::json!({})).await?;
+            }
+            Ok(Action::requeue(Duration::from_millis(500)))
+        }
+        Outcome::Fail(msg) => {
+            ctx.base.event(plan, true, "ActionFailed", &format!("{}: {msg}", which.as_str())).await;
+            if let Some(s) = a.steps.get_mut(i) {
+                s.state = "Failed".into();
+                s.finished = Some(now());
+                s.message = msg.clone();
+            }
+            a.result = "Failed".into();
+            a.finished = Some(now());
+            a.message = format!("{}: {msg}", which.as_str());
+            record(plan, ctx, &a, serde_json::json!({"phase": "Unprotected"})).await?;
+            Ok(Action::requeue(Duration::from_secs(5)))
+        }
+    }
+}
+
+async fn finish(plan: &DrPlan, ctx: &DrContext, mut a: DrActionStatus, me: &str) -> Result<Action> {
+    let t = now();
+    let mut extra = serde_json::Map::new();
+    let drill_failed = a.steps.iter().find(|s| s.name == Step::Check.as_str()).is_some_and(|s| s.message.starts_with("Failed"));
+    a.result = if drill_failed { "Failed" } else { "Succeeded" }.into();
+    a.finished = Some(t.clone());
+    match a.action {
+        DrAction::Drill => {
+            let check = a.steps.iter().find(|s| s.name == Step::Check.as_str()).map(|s| s.message.clone()).unwrap_or_default();
+            extra.insert("lastDrill".into(), serde_json::json!({"time": t, "result": if drill_failed { "Failed" } else { "Passed" }, "message": check}));
+            if !drill_failed {
+                extra.insert("lastStandbyCheck".into(), serde_json::json!(t));
+            }
+        }
+        DrAction::Relocate => {
+            extra.insert("lastDrill".into(), serde_json::json!({"time": t, "result": "Passed", "message": format!("relocated to site {me}")}));
+            extra.insert("lastStandbyCheck".into(), serde_json::json!(t));
+        }
+        _ => {
+            extra.insert("lastStandbyCheck".into(), serde_json::json!(t));
+        }
+    }
+    if let Some(s) = &a.started {
+        let secs = t.0.duration_since(s.0).as_secs_f64();
+        ctx.base.metrics.dr_action_duration.with_label_values(&[a.action.as_str()]).observe(secs.max(0.0));
+    }
+    info!(plan = %plan.name_any(), action = a.action.as_str(), result = %a.result, "DR action finished");
+    ctx.base.event(plan, drill_failed, "ActionFinished", &format!("{} to site {me}: {}", a.action.as_str(), a.result)).await;
+    record(plan, ctx, &a, serde_json::Value::Object(extra)).await?;
+    Ok(Action::requeue(Duration::from_millis(50)))
+}
+
+fn phase_of(o: &DynamicObject) -> Option<&str> {
+    o.data.pointer("/status/printableStatus").and_then(|p| p.as_str())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn effects(
+    plan: &DrPlan,
+    ctx: &DrContext,
+    a: &DrActionStatus,
+    which: Step,
+    started: Timestamp,
+    me: &str,
+    peer_site: &str,
+    peer: &std::result::Result<Client, String>,
+) -> std::result::Result<Outcome, String> {
+    let client = &ctx.base.client;
+    let ns = plan.namespace().unwrap_or_default();
+    let vms = covered(plan, ctx);
+    let vols = volumes(&vms, ctx);
+    let read = |e: kube::Error| e.to_string();
+    match which {
+        Step::Fence => {
+            let peer_epoch = match peer {
+                Ok(pc) => Api::<DrPlan>::namespaced(pc.clone(), &ns).get_opt(&plan.name_any()).await.ok().flatten().map(|p| p.epoch()).unwrap_or(0),
+                Err(_) => 0,
+            };
+            let already = plan.status.as_ref().and_then(|s| s.fence.as_ref()).is_some_and(|f| a.started.as_ref().is_some_and(|s| f.time.0 >= s.0));
+            let epoch = if already { plan.epoch().max(peer_epoch) } else { plan.epoch().max(peer_epoch) + 1 };
+            let result = match peer {
+                Ok(pc) => fence(plan, pc, me, epoch).await,
+                Err(e) => Err(e.clone()),
+            };
+            let (confirmed, msg) = match &result {
+                Ok(n) => (true, format!("site {peer_site} answered: {n} VM(s) halted there; epoch {epoch}")),
+                Err(e) if a.action == DrAction::Relocate => return Ok(Outcome::Fail(format!("a relocate needs site {peer_site}, which does not answer: {e}; use Failover if it is lost"))),
+                Err(e) => (false, format!("site {peer_site} does not answer ({e}); fenced by record (epoch {epoch}): its VMs are halted as soon as it answers")),
+            };
+            let fence = serde_json::json!({"site": peer_site, "time": now(), "confirmed": confirmed, "message": msg});
+            super::patch_status(client, plan, serde_json::json!({"epoch": epoch, "fence": fence})).await.map_err(|e| e.to_string())?;
+            Ok(Outcome::Done(msg))
+        }
+        Step::StopSource => {
+            let pc = peer.as_ref().map_err(|e| format!("site {peer_site} does not answer: {e}"))?;
+            let api: Api<DynamicObject> = Api::namespaced_with(pc.clone(), &ns, &vm_resource());
+            let mut running = Vec::new();
+            for v in &vms {
+                if let Some(o) = api.get_opt(&v.name_any()).await.map_err(read)?
+                    && phase_of(&o).is_some_and(|p| p != "Stopped")
+                {
+                    running.push(v.name_any());
+                }
+            }
+            if running.is_empty() {
+                Ok(Outcome::Done(format!("the {} VM(s) at site {peer_site} have stopped", vms.len())))
+            } else {
+                Ok(Outcome::Wait(format!("waiting for {} VM(s) at site {peer_site} to stop: {}", running.len(), running.join(", "))))
+            }
+        }
+        Step::FinalSync => {
+            let pc = peer.as_ref().map_err(|e| format!("site {peer_site} does not answer: {e}"))?;
+            let trigger = format!("pdc-{}", a.token);
+            let sources: Api<DynamicObject> = Api::namespaced_with(pc.clone(), &ns, &rs_resource());
+            let dests: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &rd_resource());
+            let body = serde_json::json!({"spec": {"trigger": {"schedule": null, "manual": trigger}}});
+            let mut waiting = Vec::new();
+            for v in &vols {
+                let src = sources.patch(&v.pvc, &PatchParams::default(), &Patch::Merge(&body)).await.map_err(|e| format!("asking site {peer_site} to sync disk {}: {e}", v.pvc))?;
+                let sent = src.data.pointer("/status/lastManualSync").and_then(|x| x.as_str()) == Some(trigger.as_str());
+                let rd = dests.get_opt(&v.pvc).await.map_err(read)?;
+                let arrived = rd
+                    .as_ref()
+                    .and_then(|o| o.data.pointer("/status/lastSyncTime").and_then(|t| t.as_str()).and_then(|t| t.parse::<Timestamp>().ok()))
+                    .is_some_and(|t| t >= started);
+                if !(sent && arrived) {
+                    waiting.push(v.pvc.clone());
+                }
+            }
+            if waiting.is_empty() {
+                Ok(Outcome::Done(format!("{} disk(s) synced after the VMs stopped", vols.len())))
+            } else {
+                Ok(Outcome::Wait(format!("waiting for the last sync of {} of {} disk(s): {}", waiting.len(), vols.len(), waiting.join(", "))))
+            }
+        }
+        Step::Promote => {
+            let dests: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &rd_resource());
+            let mut promoted = BTreeMap::new();
+            for v in &vols {
+                let image = dests.get_opt(&v.pvc).await.map_err(read)?.and_then(|o| o.data.pointer("/status/latestImage/name").and_then(|n| n.as_str()).map(str::to_string));
+                match image {
+                    Some(i) => {
+                        promoted.insert(v.pvc.clone(), i);
+                    }
+                    None => return Ok(Outcome::Fail(format!("disk {} has no replica at site {me} yet: it cannot be restored here", v.pvc))),
+                }
+            }
+            super::patch_status(client, plan, serde_json::json!({"promoted": promoted})).await.map_err(|e| e.to_string())?;
+            Ok(Outcome::Done(format!("{} disk(s) restored from: {}", promoted.len(), promoted.iter().map(|(p, i)| format!("{p} ← {i}")).collect::<Vec<_>>().join(", "))))
+        }
+        Step::StartVms => {
+            if plan.active_site() != me {
+                super::patch_status(client, plan, serde_json::json!({"activeSite": me})).await.map_err(|e| e.to_string())?;
+            }
+            let running: Vec<&str> = vms.iter().filter(|v| v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).map(|v| v.metadata.name.as_deref().unwrap_or_default()).collect();
+            if running.len() == vms.len() {
+                Ok(Outcome::Done(format!("{} VM(s) running at site {me}", vms.len())))
+            } else {
+                Ok(Outcome::Wait(format!("{} of {} VM(s) running at site {me}", running.len(), vms.len())))
+            }
+        }
+        Step::SwitchDns => {
+            if plan.dns_site() != me {
+                super::patch_status(client, plan, serde_json::json!({"dnsSite": me})).await.map_err(|e| e.to_string())?;
+            }
+            let done: Vec<String> = vms
+                .iter()
+                .filter(|v| v.status.as_ref().is_some_and(|s| conditions::find(&s.conditions, DNS).is_some_and(|c| c.status == "True" && c.observed_generation == v.metadata.generation)))
+                .filter_map(|v| v.status.as_ref().and_then(|s| s.fqdn.clone()))
+                .collect();
+            if done.len() == vms.len() {
+                Ok(Outcome::Done(format!("{} name(s) answer with site {me}'s addresses: {}", done.len(), done.join(", "))))
+            } else {
+                Ok(Outcome::Wait(format!("{} of {} name(s) programmed with site {me}'s addresses", done.len(), vms.len())))
+            }
+        }
+        Step::StartCopies => start_copies(plan, ctx, &ns, me).await,
+        Step::Check => {
+            let label = format!("{}={}", l::DR_DRILL, plan.name_any());
+            let lp = ListParams::default().labels(&label);
+            let kv: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &vm_resource());
+            let copies = kv.list(&lp).await.map_err(read)?.items;
+            let records = Api::<DnsRecord>::namespaced(client.clone(), &ns).list(&lp).await.map_err(read)?.items;
+            let running = copies.iter().filter(|o| phase_of(o) == Some("Running")).count();
+            let programmed: Vec<String> = records
+                .iter()
+                .filter(|r| r.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Programmed")))
+                .filter_map(|r| r.status.as_ref().and_then(|s| s.fqdn.clone()))
+                .collect();
+            let ok = running == copies.len() && !copies.is_empty() && programmed.len() == records.len();
+            let summary = format!("{running} of {} copies running; {} of {} drill names programmed ({})", copies.len(), programmed.len(), records.len(), programmed.join(", "));
+            if ok {
+                Ok(Outcome::Done(format!("Passed: {summary}")))
+            } else if Timestamp::now().duration_since(started).as_secs() > DRILL_TIMEOUT.as_secs() as i64 {
+                Ok(Outcome::Done(format!("Failed after {}s: {summary}", DRILL_TIMEOUT.as_secs())))
+            } else {
+                Ok(Outcome::Wait(summary))
+            }
+        }
+        Step::Teardown => {
+            let label = format!("{}={}", l::DR_DRILL, plan.name_any());
+            let lp = ListParams::default().labels(&label);
+            for ar in [vm_resource(), dv_resource()] {
+                let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+                for o in api.list(&lp).await.map_err(read)?.items {
+                    let _ = api.delete(&o.name_any(), &DeleteParams::background()).await;
+                }
+            }
+            let rapi: Api<DnsRecord> = Api::namespaced(client.clone(), &ns);
+            let left = rapi.list(&lp).await.map_err(read)?.items;
+            for r in &left {
+                if r.metadata.deletion_timestamp.is_none() {
+                    let _ = rapi.delete(&r.name_any(), &DeleteParams::background()).await;
+                }
+            }
+            if left.is_empty() {
+                Ok(Outcome::Done("the copies, their disks and drill names are removed".into()))
+            } else {
+                Ok(Outcome::Wait(format!("waiting for {} drill name(s) to leave DNS", left.len())))
+            }
+        }
+    }
+}
+
+/// Drill copies: for every VM, its halted definition here started as `<vm>-drill`
+/// on disks restored from the newest replicas, named `<host>.drill` in DNS.
+async fn start_copies(plan: &DrPlan, ctx: &DrContext, ns: &str, me: &str) -> std::result::Result<Outcome, String> {
+    let client = &ctx.base.client;
+    let vms = covered(plan, ctx);
+    let kv: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &vm_resource());
+    let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &dv_resource());
+    let dests: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &rd_resource());
+    let records: Api<DnsRecord> = Api::namespaced(client.clone(), ns);
+    let labels = serde_json::json!({ l::MANAGED_BY: l::MANAGED_BY_VALUE, l::DR_PLAN: plan.name_any(), l::DR_DRILL: plan.name_any() });
+    let params = crate::apply::params();
+    for vm in &vms {
+        let Some(def) = kv.get_opt(&vm.name_any()).await.map_err(|e| e.to_string())? else {
+            return Ok(Outcome::Fail(format!("VM {} is not defined at site {me} yet", vm.name_any())));
+        };
+        let mut spec = def.data.get("spec").cloned().unwrap_or_default();
+        super::set(&mut spec, "runStrategy", serde_json::json!("Always"));
+        for d in std::iter::once(&vm.spec.root_disk).chain(vm.spec.disks.iter()) {
+            let pvc = crate::compute::build::disk_name(vm, d);
+            let image = dests.get_opt(&pvc).await.map_err(|e| e.to_string())?.and_then(|o| o.data.pointer("/status/latestImage/name").and_then(|n| n.as_str()).map(str::to_string));
+            let Some(image) = image else { return Ok(Outcome::Fail(format!("disk {pvc} has no replica at site {me}: nothing to drill on"))) };
+            let copy = format!("{pvc}-drill");
+            let dv = serde_json::json!({
+                "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
+                "metadata": {"name": copy, "namespace": ns, "labels": labels},
+                "spec": {"source": {"snapshot": {"namespace": ns, "name": image}}, "storage": {"resources": {"requests": {"storage": d.size}}}},
+            });
+            dvs.patch(&copy, &params, &Patch::Apply(&dv)).await.map_err(|e| format!("creating drill disk {copy}: {e}"))?;
+            if let Some(vols) = spec.pointer_mut("/template/spec/volumes").and_then(|v| v.as_array_mut()) {
+                for v in vols.iter_mut() {
+                    if v.pointer("/dataVolume/name").and_then(|n| n.as_str()) == Some(pvc.as_str())
+                        && let Some(d) = v.get_mut("dataVolume")
+                    {
+                        super::set(d, "name", serde_json::json!(copy));
+                    }
+                }
+            }
+        }
+        let name = format!("{}-drill", vm.name_any());
+        let obj = serde_json::json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": name, "namespace": ns, "labels": labels}, "spec": spec});
+        kv.patch(&name, &params, &Patch::Apply(&obj)).await.map_err(|e| format!("creating drill VM {name}: {e}"))?;
+        let nic = vm.status.as_ref().and_then(|s| s.nics.first());
+        for (suffix, t, v) in [("a", DnsRecordType::A, nic.and_then(|n| n.ipv4.clone())), ("aaaa", DnsRecordType::AAAA, nic.and_then(|n| n.ipv6.clone()))] {
+            let Some(v) = v else { continue };
+            let rec = DnsRecord {
+                metadata: kube::api::ObjectMeta {
+                    name: Some(format!("{name}-{suffix}")),
+                    namespace: Some(ns.to_string()),
+                    labels: serde_json::from_value(labels.clone()).ok(),
+                    ..Default::default()
+                },
+                spec: DnsRecordSpec { name: format!("{}.drill", vm.spec.hostname), rtype: t, ttl: Some(60), values: vec![v] },
+                status: None,
+            };
+            records.patch(&format!("{name}-{suffix}"), &params, &Patch::Apply(&rec)).await.map_err(|e| format!("creating drill name for {name}: {e}"))?;
+        }
+    }
+    Ok(Outcome::Done(format!("{} copies started at site {me} from the newest replicas", vms.len())))
+}
