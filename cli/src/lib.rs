@@ -3,6 +3,7 @@
 
 mod department;
 mod dns;
+mod dr;
 mod ip;
 mod output;
 mod slug;
@@ -47,6 +48,9 @@ enum Command {
     /// Tenant VMs: list, show, create (waits, with progress), start, stop, restart, resize, delete, sizes.
     #[command(subcommand)]
     Vm(vm::Cmd),
+    /// Disaster recovery: status, show, failover, relocate, drill (with --dry-run).
+    #[command(subcommand)]
+    Dr(dr::Cmd),
     /// Tenant volumes: create, list, expand, snapshot.
     #[command(subcommand)]
     Volume(volume::Cmd),
@@ -98,6 +102,7 @@ pub fn main() -> ExitCode {
             Command::Dns(cmd) => dns::run(&cli, cmd).await,
             Command::Vm(cmd) => vm::run(&cli, cmd).await,
             Command::Volume(cmd) => volume::run(&cli, cmd).await,
+            Command::Dr(cmd) => dr::run(&cli, cmd).await,
             Command::Slug(args) => slug::run(&cli, args),
         }
     });

@@ -140,7 +140,7 @@ fn start_env(with_operator: bool) -> Result<(TestEnv, ControlPlane, Option<Opera
 }
 
 /// Install the chart and the stand-in CRDs of optional integrations (Multus, KubeVirt,
-/// CDI, VolumeSnapshot).
+/// CDI, VolumeSnapshot, VolSync).
 async fn prepare(plane: &ControlPlane) -> Result<(), HarnessError> {
     let client = client_for(&plane.kubeconfig()).await?;
     install_chart(&client).await?;
@@ -149,7 +149,10 @@ async fn prepare(plane: &ControlPlane) -> Result<(), HarnessError> {
     apply_yaml(&client, &nad, None).await?;
     let kv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/kubevirt-cdi-snapshot.yaml"))
         .map_err(|e| HarnessError::Io("reading the KubeVirt, CDI and snapshot CRDs".into(), e))?;
-    apply_yaml(&client, &kv, None).await
+    apply_yaml(&client, &kv, None).await?;
+    let volsync = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/volsync.yaml"))
+        .map_err(|e| HarnessError::Io("reading the VolSync CRDs".into(), e))?;
+    apply_yaml(&client, &volsync, None).await
 }
 
 /// A control plane of its own, with the chart installed, for tests that start and

@@ -62,6 +62,8 @@ pub struct ControlPlane {
     pub port: u16,
     pub pki: Pki,
     children: Vec<(String, Child)>,
+    /// How kube-apiserver was started, to start it again after [`ControlPlane::stop_apiserver`].
+    apiserver_cmd: Vec<String>,
 }
 
 impl ControlPlane {
@@ -77,7 +79,7 @@ impl ControlPlane {
         let (etcd_port, peer_port, port) = (free_port()?, free_port()?, free_port()?);
         let log = |n: &str| std::fs::File::create(dir.join(n)).map_err(|e| HarnessError::Io(format!("creating {n}"), e));
 
-        let mut cp = ControlPlane { name: name.to_string(), dir: dir.clone(), port, pki, children: Vec::new() };
+        let mut cp = ControlPlane { name: name.to_string(), dir: dir.clone(), port, pki, children: Vec::new(), apiserver_cmd: Vec::new() };
         let etcd = spawn_tied(
             Command::new(etcd_bin)
                 .arg(format!("--name={name}"))
@@ -97,34 +99,59 @@ impl ControlPlane {
         cp.children.push(("etcd".into(), etcd));
 
         let p = |n: &str| cp.pki.path(n).display().to_string();
-        let apiserver = spawn_tied(
-            Command::new(apiserver_bin)
-                .arg(format!("--etcd-servers=http://127.0.0.1:{etcd_port}"))
-                .arg("--bind-address=127.0.0.1")
-                .arg(format!("--secure-port={port}"))
-                .arg("--advertise-address=127.0.0.1")
-                .arg("--endpoint-reconciler-type=none")
-                .arg(format!("--cert-dir={}", dir.join("apiserver-certs").display()))
-                .arg(format!("--tls-cert-file={}", p("apiserver.crt")))
-                .arg(format!("--tls-private-key-file={}", p("apiserver.key")))
-                .arg(format!("--client-ca-file={}", p("ca.crt")))
-                .arg("--authorization-mode=RBAC")
-                .arg("--service-account-issuer=https://kubernetes.default.svc.cluster.local")
-                .arg(format!("--service-account-key-file={}", p("sa.pub")))
-                .arg(format!("--service-account-signing-key-file={}", p("sa.key")))
-                .arg("--service-cluster-ip-range=10.0.0.0/24")
-                .arg("--disable-admission-plugins=ServiceAccount")
-                .arg("--allow-privileged=true")
-                .arg("--profiling=false")
-                .stdin(Stdio::null())
-                .stdout(log("kube-apiserver.log")?)
-                .stderr(log("kube-apiserver.log")?),
-        )
-        .map_err(|e| HarnessError::Io("starting kube-apiserver".into(), e))?;
+        cp.apiserver_cmd = vec![
+            apiserver_bin.display().to_string(),
+            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+            "--bind-address=127.0.0.1".into(),
+            format!("--secure-port={port}"),
+            "--advertise-address=127.0.0.1".into(),
+            "--endpoint-reconciler-type=none".into(),
+            format!("--cert-dir={}", dir.join("apiserver-certs").display()),
+            format!("--tls-cert-file={}", p("apiserver.crt")),
+            format!("--tls-private-key-file={}", p("apiserver.key")),
+            format!("--client-ca-file={}", p("ca.crt")),
+            "--authorization-mode=RBAC".into(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", p("sa.pub")),
+            format!("--service-account-signing-key-file={}", p("sa.key")),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--disable-admission-plugins=ServiceAccount".into(),
+            "--allow-privileged=true".into(),
+            "--profiling=false".into(),
+        ];
+        let apiserver = cp.spawn_apiserver()?;
         cp.children.push(("kube-apiserver".into(), apiserver));
         cp.write_kubeconfig("kubeconfig", "admin")?;
         cp.wait_ready(Duration::from_secs(120))?;
         Ok(cp)
+    }
+
+    fn spawn_apiserver(&self) -> Result<Child, HarnessError> {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("kube-apiserver.log"))
+            .map_err(|e| HarnessError::Io("opening kube-apiserver.log".into(), e))?;
+        let err = log.try_clone().map_err(|e| HarnessError::Io("cloning a log handle".into(), e))?;
+        let (bin, args) = self.apiserver_cmd.split_first().ok_or_else(|| HarnessError::Other("no kube-apiserver command".into()))?;
+        spawn_tied(Command::new(bin).args(args).stdin(Stdio::null()).stdout(log).stderr(err)).map_err(|e| HarnessError::Io("starting kube-apiserver".into(), e))
+    }
+
+    /// Stop kube-apiserver only (etcd keeps the data): the site's API is gone, as
+    /// when a data centre is lost.
+    pub fn stop_apiserver(&mut self) {
+        if let Some(i) = self.children.iter().position(|(n, _)| n == "kube-apiserver") {
+            let (_, mut child) = self.children.remove(i);
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Start kube-apiserver again on the same port and data; wait until ready.
+    pub fn start_apiserver(&mut self) -> Result<(), HarnessError> {
+        let child = self.spawn_apiserver()?;
+        self.children.push(("kube-apiserver".into(), child));
+        self.wait_ready(Duration::from_secs(120))
     }
 
     /// Path of the admin kubeconfig.

@@ -8,6 +8,7 @@ pub mod controlplane;
 pub mod dns;
 pub mod operator;
 pub mod pki;
+pub mod sites;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -396,8 +396,11 @@ pub async fn active(plan: &DrPlan, ctx: &DrContext, me: &str, peer_site: &str, p
         }
     }
     let phase = if r.problems.is_empty() && !r.volumes.is_empty() { "Protected" } else { "Unprotected" };
+    let fencing = plan.status.as_ref().and_then(|s| s.fence.as_ref()).is_some_and(|f| !f.confirmed) && extra.get("fence").is_none();
     write_report(plan, ctx, me, phase, &vms, r, conds, extra).await?;
-    Ok(Action::requeue(Duration::from_secs(30)))
+    // Until the fenced site answers, look again often: its VMs must be halted as
+    // soon as it is back.
+    Ok(Action::requeue(Duration::from_secs(if fencing { 3 } else { 30 })))
 }
 
 /// The other site's steady state: what its destinations have received.

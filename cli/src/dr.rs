@@ -1,0 +1,204 @@
+//! `pdcctl dr`: disaster-recovery plans. `status` shows replication against the
+//! RPO; `failover`, `relocate` and `drill` ask the plan's copy in the current
+//! cluster (the site that is to take over) for an action and follow its steps live.
+
+use std::process::ExitCode;
+use std::time::{Duration, Instant};
+
+use clap::Subcommand;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use pdc_api::{DrAction, DrPlan, conditions};
+
+use crate::output::{Format, print_data, table};
+use crate::{Cli, CliError, client, outln};
+
+#[derive(Subcommand, Debug)]
+pub enum Cmd {
+    /// Plans at this site: standby, RPO, lag, last drill, state.
+    Status {
+        #[arg(long, short = 'd')]
+        department: Option<String>,
+    },
+    /// One plan: conditions, disks, and the last action's timeline.
+    Show { plan: String, #[arg(long, short = 'd')] department: String },
+    /// The active site is lost: run the plan's VMs here (run against the standby's cluster).
+    Failover(ActionArgs),
+    /// Planned move of the VMs to this site, with a last sync (run against the target's cluster).
+    Relocate(ActionArgs),
+    /// Start copies of the VMs here under the drill subdomain, check them, remove them.
+    Drill(ActionArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ActionArgs {
+    plan: String,
+    #[arg(long, short = 'd')]
+    department: String,
+    /// Print the steps the action would take, with what each would do; change nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// Return once asked instead of following the steps.
+    #[arg(long)]
+    no_wait: bool,
+    /// Give up following after this many seconds (the action goes on).
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
+}
+
+pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
+    let c = client(cli).await?;
+    match cmd {
+        Cmd::Status { department } => {
+            let api: Api<DrPlan> = match department {
+                Some(d) => Api::namespaced(c, d),
+                None => Api::all(c),
+            };
+            let plans = api.list(&ListParams::default()).await?.items;
+            if cli.output != Format::Table {
+                return print_data(cli.output, &plans).map(|()| ExitCode::SUCCESS);
+            }
+            let rows = plans.iter().map(status_row).collect();
+            outln!("{}", table(&["DEPARTMENT", "PLAN", "THIS SITE", "ACTIVE", "STANDBY", "RPO", "LAG", "LAST DRILL", "STATE", "PROTECTED"], rows));
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Show { plan, department } => {
+            let p = Api::<DrPlan>::namespaced(c, department).get(plan).await?;
+            if cli.output != Format::Table {
+                return print_data(cli.output, &p).map(|()| ExitCode::SUCCESS);
+            }
+            show(&p);
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Failover(a) => act(cli, c, DrAction::Failover, a).await,
+        Cmd::Relocate(a) => act(cli, c, DrAction::Relocate, a).await,
+        Cmd::Drill(a) => act(cli, c, DrAction::Drill, a).await,
+    }
+}
+
+fn secs(n: i64) -> String {
+    match n {
+        n if n < 120 => format!("{n}s"),
+        n if n < 7200 => format!("{}m", n / 60),
+        n if n < 172_800 => format!("{}h", n / 3600),
+        n => format!("{}d", n / 86400),
+    }
+}
+
+fn status_row(p: &DrPlan) -> Vec<String> {
+    let st = p.status.clone().unwrap_or_default();
+    let protected = conditions::find(&st.conditions, "Protected").map(|c| c.status.clone()).unwrap_or_else(|| "-".into());
+    let state = match st.last_action.as_ref().filter(|a| a.result == "Running") {
+        Some(a) => format!("{} ({})", st.phase.clone().unwrap_or_default(), st.current_step.clone().unwrap_or_else(|| a.action.as_str().into())),
+        None => st.phase.clone().unwrap_or_else(|| "-".into()),
+    };
+    let drill = st.last_drill.as_ref().map(|d| format!("{} {}", d.time.0.strftime("%Y-%m-%d"), d.result)).unwrap_or_else(|| "never".into());
+    vec![
+        p.namespace().unwrap_or_default(),
+        p.name_any(),
+        st.site.clone().unwrap_or_else(|| "-".into()),
+        p.active_site().to_string(),
+        p.peer_of(p.active_site()).to_string(),
+        p.spec.rpo.clone(),
+        st.lag_seconds.map(secs).unwrap_or_else(|| "-".into()),
+        drill,
+        state,
+        protected,
+    ]
+}
+
+fn show(p: &DrPlan) {
+    let st = p.status.clone().unwrap_or_default();
+    outln!("Plan:        {}/{}", p.namespace().unwrap_or_default(), p.name_any());
+    outln!("This site:   {}", st.site.clone().unwrap_or_else(|| "-".into()));
+    outln!("Active:      {} (epoch {}), DNS at {}", p.active_site(), p.epoch(), p.dns_site());
+    outln!("Sites:       primary {}, standby {}", p.spec.primary_site, p.spec.standby_site);
+    outln!("RPO:         {} (lag {})", p.spec.rpo, st.lag_seconds.map(secs).unwrap_or_else(|| "-".into()));
+    outln!("VMs:         {}", st.vms.join(", "));
+    if let Some(f) = &st.fence {
+        outln!("Fence:       site {} at {} ({}): {}", f.site, f.time.0, if f.confirmed { "confirmed" } else { "by record" }, f.message);
+    }
+    outln!("\nConditions:");
+    let rows = st.conditions.iter().map(|c| vec![c.type_.clone(), c.status.clone(), c.reason.clone(), c.message.clone()]).collect();
+    outln!("{}", table(&["TYPE", "STATUS", "REASON", "MESSAGE"], rows));
+    outln!("\nDisks:");
+    let rows = st
+        .volumes
+        .iter()
+        .map(|v| {
+            vec![
+                v.pvc.clone(),
+                v.vm.clone(),
+                v.last_sync_time.as_ref().map(|t| t.0.to_string()).unwrap_or_else(|| "never".into()),
+                v.lag_seconds.map(secs).unwrap_or_default(),
+                v.latest_image.clone().unwrap_or_default(),
+                v.mover.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    outln!("{}", table(&["PVC", "VM", "LAST SYNC", "LAG", "REPLICA HERE", "MOVER"], rows));
+    if let Some(a) = &st.last_action {
+        outln!("\nLast action: {} to {} (token {}): {}{}", a.action.as_str(), a.target_site, a.token, a.result, if a.message.is_empty() { String::new() } else { format!(" — {}", a.message) });
+        print_steps(a);
+    }
+}
+
+fn print_steps(a: &pdc_api::DrActionStatus) {
+    let rows = a
+        .steps
+        .iter()
+        .map(|s| {
+            let took = match (&s.started, &s.finished) {
+                (Some(b), Some(e)) => format!("{:.1}s", e.0.duration_since(b.0).as_secs_f64()),
+                _ => String::new(),
+            };
+            vec![s.name.clone(), s.state.clone(), s.started.as_ref().map(|t| t.0.strftime("%H:%M:%S").to_string()).unwrap_or_default(), took, s.message.clone()]
+        })
+        .collect();
+    outln!("{}", table(&["STEP", "STATE", "STARTED", "TOOK", "MESSAGE"], rows));
+}
+
+async fn act(cli: &Cli, c: kube::Client, action: DrAction, a: &ActionArgs) -> Result<ExitCode, CliError> {
+    let api: Api<DrPlan> = Api::namespaced(c, &a.department);
+    let plan = api.get(&a.plan).await?;
+    if let Some(running) = plan.status.as_ref().and_then(|s| s.last_action.as_ref()).filter(|x| x.result == "Running") {
+        return Err(CliError::Usage(format!("{} is already carrying out {} (token {}); follow it with `pdcctl dr show {} -d {}`", a.plan, running.action.as_str(), running.token, a.plan, a.department)));
+    }
+    let token = Timestamp::now().to_string();
+    let body = serde_json::json!({"spec": {"action": action.as_str(), "actionToken": token, "dryRun": a.dry_run}});
+    api.patch(&a.plan, &PatchParams::default(), &Patch::Merge(&body)).await?;
+    let here = plan.status.as_ref().and_then(|s| s.site.clone()).unwrap_or_else(|| "this cluster".into());
+    outln!("{} of {}/{} asked at site {here} (token {token}){}", action.as_str(), a.department, a.plan, if a.dry_run { ", dry run" } else { "" });
+    if a.no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    let start = Instant::now();
+    let mut seen: Vec<(String, String)> = Vec::new();
+    loop {
+        let p = api.get(&a.plan).await?;
+        if let Some(x) = p.status.as_ref().and_then(|s| s.last_action.clone()).filter(|x| x.token == token) {
+            for s in &x.steps {
+                let key = (s.name.clone(), format!("{} {}", s.state, s.message));
+                if !seen.contains(&key) && !a.dry_run {
+                    outln!("  {:>6.1}s  {:<11} {:<8} {}", start.elapsed().as_secs_f64(), s.name, s.state, s.message);
+                    seen.retain(|(n, _)| *n != s.name);
+                    seen.push(key);
+                }
+            }
+            if x.result != "Running" {
+                if a.dry_run || cli.output == Format::Table {
+                    outln!("");
+                    print_steps(&x);
+                }
+                let ok = matches!(x.result.as_str(), "Succeeded" | "Planned");
+                outln!("{}: {}{}", action.as_str(), x.result, if x.message.is_empty() { String::new() } else { format!(" — {}", x.message) });
+                return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+            }
+        }
+        if start.elapsed() > Duration::from_secs(a.timeout) {
+            return Err(CliError::Usage(format!("stopped following after {}s; the action goes on: pdcctl dr show {} -d {}", a.timeout, a.plan, a.department)));
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}

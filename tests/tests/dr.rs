@@ -1,0 +1,254 @@
+//! Disaster recovery between two real API servers (daklak, the primary; phuyen, the
+//! standby), each with its own operator under the chart's RBAC, and one real Knot
+//! DNS server. KubeVirt and VolSync are played by `pdc_tests::sites` (VMs report what
+//! their run strategy says; movers sync every 2 s or on a manual trigger).
+//!
+//! One test walks a plan through its life, in order: steady state (standby copies,
+//! replication, lag and RPO, a mover error), a dry run, a drill, a failover with the
+//! standby's operator killed at every step, a relocate back, and a failover with the
+//! primary's API server stopped, then its return and fence.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::Secret;
+use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::{Client, ResourceExt};
+use pdc_api::conditions::{self, READY};
+use pdc_api::{DrPlan, TenantVM};
+use pdc_operator::compute::build::{dv_resource, vm_resource};
+use pdc_operator::dr::{rd_resource, rs_resource};
+use pdc_tests::cluster::wait_for;
+use pdc_tests::sites::{PRIMARY, STANDBY, TwoSites, play_kubevirt_and_volsync, plan, vm};
+
+const DEPT: &str = "so-y-te";
+
+fn cond(p: &DrPlan, t: &str) -> Option<(String, String, String)> {
+    let c = conditions::find(&p.status.as_ref()?.conditions, t)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+async fn wait_plan(client: &Client, what: &str, secs: u64, ok: impl Fn(&DrPlan) -> bool) -> DrPlan {
+    wait_for(&Api::<DrPlan>::namespaced(client.clone(), DEPT), DEPT, Duration::from_secs(secs), what, ok).await.unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn fqdn(host: &str) -> String {
+    format!("{host}.{DEPT}.daklak.gov.vn.")
+}
+
+/// Poll the DNS server until `name`'s `rtype` answer contains `want` (or, with
+/// `absent`, no longer contains it).
+fn wait_dns(s: &TwoSites, name: &str, rtype: &str, want: &str, absent: bool, secs: u64) {
+    let start = Instant::now();
+    loop {
+        let got = s.knot.dig(name, rtype, false).unwrap();
+        if got.contains(want) != absent {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(secs), "{name} {rtype}: wanted {}{want} within {secs}s; the server answers: {got}", if absent { "no " } else { "" });
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+async fn run_strategy(client: &Client, name: &str) -> Option<String> {
+    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), DEPT, &vm_resource());
+    api.get_opt(name).await.ok().flatten().and_then(|o| o.data.pointer("/spec/runStrategy").and_then(|r| r.as_str()).map(str::to_string))
+}
+
+async fn address(client: &Client, name: &str) -> String {
+    let v = Api::<TenantVM>::namespaced(client.clone(), DEPT).get(name).await.unwrap();
+    v.status.unwrap().nics[0].ipv4.clone().unwrap()
+}
+
+fn steps(p: &DrPlan) -> Vec<(String, String)> {
+    p.status.as_ref().and_then(|s| s.last_action.as_ref()).map(|a| a.steps.iter().map(|s| (s.name.clone(), s.state.clone())).collect()).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survives_losing_the_primary() {
+    let mut s = TwoSites::start(DEPT, 10, &[("PDC_DR_STEP_PAUSE", "1s")]).await.unwrap();
+    let (pc, sc) = (s.primary.client().await.unwrap(), s.standby.client().await.unwrap());
+    let players = play_kubevirt_and_volsync(pc.clone(), sc.clone());
+
+    // Two protected VMs and one that is not, at the primary.
+    let pvms: Api<TenantVM> = Api::namespaced(pc.clone(), DEPT);
+    for (n, protected) in [("his", true), ("portal", true), ("scratch", false)] {
+        pvms.create(&PostParams::default(), &vm(n, protected).unwrap()).await.unwrap();
+    }
+    for n in ["his", "portal", "scratch"] {
+        wait_for(&pvms, n, Duration::from_secs(90), "Ready at the primary", |v| v.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY))).await.unwrap();
+    }
+    let his_p = address(&pc, "his").await;
+    assert!(his_p.starts_with("10.15."), "{his_p}");
+    wait_dns(&s, &fqdn("his"), "A", &his_p, false, 30);
+    Api::<DrPlan>::namespaced(pc.clone(), DEPT).create(&PostParams::default(), &plan(DEPT, "15m").unwrap()).await.unwrap();
+
+    // Standby: the protected VMs are defined and halted, with phuyen's addresses.
+    let svms: Api<TenantVM> = Api::namespaced(sc.clone(), DEPT);
+    for n in ["his", "portal"] {
+        let v = wait_for(&svms, n, Duration::from_secs(90), "standing by", |v| {
+            v.status.as_ref().is_some_and(|s| conditions::find(&s.conditions, READY).is_some_and(|c| c.reason == "Standby") && s.nics.first().is_some_and(|n| n.ipv4.is_some()))
+        })
+        .await
+        .unwrap();
+        let a = v.status.clone().unwrap().nics[0].ipv4.clone().unwrap();
+        assert!(a.starts_with("10.45."), "standby address of {n}: {a}");
+        assert_eq!(run_strategy(&sc, n).await.as_deref(), Some("Halted"));
+        assert_eq!(v.annotations().get("pdc.io/dr-peer-addresses").map(|x| x.split(',').next().unwrap_or_default().to_string()), Some(address(&pc, n).await));
+    }
+    assert!(svms.get_opt("scratch").await.unwrap().is_none(), "an unprotected VM was copied");
+    let his_s = address(&sc, "his").await;
+    // DNS untouched by the standby.
+    assert!(!s.knot.dig(&fqdn("his"), "A", false).unwrap().contains(&his_s));
+
+    // VolSync: a source here per disk on a schedule from the RPO, a destination there,
+    // the rsync-TLS key Secret copied here; lag and RPO in status.
+    let p = wait_plan(&pc, "Protected and within RPO", 90, |p| cond(p, "Protected").is_some_and(|c| c.0 == "True") && cond(p, "RpoMet").is_some_and(|c| c.0 == "True")).await;
+    let st = p.status.clone().unwrap();
+    assert_eq!(st.volumes.len(), 2, "{st:?}");
+    assert!(st.volumes.iter().all(|v| v.last_sync_time.is_some()) && st.lag_seconds.unwrap() < 60, "{st:?}");
+    assert_eq!(st.site.as_deref(), Some(PRIMARY));
+    let rs = Api::<DynamicObject>::namespaced_with(pc.clone(), DEPT, &rs_resource()).get("his-root").await.unwrap();
+    assert_eq!(rs.data["spec"]["trigger"]["schedule"], "*/5 * * * *");
+    assert_eq!(rs.data["spec"]["sourcePVC"], "his-root");
+    let rd = Api::<DynamicObject>::namespaced_with(sc.clone(), DEPT, &rd_resource()).get("his-root").await.unwrap();
+    assert_eq!(rd.data["spec"]["rsyncTLS"]["capacity"], "20Gi");
+    assert_eq!(rd.data["spec"]["rsyncTLS"]["storageClassName"], "pdc-ssd");
+    assert!(Api::<Secret>::namespaced(pc.clone(), DEPT).get_opt("volsync-rsync-tls-his-root").await.unwrap().is_some());
+    let sp = wait_plan(&sc, "the standby's view", 60, |p| p.status.as_ref().is_some_and(|s| s.phase.as_deref() == Some("Standby") && s.volumes.iter().all(|v| v.latest_image.is_some()) && s.volumes.len() == 2)).await;
+    assert!(sp.status.unwrap().peer_addresses.contains(&his_p));
+
+    // pdcctl and metrics.
+    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "status"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("PLAN") && out.contains(DEPT) && out.contains(STANDBY) && out.contains("15m") && out.contains("Protected") && out.contains("never"), "{out}");
+    let op = s.primary.operator.as_ref().unwrap();
+    let start = Instant::now();
+    while op.metric(&format!("pdc_dr_rpo_seconds{{namespace=\"{DEPT}\",plan=\"{DEPT}\"}}")).unwrap() != 900.0 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no pdc_dr_rpo_seconds");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert_eq!(op.metric(&format!("pdc_dr_protected{{namespace=\"{DEPT}\",plan=\"{DEPT}\"}}")).unwrap(), 1.0);
+    pdc_tests::operator::promtool_check_metrics(&op.http_get("/metrics").unwrap().1).unwrap();
+
+    // A mover error is Protected=False with the mover's words, then recovers.
+    players.failing.lock().unwrap().insert("his-root".into());
+    let p = wait_plan(&pc, "Protected=False", 30, |p| cond(p, "Protected").is_some_and(|c| c.0 == "False")).await;
+    let msg = cond(&p, "Protected").unwrap().2;
+    assert!(msg.contains("his-root") && msg.contains("mover failed") && msg.contains("error in socket IO"), "{msg}");
+    players.failing.lock().unwrap().clear();
+    wait_plan(&pc, "Protected again", 30, |p| cond(p, "Protected").is_some_and(|c| c.0 == "True")).await;
+
+    // A dry run prints the steps and changes nothing.
+    let (code, out) = pdc_tests::pdcctl(&s.standby.env.kubeconfig, &["dr", "failover", DEPT, "-d", DEPT, "--dry-run"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Planned") && out.contains("Fence") && out.contains("Promote") && out.contains("his-root ← volsync-his-root-dst") && out.contains("SwitchDNS"), "{out}");
+    assert_eq!(Api::<DrPlan>::namespaced(sc.clone(), DEPT).get(DEPT).await.unwrap().active_site(), PRIMARY);
+    // Asking the active site for a failover is refused with where to ask.
+    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "failover", DEPT, "-d", DEPT]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("already runs") && out.contains(STANDBY), "{out}");
+
+    // A drill at the standby: copies run under the drill subdomain, then go; the
+    // primary keeps serving.
+    let (code, out) = pdc_tests::pdcctl(&s.standby.env.kubeconfig, &["dr", "drill", DEPT, "-d", DEPT]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("Passed") && out.contains(&format!("his.drill.{DEPT}.daklak.gov.vn.")) && out.contains("Teardown"), "{out}");
+    let sp = Api::<DrPlan>::namespaced(sc.clone(), DEPT).get(DEPT).await.unwrap().status.unwrap();
+    assert_eq!(sp.last_drill.as_ref().unwrap().result, "Passed");
+    assert!(sp.last_standby_check.is_some());
+    assert!(Api::<DynamicObject>::namespaced_with(sc.clone(), DEPT, &vm_resource()).get_opt("his-drill").await.unwrap().is_none());
+    wait_dns(&s, &format!("his.drill.{DEPT}.daklak.gov.vn."), "A", &his_s, true, 20);
+    assert_eq!(run_strategy(&pc, "his").await.as_deref(), Some("Always"));
+    assert!(s.knot.dig(&fqdn("his"), "A", false).unwrap().contains(&his_p));
+
+    // Failover with both sites up, the standby's operator killed in every step.
+    let (code, out) = pdc_tests::pdcctl(&s.standby.env.kubeconfig, &["dr", "failover", DEPT, "-d", DEPT, "--no-wait"]);
+    assert_eq!(code, 0, "{out}");
+    let splans: Api<DrPlan> = Api::namespaced(sc.clone(), DEPT);
+    for step in ["Fence", "Promote", "StartVMs", "SwitchDNS"] {
+        let start = Instant::now();
+        loop {
+            let p = splans.get(DEPT).await.unwrap();
+            if p.status.as_ref().and_then(|s| s.current_step.as_deref()) == Some(step) {
+                break;
+            }
+            assert!(start.elapsed() < Duration::from_secs(90), "step {step} never began: {:?}", steps(&p));
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if step == "Fence" {
+            // Deleting the plan mid-action is refused at the API.
+            let e = splans.delete(DEPT, &DeleteParams::default()).await.unwrap_err().to_string();
+            assert!(e.contains("carrying out Failover"), "{e}");
+        }
+        s.standby.kill_operator();
+        s.standby.start_operator().unwrap();
+    }
+    let p = wait_plan(&sc, "failover done", 120, |p| p.status.as_ref().and_then(|s| s.last_action.as_ref()).is_some_and(|a| a.result != "Running")).await;
+    let a = p.status.clone().unwrap().last_action.unwrap();
+    assert_eq!(a.result, "Succeeded", "{a:?}");
+    assert_eq!(steps(&p), ["Fence", "Promote", "StartVMs", "SwitchDNS"].map(|n| (n.to_string(), "Done".to_string())));
+    assert!(a.steps.iter().all(|s| s.started.is_some() && s.finished.is_some()));
+    assert_eq!(p.active_site(), STANDBY);
+    wait_dns(&s, &fqdn("his"), "A", &his_s, false, 30);
+    wait_dns(&s, &fqdn("his"), "A", &his_p, true, 30);
+    let rev = |a: &str| pdc_core::ipam::Addr::parse(a).unwrap().reverse_name();
+    wait_dns(&s, &rev(&his_s), "PTR", &fqdn("his"), false, 30);
+    wait_dns(&s, &rev(&his_p), "PTR", &fqdn("his"), true, 30);
+    assert_eq!(run_strategy(&pc, "his").await.as_deref(), Some("Halted"));
+    assert_eq!(Api::<DrPlan>::namespaced(pc.clone(), DEPT).get(DEPT).await.unwrap().active_site(), STANDBY);
+    let dv = Api::<DynamicObject>::namespaced_with(sc.clone(), DEPT, &dv_resource()).get("his-root").await.unwrap();
+    assert!(dv.data["spec"]["source"]["snapshot"]["name"].as_str().unwrap().starts_with("volsync-his-root-dst"), "{:?}", dv.data);
+    assert!(players.violations.lock().unwrap().is_empty(), "{:?}", players.violations.lock().unwrap());
+
+    // Relocate back: replication now runs phuyen → daklak; the standby's VMs stop,
+    // sync once more, and the primary takes over.
+    wait_plan(&sc, "replicating back to the primary", 90, |p| cond(p, "Protected").is_some_and(|c| c.0 == "True")).await;
+    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "relocate", DEPT, "-d", DEPT]);
+    assert_eq!(code, 0, "{out}");
+    for st in ["Fence", "StopSource", "FinalSync", "Promote", "StartVMs", "SwitchDNS", "Succeeded"] {
+        assert!(out.contains(st), "{st}: {out}");
+    }
+    wait_dns(&s, &fqdn("his"), "A", &his_p, false, 30);
+    assert_eq!(run_strategy(&sc, "his").await.as_deref(), Some("Halted"));
+    assert_eq!(run_strategy(&pc, "his").await.as_deref(), Some("Always"));
+    let dv = Api::<DynamicObject>::namespaced_with(pc.clone(), DEPT, &dv_resource()).get("his-root").await.unwrap();
+    assert!(dv.annotations().get("pdc.io/dr-restored-from").is_some_and(|s| s.starts_with("volsync-his-root-dst")), "{:?}", dv.metadata);
+    let pp = Api::<DrPlan>::namespaced(pc.clone(), DEPT).get(DEPT).await.unwrap().status.unwrap();
+    assert!(pp.last_drill.unwrap().message.contains("relocated"));
+    assert!(players.violations.lock().unwrap().is_empty(), "{:?}", players.violations.lock().unwrap());
+
+    // The primary is lost (its API server stops): failover needs nothing from it.
+    wait_plan(&pc, "replicating to the standby again", 90, |p| cond(p, "Protected").is_some_and(|c| c.0 == "True")).await;
+    players.down.lock().unwrap().insert(0);
+    s.primary.plane.stop_apiserver();
+    let t = Instant::now();
+    let (code, out) = pdc_tests::pdcctl(&s.standby.env.kubeconfig, &["dr", "failover", DEPT, "-d", DEPT]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("does not answer") && out.contains("Succeeded"), "{out}");
+    wait_dns(&s, &fqdn("his"), "A", &his_s, false, 30);
+    eprintln!("failover with the primary down: {:.1}s", t.elapsed().as_secs_f64());
+    let sp = splans.get(DEPT).await.unwrap().status.unwrap();
+    assert!(!sp.fence.as_ref().unwrap().confirmed);
+    assert_eq!(run_strategy(&sc, "his").await.as_deref(), Some("Always"));
+
+    // It comes back (API server and operator restart): its VMs are halted by the
+    // fence, it takes the newer epoch's record, and DNS stays at the standby.
+    s.primary.plane.start_apiserver().unwrap();
+    s.primary.kill_operator();
+    s.primary.start_operator().unwrap();
+    players.down.lock().unwrap().clear();
+    let back = Instant::now();
+    wait_plan(&pc, "the primary's copy names the standby active", 60, |p| p.active_site() == STANDBY).await;
+    let start = Instant::now();
+    while run_strategy(&pc, "his").await.as_deref() != Some("Halted") {
+        assert!(start.elapsed() < Duration::from_secs(60), "the returning primary's VM was not halted");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    eprintln!("returning primary fenced in {:.1}s", back.elapsed().as_secs_f64());
+    wait_plan(&sc, "fence confirmed", 60, |p| p.status.as_ref().and_then(|s| s.fence.as_ref()).is_some_and(|f| f.confirmed)).await;
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert!(s.knot.dig(&fqdn("his"), "A", false).unwrap().contains(&his_s));
+    assert!(!s.knot.dig(&fqdn("his"), "A", false).unwrap().contains(&his_p));
+    players.stop();
+}
