@@ -179,6 +179,7 @@ pub struct DrActionStatus {
     pub token: String,
     /// The site it moves the VMs to (or drills at).
     pub target_site: String,
+    /// Whether the steps were only planned.
     #[serde(default)]
     pub dry_run: bool,
     /// `Running`, `Succeeded`, `Failed` or `Planned` (dry run).
@@ -187,6 +188,7 @@ pub struct DrActionStatus {
     pub started: Option<Time>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub finished: Option<Time>,
+    /// The steps in order, each with its state, times and message.
     pub steps: Vec<DrStepStatus>,
     /// Why the action was refused or failed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -200,6 +202,7 @@ pub struct DrDrillResult {
     pub time: Time,
     /// `Passed` or `Failed`.
     pub result: String,
+    /// What the check found.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
@@ -275,12 +278,14 @@ pub struct DrPlanStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct DrFence {
+    /// The fenced site.
     pub site: String,
     pub time: Time,
     /// Whether the fenced site answered and its VMs were halted; while false the
     /// operator keeps trying.
     #[serde(default)]
     pub confirmed: bool,
+    /// What the fence found at that site.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub message: String,
 }
