@@ -144,13 +144,23 @@ impl DrView {
 /// A cache of the DrPlans and the stream of their changes, status included (an
 /// action at either site moves a plan by its status). The cache is updated before a
 /// change is passed on.
+/// Only changes of what the VMs and names of a plan depend on are passed on: its
+/// spec, which site is active and carries DNS, the epoch, the promoted replicas, the
+/// VMs it covers and their other addresses (not lag or conditions).
 pub fn watch_plans(client: Client) -> (Store<DrPlan>, impl futures::Stream<Item = std::result::Result<DrPlan, watcher::Error>> + Send + 'static) {
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(Api::<DrPlan>::all(client), watcher::Config::default())
         .default_backoff()
         .modify(|p| p.metadata.managed_fields = None)
         .reflect(writer)
-        .touched_objects();
+        .touched_objects()
+        .predicate_filter(
+            |p: &DrPlan| {
+                let st = p.status.clone().unwrap_or_default();
+                Some(hash(&(p.metadata.generation, p.metadata.deletion_timestamp.is_some(), p.active_site(), p.dns_site(), p.epoch(), st.promoted, st.vms, st.peer_addresses, st.site)))
+            },
+            Default::default(),
+        );
     (reader, stream)
 }
 
@@ -339,6 +349,27 @@ fn error_policy(_p: Arc<DrPlan>, err: &Error, ctx: Arc<DrContext>) -> Action {
     Action::requeue(Duration::from_secs(3))
 }
 
+fn hash<T: std::hash::Hash>(t: &T) -> u64 {
+    use std::hash::Hasher;
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    t.hash(&mut h);
+    h.finish()
+}
+
+/// What of a VolSync object calls for a plan's attention.
+fn volsync_key(o: &kube::api::DynamicObject) -> Option<u64> {
+    let s = |p: &str| o.data.pointer(p).and_then(|v| v.as_str()).map(str::to_string);
+    Some(hash(&(
+        o.metadata.generation,
+        o.metadata.deletion_timestamp.is_some(),
+        s("/status/latestMoverStatus/result"),
+        s("/status/rsyncTLS/address"),
+        s("/status/rsyncTLS/keySecret"),
+        o.data.pointer("/status/lastSyncTime").is_some(),
+        o.data.pointer("/status/latestImage/name").is_some(),
+    )))
+}
+
 pub fn controller(client: Client) -> Controller<DrPlan> {
     Controller::new(Api::<DrPlan>::all(client), watcher::Config::default())
 }
@@ -348,15 +379,33 @@ pub fn controller(client: Client) -> Controller<DrPlan> {
 pub async fn run(ctx: Arc<DrContext>, controller: Controller<DrPlan>) {
     let client = ctx.base.client.clone();
     let labelled = watcher::Config::default().labels(l::DR_PLAN);
-    let rs = watcher(Api::<kube::api::DynamicObject>::all_with(client.clone(), &rs_resource()), labelled.clone()).default_backoff().touched_objects();
-    let rd = watcher(Api::<kube::api::DynamicObject>::all_with(client.clone(), &rd_resource()), labelled).default_backoff().touched_objects();
+    let rs = watcher(Api::<kube::api::DynamicObject>::all_with(client.clone(), &rs_resource()), labelled.clone())
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(volsync_key, Default::default());
+    let rd = watcher(Api::<kube::api::DynamicObject>::all_with(client.clone(), &rd_resource()), labelled)
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(volsync_key, Default::default());
     let plans = ctx.view.plans.clone();
     let plans2 = plans.clone();
     let by_plan = |o: &kube::api::DynamicObject| {
         let name = o.labels().get(l::DR_PLAN)?.clone();
         Some(ObjectRef::<DrPlan>::new(&name).within(&o.namespace()?))
     };
-    let vms = watcher(Api::<TenantVM>::all(client.clone()), watcher::Config::default()).default_backoff().touched_objects();
+    // Only what a plan's steady state depends on wakes it: a VM's spec, labels,
+    // deletion and addresses; a VolSync object's first sync, mover result, address
+    // and newest replica. Periodic sync times are read every 30 s.
+    let vms = watcher(Api::<TenantVM>::all(client.clone()), watcher::Config::default())
+        .default_backoff()
+        .touched_objects()
+        .predicate_filter(
+            |v: &TenantVM| {
+                let nics: Vec<_> = v.status.iter().flat_map(|s| s.nics.iter().map(|n| (n.ipv4.clone(), n.ipv6.clone()))).collect();
+                Some(hash(&(v.metadata.generation, v.labels(), v.metadata.deletion_timestamp.is_some(), nics)))
+            },
+            Default::default(),
+        );
     controller
         .watches_stream_with(rs, move |o| by_plan(&o), rs_resource())
         .watches_stream_with(rd, move |o| by_plan(&o), rd_resource())
