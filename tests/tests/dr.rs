@@ -201,9 +201,17 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     assert!(dv.data["spec"]["source"]["snapshot"]["name"].as_str().unwrap().starts_with("volsync-his-root-dst"), "{:?}", dv.data);
     assert!(players.violations.lock().unwrap().is_empty(), "{:?}", players.violations.lock().unwrap());
 
+    // A relocate while phuyen does not replicate back (its mover fails) would lose
+    // data: refused, saying why.
+    players.failing.lock().unwrap().insert("his-root".into());
+    wait_plan(&sc, "phuyen's mover failing", 60, |p| cond(p, "Protected").is_some_and(|c| c.0 == "False" && c.2.contains("mover failed"))).await;
+    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "relocate", DEPT, "-d", DEPT]);
+    assert_ne!(code, 0, "{out}");
+    assert!(out.contains("does not replicate here yet") && out.contains("use Failover"), "{out}");
+    players.failing.lock().unwrap().clear();
     // Relocate back: replication now runs phuyen → daklak; the standby's VMs stop,
     // sync once more, and the primary takes over.
-    wait_plan(&sc, "replicating back to the primary", 90, |p| cond(p, "Protected").is_some_and(|c| c.0 == "True")).await;
+    wait_plan(&sc, "replicating back to the primary", 90, |p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Protected") && cond(p, "Protected").is_some_and(|c| c.0 == "True")).await;
     let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "relocate", DEPT, "-d", DEPT]);
     assert_eq!(code, 0, "{out}");
     for st in ["Fence", "StopSource", "FinalSync", "Promote", "StartVMs", "SwitchDNS", "Succeeded"] {
@@ -219,7 +227,7 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     assert!(players.violations.lock().unwrap().is_empty(), "{:?}", players.violations.lock().unwrap());
 
     // The primary is lost (its API server stops): failover needs nothing from it.
-    wait_plan(&pc, "replicating to the standby again", 90, |p| cond(p, "Protected").is_some_and(|c| c.0 == "True")).await;
+    wait_plan(&pc, "replicating to the standby again", 90, |p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Protected") && cond(p, "Protected").is_some_and(|c| c.0 == "True")).await;
     players.down.lock().unwrap().insert(0);
     s.primary.plane.stop_apiserver();
     let t = Instant::now();

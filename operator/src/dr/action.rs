@@ -84,7 +84,7 @@ pub async fn fence(plan: &DrPlan, peer: &Client, me: &str, epoch: i64) -> std::r
 }
 
 /// A new action asked for by `spec.action` + `spec.actionToken`.
-pub async fn start(plan: &DrPlan, ctx: &DrContext, me: &str, peer_site: &str, _peer: std::result::Result<Client, String>, _peer_plan: Option<DrPlan>) -> Result<Action> {
+pub async fn start(plan: &DrPlan, ctx: &DrContext, me: &str, peer_site: &str, peer: std::result::Result<Client, String>, peer_plan: Option<DrPlan>) -> Result<Action> {
     let token = plan.spec.action_token.clone().unwrap_or_default();
     let Some(which) = engine_action(plan.spec.action) else { return Ok(Action::await_change()) };
     let mut a = DrActionStatus {
@@ -98,6 +98,29 @@ pub async fn start(plan: &DrPlan, ctx: &DrContext, me: &str, peer_site: &str, _p
         steps: Vec::new(),
         message: String::new(),
     };
+    // A relocate loses nothing only if the active site replicates here: its copy
+    // must report Protected.
+    let refusal = if plan.spec.action == DrAction::Relocate && plan.active_site() != me {
+        match (&peer, &peer_plan) {
+            (Err(e), _) => Some(format!("a relocate needs site {peer_site}, which does not answer ({e}); if it is lost, use Failover")),
+            (Ok(_), None) => Some(format!("site {peer_site} has no copy of the plan; if it is lost, use Failover")),
+            (Ok(_), Some(p)) if p.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Protected") => Some(format!(
+                "site {peer_site} does not replicate here yet (its phase is {}): a relocate now could lose data; wait until `pdcctl dr status` there shows Protected, or use Failover",
+                p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_else(|| "unknown".into())
+            )),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    if let Some(msg) = refusal {
+        a.result = "Failed".into();
+        a.finished = Some(now());
+        a.message = msg;
+        ctx.base.event(plan, true, "ActionRefused", &a.message).await;
+        record(plan, ctx, &a, serde_json::json!({})).await?;
+        return Ok(Action::requeue(Duration::from_secs(30)));
+    }
     if plan.active_site() == me {
         a.result = "Failed".into();
         a.finished = Some(now());
@@ -339,7 +362,13 @@ async fn effects(
             let body = serde_json::json!({"spec": {"trigger": {"schedule": null, "manual": trigger}}});
             let mut waiting = Vec::new();
             for v in &vols {
-                let src = sources.patch(&v.pvc, &PatchParams::default(), &Patch::Merge(&body)).await.map_err(|e| format!("asking site {peer_site} to sync disk {}: {e}", v.pvc))?;
+                let src = match sources.patch(&v.pvc, &PatchParams::default(), &Patch::Merge(&body)).await {
+                    Ok(s) => s,
+                    Err(e) if is_not_found(&e) => {
+                        return Ok(Outcome::Fail(format!("disk {} has no ReplicationSource at site {peer_site}: it does not replicate here, so a final sync is impossible; use Failover to accept the loss", v.pvc)));
+                    }
+                    Err(e) => return Err(format!("asking site {peer_site} to sync disk {}: {e}", v.pvc)),
+                };
                 let sent = src.data.pointer("/status/lastManualSync").and_then(|x| x.as_str()) == Some(trigger.as_str());
                 let rd = dests.get_opt(&v.pvc).await.map_err(read)?;
                 let arrived = rd

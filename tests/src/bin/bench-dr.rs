@@ -41,8 +41,9 @@ async fn wait_plan(client: &Client, what: &str, secs: u64, ok: impl Fn(&DrPlan) 
     pdc_tests::cluster::wait_for(&Api::<DrPlan>::namespaced(client.clone(), DEPT), DEPT, Duration::from_secs(secs), what, ok).await.map_err(|e| e.to_string())
 }
 
+/// Replicating from this copy's site: its active steady state reports Protected.
 fn protected(p: &DrPlan) -> bool {
-    p.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Protected"))
+    p.status.as_ref().is_some_and(|s| s.phase.as_deref() == Some("Protected") && conditions::is_true(&s.conditions, "Protected"))
 }
 
 /// Ask `client`'s copy for `action` and wait until it has finished; the seconds it took.
