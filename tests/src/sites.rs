@@ -252,7 +252,7 @@ async fn play_volsync_sources(src: &Client, dst: &Client, p: &Players) {
         let (ns, name) = (rs.namespace().unwrap_or_default(), rs.name_any());
         let manual = rs.data.pointer("/spec/trigger/manual").and_then(|m| m.as_str()).map(str::to_string);
         let last_manual = rs.data.pointer("/status/lastManualSync").and_then(|m| m.as_str()).map(str::to_string);
-        let last = rs.data.pointer("/status/lastSyncTime").and_then(|t| t.as_str()).and_then(|t| t.parse::<Timestamp>().ok());
+        let last = pdc_operator::dr::replicate::sync_state(&rs).0;
         let due = match &manual {
             Some(m) => last_manual.as_ref() != Some(m),
             None => last.is_none_or(|t| now.duration_since(t).as_secs() >= 2),
@@ -274,15 +274,9 @@ async fn play_volsync_sources(src: &Client, dst: &Client, p: &Players) {
         }
         let mut st = serde_json::json!({"status": {"lastSyncTime": now.to_string(), "latestMoverStatus": {"result": "Successful", "logs": "sent 1.2M bytes"}}});
         if let (Some(m), Some(s)) = (manual, st.get_mut("status")) {
-            set(s, "lastManualSync", serde_json::json!(m));
+            pdc_operator::dr::set(s, "lastManualSync", serde_json::json!(m));
         }
         let _ = srcs.patch_status(&name, &PatchParams::default(), &Patch::Merge(&st)).await;
-    }
-}
-
-fn set(obj: &mut serde_json::Value, key: &str, v: serde_json::Value) {
-    if let Some(o) = obj.as_object_mut() {
-        o.insert(key.to_string(), v);
     }
 }
 

@@ -44,6 +44,11 @@ pub fn claim_name(vm: &TenantVM, i: usize) -> String {
     format!("{}-nic{i}", vm.name_any())
 }
 
+/// The TenantVM whose NIC claim is named `claim` ([`claim_name`]).
+pub fn vm_of_claim(claim: &str) -> Option<&str> {
+    claim.rsplit_once("-nic").map(|(vm, _)| vm)
+}
+
 /// One dual-stack AddressClaim per NIC at `site` (the Primary site when `None`); the
 /// first carries the hostname (for its PTRs).
 pub fn claims(vm: &TenantVM, site: Option<&str>) -> Vec<AddressClaim> {

@@ -202,7 +202,7 @@ fn reverse_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
         if a.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let vm = a.spec.claim.name.rsplit_once("-nic").map(|(v, _)| v);
+        let vm = crate::compute::build::vm_of_claim(&a.spec.claim.name);
         if vm.and_then(|v| ctx.dr.dns_here(&a.spec.claim.namespace, v)) == Some(false) {
             continue;
         }

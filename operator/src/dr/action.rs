@@ -17,7 +17,7 @@ use pdc_api::{DnsRecord, DnsRecordSpec, DnsRecordType, DrAction, DrActionStatus,
 use pdc_core::dr::{self as engine, Step};
 use tracing::info;
 
-use super::replicate::{covered, volumes};
+use super::replicate::{covered, sync_state, volumes};
 use super::{DrContext, rd_resource, rs_resource};
 use crate::compute::build::{dv_resource, vm_resource};
 use crate::compute::vm::DNS;
@@ -371,10 +371,7 @@ async fn effects(
                 };
                 let sent = src.data.pointer("/status/lastManualSync").and_then(|x| x.as_str()) == Some(trigger.as_str());
                 let rd = dests.get_opt(&v.pvc).await.map_err(read)?;
-                let arrived = rd
-                    .as_ref()
-                    .and_then(|o| o.data.pointer("/status/lastSyncTime").and_then(|t| t.as_str()).and_then(|t| t.parse::<Timestamp>().ok()))
-                    .is_some_and(|t| t >= started);
+                let arrived = rd.as_ref().and_then(|o| sync_state(o).0).is_some_and(|t| t >= started);
                 if !(sent && arrived) {
                     waiting.push(v.pvc.clone());
                 }
@@ -389,7 +386,7 @@ async fn effects(
             let dests: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &rd_resource());
             let mut promoted = BTreeMap::new();
             for v in &vols {
-                let image = dests.get_opt(&v.pvc).await.map_err(read)?.and_then(|o| o.data.pointer("/status/latestImage/name").and_then(|n| n.as_str()).map(str::to_string));
+                let image = dests.get_opt(&v.pvc).await.map_err(read)?.and_then(|o| sync_state(&o).1);
                 match image {
                     Some(i) => {
                         promoted.insert(v.pvc.clone(), i);
@@ -493,7 +490,7 @@ async fn start_copies(plan: &DrPlan, ctx: &DrContext, ns: &str, me: &str) -> std
         super::set(&mut spec, "runStrategy", serde_json::json!("Always"));
         for d in std::iter::once(&vm.spec.root_disk).chain(vm.spec.disks.iter()) {
             let pvc = crate::compute::build::disk_name(vm, d);
-            let image = dests.get_opt(&pvc).await.map_err(|e| e.to_string())?.and_then(|o| o.data.pointer("/status/latestImage/name").and_then(|n| n.as_str()).map(str::to_string));
+            let image = dests.get_opt(&pvc).await.map_err(|e| e.to_string())?.and_then(|o| sync_state(&o).1);
             let Some(image) = image else { return Ok(Outcome::Fail(format!("disk {pvc} has no replica at site {me}: nothing to drill on"))) };
             let copy = format!("{pvc}-drill");
             let dv = serde_json::json!({

@@ -285,15 +285,11 @@ async fn apply(cached: Arc<DrPlan>, ctx: &DrContext) -> Result<Action> {
     };
     let Some(me) = ctx.view.site.clone() else {
         let msg = "this operator's site is not set (chart value `site`, env PDC_SITE): it cannot replicate or act";
-        let conds = pdc_api::conditions::merge(&plan.status.clone().unwrap_or_default().conditions, &[pdc_api::conditions::Cond::new("Protected", false, "SiteNotSet", msg)], plan.metadata.generation, Timestamp::now());
-        patch_status(&ctx.base.client, &plan, serde_json::json!({"conditions": conds, "phase": "Unprotected"})).await?;
-        return Ok(Action::requeue(Duration::from_secs(300)));
+        return not_here(&plan, ctx, "SiteNotSet", msg, serde_json::json!({"phase": "Unprotected"})).await;
     };
     if me != plan.spec.primary_site && me != plan.spec.standby_site {
         let msg = format!("this operator runs at site {me}, which is neither the plan's primary nor its standby");
-        let conds = pdc_api::conditions::merge(&plan.status.clone().unwrap_or_default().conditions, &[pdc_api::conditions::Cond::new("Protected", false, "NotAtThisSite", msg)], plan.metadata.generation, Timestamp::now());
-        patch_status(&ctx.base.client, &plan, serde_json::json!({"conditions": conds, "site": me})).await?;
-        return Ok(Action::requeue(Duration::from_secs(300)));
+        return not_here(&plan, ctx, "NotAtThisSite", &msg, serde_json::json!({"site": me})).await;
     }
     let peer_site = plan.peer_of(&me).to_string();
     let peer = ctx.peer(&peer_site).await;
@@ -318,6 +314,16 @@ async fn apply(cached: Arc<DrPlan>, ctx: &DrContext) -> Result<Action> {
     } else {
         replicate::standby(&plan, ctx, &me, &peer_site).await
     }
+}
+
+/// A plan this operator cannot serve: `Protected=False` with `reason` and `msg`
+/// (and the status fields in `extra`); looked at again in 5 minutes.
+async fn not_here(plan: &DrPlan, ctx: &DrContext, reason: &'static str, msg: &str, mut extra: serde_json::Value) -> Result<Action> {
+    let cond = pdc_api::conditions::Cond::new(replicate::PROTECTED, false, reason, msg);
+    let conds = pdc_api::conditions::merge(&plan.status.clone().unwrap_or_default().conditions, &[cond], plan.metadata.generation, Timestamp::now());
+    set(&mut extra, "conditions", serde_json::to_value(&conds).unwrap_or_default());
+    patch_status(&ctx.base.client, plan, extra).await?;
+    Ok(Action::requeue(Duration::from_secs(300)))
 }
 
 /// Deleting a plan: refused while an action runs; otherwise its replication
@@ -388,7 +394,6 @@ pub async fn run(ctx: Arc<DrContext>, controller: Controller<DrPlan>) {
         .touched_objects()
         .predicate_filter(volsync_key, Default::default());
     let plans = ctx.view.plans.clone();
-    let plans2 = plans.clone();
     let by_plan = |o: &kube::api::DynamicObject| {
         let name = o.labels().get(l::DR_PLAN)?.clone();
         Some(ObjectRef::<DrPlan>::new(&name).within(&o.namespace()?))
@@ -417,5 +422,4 @@ pub async fn run(ctx: Arc<DrContext>, controller: Controller<DrPlan>) {
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
-    drop(plans2);
 }

@@ -209,7 +209,7 @@ async fn copy_secret(from: &Client, to: &Client, ns: &str, name: &str, plan: &Dr
 }
 
 /// What a volume's VolSync object says: last sync, newest image, mover failure.
-fn sync_state(o: &DynamicObject) -> (Option<Timestamp>, Option<String>, Option<String>) {
+pub fn sync_state(o: &DynamicObject) -> (Option<Timestamp>, Option<String>, Option<String>) {
     let last = rfc3339(o.data.pointer("/status/lastSyncTime"));
     let image = o.data.pointer("/status/latestImage/name").and_then(|v| v.as_str()).map(str::to_string);
     let failed = match o.data.pointer("/status/latestMoverStatus/result").and_then(|v| v.as_str()) {
