@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ObjectMeta, PostParams};
+use kube::api::ObjectMeta;
 use kube::{Api, Client};
 use tracing::{debug, info, warn};
 
@@ -94,7 +94,7 @@ impl LeaderElector {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
-        match self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
+        match crate::apply::replace(&self.api, &self.cfg.name, &lease, false).await {
             Ok(_) => info!("released leader lease"),
             Err(e) => warn!(error = %e, "releasing leader lease failed"),
         }
@@ -115,7 +115,7 @@ impl LeaderElector {
                     ..Default::default()
                 }),
             };
-            return match self.api.create(&PostParams::default(), &lease).await {
+            return match crate::apply::create(&self.api, &lease).await {
                 Ok(_) => Ok(Attempt::Held),
                 Err(e) if crate::error::is_conflict(&e) => Ok(Attempt::HeldBy("another replica".into())),
                 Err(e) => Err(e),
@@ -145,7 +145,7 @@ impl LeaderElector {
         spec.renew_time = Some(now);
         // `replace` carries the resourceVersion we read: if anyone wrote in between,
         // the API server answers 409 and we did not get the lease.
-        match self.api.replace(&self.cfg.name, &PostParams::default(), &lease).await {
+        match crate::apply::replace(&self.api, &self.cfg.name, &lease, false).await {
             Ok(l) => {
                 self.observed = l.metadata.resource_version.map(|rv| (rv, Instant::now()));
                 Ok(Attempt::Held)

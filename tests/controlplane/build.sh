@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the real components the cluster tests run against, from their published Go modules,
-# into a cache outside the repository: kube-apiserver, etcd, helm.
+# into a cache outside the repository: kube-apiserver, kube-controller-manager, etcd, helm.
 # Idempotent: a binary whose version stamp matches is reused (a warm run takes seconds).
 # usage: tests/controlplane/build.sh            prints the bin dir on its last line
 set -euo pipefail
@@ -14,8 +14,11 @@ log() { printf '[build] %s\n' "$*" >&2; }
 
 stamp_ok() { [ -x "$BIN/$1" ] && [ -f "$BIN/$1.version" ] && [ "$(cat "$BIN/$1.version")" = "$2" ]; }
 
-build_apiserver() {
-  stamp_ok kube-apiserver "$K8S_VERSION" && { log "kube-apiserver $K8S_VERSION: cached"; return; }
+# kube-apiserver and kube-controller-manager come from one wrapper module (k8s.io/kubernetes),
+# stamped with the same version so /version reports it.
+build_kube() {
+  local name=$1
+  stamp_ok "$name" "$K8S_VERSION" && { log "$name $K8S_VERSION: cached"; return; }
   local minor major=1 t0=$SECONDS
   minor=$(echo "$K8S_VERSION" | cut -d. -f2)
   local ldf="-s -w \
@@ -27,11 +30,11 @@ build_apiserver() {
  -X k8s.io/client-go/pkg/version.gitMajor=$major \
  -X k8s.io/client-go/pkg/version.gitMinor=$minor \
  -X k8s.io/client-go/pkg/version.gitVersion=$K8S_VERSION"
-  log "building kube-apiserver $K8S_VERSION (cold: ~10-25 min)"
-  (cd "$HERE/apiserver" && go build -trimpath -ldflags "$ldf" -o "$BIN/kube-apiserver.tmp" k8s.io/kubernetes/cmd/kube-apiserver)
-  mv "$BIN/kube-apiserver.tmp" "$BIN/kube-apiserver"
-  echo "$K8S_VERSION" >"$BIN/kube-apiserver.version"
-  log "kube-apiserver built in $((SECONDS - t0)) s"
+  log "building $name $K8S_VERSION (cold: kube-apiserver ~9 min, kube-controller-manager ~5 min)"
+  (cd "$HERE/apiserver" && go build -trimpath -ldflags "$ldf" -o "$BIN/$name.tmp" "k8s.io/kubernetes/cmd/$name")
+  mv "$BIN/$name.tmp" "$BIN/$name"
+  echo "$K8S_VERSION" >"$BIN/$name.version"
+  log "$name built in $((SECONDS - t0)) s"
 }
 
 build_etcd() {
@@ -55,10 +58,11 @@ build_helm() {
 }
 
 case "${1:-all}" in
-  all) build_etcd; build_helm; build_apiserver ;;
-  apiserver) build_apiserver ;;
+  all) build_etcd; build_helm; build_kube kube-apiserver; build_kube kube-controller-manager ;;
+  apiserver) build_kube kube-apiserver ;;
+  controller-manager) build_kube kube-controller-manager ;;
   etcd) build_etcd ;;
   helm) build_helm ;;
-  *) echo "usage: $0 [all|apiserver|etcd|helm]" >&2; exit 2 ;;
+  *) echo "usage: $0 [all|apiserver|controller-manager|etcd|helm]" >&2; exit 2 ;;
 esac
 echo "$BIN"

@@ -21,6 +21,7 @@ go mod edit -go="$UPSTREAM_GO"
 GODEBUG_LINE=$(awk '$1=="godebug"{print; exit}' "$GOMOD")
 if [ -n "$GODEBUG_LINE" ]; then printf '\n%s\n' "$GODEBUG_LINE" >>go.mod; fi
 go get -tool "k8s.io/kubernetes/cmd/kube-apiserver@${K8S_VERSION}"
+go get -tool "k8s.io/kubernetes/cmd/kube-controller-manager@${K8S_VERSION}"
 go mod tidy
 
 # etcd: the module root is package main; all dependencies are published, no replaces needed.

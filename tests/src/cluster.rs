@@ -92,10 +92,10 @@ pub fn shared_env(with_operator: bool) -> Result<&'static TestEnv, String> {
             let (tx, rx) = mpsc::channel();
             let spawned = std::thread::Builder::new().name("pdc-test-keeper".into()).spawn(move || {
                 match start_env(with_operator) {
-                    Ok((env, plane, operator)) => {
+                    Ok((env, plane, operator, players)) => {
                         let _ = tx.send(Ok(env));
-                        // Hold the plane and operator for the life of the process.
-                        let _keep = (plane, operator);
+                        // Hold the plane, operator and players for the life of the process.
+                        let _keep = (plane, operator, players);
                         loop {
                             std::thread::park();
                         }
@@ -114,13 +114,16 @@ pub fn shared_env(with_operator: bool) -> Result<&'static TestEnv, String> {
         .map_err(Clone::clone)
 }
 
-fn start_env(with_operator: bool) -> Result<(TestEnv, ControlPlane, Option<OperatorProcess>), HarnessError> {
+type Kept = (TestEnv, ControlPlane, Option<OperatorProcess>, crate::players::Players);
+
+fn start_env(with_operator: bool) -> Result<Kept, HarnessError> {
     let plane = ControlPlane::start("pdc", &base_dir())?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| HarnessError::Io("building a runtime".into(), e))?;
     rt.block_on(prepare(&plane))?;
+    let players = crate::players::Players::start(vec![("pdc".into(), plane.kubeconfig())])?;
     let operator_kubeconfig =
         plane.kubeconfig_for(OPERATOR_USER, &["system:serviceaccounts", "system:serviceaccounts:pdc-system"])?;
     let operator = if with_operator {
@@ -136,11 +139,11 @@ fn start_env(with_operator: bool) -> Result<(TestEnv, ControlPlane, Option<Opera
         operator_metrics_port: operator.as_ref().map(|o| o.metrics_port),
         pki_dir: plane.pki.dir.clone(),
     };
-    Ok((env, plane, operator))
+    Ok((env, plane, operator, players))
 }
 
-/// Install the chart and the stand-in CRDs of optional integrations (Multus, KubeVirt,
-/// CDI, VolumeSnapshot, VolSync).
+/// Install the chart, the stand-in CRDs of optional integrations (Multus, KubeVirt,
+/// CDI, VolumeSnapshot, VolSync) and what the players need ([`crate::players::install`]).
 async fn prepare(plane: &ControlPlane) -> Result<(), HarnessError> {
     let client = client_for(&plane.kubeconfig()).await?;
     install_chart(&client).await?;
@@ -152,7 +155,8 @@ async fn prepare(plane: &ControlPlane) -> Result<(), HarnessError> {
     apply_yaml(&client, &kv, None).await?;
     let volsync = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/volsync.yaml"))
         .map_err(|e| HarnessError::Io("reading the VolSync CRDs".into(), e))?;
-    apply_yaml(&client, &volsync, None).await
+    apply_yaml(&client, &volsync, None).await?;
+    crate::players::install(&client).await
 }
 
 /// A control plane of its own, with the chart installed, for tests that start and

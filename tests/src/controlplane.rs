@@ -1,6 +1,9 @@
-//! A real Kubernetes control plane for tests: etcd and kube-apiserver, built from
-//! their Go modules by `tests/controlplane/build.sh`, started as child processes on
-//! loopback with free ports and their own PKI. Children get `PR_SET_PDEATHSIG`, so
+//! A real Kubernetes control plane for tests: etcd, kube-apiserver and
+//! kube-controller-manager, built from their Go modules by `tests/controlplane/build.sh`,
+//! started as child processes on loopback with free ports and their own PKI. The
+//! controller-manager runs every controller that needs no kubelet or cloud (see
+//! [`CONTROLLERS`]): garbage collection, namespace deletion and ResourceQuota usage
+//! happen as in a real cluster. Children get `PR_SET_PDEATHSIG`, so
 //! they die with the process that started them even when it is killed; `Drop`
 //! stops them by pid and removes their files.
 
@@ -54,6 +57,24 @@ pub fn spawn_tied(cmd: &mut Command) -> std::io::Result<Child> {
     }
     cmd.spawn()
 }
+
+/// The kube-controller-manager controllers that need no node, scheduler or cloud:
+/// what a real cluster does to the API objects pdc writes. Not run: those that make
+/// Pods (Deployments, Jobs, …: no kubelet runs them), node and cloud controllers, and
+/// the PersistentVolume binder (the tests' CDI player binds the claims it makes).
+pub const CONTROLLERS: &[&str] = &[
+    "garbage-collector-controller",
+    "namespace-controller",
+    "resourcequota-controller",
+    "serviceaccount-controller",
+    "serviceaccount-token-controller",
+    "clusterrole-aggregation-controller",
+    "root-ca-certificate-publisher-controller",
+    "pvc-protection-controller",
+    "pv-protection-controller",
+    "validatingadmissionpolicy-status-controller",
+    "legacy-serviceaccount-token-cleaner-controller",
+];
 
 /// One running control plane.
 pub struct ControlPlane {
@@ -123,7 +144,39 @@ impl ControlPlane {
         cp.children.push(("kube-apiserver".into(), apiserver));
         cp.write_kubeconfig("kubeconfig", "admin")?;
         cp.wait_ready(Duration::from_secs(120))?;
+        let kcm = cp.spawn_controller_manager()?;
+        cp.children.push(("kube-controller-manager".into(), kcm));
         Ok(cp)
+    }
+
+    /// kube-controller-manager with [`CONTROLLERS`], as the admin user (it needs to see
+    /// and change everything, as in a real cluster); it signs ServiceAccount tokens with
+    /// the API server's key.
+    fn spawn_controller_manager(&self) -> Result<Child, HarnessError> {
+        let bin = binary("kube-controller-manager")?;
+        let log = std::fs::File::create(self.dir.join("kube-controller-manager.log")).map_err(|e| HarnessError::Io("creating kube-controller-manager.log".into(), e))?;
+        let err = log.try_clone().map_err(|e| HarnessError::Io("cloning a log handle".into(), e))?;
+        let kubeconfig = self.kubeconfig().display().to_string();
+        spawn_tied(
+            Command::new(bin)
+                .arg(format!("--kubeconfig={kubeconfig}"))
+                .arg(format!("--authentication-kubeconfig={kubeconfig}"))
+                .arg(format!("--authorization-kubeconfig={kubeconfig}"))
+                .arg("--leader-elect=false")
+                .arg("--secure-port=0")
+                .arg("--use-service-account-credentials=false")
+                .arg(format!("--controllers={}", CONTROLLERS.join(",")))
+                .arg(format!("--service-account-private-key-file={}", self.pki.path("sa.key").display()))
+                .arg(format!("--root-ca-file={}", self.pki.path("ca.crt").display()))
+                // Quota usage recomputed often, so tests see it within seconds.
+                .arg("--resource-quota-sync-period=10s")
+                .arg("--concurrent-gc-syncs=10")
+                .arg("--v=1")
+                .stdin(Stdio::null())
+                .stdout(log)
+                .stderr(err),
+        )
+        .map_err(|e| HarnessError::Io("starting kube-controller-manager".into(), e))
     }
 
     fn spawn_apiserver(&self) -> Result<Child, HarnessError> {

@@ -8,6 +8,7 @@ pub mod controlplane;
 pub mod dns;
 pub mod operator;
 pub mod pki;
+pub mod players;
 pub mod sites;
 
 use std::path::PathBuf;
@@ -16,7 +17,7 @@ use std::time::Duration;
 /// What can go wrong while setting up the test environment.
 #[derive(Debug, thiserror::Error)]
 pub enum HarnessError {
-    #[error("{0} is missing: run `bash tests/controlplane/build.sh` first (it builds kube-apiserver, etcd and helm from their Go modules)")]
+    #[error("{0} is missing: run `bash tests/controlplane/build.sh` first (it builds kube-apiserver, kube-controller-manager, etcd and helm from their Go modules)")]
     MissingBinary(PathBuf),
     #[error("{0}: {1}")]
     Io(String, #[source] std::io::Error),

@@ -19,7 +19,7 @@ use pdc_api::{DrPlan, TenantVM};
 use pdc_operator::compute::build::{dv_resource, vm_resource};
 use pdc_operator::dr::{rd_resource, rs_resource};
 use pdc_tests::cluster::wait_for;
-use pdc_tests::sites::{PRIMARY, STANDBY, TwoSites, play_kubevirt_and_volsync, plan, vm};
+use pdc_tests::sites::{PRIMARY, STANDBY, TwoSites, plan, vm};
 
 const DEPT: &str = "so-y-te";
 
@@ -68,7 +68,7 @@ fn steps(p: &DrPlan) -> Vec<(String, String)> {
 async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survives_losing_the_primary() {
     let mut s = TwoSites::start(DEPT, 10, &[("PDC_DR_STEP_PAUSE", "1s")]).await.unwrap();
     let (pc, sc) = (s.primary.client().await.unwrap(), s.standby.client().await.unwrap());
-    let players = play_kubevirt_and_volsync(pc.clone(), sc.clone());
+    let players = s.players.clone();
 
     // Two protected VMs and one that is not, at the primary.
     let pvms: Api<TenantVM> = Api::namespaced(pc.clone(), DEPT);

@@ -45,17 +45,6 @@ fn cond(vm: &TenantVM, t: &str) -> Option<(String, String, String)> {
     Some((c.status.clone(), c.reason.clone(), c.message.clone()))
 }
 
-/// Plays KubeVirt: starts an instance of the VirtualMachine and reports it running.
-async fn play_kubevirt_running(client: &Client, ns: &str, name: &str) {
-    let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &vmi_resource());
-    let mut vmi = DynamicObject::new(name, &vmi_resource()).within(ns);
-    vmi.data = serde_json::json!({"spec": {}});
-    vmis.create(&PostParams::default(), &vmi).await.unwrap();
-    let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &vm_resource());
-    let status = serde_json::json!({"status": {"printableStatus": "Running", "ready": true, "created": true}});
-    api.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
-}
-
 #[tokio::test]
 async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     let env = env();
@@ -95,8 +84,9 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     assert!(data.data["spec"]["source"]["blank"].is_object());
     assert_eq!(data.data["spec"]["storage"]["storageClassName"], "pdc-hdd");
 
-    // KubeVirt reports it running: Ready, and its FQDN answers with its addresses.
-    play_kubevirt_running(&client, &dept, "his").await;
+    // CDI imports the image (its importer pod may reach the image server through the
+    // department's network policies) and KubeVirt starts the VM once its disks have
+    // Succeeded: Ready, and its FQDN answers with its addresses.
     let vm = wait_for(&api, "his", Duration::from_secs(60), "Ready", |v| cond(v, READY).is_some_and(|c| c.0 == "True")).await.unwrap();
     let st = vm.status.clone().unwrap();
     assert_eq!(st.phase.as_deref(), Some("Running"));
@@ -127,6 +117,8 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     }
     pdc_tests::pdcctl(&env.kubeconfig, &["vm", "start", "his", "-d", &dept]);
 
+    let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &vmi_resource());
+    let first_instance = wait_for(&vmis, "his", Duration::from_secs(30), "running again", |i| i.data["status"]["phase"] == "Running").await.unwrap().uid().unwrap();
     // Resize: the quota is charged again, the VM gets the new size, a restart is asked for.
     api.patch("his", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"size": "m1.large"}}))).await.unwrap();
     let vm = wait_for(&api, "his", Duration::from_secs(30), "RestartRequired", |v| cond(v, "RestartRequired").is_some_and(|c| c.0 == "True")).await.unwrap();
@@ -144,8 +136,24 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     assert_eq!(code, 0, "{out}");
     let vm = wait_for(&api, "his", Duration::from_secs(30), "restarted", |v| cond(v, "RestartRequired").is_some_and(|c| c.0 == "False")).await.unwrap();
     assert_eq!(vm.status.unwrap().running_size.as_deref(), Some("m1.large"));
-    let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &vmi_resource());
-    assert!(vmis.get_opt("his").await.unwrap().is_none(), "the old instance was deleted");
+    let start = Instant::now();
+    while vmis.get_opt("his").await.unwrap().and_then(|i| i.uid()) == Some(first_instance.clone()) {
+        assert!(start.elapsed() < Duration::from_secs(30), "the old instance was not replaced");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    // A data disk grows through its claim; the DataVolume's spec stays as CDI accepted it.
+    let grown = serde_json::json!({"spec": {"disks": [{"name": "data", "size": "60Gi", "tier": "hdd"}]}});
+    api.patch("his", &PatchParams::default(), &Patch::Merge(&grown)).await.unwrap();
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), &dept);
+    wait_for(&pvcs, "his-data", Duration::from_secs(30), "the claim asks 60Gi", |p| {
+        p.spec.as_ref().and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).is_some_and(|q| q.0 == "60Gi")
+    })
+    .await
+    .unwrap();
+    let v = wait_for(&api, "his", Duration::from_secs(30), "disks resized", |v| cond(v, "DisksResized").is_some_and(|c| c.0 == "True" && v.status.as_ref().and_then(|s| s.observed_generation) == v.metadata.generation)).await.unwrap();
+    assert_eq!(cond(&v, READY).unwrap().0, "True");
+    assert_eq!(dvs.get("his-data").await.unwrap().data["spec"]["storage"]["resources"]["requests"]["storage"], "50Gi");
 
     // Delete: VM, disks, claims and records go; the quota is released; DNS forgets it.
     api.delete("his", &DeleteParams::default()).await.unwrap();
@@ -259,15 +267,13 @@ async fn bad_requests_are_refused_with_a_reason() {
     let e = api.create(&pp, &serde_json::from_value(v).unwrap()).await.unwrap_err().to_string();
     assert!(e.contains("exactly one of url, registry or dataSource"), "{e}");
 
-    // An image CDI cannot import: the VM says which disk and why.
-    api.create(&pp, &tenant_vm("noimg", "m1.small", "app")).await.unwrap();
-    let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &dv_resource());
-    wait_for(&dvs, "noimg-root", Duration::from_secs(60), "the root DataVolume", |_| true).await.unwrap();
-    // Plays CDI: the import fails.
-    let failed = serde_json::json!({"status": {"phase": "Failed", "conditions": [{"type": "Running", "status": "False", "message": "Unable to connect to http data source: 404 Not Found"}]}});
-    dvs.patch_status("noimg-root", &PatchParams::default(), &Patch::Merge(&failed)).await.unwrap();
+    // An image CDI cannot import (the image server answers 404): CDI's importer keeps
+    // failing and restarting; the VM says which disk and why.
+    let mut noimg = tenant_vm("noimg", "m1.small", "app");
+    noimg.spec.image.url = Some("https://images.daklak.gov.vn/missing/ubuntu.qcow2".into());
+    api.create(&pp, &noimg).await.unwrap();
     let v = wait_for(&api, "noimg", Duration::from_secs(60), "DiskFailed", |v| cond(v, READY).is_some_and(|c| c.1 == "DiskFailed")).await.unwrap();
-    assert!(cond(&v, READY).unwrap().2.contains("disk root: Unable to connect to http data source: 404"), "{:?}", cond(&v, READY));
+    assert!(cond(&v, READY).unwrap().2.contains("disk root: Unable to connect to http data source: expected status code 200, got 404"), "{:?}", cond(&v, READY));
     api.delete("noimg", &DeleteParams::default()).await.unwrap();
     let start = Instant::now();
     while api.get_opt("noimg").await.unwrap().is_some() {
@@ -328,14 +334,18 @@ async fn volumes_grow_attach_detach_and_snapshot() {
     assert_eq!(dv.data["spec"]["storage"]["storageClassName"], "pdc-ssd");
     assert_eq!(dv.data["spec"]["storage"]["resources"]["requests"]["storage"], "30Gi");
     wait_for(&kv, "db", Duration::from_secs(30), "hotplug disk", hotplugged).await.unwrap();
-    // Plays CDI: the DataVolume is imported.
-    dvs.patch_status("vol-data1", &PatchParams::default(), &Patch::Merge(serde_json::json!({"status": {"phase": "Succeeded"}}))).await.unwrap();
     wait_for(&vols, "data1", Duration::from_secs(30), "Ready", |v| vcond(v, READY).is_some_and(|c| c.0 == "True")).await.unwrap();
 
-    // Grows; never shrinks (refused at the API).
+    // Grows through its claim (CDI refuses a DataVolume spec change); never shrinks
+    // (refused at the API).
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["volume", "expand", "data1", "-d", &dept, "--size", "40Gi"]);
     assert_eq!(code, 0, "{out}");
-    wait_for(&dvs, "vol-data1", Duration::from_secs(30), "40Gi", |d| d.data["spec"]["storage"]["resources"]["requests"]["storage"] == "40Gi").await.unwrap();
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), &dept);
+    let capacity = |p: &k8s_openapi::api::core::v1::PersistentVolumeClaim| p.status.as_ref().and_then(|s| s.capacity.as_ref()).and_then(|c| c.get("storage")).map(|q| q.0.clone());
+    wait_for(&pvcs, "vol-data1", Duration::from_secs(30), "capacity 40Gi", |p| capacity(p).as_deref() == Some("40Gi")).await.unwrap();
+    let v = wait_for(&vols, "data1", Duration::from_secs(30), "Provisioned at 40Gi", |v| vcond(v, READY).is_some_and(|c| c.1 == "Provisioned" && c.2.contains("40Gi"))).await.unwrap();
+    assert_eq!(v.status.unwrap().observed_generation, v.metadata.generation);
+    assert_eq!(dvs.get("vol-data1").await.unwrap().data["spec"]["storage"]["resources"]["requests"]["storage"], "30Gi", "the DataVolume's spec never changes");
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["volume", "expand", "data1", "-d", &dept, "--size", "10Gi"]);
     assert!(code != 0 && out.contains("cannot shrink"), "{out}");
     let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();

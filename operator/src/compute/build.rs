@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ObjectMeta};
 use kube::{Resource, ResourceExt};
 use pdc_api::labels as l;
-use pdc_api::{AddressClaim, AddressClaimSpec, DiskSpec, DnsRecord, DnsRecordSpec, DnsRecordType, IpFamilies, RunStrategy, TenantVM};
+use pdc_api::{AddressClaim, AddressClaimSpec, DiskDeletionPolicy, DiskSpec, DnsRecord, DnsRecordSpec, DnsRecordType, IpFamilies, RunStrategy, TenantVM};
 use pdc_core::netdata;
 
 use crate::ipam::attach::{member_label, zone_object_name};
@@ -96,6 +96,11 @@ pub fn data_volume(vm: &TenantVM, d: &DiskSpec, root: bool, storage_class: &str,
     spec.insert(key.into(), source);
     let mut o = DynamicObject::new(&disk_name(vm, d), &dv_resource()).within(&ns);
     o.metadata = meta(vm, disk_name(vm, d));
+    // Kept disks must outlive the VM: no owner reference, or the garbage collector
+    // would delete them with it.
+    if vm.spec.disk_deletion_policy == DiskDeletionPolicy::Retain {
+        o.metadata.owner_references = None;
+    }
     if let Some(snap) = restore {
         o.metadata.annotations = Some(BTreeMap::from([(l::DR_RESTORED_FROM.to_string(), snap.to_string())]));
     }
@@ -147,7 +152,7 @@ pub fn virtual_machine(vm: &TenantVM, vcpu: i32, memory: &str, nics: &[NicPlan],
     let mut cloudinit = serde_json::Map::new();
     cloudinit.insert("networkData".into(), serde_json::json!(net));
     match &vm.spec.cloud_init_secret {
-        Some(s) => cloudinit.insert("userDataSecretRef".into(), serde_json::json!({"name": s})),
+        Some(s) => cloudinit.insert("secretRef".into(), serde_json::json!({"name": s})),
         None => cloudinit.insert("userData".into(), serde_json::json!(format!("#cloud-config\nhostname: {}\nfqdn: {fqdn}\n", vm.spec.hostname))),
     };
     volumes.push(serde_json::json!({"name": "cloudinit", "cloudInitNoCloud": cloudinit}));

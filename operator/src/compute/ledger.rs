@@ -5,7 +5,6 @@
 
 use std::collections::BTreeMap;
 
-use kube::api::PostParams;
 use kube::{Api, Client};
 use pdc_api::{Department, GuestQuota, QuotaCharge};
 use pdc_core::quota::{self, Charge};
@@ -78,7 +77,7 @@ pub async fn charge(client: &Client, cached: Option<&Department>, dept: &str, ke
         }
         d.status = Some(status);
         d.metadata.managed_fields = None;
-        match api.replace_status(dept, &PostParams::default(), &d).await {
+        match crate::apply::replace(&api, dept, &d, true).await {
             Ok(_) => return Ok(Ok(())),
             Err(e) if is_conflict(&e) => continue,
             Err(source) => return Err(Error::PatchStatus { what: format!("the quota ledger of Department {dept}"), source }),

@@ -1,6 +1,7 @@
 //! Tenant VMs: the TenantVM controller and the quota ledger it charges.
 
 pub mod build;
+pub mod disk;
 pub mod ledger;
 pub mod vm;
 pub mod volume;

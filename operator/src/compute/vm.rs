@@ -22,6 +22,7 @@ use pdc_core::quota::Charge;
 use tracing::info;
 
 use super::build::{self, NicPlan, VM_LABEL};
+use super::disk::DiskState;
 use super::ledger;
 use crate::apply;
 use crate::context::Context;
@@ -35,6 +36,8 @@ pub const QUOTA_ACCEPTED: &str = "QuotaAccepted";
 pub const ADDRESSES: &str = "AddressesAllocated";
 pub const DNS: &str = "DnsProgrammed";
 pub const RESTART: &str = "RestartRequired";
+/// Every disk has the size its spec asks (a grown disk's claim is expanded in place).
+pub const DISKS_GROWN: &str = "DisksResized";
 
 pub struct VmContext {
     pub base: Arc<Context>,
@@ -194,6 +197,7 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     let dapi: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &build::dv_resource());
     let disks = std::iter::once(&vm.spec.root_disk).chain(vm.spec.disks.iter());
     let mut disk_failures = Vec::new();
+    let mut disk_growth = Vec::new();
     for (d, (root, sc)) in disks.zip(classes.iter()) {
         if standby {
             // The standby copy's disks come from replicas when it takes over.
@@ -216,17 +220,10 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
             }
         }
         let dv = build::data_volume(vm, d, *root, sc, restore);
-        match dapi.patch(&build::disk_name(vm, d), &apply::params(), &Patch::Apply(&dv)).await {
-            Ok(got) => {
-                // CDI reports an import that cannot succeed (a bad URL or image) as Failed.
-                if got.data.pointer("/status/phase").and_then(|p| p.as_str()) == Some("Failed") {
-                    let why = got.data.pointer("/status/conditions").and_then(|c| c.as_array()).into_iter().flatten()
-                        .filter_map(|c| c.get("message").and_then(|m| m.as_str()))
-                        .find(|m| !m.is_empty())
-                        .unwrap_or("see the DataVolume's events");
-                    disk_failures.push(format!("disk {}: {why}", d.name));
-                }
-            }
+        match super::disk::ensure(client, &dv, &d.size).await {
+            Ok(DiskState::Failed(why)) => disk_failures.push(format!("disk {}: {why}", d.name)),
+            Ok(DiskState::Growing { from, to }) => disk_growth.push(format!("disk {}: {from} → {to}", d.name)),
+            Ok(_) => {}
             Err(e) => return missing_integration(vm, ctx, e, "CDI (DataVolume)").await,
         }
     }
@@ -332,6 +329,11 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         } else {
             Cond::new(RESTART, false, "UpToDate", "the guest runs with its size")
         },
+        if disk_growth.is_empty() {
+            Cond::new(DISKS_GROWN, true, "UpToDate", "every disk has the size asked")
+        } else {
+            Cond::new(DISKS_GROWN, false, "Expanding", format!("the claims are being expanded: {}", disk_growth.join("; ")))
+        },
         ready_cond,
     ];
     let was_ready = vm.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY));
@@ -351,6 +353,9 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     .await?;
     if !ready {
         return Ok(Action::requeue(Duration::from_secs(10)));
+    }
+    if !disk_growth.is_empty() {
+        return Ok(Action::requeue(Duration::from_secs(3)));
     }
     Ok(Action::requeue(Duration::from_secs(300)))
 }

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, DynamicObject, Patch};
+use kube::api::{Api, DeleteParams, DynamicObject};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -20,6 +20,7 @@ use pdc_api::{AccessMode, Department, Province, TenantVolume, TenantVolumeStatus
 use pdc_core::quota::Charge;
 
 use super::build::dv_resource;
+use super::disk::DiskState;
 use super::ledger;
 use super::vm::QUOTA_ACCEPTED;
 use crate::apply;
@@ -94,25 +95,23 @@ async fn provision(v: &TenantVolume, ctx: &VolumeContext) -> Result<Action> {
         set_status(v, ctx, vec![Cond::new(QUOTA_ACCEPTED, false, "QuotaExceeded", msg.clone()), Cond::new(READY, false, "QuotaExceeded", msg)]).await?;
         return Ok(Action::requeue(Duration::from_secs(120)));
     }
-    let api: Api<DynamicObject> = Api::namespaced_with(ctx.base.client.clone(), &ns, &dv_resource());
-    let dv = match api.patch(&dv_name(v), &apply::params(), &Patch::Apply(&data_volume(v, &sc))).await {
-        Ok(o) => o,
+    let state = match super::disk::ensure(&ctx.base.client, &data_volume(v, &sc), &v.spec.size).await {
+        Ok(s) => s,
         Err(e) if is_not_found(&e) => {
             set_status(v, ctx, vec![Cond::new(READY, false, "IntegrationMissing", "CDI (DataVolume) is not installed in this cluster")]).await?;
             return Ok(Action::requeue(Duration::from_secs(60)));
         }
         Err(source) => return Err(Error::Apply { what: format!("DataVolume {}", dv_name(v)), source }),
     };
-    let phase = dv.data.pointer("/status/phase").and_then(|p| p.as_str()).unwrap_or("Pending").to_string();
     let accepted = Cond::new(QUOTA_ACCEPTED, true, "Admitted", format!("{} of {} charged", v.spec.size, v.spec.tier));
-    let ready = if phase == "Succeeded" {
-        Cond::new(READY, true, "Provisioned", format!("{} on {sc}", v.spec.size))
-    } else {
-        Cond::new(READY, false, "Provisioning", format!("the DataVolume is {phase}"))
+    let (ready, again) = match &state {
+        DiskState::Ready => (Cond::new(READY, true, "Provisioned", format!("{} on {sc}", v.spec.size)), Duration::from_secs(300)),
+        DiskState::Growing { from, to } => (Cond::new(READY, true, "Expanding", format!("the claim is being expanded from {from} to {to}")), Duration::from_secs(3)),
+        DiskState::Failed(why) => (Cond::new(READY, false, "DiskFailed", why.clone()), Duration::from_secs(30)),
+        DiskState::Populating(phase) => (Cond::new(READY, false, "Provisioning", format!("the DataVolume is {phase}")), Duration::from_secs(10)),
     };
-    let done = phase == "Succeeded";
     set_status(v, ctx, vec![accepted, ready]).await?;
-    Ok(if done { Action::requeue(Duration::from_secs(300)) } else { Action::requeue(Duration::from_secs(10)) })
+    Ok(Action::requeue(again))
 }
 
 async fn teardown(v: &TenantVolume, ctx: &VolumeContext) -> Result<Action> {

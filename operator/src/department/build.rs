@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{LimitRange, LimitRangeItem, LimitRangeSpec, Namespace, ResourceQuota, ResourceQuotaSpec};
 use k8s_openapi::api::networking::v1::{
-    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
+    IPBlock, NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer, NetworkPolicyPort, NetworkPolicySpec,
 };
 use k8s_openapi::api::rbac::v1::{RoleBinding, RoleRef, Subject};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
@@ -20,6 +20,8 @@ use pdc_core::quantity;
 pub const QUOTA_NAME: &str = "pdc-guest-quota";
 pub const LIMITS_NAME: &str = "pdc-defaults";
 pub const DENY_POLICY: &str = "pdc-default-deny";
+/// Egress for CDI's importer pods: the image servers over HTTP(S).
+pub const IMPORTER_POLICY: &str = "pdc-allow-cdi-importer";
 pub const ALLOW_POLICY: &str = "pdc-allow-namespace-and-dns";
 
 /// Everything a Department owns.
@@ -100,7 +102,10 @@ fn resource_quota(dept: &Department, province: &Province, ns: &str, subdomain: &
         ("limits.cpu".to_string(), q(gq.vcpu.max(0).to_string())),
         ("requests.memory".to_string(), q(quantity::format_bytes(mem_total))),
         ("limits.memory".to_string(), q(quantity::format_bytes(mem_total))),
-        ("count/virtualmachines.kubevirt.io".to_string(), q(gq.vms.max(0).to_string())),
+        // Twice the VMs: a DR drill starts a copy of each protected VM beside the
+        // halted standby copy at the standby site. pdc's own ledger still charges
+        // each TenantVM once, so no department runs more than `quota.vms` VMs.
+        ("count/virtualmachines.kubevirt.io".to_string(), q(gq.vms.max(0).saturating_mul(2).to_string())),
         ("services.loadbalancers".to_string(), q(gq.public_addresses.max(0).to_string())),
     ]);
     let mut total: u128 = 0;
@@ -182,7 +187,30 @@ fn network_policies(dept: &Department, ns: &str, subdomain: &str) -> Vec<Network
             ]),
         }),
     };
-    vec![deny, allow]
+    // CDI imports a VM's image from a URL or registry with an importer pod in this
+    // namespace (labels `app: containerized-data-importer`, `cdi.kubevirt.io: importer`):
+    // it resolves the image host (the DNS rule above) and fetches over HTTP(S).
+    let importer = NetworkPolicy {
+        metadata: meta(dept, IMPORTER_POLICY, Some(ns), subdomain),
+        spec: Some(NetworkPolicySpec {
+            pod_selector: Some(LabelSelector {
+                match_labels: Some(BTreeMap::from([("app".into(), "containerized-data-importer".into()), ("cdi.kubevirt.io".into(), "importer".into())])),
+                ..Default::default()
+            }),
+            policy_types: Some(vec!["Egress".into()]),
+            egress: Some(vec![NetworkPolicyEgressRule {
+                to: Some(
+                    ["0.0.0.0/0", "::/0"]
+                        .into_iter()
+                        .map(|c| NetworkPolicyPeer { ip_block: Some(IPBlock { cidr: c.into(), except: None }), ..Default::default() })
+                        .collect(),
+                ),
+                ports: Some([80, 443].into_iter().map(|p| NetworkPolicyPort { protocol: Some("TCP".into()), port: Some(IntOrString::Int(p)), ..Default::default() }).collect()),
+            }]),
+            ..Default::default()
+        }),
+    };
+    vec![deny, allow, importer]
 }
 
 #[cfg(test)]
@@ -262,7 +290,7 @@ mod tests {
         assert_eq!(hard["pdc-ssd.storageclass.storage.k8s.io/requests.storage"].0, "1Ti");
         assert_eq!(hard["pdc-hdd.storageclass.storage.k8s.io/requests.storage"].0, "0");
         assert_eq!(hard["requests.storage"].0, "1Ti");
-        assert_eq!(hard["count/virtualmachines.kubevirt.io"].0, "10");
+        assert_eq!(hard["count/virtualmachines.kubevirt.io"].0, "20", "a drill copy beside each VM");
         assert_eq!(hard["services.loadbalancers"].0, "2");
     }
 

@@ -10,7 +10,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Patch, PatchParams};
+use kube::api::Patch;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, predicates, watcher};
@@ -101,7 +101,7 @@ pub async fn set_finalizer(client: &Client, rec: &DnsRecord, present: bool) -> R
         ]),
     };
     let patch: json_patch::Patch = serde_json::from_value(ops).map_err(|e| Error::Invalid(format!("finalizer patch: {e}")))?;
-    match api.patch(&rec.name_any(), &PatchParams::default(), &Patch::Json::<()>(patch)).await {
+    match api.patch(&rec.name_any(), &crate::apply::strict(), &Patch::Json::<()>(patch)).await {
         Ok(_) => Ok(()),
         Err(e) if crate::error::is_not_found(&e) => Ok(()),
         Err(source) => Err(Error::Apply { what: format!("the finalizer of DnsRecord {}", rec.name_any()), source }),

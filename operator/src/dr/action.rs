@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch};
 use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use pdc_api::conditions;
@@ -54,7 +54,7 @@ async fn record(plan: &DrPlan, ctx: &DrContext, a: &DrActionStatus, extra: serde
     }
     let body = serde_json::json!({ "metadata": {"resourceVersion": plan.resource_version()}, "status": status });
     let api: Api<DrPlan> = Api::namespaced(ctx.base.client.clone(), &plan.namespace().unwrap_or_default());
-    api.patch_status(&plan.name_any(), &PatchParams::default(), &Patch::Merge(&body))
+    api.patch_status(&plan.name_any(), &crate::apply::strict(), &Patch::Merge(&body))
         .await
         .map(|_| ())
         .map_err(|source| Error::PatchStatus { what: format!("DrPlan {}", plan.name_any()), source })
@@ -65,7 +65,7 @@ async fn record(plan: &DrPlan, ctx: &DrContext, a: &DrActionStatus, extra: serde
 pub async fn fence(plan: &DrPlan, peer: &Client, me: &str, epoch: i64) -> std::result::Result<usize, String> {
     let ns = plan.namespace().unwrap_or_default();
     let body = serde_json::json!({"status": {"activeSite": me, "dnsSite": me, "epoch": epoch}});
-    match Api::<DrPlan>::namespaced(peer.clone(), &ns).patch_status(&plan.name_any(), &PatchParams::default(), &Patch::Merge(&body)).await {
+    match Api::<DrPlan>::namespaced(peer.clone(), &ns).patch_status(&plan.name_any(), &crate::apply::strict(), &Patch::Merge(&body)).await {
         Ok(_) => {}
         Err(e) if is_not_found(&e) => {}
         Err(e) => return Err(format!("it does not answer: {e}")),
@@ -74,7 +74,7 @@ pub async fn fence(plan: &DrPlan, peer: &Client, me: &str, epoch: i64) -> std::r
     let halt = serde_json::json!({"spec": {"runStrategy": "Halted"}});
     let mut n = 0;
     for name in plan.status.as_ref().map(|s| s.vms.clone()).unwrap_or_default() {
-        match vms.patch(&name, &PatchParams::default(), &Patch::Merge(&halt)).await {
+        match vms.patch(&name, &crate::apply::strict(), &Patch::Merge(&halt)).await {
             Ok(_) => n += 1,
             Err(e) if is_not_found(&e) => {}
             Err(e) => return Err(format!("halting VM {name} failed: {e}")),
@@ -362,7 +362,7 @@ async fn effects(
             let body = serde_json::json!({"spec": {"trigger": {"schedule": null, "manual": trigger}}});
             let mut waiting = Vec::new();
             for v in &vols {
-                let src = match sources.patch(&v.pvc, &PatchParams::default(), &Patch::Merge(&body)).await {
+                let src = match sources.patch(&v.pvc, &crate::apply::strict(), &Patch::Merge(&body)).await {
                     Ok(s) => s,
                     Err(e) if is_not_found(&e) => {
                         return Ok(Outcome::Fail(format!("disk {} has no ReplicationSource at site {peer_site}: it does not replicate here, so a final sync is impossible; use Failover to accept the loss", v.pvc)));

@@ -20,7 +20,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, ApiResource, GroupVersionKind, Patch, PatchParams};
+use kube::api::{Api, ApiResource, GroupVersionKind, Patch};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -242,7 +242,7 @@ fn redact(s: &str) -> String {
 /// never overwrites what an action (here or at the other site) recorded.
 pub async fn patch_status(client: &Client, plan: &DrPlan, body: serde_json::Value) -> Result<()> {
     let api: Api<DrPlan> = Api::namespaced(client.clone(), &plan.namespace().unwrap_or_default());
-    api.patch_status(&plan.name_any(), &PatchParams::default(), &Patch::Merge(&serde_json::json!({ "status": body })))
+    api.patch_status(&plan.name_any(), &crate::apply::strict(), &Patch::Merge(&serde_json::json!({ "status": body })))
         .await
         .map(|_| ())
         .map_err(|source| Error::PatchStatus { what: format!("DrPlan {}", plan.name_any()), source })

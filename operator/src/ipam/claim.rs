@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::{DeleteParams, ListParams, ObjectMeta};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
@@ -222,7 +222,7 @@ async fn try_bind(claim: &AddressClaim, ctx: &ClaimContext) -> Result<std::resul
             let (Some(addr), Some(subnet)) = (template.address(*f, h), if *f == Family::V4 { v4 } else { v6 }) else { continue };
             let obj = allocation(claim, &key, addr, &subnet, hostname.clone());
             let name = addr.object_name();
-            match api.create(&PostParams::default(), &obj).await {
+            match crate::apply::create(&api, &obj).await {
                 Ok(_) => {
                     ctx.ipam.ledger.address_created(&name, &key, *f, h, &uid);
                     created.push(name);

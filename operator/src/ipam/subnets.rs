@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use kube::api::{DeleteParams, ListParams, ObjectMeta, PostParams};
+use kube::api::{DeleteParams, ListParams, ObjectMeta};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use pdc_api::labels as l;
@@ -100,7 +100,7 @@ async fn allocate(client: &Client, ipam: &Ipam, key: &PoolKey, parent: &Prefix, 
             return Ok(None);
         };
         let obj = object(key, &p);
-        match api.create(&PostParams::default(), &obj).await {
+        match crate::apply::create(&api, &obj).await {
             Ok(created) => {
                 ipam.ledger.subnet_seen(&created);
                 info!(department = %key.department, zone = %key.zone, site = %key.site, prefix = %p, "subnet allocated");

@@ -21,7 +21,7 @@ use pdc_api::{DrPlan, TenantVM, conditions};
 use pdc_core::dnsplan::{Change, RRset, RecordType};
 use pdc_operator::compute::build::{dv_resource, vm_resource};
 use pdc_tests::bench::{Args, percentile, write_result};
-use pdc_tests::sites::{TwoSites, play_kubevirt_and_volsync, plan, vm};
+use pdc_tests::sites::{TwoSites, plan, vm};
 
 const DEPT: &str = "so-y-te";
 const RUNS: usize = 5;
@@ -134,7 +134,7 @@ async fn run() -> Result<(), String> {
     eprintln!("starting two control planes, Knot and an operator per site");
     let s = TwoSites::start(DEPT, u32::try_from(n + 2).unwrap_or(u32::MAX), &[]).await.map_err(|e| e.to_string())?;
     let (pc, sc) = (s.primary.client().await.map_err(|e| e.to_string())?, s.standby.client().await.map_err(|e| e.to_string())?);
-    let players = play_kubevirt_and_volsync(pc.clone(), sc.clone());
+    let players = s.players.clone();
 
     let base = baseline(&s, &pc, &sc, n).await?;
     eprintln!("baseline (raw writes of a failover of {n} VMs): {base:.2}s");

@@ -14,8 +14,7 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::{WatchStreamExt, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, Client};
 use pdc_api::{AddressClaim, Department, TenantVM, conditions};
 use pdc_operator::compute::build::{self, NicPlan, dv_resource, vm_resource};
 use pdc_tests::addressing::load_plan;
@@ -97,22 +96,6 @@ async fn baseline(client: &Client, n: usize, conc: usize) -> Result<Duration, St
     Ok(took)
 }
 
-/// Plays KubeVirt: every VirtualMachine without a status is reported Running.
-async fn play_kubevirt(client: Client) {
-    let api: Api<DynamicObject> = Api::all_with(client.clone(), &vm_resource());
-    let stream = watcher(api, watcher::Config::default()).default_backoff().applied_objects();
-    let mut stream = std::pin::pin!(stream);
-    while let Ok(Some(o)) = stream.try_next().await {
-        if o.data.pointer("/status/printableStatus").is_some() {
-            continue;
-        }
-        let ns = o.namespace().unwrap_or_default();
-        let a: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &vm_resource());
-        let st = serde_json::json!({"status": {"printableStatus": "Running", "ready": true}});
-        let _ = a.patch_status(&o.name_any(), &PatchParams::default(), &Patch::Merge(&st)).await;
-    }
-}
-
 async fn run() -> Result<(), String> {
     let a = Args::parse(1000, "bench/results/vms.json");
     eprintln!("starting a fresh control plane and Knot DNS");
@@ -137,7 +120,8 @@ async fn run() -> Result<(), String> {
     }
     apply_yaml(&client, "apiVersion: pdc.io/v1alpha1\nkind: SizeClass\nmetadata: {name: m1.small}\nspec: {vcpu: 2, memory: 4Gi}\n", None).await.map_err(|e| e.to_string())?;
     register_zones(&client, &knot, "knot-tsig").await.map_err(|e| e.to_string())?;
-    let kubevirt = tokio::spawn(play_kubevirt(client.clone()));
+    // KubeVirt, CDI and the CSI driver, with the upstream rules they enforce.
+    let players = pdc_tests::players::Players::start(vec![("bench".into(), env.kubeconfig.clone())]).map_err(|e| e.to_string())?;
 
     eprintln!("pdc: {} TenantVMs over {DEPARTMENTS} departments, concurrency {}", a.count, a.concurrency);
     let t: Timings<(String, String)> = Timings::default();
@@ -154,7 +138,7 @@ async fn run() -> Result<(), String> {
     let total = start.elapsed();
     watch.abort();
     progress.abort();
-    kubevirt.abort();
+    players.stop();
     let rss = op.peak_rss_kib().map(|k| k as f64 / 1024.0);
     op.stop();
 
