@@ -43,3 +43,9 @@ pub const DR_PEER_ADDRESSES: &str = "pdc.io/dr-peer-addresses";
 pub const DR_RESTORED_FROM: &str = "pdc.io/dr-restored-from";
 /// Finalizer that removes a DrPlan's replication objects.
 pub const DR_FINALIZER: &str = "pdc.io/dr-plan";
+/// On a VolumeSnapshot a DR restore or drill reads from: the DrPlan that holds it
+/// (with VolSync's [`VOLSYNC_DO_NOT_DELETE`]) until the restore no longer needs it.
+pub const DR_HOLD: &str = "pdc.io/dr-hold";
+/// VolSync leaves a snapshot with this label alone (any value): it is not deleted when
+/// a newer replica arrives, nor with its ReplicationDestination.
+pub const VOLSYNC_DO_NOT_DELETE: &str = "volsync.backube/do-not-delete";

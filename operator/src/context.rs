@@ -35,6 +35,27 @@ impl Context {
 }
 
 impl Context {
+    /// What every controller's error policy does: count the failure, log it with the
+    /// object's kind, namespace and name (the alert text sends people to these logs),
+    /// and retry after `retry` (`blocked`: a deletion that waits for something, logged
+    /// at info and retried after 15 s).
+    pub fn failed<K>(&self, controller: &'static str, obj: &K, err: &crate::error::Error, retry: std::time::Duration) -> kube::runtime::controller::Action
+    where
+        K: kube::Resource,
+        K::DynamicType: Default,
+    {
+        self.metrics.reconcile_failed(controller, err.kind());
+        let dt = K::DynamicType::default();
+        let kind = K::kind(&dt);
+        let (ns, name) = (obj.meta().namespace.as_deref().unwrap_or(""), obj.meta().name.as_deref().unwrap_or(""));
+        if let crate::error::Error::DeletionBlocked(why) = err.root() {
+            tracing::info!(controller, kind = %kind, namespace = ns, name, reason = %why, "deletion waits");
+            return kube::runtime::controller::Action::requeue(std::time::Duration::from_secs(15));
+        }
+        tracing::warn!(controller, kind = %kind, namespace = ns, name, error = %err, error_kind = err.kind(), "reconcile failed");
+        kube::runtime::controller::Action::requeue(retry)
+    }
+
     /// One reconcile of `obj` under finalizer `finalizer`: `apply` while it lives,
     /// `cleanup` once it is being deleted (the finalizer goes when `cleanup`
     /// succeeds); timed and counted under `controller`.

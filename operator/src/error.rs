@@ -35,6 +35,18 @@ pub enum Error {
 }
 
 impl Error {
+    /// The error itself, out of the finalizer's wrapping (the reconcile's own failure
+    /// of an apply or cleanup step).
+    pub fn root(&self) -> &Error {
+        match self {
+            Error::Finalizer(inner) => match inner.as_ref() {
+                kube::runtime::finalizer::Error::ApplyFailed(e) | kube::runtime::finalizer::Error::CleanupFailed(e) => e.root(),
+                _ => self,
+            },
+            e => e,
+        }
+    }
+
     /// A bounded label for metrics.
     pub fn kind(&self) -> &'static str {
         match self {

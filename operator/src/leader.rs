@@ -66,12 +66,20 @@ impl LeaderElector {
         }
     }
 
-    /// Renew the lease until it is lost; returns why.
+    /// Renew the lease until it is lost; returns why. Every renew is bounded by what
+    /// is left of the renew deadline: an API server that does not answer (slow, or a
+    /// partition) ends the leadership at the deadline, before a standby may take over
+    /// at `lease_duration`, instead of leaving the controllers running.
     pub async fn hold(&mut self) -> Lost {
         let mut last_renew = Instant::now();
         loop {
             tokio::time::sleep(self.cfg.retry_period).await;
-            match self.try_acquire_or_renew().await {
+            let left = self.cfg.renew_deadline.saturating_sub(last_renew.elapsed());
+            let attempt = match tokio::time::timeout(left, self.try_acquire_or_renew()).await {
+                Ok(a) => a,
+                Err(_) => return Lost::RenewDeadline(format!("no answer from the API server within the renew deadline ({:?})", self.cfg.renew_deadline)),
+            };
+            match attempt {
                 Ok(Attempt::Held) => last_renew = Instant::now(),
                 Ok(Attempt::HeldBy(holder)) => return Lost::TakenBy(holder),
                 Err(e) => {
@@ -159,4 +167,41 @@ impl LeaderElector {
 enum Attempt {
     Held,
     HeldBy(String),
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    /// An API server that accepts connections and never answers: a renew must end the
+    /// leadership at the renew deadline, not hang.
+    #[tokio::test]
+    async fn a_renew_that_gets_no_answer_ends_leadership_at_the_deadline() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((sock, _)) = listener.accept().await {
+                held.push(sock);
+            }
+        });
+        let mut cfg = kube::Config::new(format!("http://{addr}").parse().unwrap());
+        cfg.read_timeout = None;
+        cfg.write_timeout = None;
+        let client = Client::try_from(cfg).unwrap();
+        let lease = LeaseConfig {
+            name: "pdc-leader".into(),
+            namespace: "pdc-system".into(),
+            identity: "a".into(),
+            lease_duration: Duration::from_secs(4),
+            renew_deadline: Duration::from_secs(1),
+            retry_period: Duration::from_millis(200),
+        };
+        let mut e = LeaderElector::new(client, lease);
+        let start = Instant::now();
+        let lost = tokio::time::timeout(Duration::from_secs(10), e.hold()).await.expect("hold() did not return: a hung renew kept the leadership");
+        assert!(matches!(lost, Lost::RenewDeadline(_)), "{lost}");
+        assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+    }
 }

@@ -282,4 +282,8 @@ pub struct QuotaCharge {
     pub storage: std::collections::BTreeMap<String, i64>,
     #[serde(default)]
     pub vms: i64,
+    /// UID of the object charged: a charge left by an earlier object of the same name
+    /// is never taken for a new one's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uid: Option<String>,
 }

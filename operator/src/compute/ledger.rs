@@ -23,14 +23,22 @@ fn to_core(c: &QuotaCharge) -> Charge {
     }
 }
 
-pub fn to_api(c: &Charge) -> QuotaCharge {
+pub fn to_api(c: &Charge, uid: &str) -> QuotaCharge {
     let i = |v: u128| i64::try_from(v).unwrap_or(i64::MAX);
     QuotaCharge {
         vcpu: i(u128::from(c.vcpu)),
         memory: i(c.memory),
         storage: c.storage.iter().map(|(t, b)| (t.clone(), i(*b))).collect(),
         vms: i(u128::from(c.vms)),
+        uid: Some(uid.to_string()),
     }
+}
+
+/// Whether `d` records exactly `want` for `key`, charged to the object `uid`. A charge
+/// of an earlier object of the same name (deleted, its charge released since, but a
+/// cache may not have seen that yet) does not count.
+pub fn records(d: &Department, key: &str, uid: &str, want: &Charge) -> bool {
+    d.status.as_ref().and_then(|s| s.quota_ledger.get(key)).is_some_and(|c| c.uid.as_deref() == Some(uid) && to_core(c) == *want)
 }
 
 /// The limits of a quota; a malformed quantity counts as zero (the schema refuses them).
@@ -44,13 +52,14 @@ pub fn limits(q: &GuestQuota) -> Charge {
     }
 }
 
-/// Charge `key` with `want` on Department `dept`, or say which limits it would pass.
-/// `want = None` releases the key. Idempotent. When `cached` (the Department as a
-/// cache last saw it) already records exactly `want` for `key`, nothing is read or
-/// written: only the key's own release removes a charge.
-pub async fn charge(client: &Client, cached: Option<&Department>, dept: &str, key: &str, want: Option<&Charge>) -> Result<std::result::Result<(), Vec<String>>> {
+/// Charge `key` (the object `uid`) with `want` on Department `dept`, or say which
+/// limits it would pass. `want = None` releases the key. Idempotent. When `cached`
+/// (the Department as a cache last saw it) already records exactly `want` for this
+/// object ([`records`]), nothing is read or written: only the key's own release
+/// removes a charge.
+pub async fn charge(client: &Client, cached: Option<&Department>, dept: &str, key: &str, uid: &str, want: Option<&Charge>) -> Result<std::result::Result<(), Vec<String>>> {
     if let (Some(d), Some(w)) = (cached, want)
-        && d.status.as_ref().and_then(|s| s.quota_ledger.get(key)).is_some_and(|c| to_core(c) == *w)
+        && records(d, key, uid, w)
     {
         return Ok(Ok(()));
     }
@@ -61,13 +70,13 @@ pub async fn charge(client: &Client, cached: Option<&Department>, dept: &str, ke
         let ledger: BTreeMap<String, Charge> = status.quota_ledger.iter().map(|(k, c)| (k.clone(), to_core(c))).collect();
         match want {
             Some(w) => {
-                if ledger.get(key) == Some(w) {
+                if records(&d, key, uid, w) {
                     return Ok(Ok(()));
                 }
                 if let Err(over) = quota::admit(&limits(&d.spec.quota), &ledger, key, w) {
                     return Ok(Err(over));
                 }
-                status.quota_ledger.insert(key.to_string(), to_api(w));
+                status.quota_ledger.insert(key.to_string(), to_api(w, uid));
             }
             None => {
                 if status.quota_ledger.remove(key).is_none() {
@@ -90,4 +99,29 @@ pub async fn charge(client: &Client, cached: Option<&Department>, dept: &str, ke
 pub fn used(d: &Department) -> Charge {
     let ledger: BTreeMap<String, Charge> = d.status.as_ref().map(|s| s.quota_ledger.iter().map(|(k, c)| (k.clone(), to_core(c))).collect()).unwrap_or_default();
     quota::used(&ledger, None)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_cached_charge_of_an_earlier_object_of_the_same_name_does_not_count() {
+        let w = Charge { vcpu: 2, memory: 4 << 30, storage: Default::default(), vms: 1 };
+        let mut d: Department = serde_json::from_value(serde_json::json!({
+            "apiVersion": "pdc.io/v1alpha1", "kind": "Department", "metadata": {"name": "so-y-te"},
+            "spec": {"displayName": "Sở Y tế", "code": "H15.23"}
+        }))
+        .unwrap();
+        d.status = Some(Default::default());
+        d.status.as_mut().unwrap().quota_ledger.insert("vm/his".into(), to_api(&w, "uid-old"));
+        assert!(records(&d, "vm/his", "uid-old", &w));
+        // The VM deleted and made again under the same name: a cache that still shows
+        // the old charge must not admit the new VM without charging it.
+        assert!(!records(&d, "vm/his", "uid-new", &w));
+        // A charge recorded before charges carried UIDs is not taken either.
+        d.status.as_mut().unwrap().quota_ledger.get_mut("vm/his").unwrap().uid = None;
+        assert!(!records(&d, "vm/his", "uid-old", &w));
+    }
 }

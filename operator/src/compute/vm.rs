@@ -150,7 +150,7 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         Err(r) => return refuse(vm, ctx, r).await,
     };
     let cached = ctx.departments.get(&ObjectRef::new(&ns));
-    if let Err(over) = ledger::charge(client, cached.as_deref(), &ns, &key(vm), Some(&charge)).await? {
+    if let Err(over) = ledger::charge(client, cached.as_deref(), &ns, &key(vm), &vm.uid().unwrap_or_default(), Some(&charge)).await? {
         let msg = format!("over the department's quota: {}", over.join("; "));
         if vm.status.as_ref().and_then(|s| conditions::find(&s.conditions, QUOTA_ACCEPTED)).is_none_or(|c| c.status != "False" || c.message != msg) {
             ctx.base.event(vm, true, "QuotaExceeded", &msg).await;
@@ -399,7 +399,7 @@ async fn teardown(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     if vm.spec.disk_deletion_policy == DiskDeletionPolicy::Delete {
         delete_all(&Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &build::dv_resource()), vm).await?;
     }
-    match ledger::charge(client, None, &ns, &key(vm), None).await {
+    match ledger::charge(client, None, &ns, &key(vm), &vm.uid().unwrap_or_default(), None).await {
         Ok(_) => {}
         Err(Error::Read { source, .. }) if is_not_found(&source) => {}
         Err(e) => return Err(e),
@@ -414,9 +414,8 @@ async fn reconcile(vm: Arc<TenantVM>, ctx: Arc<VmContext>) -> Result<Action> {
     ctx.base.finalized(CONTROLLER, &api, FINALIZER, vm, |v| async move { provision(&v, c).await }, |v| async move { teardown(&v, c).await }).await
 }
 
-fn error_policy(_vm: Arc<TenantVM>, err: &Error, ctx: Arc<VmContext>) -> Action {
-    ctx.base.metrics.reconcile_failed(CONTROLLER, err.kind());
-    Action::requeue(Duration::from_secs(2))
+fn error_policy(vm: Arc<TenantVM>, err: &Error, ctx: Arc<VmContext>) -> Action {
+    ctx.base.failed(CONTROLLER, vm.as_ref(), err, Duration::from_secs(2))
 }
 
 pub fn controller(client: Client, concurrency: u16) -> Controller<TenantVM> {

@@ -90,7 +90,7 @@ async fn provision(v: &TenantVolume, ctx: &VolumeContext) -> Result<Action> {
     let bytes = pdc_core::quantity::parse(&v.spec.size).map_err(|e| Error::Invalid(e.to_string()))?;
     let charge = Charge { storage: [(v.spec.tier.clone(), bytes)].into_iter().collect(), ..Default::default() };
     let cached = ctx.departments.get(&ObjectRef::new(&ns));
-    if let Err(over) = ledger::charge(&ctx.base.client, cached.as_deref(), &ns, &format!("volume/{}", v.name_any()), Some(&charge)).await? {
+    if let Err(over) = ledger::charge(&ctx.base.client, cached.as_deref(), &ns, &format!("volume/{}", v.name_any()), &v.uid().unwrap_or_default(), Some(&charge)).await? {
         let msg = format!("over the department's quota: {}", over.join("; "));
         set_status(v, ctx, vec![Cond::new(QUOTA_ACCEPTED, false, "QuotaExceeded", msg.clone()), Cond::new(READY, false, "QuotaExceeded", msg)]).await?;
         return Ok(Action::requeue(Duration::from_secs(120)));
@@ -122,7 +122,7 @@ async fn teardown(v: &TenantVolume, ctx: &VolumeContext) -> Result<Action> {
         Err(e) if is_not_found(&e) => {}
         Err(source) => return Err(Error::Delete { what: format!("DataVolume {}", dv_name(v)), source }),
     }
-    match ledger::charge(&ctx.base.client, None, &ns, &format!("volume/{}", v.name_any()), None).await {
+    match ledger::charge(&ctx.base.client, None, &ns, &format!("volume/{}", v.name_any()), &v.uid().unwrap_or_default(), None).await {
         Ok(_) => {}
         Err(Error::Read { source, .. }) if is_not_found(&source) => {}
         Err(e) => return Err(e),
@@ -136,9 +136,8 @@ async fn reconcile(v: Arc<TenantVolume>, ctx: Arc<VolumeContext>) -> Result<Acti
     ctx.base.finalized(CONTROLLER, &api, FINALIZER, v, |v| async move { provision(&v, c).await }, |v| async move { teardown(&v, c).await }).await
 }
 
-fn error_policy(_v: Arc<TenantVolume>, err: &Error, ctx: Arc<VolumeContext>) -> Action {
-    ctx.base.metrics.reconcile_failed(CONTROLLER, err.kind());
-    Action::requeue(Duration::from_secs(2))
+fn error_policy(v: Arc<TenantVolume>, err: &Error, ctx: Arc<VolumeContext>) -> Action {
+    ctx.base.failed(CONTROLLER, v.as_ref(), err, Duration::from_secs(2))
 }
 
 pub fn controller(client: Client) -> Controller<TenantVolume> {

@@ -279,17 +279,7 @@ async fn publish(ctx: &DepartmentContext, dept: &Department, type_: EventType, r
 }
 
 fn error_policy(dept: Arc<Department>, err: &Error, ctx: Arc<DepartmentContext>) -> Action {
-    ctx.base.metrics.reconcile_failed(CONTROLLER, err.kind());
-    match err {
-        Error::Finalizer(inner) if matches!(inner.as_ref(), kube::runtime::finalizer::Error::CleanupFailed(Error::DeletionBlocked(_))) => {
-            info!(department = %dept.name_any(), reason = %err, "deletion waits");
-            Action::requeue(Duration::from_secs(15))
-        }
-        _ => {
-            warn!(department = %dept.name_any(), error = %err, kind = err.kind(), "reconcile failed");
-            Action::requeue(Duration::from_secs(5))
-        }
-    }
+    ctx.base.failed(CONTROLLER, dept.as_ref(), err, Duration::from_secs(5))
 }
 
 pub struct DepartmentContext {

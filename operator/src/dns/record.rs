@@ -148,9 +148,8 @@ async fn reconcile_inner(rec: &DnsRecord, ctx: &RecordContext) -> Result<Action>
     }
 }
 
-fn error_policy(_rec: Arc<DnsRecord>, err: &Error, ctx: Arc<RecordContext>) -> Action {
-    ctx.base.metrics.reconcile_failed(CONTROLLER, err.kind());
-    Action::requeue(Duration::from_secs(5))
+fn error_policy(rec: Arc<DnsRecord>, err: &Error, ctx: Arc<RecordContext>) -> Action {
+    ctx.base.failed(CONTROLLER, rec.as_ref(), err, Duration::from_secs(5))
 }
 
 /// Run the controller; a new or changed DnsZone looks again at the records no zone held.

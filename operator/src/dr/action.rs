@@ -318,12 +318,14 @@ async fn effects(
     let read = |e: kube::Error| e.to_string();
     match which {
         Step::Fence => {
-            let peer_epoch = match peer {
-                Ok(pc) => Api::<DrPlan>::namespaced(pc.clone(), &ns).get_opt(&plan.name_any()).await.ok().flatten().map(|p| p.epoch()).unwrap_or(0),
-                Err(_) => 0,
-            };
             let already = plan.status.as_ref().and_then(|s| s.fence.as_ref()).is_some_and(|f| a.started.as_ref().is_some_and(|s| f.time.0 >= s.0));
-            let epoch = if already { plan.epoch().max(peer_epoch) } else { plan.epoch().max(peer_epoch) + 1 };
+            let epoch = match peer {
+                Ok(pc) => {
+                    let read = Api::<DrPlan>::namespaced(pc.clone(), &ns).get_opt(&plan.name_any()).await;
+                    fence_epoch(plan.epoch(), read.as_ref().map(|p| p.as_ref().map(|p| p.epoch())), already)?
+                }
+                Err(_) => fence_epoch(plan.epoch(), Ok(None), already)?,
+            };
             let result = match peer {
                 Ok(pc) => fence(plan, pc, me, epoch).await,
                 Err(e) => Err(e.clone()),
@@ -394,6 +396,9 @@ async fn effects(
                     None => return Ok(Outcome::Fail(format!("disk {} has no replica at site {me} yet: it cannot be restored here", v.pvc))),
                 }
             }
+            // VolSync deletes a destination's previous snapshot at each sync: hold the
+            // ones the disks are restored from until the restores are done.
+            super::hold::hold(client, &ns, &plan.name_any(), promoted.values()).await?;
             super::patch_status(client, plan, serde_json::json!({"promoted": promoted})).await.map_err(|e| e.to_string())?;
             Ok(Outcome::Done(format!("{} disk(s) restored from: {}", promoted.len(), promoted.iter().map(|(p, i)| format!("{p} ← {i}")).collect::<Vec<_>>().join(", "))))
         }
@@ -449,26 +454,56 @@ async fn effects(
         Step::Teardown => {
             let label = format!("{}={}", l::DR_DRILL, plan.name_any());
             let lp = ListParams::default().labels(&label);
+            // Done only when every copy, disk and drill name is gone; a delete that
+            // fails is said, and the step is tried again.
+            let mut left = Vec::new();
+            let mut failed = Vec::new();
             for ar in [vm_resource(), dv_resource()] {
                 let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
                 for o in api.list(&lp).await.map_err(read)?.items {
-                    let _ = api.delete(&o.name_any(), &DeleteParams::background()).await;
+                    left.push(format!("{} {}", ar.kind, o.name_any()));
+                    if o.metadata.deletion_timestamp.is_none()
+                        && let Err(e) = api.delete(&o.name_any(), &DeleteParams::background()).await
+                        && !crate::error::is_not_found(&e)
+                    {
+                        failed.push(format!("deleting {} {}: {e}", ar.kind, o.name_any()));
+                    }
                 }
             }
             let rapi: Api<DnsRecord> = Api::namespaced(client.clone(), &ns);
-            let left = rapi.list(&lp).await.map_err(read)?.items;
-            for r in &left {
-                if r.metadata.deletion_timestamp.is_none() {
-                    let _ = rapi.delete(&r.name_any(), &DeleteParams::background()).await;
+            for r in rapi.list(&lp).await.map_err(read)?.items {
+                left.push(format!("drill name {}", r.name_any()));
+                if r.metadata.deletion_timestamp.is_none()
+                    && let Err(e) = rapi.delete(&r.name_any(), &DeleteParams::background()).await
+                    && !crate::error::is_not_found(&e)
+                {
+                    failed.push(format!("deleting DnsRecord {}: {e}", r.name_any()));
                 }
             }
-            if left.is_empty() {
+            if !failed.is_empty() {
+                Err(failed.join("; "))
+            } else if left.is_empty() {
                 Ok(Outcome::Done("the copies, their disks and drill names are removed".into()))
             } else {
-                Ok(Outcome::Wait(format!("waiting for {} drill name(s) to leave DNS", left.len())))
+                Ok(Outcome::Wait(format!("waiting for {} to go: {}", left.len(), left.join(", "))))
             }
         }
     }
+}
+
+/// The epoch a fence writes: higher than both copies'. The other site's copy must be
+/// read when that site answers; a site that does not answer at all is fenced by record
+/// (its copy cannot have moved past this one without this site seeing it first).
+pub fn fence_epoch(own: i64, peer: std::result::Result<Option<i64>, &kube::Error>, already: bool) -> std::result::Result<i64, String> {
+    let peer = match peer {
+        Ok(e) => e.unwrap_or(0),
+        // The server answered with an error (overloaded, forbidden, …): its epoch is
+        // unknown, and a guess could be lower than the one it holds.
+        Err(kube::Error::Api(s)) => return Err(format!("reading the other site's copy of the plan failed ({} {}); its epoch is needed to fence, trying again", s.code, s.message)),
+        Err(_) => 0,
+    };
+    let top = own.max(peer);
+    Ok(if already { top } else { top + 1 })
 }
 
 /// Drill copies: for every VM, its halted definition here started as `<vm>-drill`
@@ -492,6 +527,7 @@ async fn start_copies(plan: &DrPlan, ctx: &DrContext, ns: &str, me: &str) -> std
             let pvc = crate::compute::build::disk_name(vm, d);
             let image = dests.get_opt(&pvc).await.map_err(|e| e.to_string())?.and_then(|o| sync_state(&o).1);
             let Some(image) = image else { return Ok(Outcome::Fail(format!("disk {pvc} has no replica at site {me}: nothing to drill on"))) };
+            super::hold::hold(client, ns, &plan.name_any(), [&image]).await?;
             let copy = format!("{pvc}-drill");
             let dv = serde_json::json!({
                 "apiVersion": "cdi.kubevirt.io/v1beta1", "kind": "DataVolume",
@@ -529,4 +565,22 @@ async fn start_copies(plan: &DrPlan, ctx: &DrContext, ns: &str, me: &str) -> std
         }
     }
     Ok(Outcome::Done(format!("{} copies started at site {me} from the newest replicas", vms.len())))
+}
+
+#[cfg(test)]
+mod fence_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::fence_epoch;
+
+    #[test]
+    fn a_fence_is_higher_than_both_copies_or_waits() {
+        assert_eq!(fence_epoch(3, Ok(Some(5)), false), Ok(6));
+        assert_eq!(fence_epoch(7, Ok(Some(5)), false), Ok(8));
+        assert_eq!(fence_epoch(7, Ok(None), false), Ok(8));
+        assert_eq!(fence_epoch(7, Ok(Some(5)), true), Ok(7));
+        // The other site answered with an error: its epoch is unknown, so no epoch is
+        // made up (the old code took 0 and could write one not above the other site's).
+        let busy = kube::Error::Api(kube::core::Status { code: 429, message: "too many requests".into(), ..kube::core::Status::failure("too many requests", "TooManyRequests") }.boxed());
+        assert!(fence_epoch(3, Err(&busy), false).unwrap_err().contains("429"));
+    }
 }

@@ -11,6 +11,7 @@
 //! may do here: run, or stay halted with its addresses reserved; carry DNS or not.
 
 pub mod action;
+pub mod hold;
 pub mod replicate;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -309,10 +310,30 @@ async fn apply(cached: Arc<DrPlan>, ctx: &DrContext) -> Result<Action> {
     if plan.spec.action != DrAction::None && st.last_action.as_ref().is_none_or(|a| a.token != token) {
         return action::start(&plan, ctx, &me, &peer_site, peer, peer_plan).await;
     }
+    release_replicas(&plan, ctx).await;
     if plan.active_site() == me {
         replicate::active(&plan, ctx, &me, &peer_site, peer).await
     } else {
         replicate::standby(&plan, ctx, &me, &peer_site).await
+    }
+}
+
+/// Replicas held for a restore or drill that no disk still restores from go back to
+/// VolSync (or are deleted, when VolSync has moved past them). A failure is logged and
+/// tried again at the next pass.
+async fn release_replicas(plan: &DrPlan, ctx: &DrContext) {
+    let ns = plan.namespace().unwrap_or_default();
+    let rds: Api<kube::api::DynamicObject> = Api::namespaced_with(ctx.base.client.clone(), &ns, &rd_resource());
+    let lp = kube::api::ListParams::default().labels(&format!("{}={}", l::DR_PLAN, plan.name_any()));
+    let newest = match rds.list(&lp).await {
+        Ok(l) => l.items.iter().filter_map(|o| replicate::sync_state(o).1).collect(),
+        Err(e) => {
+            tracing::warn!(namespace = %ns, plan = %plan.name_any(), error = %e, "listing replication destinations failed");
+            return;
+        }
+    };
+    if let Err(e) = hold::release(&ctx.base.client, &ns, &plan.name_any(), &newest).await {
+        tracing::warn!(namespace = %ns, plan = %plan.name_any(), error = %e, "releasing held replicas failed");
     }
 }
 
@@ -347,12 +368,8 @@ async fn cleanup(plan: Arc<DrPlan>, ctx: &DrContext) -> Result<Action> {
     Ok(Action::await_change())
 }
 
-fn error_policy(_p: Arc<DrPlan>, err: &Error, ctx: Arc<DrContext>) -> Action {
-    ctx.base.metrics.reconcile_failed(CONTROLLER, err.kind());
-    if matches!(err, Error::DeletionBlocked(_)) {
-        return Action::requeue(Duration::from_secs(10));
-    }
-    Action::requeue(Duration::from_secs(3))
+fn error_policy(p: Arc<DrPlan>, err: &Error, ctx: Arc<DrContext>) -> Action {
+    ctx.base.failed(CONTROLLER, p.as_ref(), err, Duration::from_secs(3))
 }
 
 fn hash<T: std::hash::Hash>(t: &T) -> u64 {

@@ -411,9 +411,7 @@ fn ready(c: &AddressClaim) -> bool {
 }
 
 fn error_policy(claim: Arc<AddressClaim>, err: &Error, ctx: Arc<ClaimContext>) -> Action {
-    ctx.base.metrics.reconcile_failed(CONTROLLER, err.kind());
-    warn!(claim = %claim.name_any(), namespace = ?claim.namespace(), error = %err, "claim reconcile failed");
-    Action::requeue(Duration::from_secs(2))
+    ctx.base.failed(CONTROLLER, claim.as_ref(), err, Duration::from_secs(2))
 }
 
 /// The AddressClaim controller: triggered by spec, finalizer and deletion changes.

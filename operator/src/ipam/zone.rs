@@ -204,9 +204,7 @@ fn summary(usage: &[ZoneUsage]) -> String {
 }
 
 fn error_policy(zone: Arc<NetworkZone>, err: &Error, ctx: Arc<ZoneContext>) -> Action {
-    ctx.base.metrics.reconcile_failed(CONTROLLER, err.kind());
-    tracing::warn!(zone = %zone.name_any(), error = %err, "zone reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    ctx.base.failed(CONTROLLER, zone.as_ref(), err, Duration::from_secs(5))
 }
 
 /// Zone events that change a spec (status writes, including usage, do not).

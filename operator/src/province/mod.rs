@@ -12,7 +12,7 @@ use kube::runtime::{Controller, watcher};
 use kube::{Api, ResourceExt};
 use pdc_api::conditions::{self, Cond, READY};
 use pdc_api::{Department, Province, ProvinceStatus};
-use tracing::{instrument, warn};
+use tracing::instrument;
 
 use crate::apply;
 use crate::context::Context;
@@ -57,9 +57,7 @@ async fn reconcile_inner(prov: &Province, ctx: &ProvinceContext) -> Result<Actio
 }
 
 fn error_policy(prov: Arc<Province>, err: &Error, ctx: Arc<ProvinceContext>) -> Action {
-    ctx.base.metrics.reconcile_failed(CONTROLLER, err.kind());
-    warn!(province = %prov.name_any(), error = %err, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    ctx.base.failed(CONTROLLER, prov.as_ref(), err, Duration::from_secs(5))
 }
 
 /// Run the Province controller.
