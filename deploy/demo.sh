@@ -4,7 +4,7 @@
 # With a reachable cluster (current kubeconfig context), pdc is installed there: the
 # chart's CRDs, RBAC and admission policies through helm, and the operator runs from
 # this checkout against that cluster. Without one, pdc's own tooling starts a local
-# control plane (a real etcd + kube-apiserver, built from their Go modules) first.
+# control plane (a real etcd, kube-apiserver and kube-controller-manager, built from their Go modules) first.
 # Then the sample province (Đắk Lắk, absorbing Phú Yên) and its 109 named tenants are
 # loaded, and pdcctl shows them. A local Knot DNS server (DNSSEC, TSIG) receives the
 # health department's records and the PTRs of its named addresses.
@@ -24,7 +24,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-say "Installing what pdc needs (Debian packages, kube-apiserver/etcd/helm from Go modules; cached after the first run)"
+say "Installing what pdc needs (Debian packages, kube-apiserver, kube-controller-manager, etcd and helm from Go modules; cached after the first run)"
 bash "$ROOT/tests/setup.sh"
 BIN=${K8S_BIN_DIR:-$HOME/.cache/pdc/bin}
 (cd "$ROOT" && cargo build --quiet --bins -p pdc-operator -p pdcctl -p pdc-tests)
@@ -44,7 +44,7 @@ cluster_reachable() {
 if cluster_reachable; then
   say "Using the current cluster: $(kubectl config current-context 2>/dev/null || echo "$KUBECONFIG")"
 else
-  say "No cluster reachable: starting a local control plane (etcd + kube-apiserver on 127.0.0.1)"
+  say "No cluster reachable: starting a local control plane (etcd, kube-apiserver and kube-controller-manager on 127.0.0.1)"
   "$T/pdc-controlplane" --env-file "$RUN/env" >"$RUN/controlplane.log" 2>&1 &
   PIDS+=($!)
   for _ in $(seq 1 240); do [ -f "$RUN/env" ] && break; kill -0 "${PIDS[0]}" 2>/dev/null || { cat "$RUN/controlplane.log" >&2; exit 1; }; sleep 0.5; done

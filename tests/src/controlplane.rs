@@ -190,21 +190,28 @@ impl ControlPlane {
         spawn_tied(Command::new(bin).args(args).stdin(Stdio::null()).stdout(log).stderr(err)).map_err(|e| HarnessError::Io("starting kube-apiserver".into(), e))
     }
 
-    /// Stop kube-apiserver only (etcd keeps the data): the site's API is gone, as
-    /// when a data centre is lost.
+    /// Stop kube-apiserver (etcd keeps the data): the site's API is gone, as when a
+    /// data centre is lost. The controller-manager goes with it (it exits when it
+    /// loses the API server, and a kubelet would restart it: see `start_apiserver`).
     pub fn stop_apiserver(&mut self) {
-        if let Some(i) = self.children.iter().position(|(n, _)| n == "kube-apiserver") {
-            let (_, mut child) = self.children.remove(i);
-            let _ = child.kill();
-            let _ = child.wait();
+        for name in ["kube-controller-manager", "kube-apiserver"] {
+            if let Some(i) = self.children.iter().position(|(n, _)| n == name) {
+                let (_, mut child) = self.children.remove(i);
+                let _ = child.kill();
+                let _ = child.wait();
+            }
         }
     }
 
-    /// Start kube-apiserver again on the same port and data; wait until ready.
+    /// Start kube-apiserver again on the same port and data, wait until ready, then the
+    /// controller-manager.
     pub fn start_apiserver(&mut self) -> Result<(), HarnessError> {
         let child = self.spawn_apiserver()?;
         self.children.push(("kube-apiserver".into(), child));
-        self.wait_ready(Duration::from_secs(120))
+        self.wait_ready(Duration::from_secs(120))?;
+        let kcm = self.spawn_controller_manager()?;
+        self.children.push(("kube-controller-manager".into(), kcm));
+        Ok(())
     }
 
     /// Path of the admin kubeconfig.

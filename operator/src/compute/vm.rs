@@ -234,11 +234,14 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         .and_then(|(_, _, zone, _)| ctx.zones.get(&ObjectRef::new(zone)))
         .map(|z| z.spec.resolvers.clone())
         .unwrap_or_default();
-    // TenantVolumes attached to this VM become hotplug disks.
+    // TenantVolumes attached to this VM become hotplug disks; not on a DR-protected VM,
+    // whose copy at the other site would start without them (DR replicates a VM's root
+    // and data disks only; the volume says so).
     let mut hotplug: Vec<String> = ctx
         .volumes
         .state()
         .iter()
+        .filter(|_| !vm.spec.dr_protected)
         .filter(|v| v.namespace() == vm.namespace() && v.spec.vm.as_deref() == Some(vm.name_any().as_str()) && v.metadata.deletion_timestamp.is_none())
         .map(|v| v.as_ref())
         .map(super::volume::dv_name)

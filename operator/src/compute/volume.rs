@@ -32,6 +32,8 @@ const CONTROLLER: &str = "tenantvolume";
 pub const FINALIZER: &str = "pdc.io/tenantvolume-cleanup";
 /// Label on a volume's DataVolume.
 pub const VOLUME_LABEL: &str = "pdc.io/tenantvolume";
+/// Whether the volume is a disk of the TenantVM it names.
+pub const ATTACHED: &str = "Attached";
 
 pub struct VolumeContext {
     pub base: Arc<Context>,
@@ -110,7 +112,23 @@ async fn provision(v: &TenantVolume, ctx: &VolumeContext) -> Result<Action> {
         DiskState::Failed(why) => (Cond::new(READY, false, "DiskFailed", why.clone()), Duration::from_secs(30)),
         DiskState::Populating(phase) => (Cond::new(READY, false, "Provisioning", format!("the DataVolume is {phase}")), Duration::from_secs(10)),
     };
-    set_status(v, ctx, vec![accepted, ready]).await?;
+    let mut conds = vec![accepted, ready];
+    if let Some(name) = &v.spec.vm {
+        let vm = Api::<pdc_api::TenantVM>::namespaced(ctx.base.client.clone(), &ns).get_opt(name).await.map_err(|source| Error::Read { what: format!("TenantVM {name}"), source })?;
+        conds.push(match vm {
+            None => Cond::new(ATTACHED, false, "NoSuchVM", format!("TenantVM {name} does not exist in {ns}")),
+            Some(vm) if vm.spec.dr_protected => Cond::new(
+                ATTACHED,
+                false,
+                "DrProtected",
+                format!("TenantVM {name} is protected by DR, which replicates a VM's root and data disks only: after a failover this volume would not be there. Make it a data disk of the VM (spec.disks), or attach it to a VM that is not drProtected"),
+            ),
+            Some(_) => Cond::new(ATTACHED, true, "HotPlugged", format!("a hot-plugged disk of TenantVM {name}")),
+        });
+    } else {
+        conds.push(Cond::new(ATTACHED, false, "Detached", "spec.vm names no TenantVM"));
+    }
+    set_status(v, ctx, conds).await?;
     Ok(Action::requeue(again))
 }
 

@@ -99,7 +99,7 @@ pub async fn delete_labelled(client: &Client, ns: &str, plan: &str, ar: &ApiReso
 
 /// Copy the plan and its VMs' definitions to the other site, and remove copies of
 /// VMs the plan no longer covers. The error says what the other site lacks.
-async fn copy_definitions(plan: &DrPlan, vms: &[Arc<TenantVM>], peer: &Client) -> std::result::Result<(), String> {
+async fn copy_definitions(plan: &DrPlan, vms: &[Arc<TenantVM>], local: &Client, peer: &Client) -> std::result::Result<(), String> {
     let ns = plan.namespace().unwrap_or_default();
     let unreachable = |e: kube::Error| format!("the other site's cluster does not answer: {e}");
     if Api::<Namespace>::all(peer.clone()).get_opt(&ns).await.map_err(unreachable)?.is_none() {
@@ -126,6 +126,10 @@ async fn copy_definitions(plan: &DrPlan, vms: &[Arc<TenantVM>], peer: &Client) -
             "spec": vm.spec,
         });
         vapi.patch(&vm.name_any(), &apply::params(), &Patch::Apply(&copy)).await.map_err(|e| format!("copying TenantVM {} failed: {e}", vm.name_any()))?;
+        // The cloud-init Secret the VM mounts: KubeVirt cannot start the copy without it.
+        if let Some(secret) = &vm.spec.cloud_init_secret {
+            copy_secret(local, peer, &ns, secret, plan).await?;
+        }
     }
     let lp = ListParams::default().labels(&format!("{}={}", l::DR_PLAN, plan.name_any()));
     let theirs = vapi.list(&lp).await.map_err(unreachable)?;
@@ -323,7 +327,7 @@ pub async fn active(plan: &DrPlan, ctx: &DrContext, me: &str, peer_site: &str, p
     let mut conds = Vec::new();
     let standby = match &peer {
         Err(e) => Err(e.clone()),
-        Ok(pc) => copy_definitions(plan, &vms, pc).await,
+        Ok(pc) => copy_definitions(plan, &vms, &ctx.base.client, pc).await,
     };
     conds.push(match &standby {
         Ok(()) => Cond::new(STANDBY_READY, true, "Copied", format!("the plan and {} VM definition(s) are at site {peer_site}, halted, with their addresses reserved there", vms.len())),

@@ -194,7 +194,7 @@ async fn populate(c: &Cluster, dv: &DynamicObject, tick: u64) {
     };
     if let Some(why) = blocked {
         // The importer pod fails and restarts with backoff: one attempt every 2 s here.
-        if tick % 10 == 0 || phase != Some("ImportInProgress") {
+        if tick.is_multiple_of(10) || phase != Some("ImportInProgress") {
             let restarts = dv.data.pointer("/status/restartCount").and_then(|r| r.as_i64()).unwrap_or(0) + 1;
             set_dv_status(c, dv, serde_json::json!({"phase": "ImportInProgress", "progress": "N/A", "restartCount": restarts, "claimName": dv.name_any(),
                 "conditions": [cond("Bound", true, "Bound", "PVC Bound"), cond("Ready", false, "TransferRunning", "Import in progress"), cond("Running", false, "Error", &why)]})).await;
