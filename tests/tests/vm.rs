@@ -364,11 +364,7 @@ async fn volumes_grow_attach_detach_and_snapshot() {
     // A snapshot of its claim.
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["volume", "snapshot", "data1", "-d", &dept, "--snapshot", "data1-before-upgrade"]);
     assert_eq!(code, 0, "{out}");
-    let snaps: Api<DynamicObject> = Api::namespaced_with(
-        client.clone(),
-        &dept,
-        &kube::discovery::ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshot"), "volumesnapshots"),
-    );
+    let snaps: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &pdc_operator::compute::build::snapshot_resource());
     assert_eq!(snaps.get("data1-before-upgrade").await.unwrap().data["spec"]["source"]["persistentVolumeClaimName"], "vol-data1");
 
     // Detach, then delete: the hotplug disk leaves the VM, the DataVolume and its charge go.

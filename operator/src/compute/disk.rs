@@ -10,7 +10,6 @@ use kube::{Client, ResourceExt};
 
 use super::build::dv_resource;
 use crate::apply;
-use crate::error::{Error, Result};
 
 /// Where a disk stands.
 #[derive(Debug, Clone, PartialEq)]
@@ -93,9 +92,4 @@ pub async fn ensure(client: &Client, dv: &DynamicObject, size: &str) -> std::res
         Some(c) if bytes(&c) < bytes(size) => Ok(DiskState::Growing { from: c, to: size.to_string() }),
         _ => Ok(DiskState::Ready),
     }
-}
-
-/// [`ensure`], with a failure named after the disk.
-pub async fn ensure_named(client: &Client, dv: &DynamicObject, size: &str) -> Result<DiskState> {
-    ensure(client, dv, size).await.map_err(|source| Error::Apply { what: format!("DataVolume {}", dv.name_any()), source })
 }

@@ -13,12 +13,8 @@ use kube::{Client, ResourceExt};
 use pdc_api::labels as l;
 
 use crate::apply;
-use crate::compute::build::dv_resource;
+use crate::compute::build::{dv_resource, snapshot_resource};
 use crate::error::is_not_found;
-
-pub fn snapshot_resource() -> kube::api::ApiResource {
-    kube::api::ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshot"), "volumesnapshots")
-}
 
 /// Label the snapshots `names` of namespace `ns` as held by `plan`.
 pub async fn hold(client: &Client, ns: &str, plan: &str, names: impl IntoIterator<Item = &String>) -> Result<(), String> {

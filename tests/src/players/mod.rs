@@ -33,6 +33,7 @@ use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
+pub use pdc_operator::compute::build::snapshot_resource;
 use pdc_operator::compute::build::{dv_resource, vm_resource, vmi_resource};
 use pdc_operator::dr::{rd_resource, rs_resource};
 
@@ -47,10 +48,6 @@ pub async fn install(client: &Client) -> Result<(), HarnessError> {
     apply_yaml(client, &cdi::webhook_rules(), None).await?;
     apply_yaml(client, cdi::STORAGE_CLASSES, None).await?;
     cdi::wait_webhook_rules(client).await
-}
-
-pub fn snapshot_resource() -> ApiResource {
-    ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshot"), "volumesnapshots")
 }
 
 /// One cluster as the players see it: a client and a watch-fed store per kind.
