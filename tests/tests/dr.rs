@@ -12,7 +12,7 @@
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Secret;
-use kube::api::{Api, DeleteParams, DynamicObject, PostParams};
+use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::{Client, ResourceExt};
 use pdc_api::conditions::{self, READY};
 use pdc_api::{DrPlan, TenantVM};
@@ -70,10 +70,21 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     let (pc, sc) = (s.primary.client().await.unwrap(), s.standby.client().await.unwrap());
     let players = s.players.clone();
 
-    // Two protected VMs and one that is not, at the primary.
+    // Two protected VMs and one that is not, at the primary. The portal's cloud-init
+    // user data is a Secret of the department's: KubeVirt starts no VM without it.
+    let userdata = Secret {
+        metadata: kube::api::ObjectMeta { name: Some("portal-userdata".into()), ..Default::default() },
+        string_data: Some([("userdata".to_string(), "#cloud-config\npackages: [nginx]\n".to_string())].into()),
+        ..Default::default()
+    };
+    Api::<Secret>::namespaced(pc.clone(), DEPT).create(&PostParams::default(), &userdata).await.unwrap();
     let pvms: Api<TenantVM> = Api::namespaced(pc.clone(), DEPT);
     for (n, protected) in [("his", true), ("portal", true), ("scratch", false)] {
-        pvms.create(&PostParams::default(), &vm(n, protected).unwrap()).await.unwrap();
+        let mut v = vm(n, protected).unwrap();
+        if n == "portal" {
+            v.spec.cloud_init_secret = Some("portal-userdata".into());
+        }
+        pvms.create(&PostParams::default(), &v).await.unwrap();
     }
     for n in ["his", "portal", "scratch"] {
         wait_for(&pvms, n, Duration::from_secs(90), "Ready at the primary", |v| v.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY))).await.unwrap();
@@ -97,6 +108,9 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
         assert_eq!(v.annotations().get("pdc.io/dr-peer-addresses").map(|x| x.split(',').next().unwrap_or_default().to_string()), Some(address(&pc, n).await));
     }
     assert!(svms.get_opt("scratch").await.unwrap().is_none(), "an unprotected VM was copied");
+    // The Secret the portal mounts is copied with it, so its copy can start there.
+    let copied = wait_for(&Api::<Secret>::namespaced(sc.clone(), DEPT), "portal-userdata", Duration::from_secs(30), "copied", |_| true).await.unwrap();
+    assert_eq!(copied.labels().get("pdc.io/dr-plan").map(String::as_str), Some(DEPT));
     let his_s = address(&sc, "his").await;
     // DNS untouched by the standby.
     assert!(!s.knot.dig(&fqdn("his"), "A", false).unwrap().contains(&his_s));
@@ -258,5 +272,55 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     tokio::time::sleep(Duration::from_secs(5)).await;
     assert!(s.knot.dig(&fqdn("his"), "A", false).unwrap().contains(&his_s));
     assert!(!s.knot.dig(&fqdn("his"), "A", false).unwrap().contains(&his_p));
+
+    // The plan is deleted at the active site (phuyen): its copy at daklak goes with the
+    // halted VM copies there, the replication objects and copied Secrets go at both
+    // sites, and the VMs keep running at phuyen.
+    splans.delete(DEPT, &DeleteParams::default()).await.unwrap();
+    let pplans = Api::<DrPlan>::namespaced(pc.clone(), DEPT);
+    let start = Instant::now();
+    while splans.get_opt(DEPT).await.unwrap().is_some() || pplans.get_opt(DEPT).await.unwrap().is_some() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let log = [s.primary.log(), s.standby.log()].into_iter().flatten().filter_map(|p| std::fs::read_to_string(p).ok()).collect::<Vec<_>>().join("\n");
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains("\"drplan\"") || l.contains("DrPlan removed")).collect();
+            panic!("the plan or its copy at the other site stayed:\n{}", lines.iter().rev().take(6).cloned().collect::<Vec<_>>().join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let dr_label = ListParams::default().labels(&format!("pdc.io/dr-plan={DEPT}"));
+    let start = Instant::now();
+    loop {
+        let mut left = Vec::new();
+        for (site, c) in [("daklak", &pc), ("phuyen", &sc)] {
+            for ar in [rs_resource(), rd_resource()] {
+                let n = Api::<DynamicObject>::namespaced_with(c.clone(), DEPT, &ar).list(&dr_label).await.unwrap().items.len();
+                if n > 0 {
+                    left.push(format!("{n} {} at {site}", ar.plural));
+                }
+            }
+            let secrets = Api::<Secret>::namespaced(c.clone(), DEPT).list(&dr_label).await.unwrap().items;
+            if !secrets.is_empty() {
+                left.push(format!("Secrets at {site}: {:?}", secrets.iter().map(|s| s.name_any()).collect::<Vec<_>>()));
+            }
+        }
+        for n in ["his", "portal"] {
+            if pvms.get_opt(n).await.unwrap().is_some() {
+                left.push(format!("the halted copy of {n} at daklak"));
+            }
+        }
+        if left.is_empty() {
+            break;
+        }
+        if start.elapsed() > Duration::from_secs(60) {
+            let log = [s.primary.log(), s.standby.log()].into_iter().flatten().filter_map(|p| std::fs::read_to_string(p).ok()).collect::<Vec<_>>().join("\n");
+            let lines: Vec<&str> = log.lines().filter(|l| l.contains("removed") || l.contains("Secret") || l.contains("drplan")).collect();
+            panic!("left behind after deleting the plan: {}\n{}", left.join("; "), lines.join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    for n in ["his", "portal"] {
+        assert_eq!(run_strategy(&sc, n).await.as_deref(), Some("Always"), "{n} stopped at the active site");
+        assert!(svms.get_opt(n).await.unwrap().is_some());
+    }
     players.stop();
 }

@@ -347,22 +347,38 @@ async fn not_here(plan: &DrPlan, ctx: &DrContext, reason: &'static str, msg: &st
     Ok(Action::requeue(Duration::from_secs(300)))
 }
 
-/// Deleting a plan: refused while an action runs; otherwise its replication
-/// objects at this site (and, for the active site, at the other) are removed. The
-/// VMs and their disks stay.
+/// Deleting a plan: refused while an action runs; otherwise what it made at this site
+/// goes: its replication objects (VolSync removes their movers, services and claims
+/// with them), the Secrets it copied here and, at the site that is not active, the
+/// halted TenantVM copies. At the active site the VMs stay, and the plan's copy at the
+/// other site is deleted too, whose operator then removes what the plan made there; a
+/// site that does not answer is left as it is (its copy can be deleted there later).
 async fn cleanup(plan: Arc<DrPlan>, ctx: &DrContext) -> Result<Action> {
     if let Some(a) = plan.status.as_ref().and_then(|s| s.last_action.as_ref()).filter(|a| a.result == "Running") {
         return Err(Error::DeletionBlocked(format!("DrPlan {} is carrying out {} (token {}); delete it when the action has finished", plan.name_any(), a.action.as_str(), a.token)));
     }
     let ns = plan.namespace().unwrap_or_default();
-    replicate::delete_labelled(&ctx.base.client, &ns, &plan.name_any(), &rs_resource()).await?;
-    replicate::delete_labelled(&ctx.base.client, &ns, &plan.name_any(), &rd_resource()).await?;
+    let client = &ctx.base.client;
+    let name = plan.name_any();
+    let secrets = replicate::copied_secret_names(client, &plan).await?;
+    let active_here = ctx.view.site.as_deref().is_some_and(|me| plan.active_site() == me);
+    if !active_here {
+        replicate::delete_labelled(client, &ns, &name, &ApiResource::erase::<pdc_api::TenantVM>(&())).await?;
+    }
+    replicate::delete_labelled(client, &ns, &name, &rs_resource()).await?;
+    replicate::delete_labelled(client, &ns, &name, &rd_resource()).await?;
+    replicate::delete_secret_copies(client, &ns, &name, &secrets).await?;
+    tracing::info!(namespace = %ns, plan = %name, active_here, secrets = ?secrets, "DrPlan removed at this site");
+    hold::release(client, &ns, &name, &Default::default()).await.map_err(Error::Invalid)?;
     if let Some(me) = ctx.view.site.as_deref()
-        && plan.active_site() == me
+        && active_here
         && let Ok(pc) = ctx.peer(plan.peer_of(me)).await
     {
-        // Best effort: the other site may be gone.
-        let _ = replicate::delete_labelled(&pc, &ns, &plan.name_any(), &rd_resource()).await;
+        match Api::<DrPlan>::namespaced(pc.clone(), &ns).delete(&name, &kube::api::DeleteParams::background()).await {
+            Ok(_) => {}
+            Err(e) if crate::error::is_not_found(&e) => {}
+            Err(e) => tracing::warn!(namespace = %ns, plan = %name, error = %e, "deleting the plan's copy at the other site failed; delete it there"),
+        }
     }
     ctx.base.metrics.forget_plan(&ns, &plan.name_any());
     Ok(Action::await_change())

@@ -97,6 +97,46 @@ pub async fn delete_labelled(client: &Client, ns: &str, plan: &str, ar: &ApiReso
     Ok(())
 }
 
+/// Delete the Secrets named `names` in `ns` that are copies made for plan `plan` (they
+/// carry its label); a Secret of the department's own of the same name is kept.
+pub async fn delete_secret_copies(client: &Client, ns: &str, plan: &str, names: &std::collections::BTreeSet<String>) -> Result<()> {
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    for name in names {
+        let s = api.get_opt(name).await.map_err(|source| Error::Read { what: format!("Secret {name}"), source })?;
+        if s.is_some_and(|s| s.labels().get(l::DR_PLAN).map(String::as_str) == Some(plan)) {
+            match api.delete(name, &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(source) => return Err(Error::Delete { what: format!("Secret {name}"), source }),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The Secrets a plan may have copied into `ns` at this site: the rsync-TLS keys of its
+/// sources and destinations here, its restic repository, and the cloud-init Secrets of
+/// the TenantVM copies here.
+pub async fn copied_secret_names(client: &Client, plan: &DrPlan) -> Result<std::collections::BTreeSet<String>> {
+    let ns = plan.namespace().unwrap_or_default();
+    let lp = ListParams::default().labels(&format!("{}={}", l::DR_PLAN, plan.name_any()));
+    let mut names: std::collections::BTreeSet<String> = plan.spec.replication.restic_repository.iter().cloned().collect();
+    // A key copied here while this site was the source keeps its name when the
+    // direction turns (the destination here publishes a key of the same name).
+    for (ar, path) in [(rs_resource(), "/spec/rsyncTLS/keySecret"), (rd_resource(), "/status/rsyncTLS/keySecret")] {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
+        match api.list(&lp).await {
+            Ok(l) => names.extend(l.items.iter().filter_map(|o| o.data.pointer(path).and_then(|k| k.as_str()).map(str::to_string))),
+            Err(e) if is_not_found(&e) => {}
+            Err(source) => return Err(Error::Read { what: format!("{} of DrPlan {}", ar.plural, plan.name_any()), source }),
+        }
+    }
+    let vms: Api<TenantVM> = Api::namespaced(client.clone(), &ns);
+    let copies = vms.list(&lp).await.map_err(|source| Error::Read { what: format!("TenantVM copies of DrPlan {}", plan.name_any()), source })?;
+    names.extend(copies.items.iter().filter_map(|v| v.spec.cloud_init_secret.clone()));
+    Ok(names)
+}
+
 /// Copy the plan and its VMs' definitions to the other site, and remove copies of
 /// VMs the plan no longer covers. The error says what the other site lacks.
 async fn copy_definitions(plan: &DrPlan, vms: &[Arc<TenantVM>], local: &Client, peer: &Client) -> std::result::Result<(), String> {
