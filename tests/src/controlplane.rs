@@ -70,8 +70,8 @@ pub const CONTROLLERS: &[&str] = &[
     "serviceaccount-token-controller",
     "clusterrole-aggregation-controller",
     "root-ca-certificate-publisher-controller",
-    "pvc-protection-controller",
-    "pv-protection-controller",
+    "persistentvolumeclaim-protection-controller",
+    "persistentvolume-protection-controller",
     "validatingadmissionpolicy-status-controller",
     "legacy-serviceaccount-token-cleaner-controller",
 ];
@@ -144,9 +144,28 @@ impl ControlPlane {
         cp.children.push(("kube-apiserver".into(), apiserver));
         cp.write_kubeconfig("kubeconfig", "admin")?;
         cp.wait_ready(Duration::from_secs(120))?;
-        let kcm = cp.spawn_controller_manager()?;
-        cp.children.push(("kube-controller-manager".into(), kcm));
+        cp.start_controller_manager()?;
         Ok(cp)
+    }
+
+    /// Start kube-controller-manager and wait until it works: the serviceaccount
+    /// controller has made the `default` ServiceAccount (at most 60 s). A
+    /// controller-manager that exits (a bad flag, a controller name it does not know)
+    /// fails the start with its log.
+    fn start_controller_manager(&mut self) -> Result<(), HarnessError> {
+        let kcm = self.spawn_controller_manager()?;
+        self.children.push(("kube-controller-manager".into(), kcm));
+        let start = Instant::now();
+        loop {
+            self.check_children()?;
+            if get_ok(self.port, &self.pki, "/api/v1/namespaces/default/serviceaccounts/default") {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(HarnessError::Other(format!("kube-controller-manager of {} made no default ServiceAccount within 60 s", self.name)));
+            }
+            std::thread::sleep(Duration::from_millis(250));
+        }
     }
 
     /// kube-controller-manager with [`CONTROLLERS`], as the admin user (it needs to see
@@ -209,9 +228,7 @@ impl ControlPlane {
         let child = self.spawn_apiserver()?;
         self.children.push(("kube-apiserver".into(), child));
         self.wait_ready(Duration::from_secs(120))?;
-        let kcm = self.spawn_controller_manager()?;
-        self.children.push(("kube-controller-manager".into(), kcm));
-        Ok(())
+        self.start_controller_manager()
     }
 
     /// Path of the admin kubeconfig.
@@ -231,16 +248,22 @@ impl ControlPlane {
         write_kubeconfig(&self.dir.join(name), self.port, &self.pki, cert)
     }
 
+    /// An error with the log's last lines if any child has exited.
+    fn check_children(&mut self) -> Result<(), HarnessError> {
+        for (name, child) in &mut self.children {
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
+                let tail: Vec<&str> = log.lines().rev().take(20).collect();
+                return Err(HarnessError::Exited(name.clone(), status.to_string(), tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
+            }
+        }
+        Ok(())
+    }
+
     fn wait_ready(&mut self, timeout: Duration) -> Result<(), HarnessError> {
         let start = Instant::now();
         loop {
-            for (name, child) in &mut self.children {
-                if let Ok(Some(status)) = child.try_wait() {
-                    let log = std::fs::read_to_string(self.dir.join(format!("{name}.log"))).unwrap_or_default();
-                    let tail: Vec<&str> = log.lines().rev().take(20).collect();
-                    return Err(HarnessError::Exited(name.clone(), status.to_string(), tail.into_iter().rev().collect::<Vec<_>>().join("\n")));
-                }
-            }
+            self.check_children()?;
             if readyz(self.port, &self.pki) {
                 return Ok(());
             }
@@ -290,6 +313,11 @@ pub fn stop_child(child: &mut Child) {
 /// Whether the API server on `port` answers `/readyz` with 200 (checked with curl-free
 /// plain TLS through the kube client would need a runtime; use the `curl` binary).
 fn readyz(port: u16, pki: &Pki) -> bool {
+    get_ok(port, pki, "/readyz")
+}
+
+/// Whether a GET of `path` as the admin answers 2xx.
+fn get_ok(port: u16, pki: &Pki, path: &str) -> bool {
     Command::new("curl")
         .args(["-fsS", "-o", "/dev/null", "--max-time", "2", "--cacert"])
         .arg(pki.path("ca.crt"))
@@ -297,7 +325,7 @@ fn readyz(port: u16, pki: &Pki) -> bool {
         .arg(pki.path("admin.crt"))
         .arg("--key")
         .arg(pki.path("admin.key"))
-        .arg(format!("https://127.0.0.1:{port}/readyz"))
+        .arg(format!("https://127.0.0.1:{port}{path}"))
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

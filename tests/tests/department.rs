@@ -210,7 +210,10 @@ async fn department_admin_is_confined_to_its_namespace() {
     // Manages objects in its own namespace.
     let own: Api<ConfigMap> = Api::namespaced(admin.clone(), &a);
     own.create(&PostParams::default(), &cm).await.unwrap();
-    assert_eq!(own.list(&Default::default()).await.unwrap().items.len(), 1);
+    // (kube-root-ca.crt: published in every namespace by the controller-manager.)
+    let mut names: Vec<String> = own.list(&Default::default()).await.unwrap().items.iter().map(|c| c.metadata.name.clone().unwrap_or_default()).collect();
+    names.sort();
+    assert_eq!(names, ["kube-root-ca.crt", "web-config"]);
     // Cannot read or write the other department's namespace.
     let other: Api<ConfigMap> = Api::namespaced(admin.clone(), &b);
     assert_forbidden(other.list(&Default::default()).await.map(|_| ()));
@@ -269,9 +272,14 @@ async fn deletion_waits_for_pdc_resources_and_honours_protection() {
         assert!(start.elapsed() < Duration::from_secs(60), "Department {name} still present");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-    // The namespace was asked to go (it stays Terminating: no namespace controller here).
-    let ns = Api::<Namespace>::all(client.clone()).get_opt(&name).await.unwrap();
-    assert!(ns.is_none_or(|n| n.metadata.deletion_timestamp.is_some()));
+    // The namespace controller (the real kube-controller-manager) then removes the
+    // namespace and what is left in it (quota, limits, bindings, policies).
+    let nss = Api::<Namespace>::all(client.clone());
+    let start = std::time::Instant::now();
+    while let Some(ns) = nss.get_opt(&name).await.unwrap() {
+        assert!(start.elapsed() < Duration::from_secs(60), "namespace {name} was not removed: {:?}", ns.status);
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test]

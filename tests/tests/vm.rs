@@ -379,3 +379,59 @@ async fn volumes_grow_attach_detach_and_snapshot() {
     let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
     assert!(!d.status.unwrap().quota_ledger.contains_key("volume/data1"));
 }
+
+/// What the real kube-controller-manager does with what pdc made: the ResourceQuota
+/// counts the VMs and claims, and the garbage collector leaves `Retain` disks when
+/// their VM goes (namespace deletion: the department test).
+#[tokio::test]
+async fn quota_usage_and_garbage_collection_are_real() {
+    let env = env();
+    let client = env.client().await.unwrap();
+    let dept = "so-tu-phap".to_string();
+    load_plan(&client, "app", 24, std::slice::from_ref(&dept)).await.unwrap();
+    apply_yaml(&client, SIZES, None).await.unwrap();
+    set_quota(&client, &dept, serde_json::json!({"vcpu": 16, "memory": "32Gi", "storage": {"ssd": "500Gi", "hdd": "1Ti"}, "vms": 5})).await;
+    let api: Api<TenantVM> = Api::namespaced(client.clone(), &dept);
+    let mut kept = tenant_vm("kept", "m1.small", "app");
+    kept.spec.disk_deletion_policy = pdc_api::DiskDeletionPolicy::Retain;
+    api.create(&PostParams::default(), &kept).await.unwrap();
+    api.create(&PostParams::default(), &tenant_vm("gone", "m1.small", "app")).await.unwrap();
+    // Running (its disks imported, KubeVirt started it); no DNS zone is needed here.
+    for n in ["kept", "gone"] {
+        wait_for(&api, n, Duration::from_secs(90), "Running", |v| v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).await.unwrap();
+    }
+
+    // The department's ResourceQuota counts both VirtualMachines and the four claims.
+    let rqs: Api<k8s_openapi::api::core::v1::ResourceQuota> = Api::namespaced(client.clone(), &dept);
+    let used = |q: &k8s_openapi::api::core::v1::ResourceQuota, k: &str| q.status.as_ref().and_then(|s| s.used.as_ref()).and_then(|u| u.get(k)).map(|v| v.0.clone());
+    let q = match wait_for(&rqs, "pdc-guest-quota", Duration::from_secs(60), "usage counted", |q| used(q, "count/virtualmachines.kubevirt.io").as_deref() == Some("2")).await {
+        Ok(q) => q,
+        Err(_) => panic!("quota usage not counted: {:?}", rqs.get("pdc-guest-quota").await.unwrap().status),
+    };
+    assert_eq!(used(&q, "requests.storage").as_deref(), Some("140Gi"), "{:?}", q.status);
+    assert_eq!(used(&q, "pdc-ssd.storageclass.storage.k8s.io/requests.storage").as_deref(), Some("40Gi"));
+
+    // Retained disks have no owner: deleting their VM leaves them to the department.
+    let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &dv_resource());
+    assert!(dvs.get("kept-root").await.unwrap().metadata.owner_references.unwrap_or_default().is_empty());
+    for n in ["kept", "gone"] {
+        api.delete(n, &DeleteParams::default()).await.unwrap();
+    }
+    let start = Instant::now();
+    while api.get_opt("kept").await.unwrap().is_some() || dvs.get_opt("gone-root").await.unwrap().is_some() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the VMs or the deleted disks stayed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // The garbage collector has had its chance (it removed the VM's instance and the
+    // deleted disks' claims): the retained disks and their claims are still there.
+    let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), &dept);
+    let start = Instant::now();
+    while pvcs.get_opt("gone-root").await.unwrap().is_some() {
+        assert!(start.elapsed() < Duration::from_secs(60), "the garbage collector did not remove the deleted disk's claim");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for d in ["kept-root", "kept-data"] {
+        assert!(dvs.get_opt(d).await.unwrap().is_some(), "retained disk {d} was deleted");
+        assert!(pvcs.get_opt(d).await.unwrap().is_some(), "the claim of retained disk {d} was deleted");
+    }
+}
