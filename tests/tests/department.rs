@@ -91,7 +91,8 @@ async fn department_gets_namespace_quota_limits_bindings_and_policies() {
     let rq = Api::<ResourceQuota>::namespaced(client.clone(), &name).get("pdc-guest-quota").await.unwrap();
     let hard = rq.spec.unwrap().hard.unwrap();
     assert_eq!(hard["requests.cpu"].0, "32");
-    assert_eq!(hard["pdc-ssd.storageclass.storage.k8s.io/requests.storage"].0, "500Gi");
+    // Twice the department's storage: a DR replica and the disk restored from it.
+    assert_eq!(hard["pdc-ssd.storageclass.storage.k8s.io/requests.storage"].0, "1000Gi");
     assert_eq!(hard["pdc-hdd.storageclass.storage.k8s.io/requests.storage"].0, "0");
     Api::<LimitRange>::namespaced(client.clone(), &name).get("pdc-defaults").await.unwrap();
     let rb = Api::<RoleBinding>::namespaced(client.clone(), &name).get("pdc-department-admin").await.unwrap();
@@ -115,7 +116,7 @@ async fn quota_change_is_applied_and_generation_observed() {
     let rq = Api::<ResourceQuota>::namespaced(client.clone(), &name).get("pdc-guest-quota").await.unwrap();
     let hard = rq.spec.unwrap().hard.unwrap();
     assert_eq!(hard["requests.cpu"].0, "48");
-    assert_eq!(hard["pdc-hdd.storageclass.storage.k8s.io/requests.storage"].0, "2Ti");
+    assert_eq!(hard["pdc-hdd.storageclass.storage.k8s.io/requests.storage"].0, "4Ti");
 }
 
 #[tokio::test]

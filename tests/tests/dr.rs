@@ -66,7 +66,10 @@ fn steps(p: &DrPlan) -> Vec<(String, String)> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survives_losing_the_primary() {
-    let mut s = TwoSites::start(DEPT, 10, &[("PDC_DR_STEP_PAUSE", "1s")]).await.unwrap();
+    // A full department: its quota is exactly the three VMs below. The standby holds
+    // the halted copies and their replicas, and a drill or failover adds the restored
+    // copies beside them: the ResourceQuota must leave room for both.
+    let mut s = TwoSites::start(DEPT, 3, &[("PDC_DR_STEP_PAUSE", "1s")]).await.unwrap();
     let (pc, sc) = (s.primary.client().await.unwrap(), s.standby.client().await.unwrap());
     let players = s.players.clone();
 

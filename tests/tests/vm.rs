@@ -378,6 +378,21 @@ async fn volumes_grow_attach_detach_and_snapshot() {
     }
     let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
     assert!(!d.status.unwrap().quota_ledger.contains_key("volume/data1"));
+
+    // A DR-protected VM takes no hot-plugged volume (its copy at the standby site would
+    // start without it): the volume says why and what to do instead.
+    let mut guarded = tenant_vm("guarded", "m1.small", "app");
+    guarded.spec.dr_protected = true;
+    vms.create(&PostParams::default(), &guarded).await.unwrap();
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["volume", "create", "logs", "-d", &dept, "--size", "10Gi", "--tier", "ssd", "--vm", "guarded"]);
+    assert_eq!(code, 0, "{out}");
+    let v = wait_for(&vols, "logs", Duration::from_secs(30), "not attached", |v| vcond(v, "Attached").is_some_and(|c| c.0 == "False")).await.unwrap();
+    let (_, reason, msg) = vcond(&v, "Attached").unwrap();
+    assert_eq!(reason, "DrProtected");
+    assert!(msg.contains("spec.disks"), "{msg}");
+    wait_for(&kv, "guarded", Duration::from_secs(30), "defined", |_| true).await.unwrap();
+    let has_logs = |o: &DynamicObject| o.data["spec"]["template"]["spec"]["volumes"].as_array().into_iter().flatten().any(|v| v["dataVolume"]["name"] == "vol-logs");
+    assert!(!has_logs(&kv.get("guarded").await.unwrap()), "hot-plugged into a protected VM");
 }
 
 /// What the real kube-controller-manager does with what pdc made: the ResourceQuota

@@ -108,9 +108,12 @@ fn resource_quota(dept: &Department, province: &Province, ns: &str, subdomain: &
         ("count/virtualmachines.kubevirt.io".to_string(), q(gq.vms.max(0).saturating_mul(2).to_string())),
         ("services.loadbalancers".to_string(), q(gq.public_addresses.max(0).to_string())),
     ]);
+    // Storage likewise twice the department's: at a DR standby site a protected disk
+    // has its replica claim and, during a drill or after a failover, the disk restored
+    // from it. pdc's ledger charges each disk once against the department's quota.
     let mut total: u128 = 0;
     for tier in &province.spec.storage_tiers {
-        let bytes = gq.storage.get(&tier.name).and_then(|s| quantity::parse(s).ok()).unwrap_or(0);
+        let bytes = gq.storage.get(&tier.name).and_then(|s| quantity::parse(s).ok()).unwrap_or(0).saturating_mul(2);
         total = total.saturating_add(bytes);
         hard.insert(format!("{}.storageclass.storage.k8s.io/requests.storage", tier.storage_class), q(quantity::format_bytes(bytes)));
     }
@@ -287,9 +290,9 @@ mod tests {
         assert_eq!(hard["requests.cpu"].0, "64");
         // 128Gi guest memory + 10 VMs × 256Mi overhead = 130.5Gi
         assert_eq!(hard["requests.memory"].0, quantity::format_bytes((128u128 << 30) + 10 * (256u128 << 20)));
-        assert_eq!(hard["pdc-ssd.storageclass.storage.k8s.io/requests.storage"].0, "1Ti");
+        assert_eq!(hard["pdc-ssd.storageclass.storage.k8s.io/requests.storage"].0, "2Ti", "a replica and a restored disk for each");
         assert_eq!(hard["pdc-hdd.storageclass.storage.k8s.io/requests.storage"].0, "0");
-        assert_eq!(hard["requests.storage"].0, "1Ti");
+        assert_eq!(hard["requests.storage"].0, "2Ti");
         assert_eq!(hard["count/virtualmachines.kubevirt.io"].0, "20", "a drill copy beside each VM");
         assert_eq!(hard["services.loadbalancers"].0, "2");
     }
