@@ -49,3 +49,10 @@ pub const DR_HOLD: &str = "pdc.io/dr-hold";
 /// VolSync leaves a snapshot with this label alone (any value): it is not deleted when
 /// a newer replica arrives, nor with its ReplicationDestination.
 pub const VOLSYNC_DO_NOT_DELETE: &str = "volsync.backube/do-not-delete";
+/// On a VirtualMachine's template, hence on each instance it starts: the size the
+/// instance runs as (what `RestartRequired` compares with the TenantVM's size).
+pub const VM_SIZE: &str = "pdc.io/size";
+/// On a VirtualMachine's template, hence on each instance it starts: the
+/// `spec.restartRequest` the instance was started after; an instance without the
+/// current one is restarted, once, whatever the operator's cache says.
+pub const VM_RESTART_REQUEST: &str = "pdc.io/restart-request";

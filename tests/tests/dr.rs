@@ -268,6 +268,8 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     let start = Instant::now();
     while run_strategy(&pc, "his").await.as_deref() != Some("Halted") {
         assert!(start.elapsed() < Duration::from_secs(60), "the returning primary's VM was not halted");
+        // Not for a moment does the name go back to the returning primary.
+        assert!(!s.knot.dig(&fqdn("his"), "A", false).unwrap().contains(&his_p), "the returning primary took the name back");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     eprintln!("returning primary fenced in {:.1}s", back.elapsed().as_secs_f64());

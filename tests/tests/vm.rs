@@ -134,13 +134,23 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     // Restart: the running instance is replaced once, and runs with the new size.
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["vm", "restart", "his", "-d", &dept]);
     assert_eq!(code, 0, "{out}");
-    let vm = wait_for(&api, "his", Duration::from_secs(30), "restarted", |v| cond(v, "RestartRequired").is_some_and(|c| c.0 == "False")).await.unwrap();
-    assert_eq!(vm.status.unwrap().running_size.as_deref(), Some("m1.large"));
+    // The new instance says the size it was started with; RestartRequired clears.
+    let vm = wait_for(&api, "his", Duration::from_secs(30), "running as m1.large", |v| {
+        v.status.as_ref().and_then(|s| s.running_size.as_deref()) == Some("m1.large")
+    })
+    .await
+    .unwrap();
+    assert_eq!(cond(&vm, "RestartRequired").unwrap().0, "False", "{:?}", vm.status);
+    let instance = vmis.get("his").await.unwrap();
+    assert_eq!(instance.annotations().get("pdc.io/size").map(String::as_str), Some("m1.large"));
     let start = Instant::now();
     while vmis.get_opt("his").await.unwrap().and_then(|i| i.uid()) == Some(first_instance.clone()) {
         assert!(start.elapsed() < Duration::from_secs(30), "the old instance was not replaced");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // Once: the new instance is left alone.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(vmis.get("his").await.unwrap().uid(), instance.uid(), "the VM was restarted twice");
 
     // A data disk grows through its claim; the DataVolume's spec stays as CDI accepted it.
     let grown = serde_json::json!({"spec": {"disks": [{"name": "data", "size": "60Gi", "tier": "hdd"}]}});

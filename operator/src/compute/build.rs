@@ -171,13 +171,20 @@ pub fn virtual_machine(vm: &TenantVM, vcpu: i32, memory: &str, nics: &[NicPlan],
     for n in nics {
         pod_labels.insert(member_label(&n.zone), serde_json::json!("true"));
     }
+    // KubeVirt copies the template's metadata onto each instance it starts: the
+    // instance then says which size and which restart request it was started with.
+    let mut annotations = serde_json::Map::new();
+    annotations.insert(l::VM_SIZE.into(), serde_json::json!(vm.spec.size));
+    if let Some(tok) = &vm.spec.restart_request {
+        annotations.insert(l::VM_RESTART_REQUEST.into(), serde_json::json!(tok));
+    }
     let mut o = DynamicObject::new(&name, &vm_resource()).within(&ns);
     o.metadata = meta(vm, name.clone());
     o.data = serde_json::json!({
         "spec": {
             "runStrategy": if halted { "Halted" } else { run_strategy(vm.spec.run_strategy) },
             "template": {
-                "metadata": {"labels": pod_labels},
+                "metadata": {"labels": pod_labels, "annotations": annotations},
                 "spec": {
                     "hostname": vm.spec.hostname,
                     "subdomain": subdomain.split('.').next().unwrap_or_default(),

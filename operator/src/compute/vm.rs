@@ -17,6 +17,7 @@ use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 use pdc_api::conditions::{self, Cond, READY};
+use pdc_api::labels as l;
 use pdc_api::{AddressClaim, Department, DiskDeletionPolicy, DnsRecord, NetworkZone, NicStatus, Province, SizeClass, TenantVM, TenantVMStatus, TenantVolume};
 use pdc_core::quota::Charge;
 use tracing::info;
@@ -114,6 +115,12 @@ async fn refuse(vm: &TenantVM, ctx: &VmContext, r: Refusal) -> Result<Action> {
 async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     let client = &ctx.base.client;
     let ns = vm.namespace().unwrap_or_default();
+    // Until the caches hold their first full lists, an empty one would read as an
+    // unknown size, detached volumes or a missing subdomain.
+    use crate::cache::synced;
+    if !(synced(&ctx.departments) && synced(&ctx.provinces) && synced(&ctx.sizes) && synced(&ctx.zones) && synced(&ctx.volumes)) {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let role = ctx.dr.vm_role(vm);
     if role == VmRole::Unconfirmed {
         // The DR controller has not yet checked the plan against the other site.
@@ -254,20 +261,34 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         Err(e) => return missing_integration(vm, ctx, e, "KubeVirt (VirtualMachine)").await,
     };
 
-    // A restart request not yet carried out: delete the running instance; KubeVirt
-    // starts a new one from the current spec (run strategy Always).
+    // The instance, read from the API server: the size it runs as and the restart
+    // request it was started after are on it (KubeVirt copies the template's
+    // annotations), so neither a stale cache nor a crash between the delete and the
+    // status write restarts it twice.
+    let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &build::vmi_resource());
+    let mut live = match vmis.get_opt(&vm.name_any()).await {
+        Ok(i) => i.filter(|i| i.metadata.deletion_timestamp.is_none()),
+        Err(source) => return Err(Error::Read { what: format!("VirtualMachineInstance {}", vm.name_any()), source }),
+    };
+    let started_with = |i: &DynamicObject, key: &str| i.annotations().get(key).cloned();
     let mut restarted_for = vm.status.as_ref().and_then(|s| s.restarted_for.clone());
-    let mut restarted = false;
-    if let Some(tok) = vm.spec.restart_request.clone().filter(|t| restarted_for.as_ref() != Some(t)) {
-        let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &build::vmi_resource());
-        match vmis.delete(&vm.name_any(), &DeleteParams::background()).await {
-            Ok(_) => {}
-            Err(e) if is_not_found(&e) => {}
-            Err(source) => return Err(Error::Delete { what: format!("VirtualMachineInstance {}", vm.name_any()), source }),
+    if let Some(tok) = vm.spec.restart_request.clone()
+        && let Some(i) = &live
+    {
+        if started_with(i, l::VM_RESTART_REQUEST).as_ref() == Some(&tok) {
+            restarted_for = Some(tok);
+        } else if restarted_for.as_ref() != Some(&tok) {
+            // Not yet carried out: delete the running instance; KubeVirt starts a new
+            // one from the current template (run strategy Always).
+            match vmis.delete(&vm.name_any(), &DeleteParams::background()).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(source) => return Err(Error::Delete { what: format!("VirtualMachineInstance {}", vm.name_any()), source }),
+            }
+            ctx.base.event(vm, false, "Restarted", &format!("restarted as {}", vm.spec.size)).await;
+            restarted_for = Some(tok);
+            live = None;
         }
-        ctx.base.event(vm, false, "Restarted", &format!("restarted as {}", vm.spec.size)).await;
-        restarted_for = Some(tok);
-        restarted = true;
     }
 
     // DNS.
@@ -298,11 +319,14 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     let phase = kv.data.pointer("/status/printableStatus").and_then(|v| v.as_str()).unwrap_or("Provisioning").to_string();
     let running = phase == "Running";
     let fqdn = format!("{}.{subdomain}.", vm.spec.hostname);
-    let running_size = match (&vm.status.as_ref().and_then(|s| s.running_size.clone()), running) {
-        _ if restarted => Some(vm.spec.size.clone()),
-        (Some(s), true) => Some(s.clone()),
-        (None, true) => Some(vm.spec.size.clone()),
-        (_, false) => None,
+    // An instance started before pdc put its size on it: the size last recorded.
+    let running_size = match &live {
+        Some(i) if running => Some(
+            started_with(i, l::VM_SIZE)
+                .or_else(|| vm.status.as_ref().and_then(|s| s.running_size.clone()))
+                .unwrap_or_else(|| vm.spec.size.clone()),
+        ),
+        _ => None,
     };
     let restart = running_size.as_ref().is_some_and(|s| *s != vm.spec.size);
     let ready = running && dns_ok && disk_failures.is_empty();

@@ -77,6 +77,10 @@ async fn set_status(v: &TenantVolume, ctx: &VolumeContext, conds: Vec<Cond>) -> 
 }
 
 async fn provision(v: &TenantVolume, ctx: &VolumeContext) -> Result<Action> {
+    // Unfilled caches would read as "not a department".
+    if !(crate::cache::synced(&ctx.departments) && crate::cache::synced(&ctx.provinces)) {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let ns = v.namespace().unwrap_or_default();
     if ctx.departments.get(&ObjectRef::new(&ns)).is_none() {
         set_status(v, ctx, vec![Cond::new(READY, false, "NotADepartment", format!("namespace {ns} is not a Department's"))]).await?;

@@ -116,6 +116,11 @@ async fn reconcile(rec: Arc<DnsRecord>, ctx: Arc<RecordContext>) -> Result<Actio
 }
 
 async fn reconcile_inner(rec: &DnsRecord, ctx: &RecordContext) -> Result<Action> {
+    // Unfilled caches would read as "not a department" or "in no zone pdc holds"
+    // (and a deleted record would then lose its finalizer with its set still served).
+    if !(crate::cache::synced(&ctx.namespaces) && crate::cache::synced(&ctx.zones)) {
+        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+    }
     let verdict = check(rec, &ctx.namespaces, &ctx.zones);
     if rec.metadata.deletion_timestamp.is_some() {
         // A record that was never programmed and that no zone will hold has no set

@@ -312,6 +312,20 @@ async fn reconcile(z: Arc<DnsZone>, ctx: Arc<WriterContext>) -> Result<Action> {
 }
 
 async fn sync(z: &DnsZone, ctx: &WriterContext) -> Result<Action> {
+    use crate::cache::synced;
+    // What the API wants is read from caches: until each holds its first full list,
+    // an empty one would read as "remove everything" and a missing DR plan as "this
+    // site carries the name".
+    let ready = synced(&ctx.records)
+        && synced(&ctx.allocations)
+        && synced(&ctx.namespaces)
+        && synced(&ctx.netzones)
+        && synced(&ctx.provinces)
+        && synced(&ctx.zones)
+        && synced(&ctx.dr.plans);
+    if !ready {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     let obj = z.name_any();
     let zone = z.spec.zone.trim_end_matches('.').to_ascii_lowercase();
     let m = &ctx.base.metrics;

@@ -101,6 +101,10 @@ impl DrView {
     }
 
     pub fn vm_role(&self, vm: &TenantVM) -> VmRole {
+        if vm.spec.dr_protected && self.site.is_some() && !crate::cache::synced(&self.plans) {
+            // No plan is not yet "no plan": the cache of plans has not been filled.
+            return VmRole::Unconfirmed;
+        }
         let (Some(site), Some(plan)) = (self.site.as_deref(), self.plan_for(&vm.namespace().unwrap_or_default(), vm.spec.dr_protected, vm.metadata.labels.as_ref())) else {
             return VmRole::Unprotected;
         };
@@ -279,6 +283,12 @@ async fn reconcile(cached: Arc<DrPlan>, ctx: Arc<DrContext>) -> Result<Action> {
 }
 
 async fn apply(cached: Arc<DrPlan>, ctx: &DrContext) -> Result<Action> {
+    use crate::cache::synced;
+    // The VMs a plan covers and the sites come from caches: an unfilled one is not
+    // "no VMs" (which would drop them from the plan and from the other site).
+    if !(synced(&ctx.vms) && synced(&ctx.sites) && synced(&ctx.provinces) && synced(&ctx.view.plans)) {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     // Always act on the stored plan: an action's own writes may not be in the cache yet.
     let api: Api<DrPlan> = Api::namespaced(ctx.base.client.clone(), &cached.namespace().unwrap_or_default());
     let Some(plan) = api.get_opt(&cached.name_any()).await.map_err(|source| Error::Read { what: format!("DrPlan {}", cached.name_any()), source })? else {

@@ -76,6 +76,11 @@ async fn reconcile(claim: Arc<AddressClaim>, ctx: Arc<ClaimContext>) -> Result<A
 }
 
 async fn bind(claim: &AddressClaim, ctx: &ClaimContext) -> Result<Action> {
+    use crate::cache::synced;
+    // Unfilled caches would read as "not a department" or "no such zone".
+    if !(synced(&ctx.departments) && synced(&ctx.zones) && synced(&ctx.sites)) {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    }
     match try_bind(claim, ctx).await? {
         Ok(status) => {
             write_status(claim, ctx, status).await?;

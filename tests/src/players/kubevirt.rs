@@ -165,9 +165,12 @@ async fn reconcile(c: &Cluster, vm: &DynamicObject) {
     }
     match vmi {
         None => {
-            // The instance: the template as it is now, owned by the VM.
+            // The instance: the template as it is now (its metadata's labels and
+            // annotations too: `setupVMIFromVM` in `pkg/virt-controller/watch/vm.go`
+            // starts from a copy of the template's ObjectMeta), owned by the VM.
             let mut i = DynamicObject::new(&vm.name_any(), &vmi_resource()).within(&ns);
             i.metadata.labels = vm.data.pointer("/spec/template/metadata/labels").and_then(|l| serde_json::from_value(l.clone()).ok());
+            i.metadata.annotations = vm.data.pointer("/spec/template/metadata/annotations").and_then(|l| serde_json::from_value(l.clone()).ok());
             i.metadata.owner_references = vm.controller_owner_ref(&vm_resource()).map(|o| vec![o]);
             i.data = serde_json::json!({"spec": vm.data.pointer("/spec/template/spec").cloned().unwrap_or_default()});
             let _ = vmis.create(&PostParams::default(), &i).await;
