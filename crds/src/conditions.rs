@@ -6,6 +6,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 pub const READY: &str = "Ready";
+/// On a TenantVM: its names answer with its addresses (the DR runner waits for it).
+pub const DNS_PROGRAMMED: &str = "DnsProgrammed";
 
 /// `True`/`False` as the API spells them.
 pub fn status_str(ok: bool) -> &'static str {

@@ -214,7 +214,7 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         provinces: province_store.clone(),
         sizes: size_store,
         zones: zone_store.clone(),
-        dr: dr_view.with_plans(vm_plans),
+        dr: Arc::new(dr_view.with_plans(vm_plans)),
     });
     let dr_ctx = Arc::new(dr::DrContext::new(
         ctx.clone(),

@@ -3,5 +3,6 @@
 pub mod build;
 pub mod disk;
 pub mod ledger;
+pub mod plan;
 pub mod vm;
 pub mod volume;

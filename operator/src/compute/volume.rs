@@ -22,7 +22,7 @@ use pdc_core::quota::Charge;
 use super::build::dv_resource;
 use super::disk::DiskState;
 use super::ledger;
-use super::vm::QUOTA_ACCEPTED;
+use super::plan::QUOTA_ACCEPTED;
 use crate::apply;
 use crate::context::Context;
 use crate::department::spec_or_lifecycle;

@@ -311,43 +311,99 @@ async fn reconcile(z: Arc<DnsZone>, ctx: Arc<WriterContext>) -> Result<Action> {
     res
 }
 
-async fn sync(z: &DnsZone, ctx: &WriterContext) -> Result<Action> {
+/// Whether every cache the writer plans from holds its first full list. Until then an
+/// empty one would read as "remove everything" and a missing DR plan as "this site
+/// carries the name".
+fn caches_synced(ctx: &WriterContext) -> bool {
     use crate::cache::synced;
-    // What the API wants is read from caches: until each holds its first full list,
-    // an empty one would read as "remove everything" and a missing DR plan as "this
-    // site carries the name".
-    let ready = synced(&ctx.records)
+    synced(&ctx.records)
         && synced(&ctx.allocations)
         && synced(&ctx.namespaces)
         && synced(&ctx.netzones)
         && synced(&ctx.provinces)
         && synced(&ctx.zones)
-        && synced(&ctx.dr.plans);
-    if !ready {
+        && synced(&ctx.dr.plans)
+}
+
+/// The zone's TSIG key (from its Secret) and primary server.
+async fn credentials(z: &DnsZone, ctx: &WriterContext) -> Result<std::result::Result<(Key, Server), String>> {
+    let name = &z.spec.tsig.secret_name;
+    let key = match Api::<Secret>::namespaced(ctx.base.client.clone(), &ctx.namespace).get_opt(name).await {
+        Ok(Some(s)) => read_key(&s, z),
+        Ok(None) => Err(format!("Secret {}/{name} with the TSIG key does not exist", ctx.namespace)),
+        Err(source) => return Err(Error::Read { what: format!("Secret {name}"), source }),
+    };
+    Ok(key.and_then(|k| server_of(z).map(|s| (k, s))))
+}
+
+/// How sending a plan ended.
+enum Sent {
+    All(usize),
+    /// Someone wrote to the zone since it was read: read it again now.
+    Raced,
+    /// A write failed: this many changes are still pending.
+    Failed(usize, DnsIoError),
+}
+
+/// Send the plan's changes as RFC 2136 updates in batches of the zone's size.
+async fn send(z: &DnsZone, ctx: &WriterContext, server: &Server, zone: &str, key: &Key, changes: &[Change]) -> Sent {
+    let m = &ctx.base.metrics;
+    let batch = usize::try_from(z.spec.batch_size).unwrap_or(100).max(1);
+    let mut sent = 0usize;
+    for chunk in pdc_dns::batches(changes, batch) {
+        let t = Instant::now();
+        let res = pdc_dns::update(server, zone, key, chunk).await;
+        m.dns_update_duration.with_label_values(&[zone]).observe(t.elapsed().as_secs_f64());
+        match res {
+            Ok(()) => sent += chunk.len(),
+            Err(e) => {
+                forget(ctx, &z.name_any());
+                let pending = changes.len() - sent;
+                if matches!(e, DnsIoError::Prerequisite { .. }) {
+                    m.dns_errors.with_label_values(&[zone, e.reason()]).inc();
+                    m.dns_pending_changes.with_label_values(&[zone]).set(pending as f64);
+                    return Sent::Raced;
+                }
+                return Sent::Failed(pending, e);
+            }
+        }
+    }
+    Sent::All(sent)
+}
+
+/// An event when changes put back sets pdc manages that were edited outside pdc.
+async fn report_repaired(z: &DnsZone, ctx: &WriterContext, zone: &str, want: &Want, changes: &[Change]) {
+    let repaired = changes
+        .iter()
+        .filter(|c| match c {
+            Change::Replace { expect, .. } => want.members.iter().any(|(r, k)| *k == (expect.name.clone(), expect.rtype) && is_programmed(r)),
+            _ => false,
+        })
+        .count();
+    if repaired > 0 {
+        let msg = format!("{repaired} record set(s) pdc manages were edited outside pdc and were put back");
+        info!(zone = %zone, repaired, "repaired out-of-band edits");
+        ctx.base.event(z, true, "Repaired", &msg).await;
+    }
+}
+
+/// Read the zone, plan against what the API wants, send the plan, report.
+async fn sync(z: &DnsZone, ctx: &WriterContext) -> Result<Action> {
+    if !caches_synced(ctx) {
         return Ok(Action::requeue(Duration::from_secs(1)));
     }
     let obj = z.name_any();
     let zone = z.spec.zone.trim_end_matches('.').to_ascii_lowercase();
-    let m = &ctx.base.metrics;
     let ttl = default_ttl(z, &ctx.provinces);
     let mut want = match z.spec.kind {
         ZoneKind::Forward => forward_want(z, ctx, ttl),
         ZoneKind::Reverse => reverse_want(z, ctx, ttl),
     };
     report_refused(ctx, &want).await?;
-
-    let secret = Api::<Secret>::namespaced(ctx.base.client.clone(), &ctx.namespace).get_opt(&z.spec.tsig.secret_name).await;
-    let key = match secret {
-        Ok(Some(s)) => read_key(&s, z),
-        Ok(None) => Err(format!("Secret {}/{} with the TSIG key does not exist", ctx.namespace, z.spec.tsig.secret_name)),
-        Err(source) => return Err(Error::Read { what: format!("Secret {}", z.spec.tsig.secret_name), source }),
-    };
-    let setup = key.and_then(|k| server_of(z).map(|s| (k, s)));
-    let (key, server) = match setup {
+    let (key, server) = match credentials(z, ctx).await? {
         Ok(ks) => ks,
         Err(message) => return fail(z, ctx, &want, None, Failure { reason: "KeyUnusable", message, metric: "key" }).await,
     };
-
     let current = match read_zone(ctx, &obj, &server, &zone, &key).await {
         Ok(t) => t,
         Err(e) => return fail(z, ctx, &want, None, e.into()).await,
@@ -360,47 +416,17 @@ async fn sync(z: &DnsZone, ctx: &WriterContext) -> Result<Action> {
         want.owned.extend(mine.cloned().collect::<Vec<_>>());
     }
     let plan = dnsplan::plan(&current.sets, &want.sets, &want.owned);
-    let batch = usize::try_from(z.spec.batch_size).unwrap_or(100).max(1);
-    let mut sent = 0usize;
-    for chunk in pdc_dns::batches(&plan.changes, batch) {
-        let t = Instant::now();
-        let res = pdc_dns::update(&server, &zone, &key, chunk).await;
-        m.dns_update_duration.with_label_values(&[&zone]).observe(t.elapsed().as_secs_f64());
-        match res {
-            Ok(()) => sent += chunk.len(),
-            Err(e) => {
-                forget(ctx, &obj);
-                let quick = matches!(e, DnsIoError::Prerequisite { .. });
-                let pending = plan.changes.len() - sent;
-                if quick {
-                    // Someone wrote to the zone since it was read: read it again now.
-                    m.dns_errors.with_label_values(&[&zone, e.reason()]).inc();
-                    m.dns_pending_changes.with_label_values(&[&zone]).set(pending as f64);
-                    info!(zone = %zone, "zone changed under the writer; reading it again");
-                    return Ok(Action::requeue(Duration::from_millis(200)));
-                }
-                return fail(z, ctx, &want, Some(pending), e.into()).await;
-            }
+    match send(z, ctx, &server, &zone, &key, &plan.changes).await {
+        Sent::All(sent) if sent > 0 => forget(ctx, &obj),
+        Sent::All(_) => {}
+        Sent::Raced => {
+            info!(zone = %zone, "zone changed under the writer; reading it again");
+            return Ok(Action::requeue(Duration::from_millis(200)));
         }
-    }
-    if sent > 0 {
-        forget(ctx, &obj);
+        Sent::Failed(pending, e) => return fail(z, ctx, &want, Some(pending), e.into()).await,
     }
     succeeded(ctx, &obj);
-    let repaired: usize = plan
-        .changes
-        .iter()
-        .filter(|c| match c {
-            Change::Replace { expect, .. } => want.members.iter().any(|(r, k)| *k == (expect.name.clone(), expect.rtype) && is_programmed(r)),
-            _ => false,
-        })
-        .count();
-    if repaired > 0 {
-        let msg = format!("{repaired} record set(s) pdc manages were edited outside pdc and were put back");
-        info!(zone = %zone, repaired, "repaired out-of-band edits");
-        ctx.base.event(z, true, "Repaired", &msg).await;
-    }
-
+    report_repaired(z, ctx, &zone, &want, &plan.changes).await;
     let changed: BTreeSet<(String, RecordType)> = plan
         .changes
         .iter()
@@ -411,15 +437,23 @@ async fn sync(z: &DnsZone, ctx: &WriterContext) -> Result<Action> {
     let conflicts: BTreeMap<(String, RecordType), &RRset> = plan.conflicts.iter().map(|c| ((c.wanted.name.clone(), c.wanted.rtype), &c.found)).collect();
     report_members(ctx, z, &want, &changed, &conflicts).await?;
     release_deleted(ctx, &want).await?;
-
-    // The zone's own status.
     let (serial, signed) = pdc_dns::soa(&server, &zone).await.unwrap_or((current.serial, current.signed));
-    let sets = want.sets.len().saturating_sub(conflicts.len());
-    m.dns_pending_changes.with_label_values(&[&zone]).set(0.0);
-    m.dns_conflicts.with_label_values(&[&zone]).set(conflicts.len() as f64);
-    m.dns_record_sets.with_label_values(&[&zone]).set(sets as f64);
-    m.dns_zone_in_sync.with_label_values(&[&zone]).set(1.0);
-    m.dns_last_sync.with_label_values(&[&zone]).set(Timestamp::now().as_second() as f64);
+    report_synced(z, ctx, &zone, &server, &key, want.sets.len().saturating_sub(conflicts.len()), conflicts.len(), serial, signed).await?;
+    if !plan.changes.is_empty() {
+        info!(zone = %zone, changes = plan.changes.len(), conflicts = conflicts.len(), serial, "zone updated");
+    }
+    Ok(Action::requeue(ctx.resync))
+}
+
+/// The zone's own status and metrics after a sync.
+#[allow(clippy::too_many_arguments)]
+async fn report_synced(z: &DnsZone, ctx: &WriterContext, zone: &str, server: &Server, key: &Key, sets: usize, conflicts: usize, serial: u32, signed: bool) -> Result<()> {
+    let m = &ctx.base.metrics;
+    m.dns_pending_changes.with_label_values(&[zone]).set(0.0);
+    m.dns_conflicts.with_label_values(&[zone]).set(conflicts as f64);
+    m.dns_record_sets.with_label_values(&[zone]).set(sets as f64);
+    m.dns_zone_in_sync.with_label_values(&[zone]).set(1.0);
+    m.dns_last_sync.with_label_values(&[zone]).set(Timestamp::now().as_second() as f64);
     let mut conds = vec![Cond::new(READY, true, "Synced", format!("{} answers for {zone} and accepts key {:?}; {sets} record set(s) in sync", server.addr, key.name))];
     if z.spec.dnssec {
         conds.push(if signed {
@@ -432,14 +466,10 @@ async fn sync(z: &DnsZone, ctx: &WriterContext) -> Result<Action> {
         s.serial = Some(i64::from(serial));
         s.pending = 0;
         s.record_sets = i32::try_from(sets).unwrap_or(i32::MAX);
-        s.conflicts = i32::try_from(conflicts.len()).unwrap_or(i32::MAX);
+        s.conflicts = i32::try_from(conflicts).unwrap_or(i32::MAX);
         s.last_sync_time = Some(Time(Timestamp::now()));
     })
-    .await?;
-    if !plan.changes.is_empty() {
-        info!(zone = %zone, changes = plan.changes.len(), conflicts = conflicts.len(), serial, "zone updated");
-    }
-    Ok(Action::requeue(ctx.resync))
+    .await
 }
 
 fn is_programmed(rec: &DnsRecord) -> bool {

@@ -20,7 +20,7 @@ use tracing::info;
 use super::replicate::{covered, sync_state, volumes};
 use super::{DrContext, rd_resource, rs_resource};
 use crate::compute::build::{dv_resource, vm_resource};
-use crate::compute::vm::DNS;
+use pdc_api::conditions::DNS_PROGRAMMED as DNS;
 use crate::error::{Error, Result, is_not_found};
 
 /// How long a drill waits for its copies to run and answer.

@@ -31,6 +31,7 @@ use pdc_api::{DrAction, DrPlan, Province, Site, TenantVM};
 use tracing::{info, warn};
 
 use crate::compute::build::VM_LABEL;
+use crate::compute::plan::{Placement, Placements};
 use crate::context::Context;
 use crate::error::{Error, Result};
 
@@ -52,21 +53,6 @@ pub struct DrView {
     pub site: Option<String>,
     pub plans: Store<DrPlan>,
     confirmed: Arc<Mutex<HashSet<String>>>,
-}
-
-/// What a TenantVM may do at this site.
-#[derive(Debug, Clone, PartialEq)]
-pub enum VmRole {
-    /// No plan protects it (or this operator has no site): as any VM.
-    Unprotected,
-    /// Protected, but the DR controller has not yet checked the plan against the
-    /// other site since this operator started: change nothing.
-    Unconfirmed,
-    /// It runs here. `promoted`: per disk, the replica to restore it from; `dns`:
-    /// whether its names carry this site's addresses yet.
-    Active { plan: String, primary: String, promoted: BTreeMap<String, String>, dns: bool },
-    /// It runs at `active`: defined and halted here, its addresses reserved.
-    Standby { plan: String, primary: String, active: String },
 }
 
 impl DrView {
@@ -100,22 +86,22 @@ impl DrView {
         plans.into_iter().next()
     }
 
-    pub fn vm_role(&self, vm: &TenantVM) -> VmRole {
+    pub fn vm_role(&self, vm: &TenantVM) -> Placement {
         if vm.spec.dr_protected && self.site.is_some() && !crate::cache::synced(&self.plans) {
             // No plan is not yet "no plan": the cache of plans has not been filled.
-            return VmRole::Unconfirmed;
+            return Placement::Unconfirmed;
         }
         let (Some(site), Some(plan)) = (self.site.as_deref(), self.plan_for(&vm.namespace().unwrap_or_default(), vm.spec.dr_protected, vm.metadata.labels.as_ref())) else {
-            return VmRole::Unprotected;
+            return Placement::Unprotected;
         };
         if !self.is_confirmed(&plan) {
-            return VmRole::Unconfirmed;
+            return Placement::Unconfirmed;
         }
         if plan.active_site() == site {
             let promoted = plan.status.as_ref().map(|s| s.promoted.clone()).unwrap_or_default();
-            VmRole::Active { plan: plan.name_any(), primary: plan.spec.primary_site.clone(), promoted, dns: plan.dns_site() == site }
+            Placement::Active { plan: plan.name_any(), primary: plan.spec.primary_site.clone(), promoted, dns: plan.dns_site() == site }
         } else {
-            VmRole::Standby { plan: plan.name_any(), primary: plan.spec.primary_site.clone(), active: plan.active_site().to_string() }
+            Placement::Standby { plan: plan.name_any(), primary: plan.spec.primary_site.clone(), active: plan.active_site().to_string() }
         }
     }
 
@@ -143,6 +129,16 @@ impl DrView {
             .filter(|p| self.is_confirmed(p) && p.dns_site() == site)
             .flat_map(|p| p.status.as_ref().map(|s| s.peer_addresses.clone()).unwrap_or_default())
             .collect()
+    }
+}
+
+impl Placements for DrView {
+    fn site(&self) -> Option<&str> {
+        self.site.as_deref()
+    }
+
+    fn placement(&self, vm: &TenantVM) -> Placement {
+        self.vm_role(vm)
     }
 }
 

@@ -101,41 +101,55 @@ async fn bind(claim: &AddressClaim, ctx: &ClaimContext) -> Result<Action> {
     }
 }
 
-async fn try_bind(claim: &AddressClaim, ctx: &ClaimContext) -> Result<std::result::Result<AddressClaimStatus, NotBound>> {
+/// Where a claim's addresses come from: its pool, the department's subnets there,
+/// and the host-number pairing between them.
+struct Pool {
+    key: PoolKey,
+    v4: Option<Prefix>,
+    v6: Option<Prefix>,
+    template: HostPool,
+    /// The FQDN the claim names, for its PTRs.
+    hostname: Option<String>,
+}
+
+impl Pool {
+    fn subnet(&self, f: Family) -> Option<Prefix> {
+        if f == Family::V4 { self.v4 } else { self.v6 }
+    }
+
+    fn addresses(&self, families: &[Family], h: u128) -> String {
+        families.iter().filter_map(|f| self.template.address(*f, h)).map(|a| a.to_string()).collect::<Vec<_>>().join(" / ")
+    }
+}
+
+/// The claim's pool: its department, zone and site, and the department's subnets
+/// there (the claim waits, with a reason, while one is missing).
+fn pool_of(claim: &AddressClaim, ctx: &ClaimContext, want: Want) -> Result<std::result::Result<Pool, NotBound>> {
     let ns = claim.namespace().unwrap_or_default();
-    let uid = claim.uid().unwrap_or_default();
+    let later = Some(Duration::from_secs(30));
     let Some(dept) = ctx.departments.get(&ObjectRef::new(&ns)) else {
-        return Ok(Err(not_bound(
-            "NoDepartment",
-            format!("namespace {ns} is not a Department's namespace; AddressClaims live in a department namespace"),
-            Some(Duration::from_secs(30)),
-        )));
+        let msg = format!("namespace {ns} is not a Department's namespace; AddressClaims live in a department namespace");
+        return Ok(Err(not_bound("NoDepartment", msg, later)));
     };
     let zname = &claim.spec.zone;
     if !dept.spec.zones.contains(zname) {
         let allowed = if dept.spec.zones.is_empty() { "none".to_string() } else { dept.spec.zones.join(", ") };
-        return Ok(Err(not_bound(
-            "ZoneNotAllowed",
-            format!("Department {ns} may not use zone {zname} (allowed: {allowed}); ask the province's engineers to add it to the Department's spec.zones"),
-            Some(Duration::from_secs(30)),
-        )));
+        let msg = format!("Department {ns} may not use zone {zname} (allowed: {allowed}); ask the province's engineers to add it to the Department's spec.zones");
+        return Ok(Err(not_bound("ZoneNotAllowed", msg, later)));
     }
     let Some(z) = ctx.zones.get(&ObjectRef::new(zname)) else {
-        return Ok(Err(not_bound("UnknownZone", format!("zone {zname} does not exist"), Some(Duration::from_secs(30)))));
+        return Ok(Err(not_bound("UnknownZone", format!("zone {zname} does not exist"), later)));
     };
     let Some(site) = site_of(claim, &ctx.sites) else {
-        return Ok(Err(not_bound("NoSite", "no Site has role Primary; give spec.site".into(), Some(Duration::from_secs(30)))));
+        return Ok(Err(not_bound("NoSite", "no Site has role Primary; give spec.site".into(), later)));
     };
     if !z.spec.sites.iter().any(|s| s.site == site) {
         return Ok(Err(not_bound("ZoneNotAtSite", format!("zone {zname} has no prefixes at site {site}"), None)));
     }
-    let want = want_of(claim.spec.families);
     let key = PoolKey { department: ns.clone(), zone: zname.clone(), site: site.clone() };
-    let v4 = ctx.ipam.ledger.subnet_of(&key, Family::V4);
-    let v6 = ctx.ipam.ledger.subnet_of(&key, Family::V6);
+    let (v4, v6) = (ctx.ipam.ledger.subnet_of(&key, Family::V4), ctx.ipam.ledger.subnet_of(&key, Family::V6));
     for f in want.families() {
-        let have = if *f == Family::V4 { v4 } else { v6 };
-        if have.is_none() {
+        if (if *f == Family::V4 { v4 } else { v6 }).is_none() {
             let offered = zone::prefix_at(&z, &site, *f).is_some();
             let msg = if offered {
                 format!("the department's {f} subnet in zone {zname} at site {site} is not allocated yet (see the Department's status)")
@@ -147,139 +161,159 @@ async fn try_bind(claim: &AddressClaim, ctx: &ClaimContext) -> Result<std::resul
     }
     let reserved = u128::try_from(z.spec.reserved_hosts.max(1)).unwrap_or(1);
     let template = HostPool::new(v4, v6, reserved).map_err(|e| Error::Invalid(e.to_string()))?;
+    let hostname = claim.spec.hostname.as_ref().map(|h| format!("{h}.{}", dept.status.as_ref().and_then(|s| s.subdomain.clone()).unwrap_or_default()));
+    Ok(Ok(Pool { key, v4, v6, template, hostname }))
+}
 
-    // A specific address: its host number, and the pair's consistency.
+/// A specific address asked for: its host number, the pair being consistent.
+fn specific_host(claim: &AddressClaim, template: &HostPool) -> std::result::Result<Option<u128>, NotBound> {
     let mut specific: Option<u128> = None;
     for (text, fam) in [(&claim.spec.ipv4_address, Family::V4), (&claim.spec.ipv6_address, Family::V6)] {
         let Some(text) = text else { continue };
-        let h = match Addr::parse(text).and_then(|a| template.host_of(&a)) {
-            Ok(h) => h,
-            Err(e) => return Ok(Err(not_bound("InvalidAddress", e.to_string(), None))),
-        };
+        let h = Addr::parse(text).and_then(|a| template.host_of(&a)).map_err(|e| not_bound("InvalidAddress", e.to_string(), None))?;
         if let Some(prev) = specific
             && prev != h
         {
             let partner = template.address(fam, prev).map_or_else(String::new, |a| a.to_string());
-            return Ok(Err(not_bound(
-                "InvalidAddress",
-                format!("{text} is not the partner of the IPv4 address asked for; under the pairing rule its partner is {partner}"),
-                None,
-            )));
+            let msg = format!("{text} is not the partner of the IPv4 address asked for; under the pairing rule its partner is {partner}");
+            return Err(not_bound("InvalidAddress", msg, None));
         }
         specific = Some(h);
     }
+    Ok(specific)
+}
 
-    let hostname = claim.spec.hostname.as_ref().map(|h| format!("{h}.{}", dept.status.as_ref().and_then(|s| s.subdomain.clone()).unwrap_or_default()));
-    let api: Api<AddressAllocation> = Api::all(ctx.base.client.clone());
+/// One attempt's end.
+enum Attempt {
+    Bound(u128),
+    /// Start again from what the claim holds now.
+    Again,
+    Refused(NotBound),
+}
+
+async fn try_bind(claim: &AddressClaim, ctx: &ClaimContext) -> Result<std::result::Result<AddressClaimStatus, NotBound>> {
+    let want = want_of(claim.spec.families);
+    let pool = match pool_of(claim, ctx, want)? {
+        Ok(p) => p,
+        Err(nb) => return Ok(Err(nb)),
+    };
+    let specific = match specific_host(claim, &pool.template) {
+        Ok(s) => s,
+        Err(nb) => return Ok(Err(nb)),
+    };
     for _ in 0..ATTEMPTS {
-        // What this claim already holds (a crash may have left half a pair).
-        let held = ctx.ipam.ledger.claim_addresses(&uid);
-        let host = held.first().map(|(_, _, h)| *h);
-        let consistent = held.iter().all(|(_, f, h)| Some(*h) == host && want.families().contains(f));
-        if !consistent || (specific.is_some() && host.is_some() && host != specific) {
-            // Not what the claim asks for: release and start again.
-            for (name, _, _) in &held {
-                delete_allocation(&api, &ctx.ipam, name).await?;
-            }
-            continue;
+        match attempt(claim, ctx, &pool, want, specific).await? {
+            Attempt::Bound(h) => return Ok(Ok(status_for(claim, &pool.template, want, h, &pool.key.site))),
+            Attempt::Refused(nb) => return Ok(Err(nb)),
+            Attempt::Again => {}
         }
-        let missing: Vec<Family> = want.families().iter().copied().filter(|f| !held.iter().any(|(_, g, _)| g == f)).collect();
-        if missing.is_empty()
-            && let Some(h) = host
-        {
-            return Ok(Ok(status_for(claim, &template, want, h, &site)));
-        }
-        let missing_want = match missing.as_slice() {
-            [Family::V4] => Want::V4Only,
-            [Family::V6] => Want::V6Only,
-            _ => Want::DualStack,
-        };
-        let h = match ctx.ipam.ledger.reserve_host(&key, &template, missing_want, host.or(specific)) {
-            Ok(h) => h,
-            Err(IpamError::Taken(_)) if host.is_some() && specific.is_none() => {
-                // The other half of our pair is someone else's now: drop ours, choose again.
-                for (name, _, _) in &held {
-                    delete_allocation(&api, &ctx.ipam, name).await?;
-                }
-                continue;
-            }
-            Err(IpamError::Taken(_)) => {
-                let h = specific.or(host).unwrap_or_default();
-                let holder = missing
-                    .iter()
-                    .find_map(|f| ctx.ipam.ledger.holder(&key, *f, h))
-                    .unwrap_or_else(|| "another claim".to_string());
-                let addrs: Vec<String> = missing.iter().filter_map(|f| template.address(*f, h)).map(|a| a.to_string()).collect();
-                return Ok(Err(not_bound(
-                    "AddressTaken",
-                    format!("{} is already allocated (to claim UID {holder}); ask for another address or none", addrs.join(" / ")),
-                    Some(Duration::from_secs(30)),
-                )));
-            }
-            Err(e @ IpamError::Exhausted(_)) => {
-                return Ok(Err(not_bound("PoolExhausted", format!("{e}; release unused claims or ask for a larger zone"), Some(Duration::from_secs(60)))));
-            }
-            Err(e) => return Ok(Err(not_bound("InvalidAddress", e.to_string(), None))),
-        };
-        let mut created: Vec<String> = Vec::new();
-        let mut conflict = false;
-        for f in &missing {
-            let (Some(addr), Some(subnet)) = (template.address(*f, h), if *f == Family::V4 { v4 } else { v6 }) else { continue };
-            let obj = allocation(claim, &key, addr, &subnet, hostname.clone());
-            let name = addr.object_name();
-            match crate::apply::create(&api, &obj).await {
-                Ok(_) => {
-                    ctx.ipam.ledger.address_created(&name, &key, *f, h, &uid);
-                    created.push(name);
-                }
-                Err(e) if is_conflict(&e) => {
-                    match api.get_opt(&name).await {
-                        Ok(Some(a)) if a.spec.claim.uid == uid => {
-                            ctx.ipam.ledger.address_seen(&a);
-                            created.push(name);
-                        }
-                        Ok(Some(a)) => {
-                            ctx.ipam.ledger.address_seen(&a);
-                            conflict = true;
-                            break;
-                        }
-                        // Gone again meanwhile: try once more from the top.
-                        Ok(None) => {
-                            conflict = true;
-                            break;
-                        }
-                        Err(source) => {
-                            rollback(&api, &ctx.ipam, &key, &missing, h, &created).await;
-                            return Err(Error::Read { what: format!("AddressAllocation {name}"), source });
-                        }
-                    }
-                }
-                Err(source) => {
-                    rollback(&api, &ctx.ipam, &key, &missing, h, &created).await;
-                    return Err(Error::Create { what: format!("AddressAllocation {name}"), source });
-                }
-            }
-        }
-        if conflict {
-            // Half a pair is no pair: undo this attempt's creations and try the next host.
-            rollback(&api, &ctx.ipam, &key, &missing, h, &created).await;
-            if specific.is_some() {
-                let addrs: Vec<String> = missing.iter().filter_map(|f| template.address(*f, h)).map(|a| a.to_string()).collect();
-                return Ok(Err(not_bound(
-                    "AddressTaken",
-                    format!("{} is already allocated to another claim; ask for another address or none", addrs.join(" / ")),
-                    Some(Duration::from_secs(30)),
-                )));
-            }
-            continue;
-        }
-        return Ok(Ok(status_for(claim, &template, want, h, &site)));
     }
     Ok(Err(not_bound(
         "Contended",
         format!("no address could be allocated after {ATTEMPTS} attempts; other writers keep taking the proposed addresses"),
         Some(Duration::from_secs(1)),
     )))
+}
+
+/// One attempt: keep what the claim holds if it is what it asks for, reserve a host
+/// for what is missing, and create its allocations.
+async fn attempt(claim: &AddressClaim, ctx: &ClaimContext, pool: &Pool, want: Want, specific: Option<u128>) -> Result<Attempt> {
+    let api: Api<AddressAllocation> = Api::all(ctx.base.client.clone());
+    // What this claim already holds (a crash may have left half a pair).
+    let held = ctx.ipam.ledger.claim_addresses(&claim.uid().unwrap_or_default());
+    let host = held.first().map(|(_, _, h)| *h);
+    let consistent = held.iter().all(|(_, f, h)| Some(*h) == host && want.families().contains(f));
+    if !consistent || (specific.is_some() && host.is_some() && host != specific) {
+        // Not what the claim asks for: release and start again.
+        for (name, _, _) in &held {
+            delete_allocation(&api, &ctx.ipam, name).await?;
+        }
+        return Ok(Attempt::Again);
+    }
+    let missing: Vec<Family> = want.families().iter().copied().filter(|f| !held.iter().any(|(_, g, _)| g == f)).collect();
+    if missing.is_empty()
+        && let Some(h) = host
+    {
+        return Ok(Attempt::Bound(h));
+    }
+    let missing_want = match missing.as_slice() {
+        [Family::V4] => Want::V4Only,
+        [Family::V6] => Want::V6Only,
+        _ => Want::DualStack,
+    };
+    let h = match ctx.ipam.ledger.reserve_host(&pool.key, &pool.template, missing_want, host.or(specific)) {
+        Ok(h) => h,
+        Err(IpamError::Taken(_)) if host.is_some() && specific.is_none() => {
+            // The other half of our pair is someone else's now: drop ours, choose again.
+            for (name, _, _) in &held {
+                delete_allocation(&api, &ctx.ipam, name).await?;
+            }
+            return Ok(Attempt::Again);
+        }
+        Err(IpamError::Taken(_)) => {
+            let h = specific.or(host).unwrap_or_default();
+            let holder = missing.iter().find_map(|f| ctx.ipam.ledger.holder(&pool.key, *f, h)).unwrap_or_else(|| "another claim".to_string());
+            let msg = format!("{} is already allocated (to claim UID {holder}); ask for another address or none", pool.addresses(&missing, h));
+            return Ok(Attempt::Refused(not_bound("AddressTaken", msg, Some(Duration::from_secs(30)))));
+        }
+        Err(e @ IpamError::Exhausted(_)) => {
+            let msg = format!("{e}; release unused claims or ask for a larger zone");
+            return Ok(Attempt::Refused(not_bound("PoolExhausted", msg, Some(Duration::from_secs(60)))));
+        }
+        Err(e) => return Ok(Attempt::Refused(not_bound("InvalidAddress", e.to_string(), None))),
+    };
+    if create_pair(claim, ctx, pool, &missing, h).await? {
+        return Ok(Attempt::Bound(h));
+    }
+    if specific.is_some() {
+        let msg = format!("{} is already allocated to another claim; ask for another address or none", pool.addresses(&missing, h));
+        return Ok(Attempt::Refused(not_bound("AddressTaken", msg, Some(Duration::from_secs(30)))));
+    }
+    Ok(Attempt::Again)
+}
+
+/// Create the allocations of `missing` at host `h`. `false`: another writer holds one
+/// of them; half a pair is no pair, so this attempt's creations are undone.
+async fn create_pair(claim: &AddressClaim, ctx: &ClaimContext, pool: &Pool, missing: &[Family], h: u128) -> Result<bool> {
+    let api: Api<AddressAllocation> = Api::all(ctx.base.client.clone());
+    let uid = claim.uid().unwrap_or_default();
+    let mut created: Vec<String> = Vec::new();
+    for f in missing {
+        let (Some(addr), Some(subnet)) = (pool.template.address(*f, h), pool.subnet(*f)) else { continue };
+        let obj = allocation(claim, &pool.key, addr, &subnet, pool.hostname.clone());
+        let name = addr.object_name();
+        match crate::apply::create(&api, &obj).await {
+            Ok(_) => {
+                ctx.ipam.ledger.address_created(&name, &pool.key, *f, h, &uid);
+                created.push(name);
+            }
+            Err(e) if is_conflict(&e) => match api.get_opt(&name).await {
+                Ok(Some(a)) if a.spec.claim.uid == uid => {
+                    ctx.ipam.ledger.address_seen(&a);
+                    created.push(name);
+                }
+                Ok(Some(a)) => {
+                    ctx.ipam.ledger.address_seen(&a);
+                    rollback(&api, &ctx.ipam, &pool.key, missing, h, &created).await;
+                    return Ok(false);
+                }
+                // Gone again meanwhile: try once more from the top.
+                Ok(None) => {
+                    rollback(&api, &ctx.ipam, &pool.key, missing, h, &created).await;
+                    return Ok(false);
+                }
+                Err(source) => {
+                    rollback(&api, &ctx.ipam, &pool.key, missing, h, &created).await;
+                    return Err(Error::Read { what: format!("AddressAllocation {name}"), source });
+                }
+            },
+            Err(source) => {
+                rollback(&api, &ctx.ipam, &pool.key, missing, h, &created).await;
+                return Err(Error::Create { what: format!("AddressAllocation {name}"), source });
+            }
+        }
+    }
+    Ok(true)
 }
 
 /// Undo one attempt: delete what it created, and free its reservations in the ledger.
