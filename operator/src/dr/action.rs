@@ -4,6 +4,7 @@
 //! point resumes at the first step not done and carries it out again.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
@@ -13,11 +14,11 @@ use kube::runtime::controller::Action;
 use kube::{Client, ResourceExt};
 use pdc_api::conditions;
 use pdc_api::labels as l;
-use pdc_api::{DnsRecord, DnsRecordSpec, DnsRecordType, DrAction, DrActionStatus, DrPlan, DrStepStatus};
-use pdc_core::dr::{self as engine, Step};
+use pdc_api::{DnsRecord, DnsRecordSpec, DnsRecordType, DrAction, DrActionStatus, DrPlan, DrStepStatus, TenantVM};
+use pdc_core::dr::{self as engine, Applied, Decision, Outcome, Step, StepRecord, StepState, Timeline};
 use tracing::info;
 
-use super::replicate::{covered, sync_state, volumes};
+use super::replicate::{Volume, covered, sync_state, volumes};
 use super::{DrContext, rd_resource, rs_resource};
 use crate::compute::build::{dv_resource, vm_resource};
 use pdc_api::conditions::DNS_PROGRAMMED as DNS;
@@ -25,12 +26,6 @@ use crate::error::{Error, Result, is_not_found};
 
 /// How long a drill waits for its copies to run and answer.
 const DRILL_TIMEOUT: Duration = Duration::from_secs(600);
-
-enum Outcome {
-    Done(String),
-    Wait(String),
-    Fail(String),
-}
 
 fn engine_action(a: DrAction) -> Option<engine::Action> {
     match a {
@@ -139,7 +134,7 @@ pub async fn start(plan: &DrPlan, ctx: &DrContext, me: &str, peer_site: &str, pe
     a.steps = engine::steps(which)
         .iter()
         .zip(descriptions)
-        .map(|(s, d)| DrStepStatus { name: s.as_str().into(), state: if planned { "Planned" } else { "Pending" }.into(), message: d, ..Default::default() })
+        .map(|(s, d)| DrStepStatus { name: s.as_str().into(), state: if planned { "Planned" } else { StepState::Pending.as_str() }.into(), message: d, ..Default::default() })
         .collect();
     if planned {
         a.result = "Planned".into();
@@ -187,49 +182,72 @@ fn describe(plan: &DrPlan, ctx: &DrContext, me: &str, peer: &str, which: engine:
         .collect()
 }
 
-/// Carry out (or wait on) the running action's current step.
+/// The running action's record as the engine reads it.
+fn timeline(a: &DrActionStatus) -> std::result::Result<Timeline, String> {
+    let action = engine_action(a.action).ok_or_else(|| "the running action is None".to_string())?;
+    let steps = a.steps.iter().map(|s| StepRecord::read(&s.name, &s.state, &s.message)).collect::<std::result::Result<Vec<_>, _>>().map_err(|e| e.to_string())?;
+    Ok(Timeline { action, token: a.token.clone(), steps })
+}
+
+/// Copy the engine's states and messages onto the recorded steps; the times are
+/// the runner's to set.
+fn copy_steps(a: &mut DrActionStatus, t: &Timeline) {
+    for (s, r) in a.steps.iter_mut().zip(&t.steps) {
+        s.state = r.state.as_str().into();
+        s.message.clone_from(&r.message);
+    }
+}
+
+/// Carry out (or wait on) the running action's current step: the engine decides
+/// ([`engine::decide`]); this records its decision, carries out the effects and
+/// records their outcome.
 pub async fn step(plan: &DrPlan, mut a: DrActionStatus, ctx: &DrContext, me: &str, peer_site: &str, peer: std::result::Result<Client, String>) -> Result<Action> {
-    // A relocate that cannot finish because the other site is lost gives way to a failover.
+    let invalid = |e: String| Error::Invalid(format!("DrPlan {}: {e}", plan.name_any()));
     let token = plan.spec.action_token.clone().unwrap_or_default();
-    if a.action == DrAction::Relocate && plan.spec.action == DrAction::Failover && token != a.token {
-        a.result = "Failed".into();
-        a.finished = Some(now());
-        a.message = format!("superseded by Failover (token {token})");
-        for s in a.steps.iter_mut().filter(|s| s.state != "Done") {
-            s.state = "Failed".into();
+    let asked = engine_action(plan.spec.action).map(|x| (x, token.as_str()));
+    let mut t = timeline(&a).map_err(invalid)?;
+    let decision = engine::decide(&t, asked).map_err(|e| invalid(e.to_string()))?;
+    engine::record_decision(&mut t, &decision);
+    copy_steps(&mut a, &t);
+    match decision {
+        // A relocate that cannot finish because the other site is lost gives way to a failover.
+        Decision::Supersede { message } => {
+            a.result = "Failed".into();
+            a.finished = Some(now());
+            a.message = message;
+            record(plan, ctx, &a, serde_json::json!({})).await?;
+            Ok(Action::requeue(Duration::from_millis(50)))
         }
-        record(plan, ctx, &a, serde_json::json!({})).await?;
-        return Ok(Action::requeue(Duration::from_millis(50)));
-    }
-    let Some(i) = a.steps.iter().position(|s| s.state != "Done") else {
-        return finish(plan, ctx, a, me).await;
-    };
-    let Some(which) = a.steps.get(i).and_then(|s| Step::parse(&s.name)) else {
-        return Err(Error::Invalid(format!("DrPlan {}: unknown step in status", plan.name_any())));
-    };
-    if a.steps.get(i).is_some_and(|s| s.state == "Pending") {
-        if let Some(s) = a.steps.get_mut(i) {
-            s.state = "Running".into();
-            s.started = Some(now());
+        Decision::Start { index, .. } => {
+            if let Some(s) = a.steps.get_mut(index) {
+                s.started = Some(now());
+            }
+            record(plan, ctx, &a, serde_json::json!({})).await?;
+            Ok(Action::requeue(Duration::from_millis(20)))
         }
-        record(plan, ctx, &a, serde_json::json!({})).await?;
-        return Ok(Action::requeue(Duration::from_millis(20)));
+        Decision::Run { index, step } => {
+            let started = a.steps.get(index).and_then(|s| s.started.clone()).map(|t| t.0).unwrap_or_else(Timestamp::now);
+            let c = StepCtx { plan, ctx, action: &a, started, me, peer_site, peer: &peer, ns: plan.namespace().unwrap_or_default() };
+            let outcome = effects(&c, step).await.unwrap_or_else(Outcome::Wait);
+            let applied = engine::apply_outcome(&mut t, index, outcome).map_err(|e| invalid(e.to_string()))?;
+            copy_steps(&mut a, &t);
+            record_outcome(plan, ctx, a, index, step, applied).await
+        }
+        Decision::Fail { message, .. } => fail(plan, ctx, a, &message).await,
+        Decision::Finish { failed } => finish(plan, ctx, a, me, failed).await,
     }
-    let started = a.steps.get(i).and_then(|s| s.started.clone()).map(|t| t.0).unwrap_or_else(Timestamp::now);
-    let outcome = match effects(plan, ctx, &a, which, started, me, peer_site, &peer).await {
-        Ok(o) => o,
-        Err(e) => Outcome::Wait(e),
-    };
-    match outcome {
-        Outcome::Done(msg) => {
+}
+
+/// Record what a step's effects came to (the engine has set its state and message).
+async fn record_outcome(plan: &DrPlan, ctx: &DrContext, mut a: DrActionStatus, index: usize, step: Step, applied: Applied) -> Result<Action> {
+    match applied {
+        Applied::Done => {
             if !ctx.step_pause.is_zero() {
                 tokio::time::sleep(ctx.step_pause).await;
             }
-            info!(plan = %plan.name_any(), step = which.as_str(), "DR step done");
-            if let Some(s) = a.steps.get_mut(i) {
-                s.state = "Done".into();
+            info!(plan = %plan.name_any(), step = step.as_str(), "DR step done");
+            if let Some(s) = a.steps.get_mut(index) {
                 s.finished = Some(now());
-                s.message = msg;
             }
             // Read again: the step's own status writes moved the resourceVersion.
             let fresh = Api::<DrPlan>::namespaced(ctx.base.client.clone(), &plan.namespace().unwrap_or_default())
@@ -239,42 +257,43 @@ pub async fn step(plan: &DrPlan, mut a: DrActionStatus, ctx: &DrContext, me: &st
             record(&fresh, ctx, &a, serde_json::json!({})).await?;
             Ok(Action::requeue(Duration::from_millis(20)))
         }
-        Outcome::Wait(msg) => {
-            if a.steps.get(i).is_some_and(|s| s.message != msg) {
-                if let Some(s) = a.steps.get_mut(i) {
-                    s.message = msg;
-                }
+        Applied::Waiting { changed } => {
+            if changed {
                 record(plan, ctx, &a, serde_json::json!({})).await?;
             }
             Ok(Action::requeue(Duration::from_millis(500)))
         }
-        Outcome::Fail(msg) => {
-            ctx.base.event(plan, true, "ActionFailed", &format!("{}: {msg}", which.as_str())).await;
-            if let Some(s) = a.steps.get_mut(i) {
-                s.state = "Failed".into();
+        Applied::Failed { message } => {
+            if let Some(s) = a.steps.get_mut(index) {
                 s.finished = Some(now());
-                s.message = msg.clone();
             }
-            a.result = "Failed".into();
-            a.finished = Some(now());
-            a.message = format!("{}: {msg}", which.as_str());
-            record(plan, ctx, &a, serde_json::json!({"phase": "Unprotected"})).await?;
-            Ok(Action::requeue(Duration::from_secs(5)))
+            fail(plan, ctx, a, &message).await
         }
     }
 }
 
-async fn finish(plan: &DrPlan, ctx: &DrContext, mut a: DrActionStatus, me: &str) -> Result<Action> {
+/// The action failed with a step (`message` names it): say so and record it.
+async fn fail(plan: &DrPlan, ctx: &DrContext, mut a: DrActionStatus, message: &str) -> Result<Action> {
+    ctx.base.event(plan, true, "ActionFailed", message).await;
+    a.result = "Failed".into();
+    a.finished = Some(now());
+    a.message = message.to_string();
+    record(plan, ctx, &a, serde_json::json!({"phase": "Unprotected"})).await?;
+    Ok(Action::requeue(Duration::from_secs(5)))
+}
+
+/// Every step is done: record the result (`failed`: the engine's drill rule) and
+/// what it proves of the standby site.
+async fn finish(plan: &DrPlan, ctx: &DrContext, mut a: DrActionStatus, me: &str, failed: bool) -> Result<Action> {
     let t = now();
     let mut extra = serde_json::Map::new();
-    let drill_failed = a.steps.iter().find(|s| s.name == Step::Check.as_str()).is_some_and(|s| s.message.starts_with("Failed"));
-    a.result = if drill_failed { "Failed" } else { "Succeeded" }.into();
+    a.result = if failed { "Failed" } else { "Succeeded" }.into();
     a.finished = Some(t.clone());
     match a.action {
         DrAction::Drill => {
             let check = a.steps.iter().find(|s| s.name == Step::Check.as_str()).map(|s| s.message.clone()).unwrap_or_default();
-            extra.insert("lastDrill".into(), serde_json::json!({"time": t, "result": if drill_failed { "Failed" } else { "Passed" }, "message": check}));
-            if !drill_failed {
+            extra.insert("lastDrill".into(), serde_json::json!({"time": t, "result": if failed { "Failed" } else { "Passed" }, "message": check}));
+            if !failed {
                 extra.insert("lastStandbyCheck".into(), serde_json::json!(t));
             }
         }
@@ -291,7 +310,7 @@ async fn finish(plan: &DrPlan, ctx: &DrContext, mut a: DrActionStatus, me: &str)
         ctx.base.metrics.dr_action_duration.with_label_values(&[a.action.as_str()]).observe(secs.max(0.0));
     }
     info!(plan = %plan.name_any(), action = a.action.as_str(), result = %a.result, "DR action finished");
-    ctx.base.event(plan, drill_failed, "ActionFinished", &format!("{} to site {me}: {}", a.action.as_str(), a.result)).await;
+    ctx.base.event(plan, failed, "ActionFinished", &format!("{} to site {me}: {}", a.action.as_str(), a.result)).await;
     record(plan, ctx, &a, serde_json::Value::Object(extra)).await?;
     Ok(Action::requeue(Duration::from_millis(50)))
 }
@@ -300,194 +319,237 @@ fn phase_of(o: &DynamicObject) -> Option<&str> {
     o.data.pointer("/status/printableStatus").and_then(|p| p.as_str())
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn effects(
-    plan: &DrPlan,
-    ctx: &DrContext,
-    a: &DrActionStatus,
-    which: Step,
+/// What a step's effects work with: the plan, the running action, when the step
+/// started, and the two sites.
+struct StepCtx<'a> {
+    plan: &'a DrPlan,
+    ctx: &'a DrContext,
+    action: &'a DrActionStatus,
     started: Timestamp,
-    me: &str,
-    peer_site: &str,
-    peer: &std::result::Result<Client, String>,
-) -> std::result::Result<Outcome, String> {
-    let client = &ctx.base.client;
-    let ns = plan.namespace().unwrap_or_default();
-    let vms = covered(plan, ctx);
-    let vols = volumes(&vms, ctx);
-    let read = |e: kube::Error| e.to_string();
+    me: &'a str,
+    peer_site: &'a str,
+    peer: &'a std::result::Result<Client, String>,
+    ns: String,
+}
+
+impl StepCtx<'_> {
+    fn client(&self) -> &Client {
+        &self.ctx.base.client
+    }
+
+    /// The other site's client, or why it does not answer.
+    fn peer_client(&self) -> std::result::Result<&Client, String> {
+        self.peer.as_ref().map_err(|e| format!("site {} does not answer: {e}", self.peer_site))
+    }
+}
+
+/// Carry out `which` once: an error is a step that waits and is tried again.
+async fn effects(c: &StepCtx<'_>, which: Step) -> std::result::Result<Outcome, String> {
+    let vms = covered(c.plan, c.ctx);
+    let vols = volumes(&vms, c.ctx);
     match which {
-        Step::Fence => {
-            let already = plan.status.as_ref().and_then(|s| s.fence.as_ref()).is_some_and(|f| a.started.as_ref().is_some_and(|s| f.time.0 >= s.0));
-            let epoch = match peer {
-                Ok(pc) => {
-                    let read = Api::<DrPlan>::namespaced(pc.clone(), &ns).get_opt(&plan.name_any()).await;
-                    fence_epoch(plan.epoch(), read.as_ref().map(|p| p.as_ref().map(|p| p.epoch())), already)?
-                }
-                Err(_) => fence_epoch(plan.epoch(), Ok(None), already)?,
-            };
-            let result = match peer {
-                Ok(pc) => fence(plan, pc, me, epoch).await,
-                Err(e) => Err(e.clone()),
-            };
-            let (confirmed, msg) = match &result {
-                Ok(n) => (true, format!("site {peer_site} answered: {n} VM(s) halted there; epoch {epoch}")),
-                Err(e) if a.action == DrAction::Relocate => return Ok(Outcome::Fail(format!("a relocate needs site {peer_site}, which does not answer: {e}; use Failover if it is lost"))),
-                Err(e) => (false, format!("site {peer_site} does not answer ({e}); fenced by record (epoch {epoch}): its VMs are halted as soon as it answers")),
-            };
-            let fence = serde_json::json!({"site": peer_site, "time": now(), "confirmed": confirmed, "message": msg});
-            super::patch_status(client, plan, serde_json::json!({"epoch": epoch, "fence": fence})).await.map_err(|e| e.to_string())?;
-            Ok(Outcome::Done(msg))
+        Step::Fence => fence_step(c).await,
+        Step::StopSource => stop_source(c, &vms).await,
+        Step::FinalSync => final_sync(c, &vols).await,
+        Step::Promote => promote(c, &vols).await,
+        Step::StartVms => start_vms(c, &vms).await,
+        Step::SwitchDns => switch_dns(c, &vms).await,
+        Step::StartCopies => start_copies(c.plan, c.ctx, &c.ns, c.me).await,
+        Step::Check => check(c).await,
+        Step::Teardown => teardown(c).await,
+    }
+}
+
+fn read_err(e: kube::Error) -> String {
+    e.to_string()
+}
+
+async fn fence_step(c: &StepCtx<'_>) -> std::result::Result<Outcome, String> {
+    let (plan, a, me, peer_site, ns) = (c.plan, c.action, c.me, c.peer_site, c.ns.as_str());
+    let already = plan.status.as_ref().and_then(|s| s.fence.as_ref()).is_some_and(|f| a.started.as_ref().is_some_and(|s| f.time.0 >= s.0));
+    let epoch = match c.peer {
+        Ok(pc) => {
+            let read = Api::<DrPlan>::namespaced(pc.clone(), ns).get_opt(&plan.name_any()).await;
+            fence_epoch(plan.epoch(), read.as_ref().map(|p| p.as_ref().map(|p| p.epoch())), already)?
         }
-        Step::StopSource => {
-            let pc = peer.as_ref().map_err(|e| format!("site {peer_site} does not answer: {e}"))?;
-            let api: Api<DynamicObject> = Api::namespaced_with(pc.clone(), &ns, &vm_resource());
-            let mut running = Vec::new();
-            for v in &vms {
-                if let Some(o) = api.get_opt(&v.name_any()).await.map_err(read)?
-                    && phase_of(&o).is_some_and(|p| p != "Stopped")
-                {
-                    running.push(v.name_any());
-                }
+        Err(_) => fence_epoch(plan.epoch(), Ok(None), already)?,
+    };
+    let result = match c.peer {
+        Ok(pc) => fence(plan, pc, me, epoch).await,
+        Err(e) => Err(e.clone()),
+    };
+    let (confirmed, msg) = match &result {
+        Ok(n) => (true, format!("site {peer_site} answered: {n} VM(s) halted there; epoch {epoch}")),
+        Err(e) if a.action == DrAction::Relocate => return Ok(Outcome::Fail(format!("a relocate needs site {peer_site}, which does not answer: {e}; use Failover if it is lost"))),
+        Err(e) => (false, format!("site {peer_site} does not answer ({e}); fenced by record (epoch {epoch}): its VMs are halted as soon as it answers")),
+    };
+    let fence = serde_json::json!({"site": peer_site, "time": now(), "confirmed": confirmed, "message": msg});
+    super::patch_status(c.client(), plan, serde_json::json!({"epoch": epoch, "fence": fence})).await.map_err(|e| e.to_string())?;
+    Ok(Outcome::Done(msg))
+}
+
+async fn stop_source(c: &StepCtx<'_>, vms: &[Arc<TenantVM>]) -> std::result::Result<Outcome, String> {
+    let peer_site = c.peer_site;
+    let pc = c.peer_client()?;
+    let api: Api<DynamicObject> = Api::namespaced_with(pc.clone(), &c.ns, &vm_resource());
+    let mut running = Vec::new();
+    for v in vms {
+        if let Some(o) = api.get_opt(&v.name_any()).await.map_err(read_err)?
+            && phase_of(&o).is_some_and(|p| p != "Stopped")
+        {
+            running.push(v.name_any());
+        }
+    }
+    if running.is_empty() {
+        Ok(Outcome::Done(format!("the {} VM(s) at site {peer_site} have stopped", vms.len())))
+    } else {
+        Ok(Outcome::Wait(format!("waiting for {} VM(s) at site {peer_site} to stop: {}", running.len(), running.join(", "))))
+    }
+}
+
+async fn final_sync(c: &StepCtx<'_>, vols: &[Volume]) -> std::result::Result<Outcome, String> {
+    let (peer_site, ns, started) = (c.peer_site, c.ns.as_str(), c.started);
+    let pc = c.peer_client()?;
+    let trigger = format!("pdc-{}", c.action.token);
+    let sources: Api<DynamicObject> = Api::namespaced_with(pc.clone(), ns, &rs_resource());
+    let dests: Api<DynamicObject> = Api::namespaced_with(c.client().clone(), ns, &rd_resource());
+    let body = serde_json::json!({"spec": {"trigger": {"schedule": null, "manual": trigger}}});
+    let mut waiting = Vec::new();
+    for v in vols {
+        let src = match sources.patch(&v.pvc, &crate::apply::strict(), &Patch::Merge(&body)).await {
+            Ok(s) => s,
+            Err(e) if is_not_found(&e) => {
+                return Ok(Outcome::Fail(format!("disk {} has no ReplicationSource at site {peer_site}: it does not replicate here, so a final sync is impossible; use Failover to accept the loss", v.pvc)));
             }
-            if running.is_empty() {
-                Ok(Outcome::Done(format!("the {} VM(s) at site {peer_site} have stopped", vms.len())))
-            } else {
-                Ok(Outcome::Wait(format!("waiting for {} VM(s) at site {peer_site} to stop: {}", running.len(), running.join(", "))))
+            Err(e) => return Err(format!("asking site {peer_site} to sync disk {}: {e}", v.pvc)),
+        };
+        let sent = src.data.pointer("/status/lastManualSync").and_then(|x| x.as_str()) == Some(trigger.as_str());
+        let rd = dests.get_opt(&v.pvc).await.map_err(read_err)?;
+        let arrived = rd.as_ref().and_then(|o| sync_state(o).0).is_some_and(|t| t >= started);
+        if !(sent && arrived) {
+            waiting.push(v.pvc.clone());
+        }
+    }
+    if waiting.is_empty() {
+        Ok(Outcome::Done(format!("{} disk(s) synced after the VMs stopped", vols.len())))
+    } else {
+        Ok(Outcome::Wait(format!("waiting for the last sync of {} of {} disk(s): {}", waiting.len(), vols.len(), waiting.join(", "))))
+    }
+}
+
+async fn promote(c: &StepCtx<'_>, vols: &[Volume]) -> std::result::Result<Outcome, String> {
+    let (plan, client, ns, me) = (c.plan, c.client(), c.ns.as_str(), c.me);
+    let dests: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &rd_resource());
+    let mut promoted = BTreeMap::new();
+    for v in vols {
+        let image = dests.get_opt(&v.pvc).await.map_err(read_err)?.and_then(|o| sync_state(&o).1);
+        match image {
+            Some(i) => {
+                promoted.insert(v.pvc.clone(), i);
+            }
+            None => return Ok(Outcome::Fail(format!("disk {} has no replica at site {me} yet: it cannot be restored here", v.pvc))),
+        }
+    }
+    // VolSync deletes a destination's previous snapshot at each sync: hold the
+    // ones the disks are restored from until the restores are done.
+    super::hold::hold(client, ns, &plan.name_any(), promoted.values()).await?;
+    super::patch_status(client, plan, serde_json::json!({"promoted": promoted})).await.map_err(|e| e.to_string())?;
+    Ok(Outcome::Done(format!("{} disk(s) restored from: {}", promoted.len(), promoted.iter().map(|(p, i)| format!("{p} ← {i}")).collect::<Vec<_>>().join(", "))))
+}
+
+async fn start_vms(c: &StepCtx<'_>, vms: &[Arc<TenantVM>]) -> std::result::Result<Outcome, String> {
+    let (plan, me) = (c.plan, c.me);
+    if plan.active_site() != me {
+        super::patch_status(c.client(), plan, serde_json::json!({"activeSite": me})).await.map_err(|e| e.to_string())?;
+    }
+    let running: Vec<&str> = vms.iter().filter(|v| v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).map(|v| v.metadata.name.as_deref().unwrap_or_default()).collect();
+    if running.len() == vms.len() {
+        Ok(Outcome::Done(format!("{} VM(s) running at site {me}", vms.len())))
+    } else {
+        Ok(Outcome::Wait(format!("{} of {} VM(s) running at site {me}", running.len(), vms.len())))
+    }
+}
+
+async fn switch_dns(c: &StepCtx<'_>, vms: &[Arc<TenantVM>]) -> std::result::Result<Outcome, String> {
+    let (plan, me) = (c.plan, c.me);
+    if plan.dns_site() != me {
+        super::patch_status(c.client(), plan, serde_json::json!({"dnsSite": me})).await.map_err(|e| e.to_string())?;
+    }
+    let done: Vec<String> = vms
+        .iter()
+        .filter(|v| v.status.as_ref().is_some_and(|s| conditions::find(&s.conditions, DNS).is_some_and(|c| c.status == "True" && c.observed_generation == v.metadata.generation)))
+        .filter_map(|v| v.status.as_ref().and_then(|s| s.fqdn.clone()))
+        .collect();
+    if done.len() == vms.len() {
+        Ok(Outcome::Done(format!("{} name(s) answer with site {me}'s addresses: {}", done.len(), done.join(", "))))
+    } else {
+        Ok(Outcome::Wait(format!("{} of {} name(s) programmed with site {me}'s addresses", done.len(), vms.len())))
+    }
+}
+
+/// The drill's check: done when every copy runs and every drill name is programmed,
+/// and done as failed (a message starting [`engine::CHECK_FAILED`]) after
+/// [`DRILL_TIMEOUT`], so the copies are still torn down.
+async fn check(c: &StepCtx<'_>) -> std::result::Result<Outcome, String> {
+    let (plan, client, ns) = (c.plan, c.client(), c.ns.as_str());
+    let label = format!("{}={}", l::DR_DRILL, plan.name_any());
+    let lp = ListParams::default().labels(&label);
+    let kv: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &vm_resource());
+    let copies = kv.list(&lp).await.map_err(read_err)?.items;
+    let records = Api::<DnsRecord>::namespaced(client.clone(), ns).list(&lp).await.map_err(read_err)?.items;
+    let running = copies.iter().filter(|o| phase_of(o) == Some("Running")).count();
+    let programmed: Vec<String> = records
+        .iter()
+        .filter(|r| r.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Programmed")))
+        .filter_map(|r| r.status.as_ref().and_then(|s| s.fqdn.clone()))
+        .collect();
+    let ok = running == copies.len() && !copies.is_empty() && programmed.len() == records.len();
+    let summary = format!("{running} of {} copies running; {} of {} drill names programmed ({})", copies.len(), programmed.len(), records.len(), programmed.join(", "));
+    if ok {
+        Ok(Outcome::Done(format!("Passed: {summary}")))
+    } else if Timestamp::now().duration_since(c.started).as_secs() > DRILL_TIMEOUT.as_secs() as i64 {
+        Ok(Outcome::Done(format!("{} after {}s: {summary}", engine::CHECK_FAILED, DRILL_TIMEOUT.as_secs())))
+    } else {
+        Ok(Outcome::Wait(summary))
+    }
+}
+
+async fn teardown(c: &StepCtx<'_>) -> std::result::Result<Outcome, String> {
+    let (plan, client, ns) = (c.plan, c.client(), c.ns.as_str());
+    let label = format!("{}={}", l::DR_DRILL, plan.name_any());
+    let lp = ListParams::default().labels(&label);
+    // Done only when every copy, disk and drill name is gone; a delete that
+    // fails is said, and the step is tried again.
+    let mut left = Vec::new();
+    let mut failed = Vec::new();
+    for ar in [vm_resource(), dv_resource()] {
+        let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &ar);
+        for o in api.list(&lp).await.map_err(read_err)?.items {
+            left.push(format!("{} {}", ar.kind, o.name_any()));
+            if o.metadata.deletion_timestamp.is_none()
+                && let Err(e) = api.delete(&o.name_any(), &DeleteParams::background()).await
+                && !crate::error::is_not_found(&e)
+            {
+                failed.push(format!("deleting {} {}: {e}", ar.kind, o.name_any()));
             }
         }
-        Step::FinalSync => {
-            let pc = peer.as_ref().map_err(|e| format!("site {peer_site} does not answer: {e}"))?;
-            let trigger = format!("pdc-{}", a.token);
-            let sources: Api<DynamicObject> = Api::namespaced_with(pc.clone(), &ns, &rs_resource());
-            let dests: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &rd_resource());
-            let body = serde_json::json!({"spec": {"trigger": {"schedule": null, "manual": trigger}}});
-            let mut waiting = Vec::new();
-            for v in &vols {
-                let src = match sources.patch(&v.pvc, &crate::apply::strict(), &Patch::Merge(&body)).await {
-                    Ok(s) => s,
-                    Err(e) if is_not_found(&e) => {
-                        return Ok(Outcome::Fail(format!("disk {} has no ReplicationSource at site {peer_site}: it does not replicate here, so a final sync is impossible; use Failover to accept the loss", v.pvc)));
-                    }
-                    Err(e) => return Err(format!("asking site {peer_site} to sync disk {}: {e}", v.pvc)),
-                };
-                let sent = src.data.pointer("/status/lastManualSync").and_then(|x| x.as_str()) == Some(trigger.as_str());
-                let rd = dests.get_opt(&v.pvc).await.map_err(read)?;
-                let arrived = rd.as_ref().and_then(|o| sync_state(o).0).is_some_and(|t| t >= started);
-                if !(sent && arrived) {
-                    waiting.push(v.pvc.clone());
-                }
-            }
-            if waiting.is_empty() {
-                Ok(Outcome::Done(format!("{} disk(s) synced after the VMs stopped", vols.len())))
-            } else {
-                Ok(Outcome::Wait(format!("waiting for the last sync of {} of {} disk(s): {}", waiting.len(), vols.len(), waiting.join(", "))))
-            }
+    }
+    let rapi: Api<DnsRecord> = Api::namespaced(client.clone(), ns);
+    for r in rapi.list(&lp).await.map_err(read_err)?.items {
+        left.push(format!("drill name {}", r.name_any()));
+        if r.metadata.deletion_timestamp.is_none()
+            && let Err(e) = rapi.delete(&r.name_any(), &DeleteParams::background()).await
+            && !crate::error::is_not_found(&e)
+        {
+            failed.push(format!("deleting DnsRecord {}: {e}", r.name_any()));
         }
-        Step::Promote => {
-            let dests: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &rd_resource());
-            let mut promoted = BTreeMap::new();
-            for v in &vols {
-                let image = dests.get_opt(&v.pvc).await.map_err(read)?.and_then(|o| sync_state(&o).1);
-                match image {
-                    Some(i) => {
-                        promoted.insert(v.pvc.clone(), i);
-                    }
-                    None => return Ok(Outcome::Fail(format!("disk {} has no replica at site {me} yet: it cannot be restored here", v.pvc))),
-                }
-            }
-            // VolSync deletes a destination's previous snapshot at each sync: hold the
-            // ones the disks are restored from until the restores are done.
-            super::hold::hold(client, &ns, &plan.name_any(), promoted.values()).await?;
-            super::patch_status(client, plan, serde_json::json!({"promoted": promoted})).await.map_err(|e| e.to_string())?;
-            Ok(Outcome::Done(format!("{} disk(s) restored from: {}", promoted.len(), promoted.iter().map(|(p, i)| format!("{p} ← {i}")).collect::<Vec<_>>().join(", "))))
-        }
-        Step::StartVms => {
-            if plan.active_site() != me {
-                super::patch_status(client, plan, serde_json::json!({"activeSite": me})).await.map_err(|e| e.to_string())?;
-            }
-            let running: Vec<&str> = vms.iter().filter(|v| v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")).map(|v| v.metadata.name.as_deref().unwrap_or_default()).collect();
-            if running.len() == vms.len() {
-                Ok(Outcome::Done(format!("{} VM(s) running at site {me}", vms.len())))
-            } else {
-                Ok(Outcome::Wait(format!("{} of {} VM(s) running at site {me}", running.len(), vms.len())))
-            }
-        }
-        Step::SwitchDns => {
-            if plan.dns_site() != me {
-                super::patch_status(client, plan, serde_json::json!({"dnsSite": me})).await.map_err(|e| e.to_string())?;
-            }
-            let done: Vec<String> = vms
-                .iter()
-                .filter(|v| v.status.as_ref().is_some_and(|s| conditions::find(&s.conditions, DNS).is_some_and(|c| c.status == "True" && c.observed_generation == v.metadata.generation)))
-                .filter_map(|v| v.status.as_ref().and_then(|s| s.fqdn.clone()))
-                .collect();
-            if done.len() == vms.len() {
-                Ok(Outcome::Done(format!("{} name(s) answer with site {me}'s addresses: {}", done.len(), done.join(", "))))
-            } else {
-                Ok(Outcome::Wait(format!("{} of {} name(s) programmed with site {me}'s addresses", done.len(), vms.len())))
-            }
-        }
-        Step::StartCopies => start_copies(plan, ctx, &ns, me).await,
-        Step::Check => {
-            let label = format!("{}={}", l::DR_DRILL, plan.name_any());
-            let lp = ListParams::default().labels(&label);
-            let kv: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &vm_resource());
-            let copies = kv.list(&lp).await.map_err(read)?.items;
-            let records = Api::<DnsRecord>::namespaced(client.clone(), &ns).list(&lp).await.map_err(read)?.items;
-            let running = copies.iter().filter(|o| phase_of(o) == Some("Running")).count();
-            let programmed: Vec<String> = records
-                .iter()
-                .filter(|r| r.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Programmed")))
-                .filter_map(|r| r.status.as_ref().and_then(|s| s.fqdn.clone()))
-                .collect();
-            let ok = running == copies.len() && !copies.is_empty() && programmed.len() == records.len();
-            let summary = format!("{running} of {} copies running; {} of {} drill names programmed ({})", copies.len(), programmed.len(), records.len(), programmed.join(", "));
-            if ok {
-                Ok(Outcome::Done(format!("Passed: {summary}")))
-            } else if Timestamp::now().duration_since(started).as_secs() > DRILL_TIMEOUT.as_secs() as i64 {
-                Ok(Outcome::Done(format!("Failed after {}s: {summary}", DRILL_TIMEOUT.as_secs())))
-            } else {
-                Ok(Outcome::Wait(summary))
-            }
-        }
-        Step::Teardown => {
-            let label = format!("{}={}", l::DR_DRILL, plan.name_any());
-            let lp = ListParams::default().labels(&label);
-            // Done only when every copy, disk and drill name is gone; a delete that
-            // fails is said, and the step is tried again.
-            let mut left = Vec::new();
-            let mut failed = Vec::new();
-            for ar in [vm_resource(), dv_resource()] {
-                let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &ar);
-                for o in api.list(&lp).await.map_err(read)?.items {
-                    left.push(format!("{} {}", ar.kind, o.name_any()));
-                    if o.metadata.deletion_timestamp.is_none()
-                        && let Err(e) = api.delete(&o.name_any(), &DeleteParams::background()).await
-                        && !crate::error::is_not_found(&e)
-                    {
-                        failed.push(format!("deleting {} {}: {e}", ar.kind, o.name_any()));
-                    }
-                }
-            }
-            let rapi: Api<DnsRecord> = Api::namespaced(client.clone(), &ns);
-            for r in rapi.list(&lp).await.map_err(read)?.items {
-                left.push(format!("drill name {}", r.name_any()));
-                if r.metadata.deletion_timestamp.is_none()
-                    && let Err(e) = rapi.delete(&r.name_any(), &DeleteParams::background()).await
-                    && !crate::error::is_not_found(&e)
-                {
-                    failed.push(format!("deleting DnsRecord {}: {e}", r.name_any()));
-                }
-            }
-            if !failed.is_empty() {
-                Err(failed.join("; "))
-            } else if left.is_empty() {
-                Ok(Outcome::Done("the copies, their disks and drill names are removed".into()))
-            } else {
-                Ok(Outcome::Wait(format!("waiting for {} to go: {}", left.len(), left.join(", "))))
-            }
-        }
+    }
+    if !failed.is_empty() {
+        Err(failed.join("; "))
+    } else if left.is_empty() {
+        Ok(Outcome::Done("the copies, their disks and drill names are removed".into()))
+    } else {
+        Ok(Outcome::Wait(format!("waiting for {} to go: {}", left.len(), left.join(", "))))
     }
 }
 
@@ -582,5 +644,45 @@ mod fence_tests {
         // made up (the old code took 0 and could write one not above the other site's).
         let busy = kube::Error::Api(kube::core::Status { code: 429, message: "too many requests".into(), ..kube::core::Status::failure("too many requests", "TooManyRequests") }.boxed());
         assert!(fence_epoch(3, Err(&busy), false).unwrap_err().contains("429"));
+    }
+}
+
+#[cfg(test)]
+mod timeline_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn status(action: DrAction, steps: &[(&str, &str, &str)]) -> DrActionStatus {
+        DrActionStatus {
+            action,
+            token: "t1".into(),
+            result: "Running".into(),
+            steps: steps.iter().map(|(n, s, m)| DrStepStatus { name: (*n).into(), state: (*s).into(), message: (*m).into(), started: Some(now()), ..Default::default() }).collect(),
+            ..Default::default()
+        }
+    }
+
+    /// The engine reads the recorded steps as written, and writing its timeline back
+    /// leaves the status as it was (times included).
+    #[test]
+    fn a_recorded_timeline_reads_and_writes_back_unchanged() {
+        let a = status(DrAction::Drill, &[("StartCopies", "Done", "2 copies started"), ("Check", "Running", "1 of 2 copies running"), ("Teardown", "Pending", "remove the copies")]);
+        let t = timeline(&a).unwrap();
+        assert_eq!(t.action, engine::Action::Drill);
+        assert_eq!(t.token, "t1");
+        assert_eq!(engine::decide(&t, None), Ok(Decision::Run { index: 1, step: Step::Check }));
+        let mut back = a.clone();
+        copy_steps(&mut back, &t);
+        assert_eq!(back, a);
+    }
+
+    /// A record the runner cannot act on is an error, not a guess.
+    #[test]
+    fn a_running_action_of_unknown_steps_is_refused() {
+        assert!(timeline(&status(DrAction::Failover, &[("Reboot", "Pending", "")])).unwrap_err().contains("Reboot"));
+        assert!(timeline(&status(DrAction::Failover, &[("Fence", "Sleeping", "")])).unwrap_err().contains("Sleeping"));
+        assert!(timeline(&status(DrAction::None, &[])).is_err());
+        let foreign = timeline(&status(DrAction::Failover, &[("StartCopies", "Pending", "")])).unwrap();
+        assert!(engine::decide(&foreign, None).is_err());
     }
 }
