@@ -95,14 +95,40 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
+/// The API verb of a request, as the API server's audit log names it.
+fn verb(req: &http::Request<kube::client::Body>) -> &'static str {
+    match *req.method() {
+        http::Method::GET if req.uri().query().is_some_and(|q| q.split('&').any(|p| p == "watch=true" || p == "watch=1")) => "watch",
+        http::Method::GET => "get",
+        http::Method::POST => "create",
+        http::Method::PUT => "update",
+        http::Method::PATCH => "patch",
+        http::Method::DELETE => "delete",
+        _ => "other",
+    }
+}
+
+/// A client for the cluster the operator runs in (or the kubeconfig's), each request
+/// counted in `pdc_kube_api_requests_total`.
+async fn counted_client(metrics: &Arc<Metrics>) -> Result<Client, String> {
+    let config = kube::Config::infer().await.map_err(|e| format!("reading the Kubernetes client configuration failed: {e}"))?;
+    let requests = metrics.kube_requests.clone();
+    let count = tower::util::MapRequestLayer::new(move |req: http::Request<kube::client::Body>| {
+        requests.with_label_values(&[verb(&req)]).inc();
+        req
+    });
+    let builder = kube::client::ClientBuilder::try_from(config).map_err(|e| format!("connecting to the Kubernetes API failed: {e}"))?;
+    Ok(builder.with_layer(&count).build())
+}
+
 async fn run(args: Args) -> Result<(), String> {
     let identity = args
         .identity
         .clone()
         .or_else(|| std::env::var("HOSTNAME").ok())
         .unwrap_or_else(|| format!("pdc-operator-{}", std::process::id()));
-    let client = Client::try_default().await.map_err(|e| format!("connecting to the Kubernetes API failed: {e}"))?;
     let metrics = Arc::new(Metrics::new().map_err(|e| format!("building metrics failed: {e}"))?);
+    let client = counted_client(&metrics).await?;
     let listener = tokio::net::TcpListener::bind(&args.metrics_addr)
         .await
         .map_err(|e| format!("binding the metrics address {} failed: {e}", args.metrics_addr))?;

@@ -57,6 +57,9 @@ pub struct Metrics {
     pub dr_last_standby_check: GaugeVec,
     /// Action request → done, per action.
     pub dr_action_duration: HistogramVec,
+    /// Requests this operator sent to the Kubernetes API, by verb (benchmarks divide
+    /// it by the objects handled).
+    pub kube_requests: IntCounterVec,
     ready: AtomicBool,
 }
 
@@ -80,6 +83,7 @@ impl Metrics {
         };
         let reconciles = counter("reconcile_total", "Reconciles by controller and result", &["controller", "result"])?;
         let errors = counter("reconcile_errors_total", "Reconcile errors by controller and error kind", &["controller", "error"])?;
+        let kube_requests = counter("kube_api_requests_total", "Requests sent to the Kubernetes API by verb", &["verb"])?;
         let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
             let g = IntGauge::new(name, help)?;
             registry.register(Box::new(g.clone()))?;
@@ -138,6 +142,7 @@ impl Metrics {
         )?;
         registry.register(Box::new(dr_action_duration.clone()))?;
         Ok(Self {
+            kube_requests,
             dr_lag,
             dr_last_sync,
             dr_rpo,

@@ -97,6 +97,21 @@ impl OperatorProcess {
         Ok(metric_value(&body, series))
     }
 
+    /// The operator's requests to the Kubernetes API so far, by verb
+    /// (`pdc_kube_api_requests_total`).
+    pub fn api_requests(&self) -> Result<ApiRequests, HarnessError> {
+        let (_, body) = self.http_get("/metrics")?;
+        let mut by_verb = std::collections::BTreeMap::new();
+        for line in body.lines() {
+            if let Some(rest) = line.strip_prefix("pdc_kube_api_requests_total{verb=\"")
+                && let Some((verb, value)) = rest.split_once("\"} ")
+            {
+                by_verb.insert(verb.to_string(), value.trim().parse::<f64>().unwrap_or(0.0));
+            }
+        }
+        Ok(ApiRequests { by_verb })
+    }
+
     /// Kill the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -117,6 +132,34 @@ impl OperatorProcess {
         let pid = self.child.as_ref()?.id();
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
         status.lines().find_map(|l| l.strip_prefix("VmHWM:")).and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+    }
+}
+
+/// An operator's API requests by verb.
+#[derive(Debug, Clone, Default)]
+pub struct ApiRequests {
+    pub by_verb: std::collections::BTreeMap<String, f64>,
+}
+
+impl ApiRequests {
+    pub fn total(&self) -> f64 {
+        self.by_verb.values().sum()
+    }
+
+    /// Creates, updates, patches and deletes.
+    pub fn writes(&self) -> f64 {
+        ["create", "update", "patch", "delete"].iter().filter_map(|v| self.by_verb.get(*v)).sum()
+    }
+
+    /// `"12.3 per object (writes 8.1, reads 4.2)"` over `objects`.
+    pub fn per(&self, objects: usize) -> String {
+        let n = objects.max(1) as f64;
+        format!("{:.1} per object (writes {:.1}, reads {:.1})", self.total() / n, self.writes() / n, (self.total() - self.writes()) / n)
+    }
+
+    pub fn json(&self, objects: usize) -> serde_json::Value {
+        let n = objects.max(1) as f64;
+        serde_json::json!({"total": self.total(), "writes": self.writes(), "per_object": self.total() / n, "writes_per_object": self.writes() / n, "by_verb": self.by_verb})
     }
 }
 

@@ -91,6 +91,7 @@ async fn run() -> Result<(), String> {
     watch.abort();
     progress.abort();
     let rss = op.peak_rss_kib().map(|k| k as f64 / 1024.0);
+    let requests = op.api_requests().map_err(|e| e.to_string())?;
     op.stop();
 
     eprintln!("auditing every allocation and claim");
@@ -107,6 +108,7 @@ async fn run() -> Result<(), String> {
     println!("| create phase alone | {:.2} s |", create_phase.as_secs_f64());
     println!("| per claim create → bound, p50 / p99 | {p50:.0} ms / {p99:.0} ms |");
     println!("| operator peak RSS | {} |", rss.map_or("n/a".into(), |m| format!("{m:.0} MiB")));
+    println!("| operator API requests per claim | {} |", requests.per(a.count));
     println!("| duplicates or inconsistencies found by the audit | {} |", problems.len());
     for p in problems.iter().take(10) {
         eprintln!("problem: {p}");
@@ -118,7 +120,7 @@ async fn run() -> Result<(), String> {
             "baseline_seconds": base.as_secs_f64(), "pdc_seconds": total.as_secs_f64(),
             "ratio": total.as_secs_f64() / base.as_secs_f64(), "claims_per_second": rate,
             "create_phase_seconds": create_phase.as_secs_f64(),
-            "latency_ms_p50": p50, "latency_ms_p99": p99, "operator_peak_rss_mib": rss,
+            "latency_ms_p50": p50, "latency_ms_p99": p99, "operator_peak_rss_mib": rss, "operator_api_requests": requests.json(a.count),
             "audit_problems": problems.len(),
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         }),

@@ -102,6 +102,7 @@ async fn run() -> Result<(), String> {
     watch.abort();
     progress.abort();
     let rss = op.peak_rss_kib().map(|k| k as f64 / 1024.0);
+    let requests = op.api_requests().map_err(|e| e.to_string())?;
     let updates = op.metric("pdc_dns_update_duration_seconds_count{zone=\"daklak.gov.vn\"}").unwrap_or(f64::NAN);
     op.stop();
 
@@ -130,6 +131,7 @@ async fn run() -> Result<(), String> {
     println!("| per record create → Programmed, p50 / p99 | {p50:.0} ms / {p99:.0} ms |");
     println!("| UPDATE messages sent by pdc | {updates} |");
     println!("| operator peak RSS | {} |", rss.map_or("n/a".into(), |m| format!("{m:.0} MiB")));
+    println!("| operator API requests per record | {} |", requests.per(a.count));
     println!("| records missing or wrong in the zone afterwards | {missing} |");
     write_result(
         &a.out,
@@ -138,7 +140,7 @@ async fn run() -> Result<(), String> {
             "baseline_seconds": base.as_secs_f64(), "pdc_seconds": total.as_secs_f64(),
             "ratio": total.as_secs_f64() / base.as_secs_f64(), "records_per_second": rate,
             "create_phase_seconds": create_phase.as_secs_f64(),
-            "latency_ms_p50": p50, "latency_ms_p99": p99, "operator_peak_rss_mib": rss,
+            "latency_ms_p50": p50, "latency_ms_p99": p99, "operator_peak_rss_mib": rss, "operator_api_requests": requests.json(a.count),
             "update_messages": updates, "zone_records": zone.records, "missing": missing,
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         }),

@@ -170,6 +170,10 @@ async fn run() -> Result<(), String> {
         wait_plan(&pc, "Protected again", 600, protected).await?;
     }
     players.stop();
+    // Requests per VM over the whole run (setup, 10 actions and the replication
+    // between them), at each site.
+    let requests = |site: &pdc_tests::sites::SiteEnv| site.operator.as_ref().and_then(|o| o.api_requests().ok()).map(|r| r.json(n)).unwrap_or_default();
+    let (primary_requests, standby_requests) = (requests(&s.primary), requests(&s.standby));
     let violations = players.violations.lock().map(|v| v.len()).unwrap_or(0);
     let answer = s.knot.dig(&format!("vm-00.{DEPT}.daklak.gov.vn."), "A", false).map_err(|e| e.to_string())?;
     let mut sorted = failovers.clone();
@@ -190,6 +194,7 @@ async fn run() -> Result<(), String> {
         "vms_set_to_run_at_both_sites": violations,
         "final_answer_is_primary": answer.contains("10.15."),
         "total_seconds": total.elapsed().as_secs_f64(),
+        "operator_api_requests_per_vm": {"primary": primary_requests, "standby": standby_requests},
     });
     println!("{}", serde_json::to_string_pretty(&json).unwrap_or_default());
     write_result(&args.out, &json)

@@ -140,6 +140,7 @@ async fn run() -> Result<(), String> {
     progress.abort();
     players.stop();
     let rss = op.peak_rss_kib().map(|k| k as f64 / 1024.0);
+    let requests = op.api_requests().map_err(|e| e.to_string())?;
     op.stop();
 
     eprintln!("checking every VM's A record in a transfer of the zone");
@@ -164,6 +165,7 @@ async fn run() -> Result<(), String> {
     println!("| create phase alone | {:.2} s |", create_phase.as_secs_f64());
     println!("| per VM create → Ready, p50 / p99 | {p50:.0} ms / {p99:.0} ms |");
     println!("| operator peak RSS | {} |", rss.map_or("n/a".into(), |m| format!("{m:.0} MiB")));
+    println!("| operator API requests | {} (baseline: 4 writes per VM, plus the TenantVM's own create) |", requests.per(a.count));
     println!("| VMs whose A record is missing from the zone | {missing} |");
     write_result(
         &a.out,
@@ -173,6 +175,7 @@ async fn run() -> Result<(), String> {
             "ratio": total.as_secs_f64() / base.as_secs_f64(), "vms_per_second": rate,
             "create_phase_seconds": create_phase.as_secs_f64(),
             "latency_ms_p50": p50, "latency_ms_p99": p99, "operator_peak_rss_mib": rss, "missing_a_records": missing,
+            "operator_api_requests": requests.json(a.count),
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         }),
     )?;
