@@ -168,6 +168,56 @@ async fn run(args: Args) -> Result<(), String> {
     outcome
 }
 
+/// A cache of `K` kept by a watch that wakes nothing: the cache, and the future that
+/// keeps it.
+fn plain_cache<K>(client: &Client, config: watcher::Config) -> (reflector::Store<K>, impl std::future::Future<Output = ()> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (store, writer) = reflector::store::<K>();
+    let keep = watcher(Api::<K>::all(client.clone()), config).default_backoff().reflect(writer).for_each(|_| futures::future::ready(()));
+    (store, keep)
+}
+
+/// DNS: the record checker and one writer per zone.
+#[allow(clippy::too_many_arguments)]
+fn run_dns<P>(
+    ctx: &Arc<Context>,
+    client: &Client,
+    args: &Args,
+    namespaces: reflector::Store<Namespace>,
+    netzones: reflector::Store<pdc_api::NetworkZone>,
+    provinces: reflector::Store<Province>,
+    dr: dr::DrView,
+    plan_changes: P,
+) -> impl std::future::Future<Output = ()> + Send + 'static
+where
+    P: futures::Stream<Item = Result<pdc_api::DrPlan, watcher::Error>> + Send + 'static,
+{
+    let dns_zones = dns::writer::controller(client.clone());
+    let dns_records = dns::record::controller(client.clone(), args.concurrency);
+    let (writer_records, record_changes) = cache::watch::<DnsRecord>(client.clone());
+    let (allocations, allocation_changes) = cache::watch::<AddressAllocation>(client.clone());
+    let record_ctx = Arc::new(dns::record::RecordContext { base: ctx.clone(), namespaces: namespaces.clone(), zones: dns_zones.store() });
+    let zones = dns_zones.store();
+    let writer_ctx = Arc::new(dns::writer::WriterContext::new(
+        ctx.clone(),
+        writer_records,
+        namespaces,
+        allocations,
+        netzones,
+        provinces,
+        zones,
+        args.namespace.clone(),
+        args.dns_resync,
+        args.dns_max_backoff,
+        dr,
+    ));
+    async move {
+        tokio::join!(dns::record::run(record_ctx, dns_records), dns::writer::run(writer_ctx, dns_zones, record_changes, allocation_changes, plan_changes));
+    }
+}
+
 async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
     let concurrency = args.concurrency;
     let provinces = Controller::new(Api::<Province>::all(client.clone()), watcher::Config::default());
@@ -178,12 +228,8 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
     let department_store = departments.store();
     let zone_store = zones.store();
 
-    // Sites: a plain reflector (no controller of their own yet).
-    let (site_store, site_writer) = reflector::store::<Site>();
-    let sites = watcher(Api::<Site>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(site_writer)
-        .for_each(|_| futures::future::ready(()));
+    // Sites: a plain cache (no controller of their own yet).
+    let (site_store, sites) = plain_cache::<Site>(&client, watcher::Config::default());
 
     let ipam = Arc::new(Ipam::default());
     let follow = ipam::follow(client.clone(), ipam.clone());
@@ -195,42 +241,16 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         sites: site_store.clone(),
     });
     // DNS: the record checker and one writer per zone.
-    let (ns_store, ns_writer) = reflector::store::<Namespace>();
-    let department_namespaces = watcher::Config::default().labels(pdc_api::labels::DEPARTMENT);
-    let namespaces = watcher(Api::<Namespace>::all(client.clone()), department_namespaces)
-        .default_backoff()
-        .reflect(ns_writer)
-        .for_each(|_| futures::future::ready(()));
+    let (ns_store, namespaces) = plain_cache::<Namespace>(&client, watcher::Config::default().labels(pdc_api::labels::DEPARTMENT));
     // DR plans: one controller; the VM controller and the DNS writer see the plans
     // through caches of their own, fed by the streams that wake them.
     let drplans = dr::controller(client.clone());
     let dr_view = dr::DrView::new(args.site.clone().filter(|s| !s.is_empty()), drplans.store());
     let (vm_plans, vm_plan_changes) = dr::watch_plans(client.clone());
     let (writer_plans, writer_plan_changes) = dr::watch_plans(client.clone());
-    let dns_zones = dns::writer::controller(client.clone());
-    let dns_records = dns::record::controller(client.clone(), concurrency);
-    let (writer_records, record_changes) = cache::watch::<DnsRecord>(client.clone());
-    let (allocations, allocation_changes) = cache::watch::<AddressAllocation>(client.clone());
-    let record_ctx = Arc::new(dns::record::RecordContext { base: ctx.clone(), namespaces: ns_store.clone(), zones: dns_zones.store() });
-    let writer_ctx = Arc::new(dns::writer::WriterContext::new(
-        ctx.clone(),
-        writer_records,
-        ns_store,
-        allocations,
-        zone_store.clone(),
-        province_store.clone(),
-        dns_zones.store(),
-        args.namespace.clone(),
-        args.dns_resync,
-        args.dns_max_backoff,
-        dr_view.with_plans(writer_plans),
-    ));
+    let dns = run_dns(&ctx, &client, args, ns_store, zone_store.clone(), province_store.clone(), dr_view.with_plans(writer_plans), writer_plan_changes);
     // Tenant VMs.
-    let (size_store, size_writer) = reflector::store::<SizeClass>();
-    let sizes = watcher(Api::<SizeClass>::all(client.clone()), watcher::Config::default())
-        .default_backoff()
-        .reflect(size_writer)
-        .for_each(|_| futures::future::ready(()));
+    let (size_store, sizes) = plain_cache::<SizeClass>(&client, watcher::Config::default());
     let tenant_vms = compute::vm::controller(client.clone(), concurrency);
     let (vm_volumes, volume_changes) = cache::watch::<TenantVolume>(client.clone());
     let vm_ctx = Arc::new(compute::vm::VmContext {
@@ -270,8 +290,7 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         compute::vm::run(vm_ctx, tenant_vms, volume_changes, vm_plan_changes),
         dr::run(dr_ctx, drplans),
         compute::volume::run(volume_ctx, tenant_volumes),
-        dns::record::run(record_ctx, dns_records),
-        dns::writer::run(writer_ctx, dns_zones, record_changes, allocation_changes, writer_plan_changes),
+        dns,
         async move {
             // Departments need the Province, zones and sites: start once their caches have synced.
             if wait.wait_until_ready().await.is_ok()

@@ -356,7 +356,6 @@ async fn write_report(plan: &DrPlan, ctx: &DrContext, me: &str, phase: &str, vms
 
 /// The active site's steady state.
 pub async fn active(plan: &DrPlan, ctx: &DrContext, me: &str, peer_site: &str, peer: std::result::Result<Client, String>) -> Result<Action> {
-    let client = &ctx.base.client;
     let ns = plan.namespace().unwrap_or_default();
     let vms = covered(plan, ctx);
     let vols = volumes(&vms, ctx);
@@ -377,46 +376,9 @@ pub async fn active(plan: &DrPlan, ctx: &DrContext, me: &str, peer_site: &str, p
     if let Err(e) = &standby {
         r.problems.push(format!("site {peer_site}: {e}"));
     }
-    let sources: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &rs_resource());
+    let peer_ok = peer.as_ref().ok().filter(|_| standby.is_ok());
     for v in &vols {
-        let mut rsync = None;
-        if let Ok(pc) = &peer
-            && standby.is_ok()
-        {
-            match apply_dynamic(pc, &ns, &rd_resource(), &destination(plan, v, &schedule), &v.pvc).await {
-                Ok(rd) => {
-                    let addr = rd.data.pointer("/status/rsyncTLS/address").and_then(|a| a.as_str()).map(str::to_string);
-                    let key = rd.data.pointer("/status/rsyncTLS/keySecret").and_then(|a| a.as_str()).map(str::to_string);
-                    if let (Some(a), Some(k)) = (addr, key) {
-                        match copy_secret(pc, client, &ns, &k, plan).await {
-                            Ok(()) => rsync = Some((a, k)),
-                            Err(e) => r.problems.push(format!("disk {}: {e}", v.pvc)),
-                        }
-                    }
-                }
-                Err(e) if is_not_found(&e) => r.problems.push(format!("VolSync is not installed at site {peer_site} (no ReplicationDestination kind)")),
-                Err(e) => r.problems.push(format!("disk {}: creating its ReplicationDestination at site {peer_site} failed: {e}", v.pvc)),
-            }
-        }
-        if plan.spec.replication.method == ReplicationMethod::Restic
-            && let (Ok(pc), Some(repo)) = (&peer, &plan.spec.replication.restic_repository)
-            && let Err(e) = copy_secret(client, pc, &ns, repo, plan).await
-        {
-            r.problems.push(format!("the restic repository Secret: {e}"));
-        }
-        let src = source(plan, v, &schedule, rsync.as_ref().map(|(a, k)| (a.as_str(), k.as_str())));
-        let obj = match src {
-            Some(s) => match apply_dynamic(client, &ns, &rs_resource(), &s, &v.pvc).await {
-                Ok(o) => Some(o),
-                Err(e) if is_not_found(&e) => {
-                    r.problems.push("VolSync is not installed at this site (no ReplicationSource kind)".into());
-                    None
-                }
-                Err(source) => return Err(Error::Apply { what: format!("ReplicationSource {}", v.pvc), source }),
-            },
-            None => sources.get_opt(&v.pvc).await.ok().flatten(),
-        };
-        report_volume(&mut r, v, obj.as_ref(), since, now, "waiting for the standby's mover address (ReplicationDestination status.rsyncTLS)");
+        replicate_volume(plan, ctx, v, peer_site, peer_ok, &peer, &schedule, &mut r, since, now).await?;
     }
     r.problems.dedup();
     // Sources at the other site are from before the last switch: it only receives now.
@@ -426,25 +388,89 @@ pub async fn active(plan: &DrPlan, ctx: &DrContext, me: &str, peer_site: &str, p
     {
         r.problems.push(format!("removing the old sources at site {peer_site}: {e}"));
     }
-    // A fence the other site has not yet confirmed: try again.
-    let mut extra = serde_json::json!({});
-    if let Some(f) = plan.status.as_ref().and_then(|s| s.fence.clone()).filter(|f| !f.confirmed)
-        && let Ok(pc) = &peer
-    {
-        match super::action::fence(plan, pc, me, plan.epoch()).await {
-            Ok(n) => {
-                tracing::info!(plan = %plan.name_any(), site = %f.site, "fence confirmed");
-                extra = serde_json::json!({"fence": {"site": f.site, "time": Time(Timestamp::now()), "confirmed": true, "message": format!("site {} answered: {n} VM(s) halted there", f.site)}});
-            }
-            Err(e) => tracing::warn!(plan = %plan.name_any(), error = %e, "fence not confirmed yet"),
-        }
-    }
+    let extra = confirm_fence(plan, peer.as_ref().ok(), me).await;
     let phase = if r.problems.is_empty() && !r.volumes.is_empty() { "Protected" } else { "Unprotected" };
     let fencing = plan.status.as_ref().and_then(|s| s.fence.as_ref()).is_some_and(|f| !f.confirmed) && extra.get("fence").is_none();
     write_report(plan, ctx, me, phase, &vms, r, conds, extra).await?;
     // Until the fenced site answers, look again often: its VMs must be halted as
     // soon as it is back.
     Ok(Action::requeue(Duration::from_secs(if fencing { 3 } else { 30 })))
+}
+
+/// One disk's replication: its ReplicationDestination at the other site (`peer_ok`:
+/// reachable with the definitions copied), the mover's key copied here, the
+/// ReplicationSource here, and what they report.
+#[allow(clippy::too_many_arguments)]
+async fn replicate_volume(
+    plan: &DrPlan,
+    ctx: &DrContext,
+    v: &Volume,
+    peer_site: &str,
+    peer_ok: Option<&Client>,
+    peer: &std::result::Result<Client, String>,
+    schedule: &str,
+    r: &mut Report,
+    since: Timestamp,
+    now: Timestamp,
+) -> Result<()> {
+    let client = &ctx.base.client;
+    let ns = plan.namespace().unwrap_or_default();
+    let mut rsync = None;
+    if let Some(pc) = peer_ok {
+        match apply_dynamic(pc, &ns, &rd_resource(), &destination(plan, v, schedule), &v.pvc).await {
+            Ok(rd) => {
+                let addr = rd.data.pointer("/status/rsyncTLS/address").and_then(|a| a.as_str()).map(str::to_string);
+                let key = rd.data.pointer("/status/rsyncTLS/keySecret").and_then(|a| a.as_str()).map(str::to_string);
+                if let (Some(a), Some(k)) = (addr, key) {
+                    match copy_secret(pc, client, &ns, &k, plan).await {
+                        Ok(()) => rsync = Some((a, k)),
+                        Err(e) => r.problems.push(format!("disk {}: {e}", v.pvc)),
+                    }
+                }
+            }
+            Err(e) if is_not_found(&e) => r.problems.push(format!("VolSync is not installed at site {peer_site} (no ReplicationDestination kind)")),
+            Err(e) => r.problems.push(format!("disk {}: creating its ReplicationDestination at site {peer_site} failed: {e}", v.pvc)),
+        }
+    }
+    if plan.spec.replication.method == ReplicationMethod::Restic
+        && let (Ok(pc), Some(repo)) = (peer, &plan.spec.replication.restic_repository)
+        && let Err(e) = copy_secret(client, pc, &ns, repo, plan).await
+    {
+        r.problems.push(format!("the restic repository Secret: {e}"));
+    }
+    let src = source(plan, v, schedule, rsync.as_ref().map(|(a, k)| (a.as_str(), k.as_str())));
+    let obj = match src {
+        Some(s) => match apply_dynamic(client, &ns, &rs_resource(), &s, &v.pvc).await {
+            Ok(o) => Some(o),
+            Err(e) if is_not_found(&e) => {
+                r.problems.push("VolSync is not installed at this site (no ReplicationSource kind)".into());
+                None
+            }
+            Err(source) => return Err(Error::Apply { what: format!("ReplicationSource {}", v.pvc), source }),
+        },
+        None => Api::<DynamicObject>::namespaced_with(client.clone(), &ns, &rs_resource()).get_opt(&v.pvc).await.ok().flatten(),
+    };
+    report_volume(r, v, obj.as_ref(), since, now, "waiting for the standby's mover address (ReplicationDestination status.rsyncTLS)");
+    Ok(())
+}
+
+/// A fence the other site has not yet confirmed: try again; the status fields to
+/// write when it answers.
+async fn confirm_fence(plan: &DrPlan, peer: Option<&Client>, me: &str) -> serde_json::Value {
+    let (Some(f), Some(pc)) = (plan.status.as_ref().and_then(|s| s.fence.clone()).filter(|f| !f.confirmed), peer) else {
+        return serde_json::json!({});
+    };
+    match super::action::fence(plan, pc, me, plan.epoch()).await {
+        Ok(n) => {
+            tracing::info!(plan = %plan.name_any(), site = %f.site, "fence confirmed");
+            let message = format!("site {} answered: {n} VM(s) halted there", f.site);
+            serde_json::json!({"fence": {"site": f.site, "time": Time(Timestamp::now()), "confirmed": true, "message": message}})
+        }
+        Err(e) => {
+            tracing::warn!(plan = %plan.name_any(), error = %e, "fence not confirmed yet");
+            serde_json::json!({})
+        }
+    }
 }
 
 /// The other site's steady state: what its destinations have received.
