@@ -157,11 +157,18 @@ pub fn over_quota(over: &[String]) -> Planned {
     Planned::waiting(conds, "Pending", Duration::from_secs(120))
 }
 
+/// How long a VM waiting on its children waits at most before it looks again: the
+/// watches of its claims, disks, VirtualMachine and records wake it on every change
+/// that matters, so this is a fallback, not a poll. (Polling every few seconds made
+/// a burst of 1,000 VMs ask for more reconciles than the controller could run, and
+/// the controller's queue then starved the VMs it had not yet seen.)
+pub const FALLBACK: Duration = Duration::from_secs(60);
+
 /// A NIC's claim is not bound yet.
 pub fn addresses_pending(admitted: &Admitted, zone: &str, why: Option<&str>) -> Planned {
     let m = format!("waiting for addresses in zone {zone}: {}", why.unwrap_or("not bound yet"));
     let conds = vec![admitted.accepted(), Cond::new(ADDRESSES, false, "Pending", m.clone()), Cond::new(READY, false, "AddressesPending", m)];
-    Planned::waiting(conds, "Pending", Duration::from_secs(5))
+    Planned::waiting(conds, "Pending", FALLBACK)
 }
 
 /// KubeVirt or CDI is not installed: its CRD is missing.
@@ -300,7 +307,7 @@ pub fn status(vm: &TenantVM, placement: &Placement, admitted: &Admitted, nics: u
         ready_cond,
     ];
     let requeue = match (ready, a.disk_growth.is_empty()) {
-        (false, _) => Duration::from_secs(10),
+        (false, _) => FALLBACK,
         (true, false) => Duration::from_secs(3),
         (true, true) => Duration::from_secs(300),
     };
@@ -471,15 +478,15 @@ mod tests {
         // (vm, placement, applied, ready reason, dns status, restart, running size, requeue s)
         let cases: Vec<(TenantVM, Placement, Applied, &str, &str, &str, Option<&str>, u64)> = vec![
             (vm(false), Placement::Unprotected, applied("Running", Some(Some("m1.large"))), "Running", "True", "False", Some("m1.large"), 300),
-            (vm(false), Placement::Unprotected, applied("Starting", None), "NotRunning", "True", "False", None, 10),
+            (vm(false), Placement::Unprotected, applied("Starting", None), "NotRunning", "True", "False", None, 60),
             (vm(false), Placement::Unprotected, applied("Running", Some(Some("m1.small"))), "Running", "True", "True", Some("m1.small"), 300),
             (recorded.clone(), Placement::Unprotected, applied("Running", Some(None)), "Running", "True", "True", Some("m1.small"), 300),
-            (recorded, Placement::Unprotected, applied("Running", None), "NotRunning", "True", "False", None, 10),
-            (vm(false), Placement::Unprotected, failed, "DiskFailed", "True", "False", Some("m1.large"), 10),
-            (vm(false), Placement::Unprotected, pending, "DnsPending", "False", "False", Some("m1.large"), 10),
+            (recorded, Placement::Unprotected, applied("Running", None), "NotRunning", "True", "False", None, 60),
+            (vm(false), Placement::Unprotected, failed, "DiskFailed", "True", "False", Some("m1.large"), 60),
+            (vm(false), Placement::Unprotected, pending, "DnsPending", "False", "False", Some("m1.large"), 60),
             (vm(false), Placement::Unprotected, growing, "Running", "True", "False", Some("m1.large"), 3),
-            (vm(true), standby, applied("Stopped", None), "Standby", "False", "False", None, 10),
-            (vm(true), not_dns, applied("Running", Some(Some("m1.large"))), "DnsPending", "False", "False", Some("m1.large"), 10),
+            (vm(true), standby, applied("Stopped", None), "Standby", "False", "False", None, 60),
+            (vm(true), not_dns, applied("Running", Some(Some("m1.large"))), "DnsPending", "False", "False", Some("m1.large"), 60),
         ];
         for (i, (v, p, ap, reason, dns, restart, running, requeue)) in cases.into_iter().enumerate() {
             let s = status(&v, &p, &a, 1, "soyte.daklak.gov.vn", &ap);

@@ -400,6 +400,27 @@ async fn report(ctx: Arc<VmContext>, vms: Store<TenantVM>) {
     }
 }
 
+/// The changes of children that alter one of the fields at `paths` (JSON pointers);
+/// the rest wake nothing.
+fn changes_of<S>(stream: S, paths: &'static [&'static str]) -> impl futures::Stream<Item = std::result::Result<DynamicObject, watcher::Error>> + Send + 'static
+where
+    S: futures::Stream<Item = std::result::Result<DynamicObject, watcher::Error>> + Send + 'static,
+{
+    let mut seen = std::collections::HashMap::<(Option<String>, String), String>::new();
+    stream.filter(move |o| {
+        let keep = match o {
+            Ok(o) => {
+                let now: Vec<&serde_json::Value> = paths.iter().map(|p| o.data.pointer(p).unwrap_or(&serde_json::Value::Null)).collect();
+                let mut key = serde_json::to_string(&now).unwrap_or_default();
+                key.push_str(o.metadata.deletion_timestamp.as_ref().map_or("", |_| "deleting"));
+                seen.insert((o.namespace(), o.name_any()), key.clone()).as_ref() != Some(&key)
+            }
+            Err(_) => true,
+        };
+        futures::future::ready(keep)
+    })
+}
+
 /// `volume_changes`: the changes of `ctx.volumes` (see [`crate::cache::watch`]);
 /// `plans`: the changes of the DrPlans in `ctx.dr` (see [`crate::dr::watch_plans`]):
 /// a site became active or DNS moved, and the VMs of the plan's namespace look again.
@@ -413,7 +434,11 @@ where
     tokio::spawn(report(ctx.clone(), vms.clone()));
     let labelled = watcher::Config::default().labels(VM_LABEL);
     let kv = watcher(Api::<DynamicObject>::all_with(client.clone(), &build::vm_resource()), labelled.clone()).default_backoff().touched_objects();
+    let kv = changes_of(kv, &["/status/printableStatus"]);
     let dvs = watcher(Api::<DynamicObject>::all_with(client.clone(), &build::dv_resource()), labelled.clone()).default_backoff().touched_objects();
+    // Import progress moves a DataVolume's status often; only its phase, its Running
+    // condition (an import failing) and its deletion matter to the VM.
+    let dvs = changes_of(dvs, &["/status/phase", "/status/conditions"]);
     let claims = watcher(Api::<AddressClaim>::all(client.clone()), labelled.clone()).default_backoff().touched_objects();
     let records = watcher(Api::<DnsRecord>::all(client.clone()), labelled).default_backoff().touched_objects();
     // A new SizeClass: VMs refused for an unknown size look again.

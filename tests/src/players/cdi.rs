@@ -273,18 +273,13 @@ async fn cut_snapshot(c: &Cluster, snap: &DynamicObject) {
 
 /// One pass of CDI and the CSI driver over a cluster.
 pub async fn play(c: &Cluster, tick: u64) {
-    for dv in c.dvs.state() {
-        if dv.metadata.deletion_timestamp.is_none() {
-            populate(c, &dv, tick).await;
-        }
-    }
-    for pvc in c.pvcs.state() {
-        if pvc.metadata.deletion_timestamp.is_none() {
-            bind(c, &pvc).await;
-            expand(c, &pvc).await;
-        }
-    }
-    for s in c.snapshots.state() {
-        cut_snapshot(c, &s).await;
-    }
+    let live = |o: &&std::sync::Arc<DynamicObject>| o.metadata.deletion_timestamp.is_none();
+    super::each(c.dvs.state().iter().filter(live).cloned().collect(), |dv| async move { populate(c, &dv, tick).await }).await;
+    let pvcs: Vec<_> = c.pvcs.state().into_iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
+    super::each(pvcs, |pvc| async move {
+        bind(c, &pvc).await;
+        expand(c, &pvc).await;
+    })
+    .await;
+    super::each(c.snapshots.state(), |s| async move { cut_snapshot(c, &s).await }).await;
 }

@@ -202,7 +202,5 @@ async fn reconcile(c: &Cluster, vm: &DynamicObject) {
 
 /// One pass of KubeVirt over a cluster.
 pub async fn play(c: &Cluster) {
-    for vm in c.vms.state() {
-        reconcile(c, &vm).await;
-    }
+    super::each(c.vms.state(), |vm| async move { reconcile(c, &vm).await }).await;
 }

@@ -137,6 +137,21 @@ impl Cluster {
     }
 }
 
+/// Objects handled at once in a pass: the upstream controllers work through their
+/// queues with several workers (KubeVirt's virt-controller and CDI's controllers run
+/// worker pools), so one slow object does not hold up the others.
+pub const WORKERS: usize = 16;
+
+/// Run `f` over `items`, [`WORKERS`] at a time.
+pub async fn each<T, F, Fut>(items: Vec<T>, f: F)
+where
+    F: Fn(T) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(items).for_each_concurrent(WORKERS, f).await;
+}
+
 /// A string at `path` of a JSON value.
 pub fn text<'a>(v: &'a serde_json::Value, path: &str) -> Option<&'a str> {
     v.pointer(path).and_then(|x| x.as_str())
