@@ -253,7 +253,9 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
     let (size_store, sizes) = plain_cache::<SizeClass>(&client, watcher::Config::default());
     let tenant_vms = compute::vm::controller(client.clone(), concurrency);
     let (vm_volumes, volume_changes) = cache::watch::<TenantVolume>(client.clone());
+    let (vm_children, vm_child_writers) = compute::vm::child_caches();
     let vm_ctx = Arc::new(compute::vm::VmContext {
+        children: vm_children,
         volumes: vm_volumes,
         base: ctx.clone(),
         departments: department_store.clone(),
@@ -287,7 +289,7 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         ipam::claim::run(claim_ctx, claims),
         namespaces,
         sizes,
-        compute::vm::run(vm_ctx, tenant_vms, volume_changes, vm_plan_changes),
+        compute::vm::run(vm_ctx, tenant_vms, volume_changes, vm_plan_changes, vm_child_writers),
         dr::run(dr_ctx, drplans),
         compute::volume::run(volume_ctx, tenant_volumes),
         dns,

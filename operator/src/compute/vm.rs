@@ -47,6 +47,61 @@ pub struct VmContext {
     pub volumes: Store<TenantVolume>,
     /// DR: whether a protected VM runs here or stands by.
     pub dr: Arc<dyn Placements>,
+    /// The children as the API server last said: a child that already is as the VM
+    /// wants it is not written again.
+    pub children: ChildCaches,
+}
+
+/// Caches of the VMs' children (those labelled with their TenantVM), filled by the
+/// watches that wake the VMs ([`run`]).
+#[derive(Clone)]
+pub struct ChildCaches {
+    pub vms: Store<DynamicObject>,
+    pub claims: Store<AddressClaim>,
+    pub records: Store<DnsRecord>,
+}
+
+/// The writers of [`ChildCaches`], for [`run`].
+pub struct ChildWriters {
+    vms: kube::runtime::reflector::store::Writer<DynamicObject>,
+    claims: kube::runtime::reflector::store::Writer<AddressClaim>,
+    records: kube::runtime::reflector::store::Writer<DnsRecord>,
+}
+
+pub fn child_caches() -> (ChildCaches, ChildWriters) {
+    let vms = kube::runtime::reflector::store::Writer::new(build::vm_resource());
+    let (claims_r, claims) = kube::runtime::reflector::store();
+    let (records_r, records) = kube::runtime::reflector::store();
+    (ChildCaches { vms: vms.as_reader(), claims: claims_r, records: records_r }, ChildWriters { vms, claims, records })
+}
+
+/// Whether everything `want` sets is in `have` as it is (arrays whole): applying
+/// `want` would change nothing the operator owns.
+pub fn contains(have: &serde_json::Value, want: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (want, have) {
+        (Value::Null, _) => true,
+        (Value::Object(w), Value::Object(h)) => w.iter().all(|(k, v)| v.is_null() || h.get(k).is_some_and(|hv| contains(hv, v))),
+        (Value::Array(w), Value::Array(h)) => w.len() == h.len() && w.iter().zip(h).all(|(a, b)| contains(b, a)),
+        (w, h) => w == h,
+    }
+}
+
+/// `obj` applied, unless the cached copy already holds all of it.
+async fn apply_unless_cached<K>(api: &Api<K>, cache: &Store<K>, obj: &K) -> Result<K>
+where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
+    K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+{
+    let key = ObjectRef::<K>::new(&obj.name_any()).within(&obj.namespace().unwrap_or_default());
+    if let Some(have) = cache.get(&key)
+        && have.meta().deletion_timestamp.is_none()
+        && let (Ok(h), Ok(w)) = (serde_json::to_value(have.as_ref()), serde_json::to_value(obj))
+        && contains(&h, &w)
+    {
+        return Ok(have.as_ref().clone());
+    }
+    apply::apply(api, obj).await
 }
 
 fn key(vm: &TenantVM) -> String {
@@ -119,7 +174,7 @@ async fn charge(vm: &TenantVM, ctx: &VmContext, admitted: &Admitted) -> Result<C
 async fn bind_addresses(vm: &TenantVM, ctx: &VmContext, placement: &Placement, admitted: &Admitted) -> Result<ControlFlow<Action, Vec<NicPlan>>> {
     let capi: Api<AddressClaim> = Api::namespaced(ctx.base.client.clone(), &vm.namespace().unwrap_or_default());
     let claims = build::claims(vm, placement.claim_site(ctx.dr.site()).as_deref());
-    let bound = try_join_all(claims.iter().map(|c| apply::apply(&capi, c))).await?;
+    let bound = try_join_all(claims.iter().map(|c| apply_unless_cached(&capi, &ctx.children.claims, c))).await?;
     let pending = bound.iter().find_map(|c| {
         let ready = c.status.as_ref().and_then(|s| conditions::find(&s.conditions, READY));
         ready.is_none_or(|r| r.status != "True").then(|| (c.spec.zone.clone(), ready.map(|r| r.message.clone())))
@@ -212,7 +267,16 @@ async fn apply_children(vm: &TenantVM, ctx: &VmContext, ch: Children) -> Result<
     let vapi: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &build::vm_resource());
     let rapi: Api<DnsRecord> = Api::namespaced(client.clone(), &ns);
     let (name, params, patch) = (vm.name_any(), apply::params(), Patch::Apply(&ch.vm));
-    let (kv, records) = futures::join!(vapi.patch(&name, &params, &patch), try_join_all(ch.records.iter().map(|r| apply::apply(&rapi, r))));
+    let cached_vm = ctx.children.vms.get(&ObjectRef::new_with(&name, build::vm_resource()).within(&ns)).filter(|have| {
+        have.metadata.deletion_timestamp.is_none() && serde_json::to_value(have.as_ref()).is_ok_and(|h| serde_json::to_value(&ch.vm).is_ok_and(|w| contains(&h, &w)))
+    });
+    let kv = async {
+        match cached_vm {
+            Some(have) => Ok(have.as_ref().clone()),
+            None => vapi.patch(&name, &params, &patch).await,
+        }
+    };
+    let (kv, records) = futures::join!(kv, try_join_all(ch.records.iter().map(|r| apply_unless_cached(&rapi, &ctx.children.records, r))));
     let kv = match kv {
         Ok(o) => o,
         Err(e) => return missing_integration(vm, ctx, e, "KubeVirt (VirtualMachine)").await.map(ControlFlow::Break),
@@ -424,7 +488,7 @@ where
 /// `volume_changes`: the changes of `ctx.volumes` (see [`crate::cache::watch`]);
 /// `plans`: the changes of the DrPlans in `ctx.dr` (see [`crate::dr::watch_plans`]):
 /// a site became active or DNS moved, and the VMs of the plan's namespace look again.
-pub async fn run<V, P>(ctx: Arc<VmContext>, controller: Controller<TenantVM>, volume_changes: V, plans: P)
+pub async fn run<V, P>(ctx: Arc<VmContext>, controller: Controller<TenantVM>, volume_changes: V, plans: P, writers: ChildWriters)
 where
     V: futures::Stream<Item = std::result::Result<TenantVolume, watcher::Error>> + Send + 'static,
     P: futures::Stream<Item = std::result::Result<pdc_api::DrPlan, watcher::Error>> + Send + 'static,
@@ -433,14 +497,26 @@ where
     let vms = controller.store();
     tokio::spawn(report(ctx.clone(), vms.clone()));
     let labelled = watcher::Config::default().labels(VM_LABEL);
-    let kv = watcher(Api::<DynamicObject>::all_with(client.clone(), &build::vm_resource()), labelled.clone()).default_backoff().touched_objects();
+    let kv = watcher(Api::<DynamicObject>::all_with(client.clone(), &build::vm_resource()), labelled.clone())
+        .default_backoff()
+        .modify(|o| o.metadata.managed_fields = None)
+        .reflect(writers.vms)
+        .touched_objects();
     let kv = changes_of(kv, &["/status/printableStatus"]);
     let dvs = watcher(Api::<DynamicObject>::all_with(client.clone(), &build::dv_resource()), labelled.clone()).default_backoff().touched_objects();
     // Import progress moves a DataVolume's status often; only its phase, its Running
     // condition (an import failing) and its deletion matter to the VM.
     let dvs = changes_of(dvs, &["/status/phase", "/status/conditions"]);
-    let claims = watcher(Api::<AddressClaim>::all(client.clone()), labelled.clone()).default_backoff().touched_objects();
-    let records = watcher(Api::<DnsRecord>::all(client.clone()), labelled).default_backoff().touched_objects();
+    let claims = watcher(Api::<AddressClaim>::all(client.clone()), labelled.clone())
+        .default_backoff()
+        .modify(|o| o.metadata.managed_fields = None)
+        .reflect(writers.claims)
+        .touched_objects();
+    let records = watcher(Api::<DnsRecord>::all(client.clone()), labelled)
+        .default_backoff()
+        .modify(|o| o.metadata.managed_fields = None)
+        .reflect(writers.records)
+        .touched_objects();
     // A new SizeClass: VMs refused for an unknown size look again.
     let sizes = watcher(Api::<SizeClass>::all(client.clone()), watcher::Config::default()).default_backoff().applied_objects();
     let vms3 = vms.clone();
@@ -482,4 +558,28 @@ where
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::contains;
+    use serde_json::json;
+
+    #[test]
+    fn a_child_is_written_only_when_the_server_lacks_part_of_it() {
+        let have = json!({"metadata": {"name": "his", "labels": {"a": "1", "b": "2"}, "resourceVersion": "7"},
+                          "spec": {"values": ["10.0.0.5"], "ttl": 300}, "status": {"ok": true}});
+        // (wanted, already there)
+        let cases = [
+            (json!({"metadata": {"name": "his", "labels": {"a": "1"}}, "spec": {"values": ["10.0.0.5"]}}), true),
+            (json!({"metadata": {"name": "his"}, "spec": {"values": ["10.0.0.5"], "ttl": null}, "status": null}), true),
+            (json!({"metadata": {"labels": {"a": "2"}}}), false),
+            (json!({"spec": {"values": ["10.0.0.5", "10.0.0.6"]}}), false),
+            (json!({"spec": {"values": []}}), false),
+            (json!({"spec": {"ttl": 300, "class": "IN"}}), false),
+        ];
+        for (want, there) in cases {
+            assert_eq!(contains(&have, &want), there, "{want}");
+        }
+    }
 }
