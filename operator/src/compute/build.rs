@@ -120,6 +120,22 @@ pub struct NicPlan {
     pub ipv6: Option<(String, String)>,
 }
 
+impl NicPlan {
+    /// The IPv4 address without its prefix length.
+    pub fn ipv4_address(&self) -> Option<String> {
+        address(&self.ipv4)
+    }
+
+    /// The IPv6 address without its prefix length.
+    pub fn ipv6_address(&self) -> Option<String> {
+        address(&self.ipv6)
+    }
+}
+
+fn address(x: &Option<(String, String)>) -> Option<String> {
+    x.as_ref().and_then(|(a, _)| a.split('/').next().map(str::to_string))
+}
+
 fn run_strategy(r: RunStrategy) -> &'static str {
     match r {
         RunStrategy::Always => "Always",

@@ -228,9 +228,8 @@ pub fn children(vm: &TenantVM, i: &Inputs) -> Children {
     };
     let hotplug: &[String] = if vm.spec.dr_protected { &[] } else { i.hotplug };
     let kv = build::virtual_machine(vm, i.admitted.size.spec.vcpu, &i.admitted.size.spec.memory, i.nics, i.resolvers, i.subdomain, hotplug, standby);
-    let strip = |x: &Option<(String, String)>| x.as_ref().and_then(|(a, _)| a.split('/').next().map(str::to_string));
     let first = i.nics.first();
-    let (v4, v6) = (first.and_then(|n| strip(&n.ipv4)), first.and_then(|n| strip(&n.ipv6)));
+    let (v4, v6) = (first.and_then(NicPlan::ipv4_address), first.and_then(NicPlan::ipv6_address));
     let records = if i.placement.carries_dns() { build::dns_records(vm, v4.as_deref(), v6.as_deref()) } else { Vec::new() };
     Children { disks, vm: kv, records }
 }

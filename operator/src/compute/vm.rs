@@ -87,6 +87,17 @@ pub fn contains(have: &serde_json::Value, want: &serde_json::Value) -> bool {
     }
 }
 
+/// The cached copy of a child, if it is not being deleted and already holds all of
+/// `want`.
+fn unchanged<K>(have: Option<Arc<K>>, want: &K) -> Option<K>
+where
+    K: kube::Resource + Clone + serde::Serialize,
+{
+    let have = have.filter(|h| h.meta().deletion_timestamp.is_none())?;
+    let (h, w) = (serde_json::to_value(have.as_ref()).ok()?, serde_json::to_value(want).ok()?);
+    contains(&h, &w).then(|| have.as_ref().clone())
+}
+
 /// `obj` applied, unless the cached copy already holds all of it.
 async fn apply_unless_cached<K>(api: &Api<K>, cache: &Store<K>, obj: &K) -> Result<K>
 where
@@ -94,14 +105,10 @@ where
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
 {
     let key = ObjectRef::<K>::new(&obj.name_any()).within(&obj.namespace().unwrap_or_default());
-    if let Some(have) = cache.get(&key)
-        && have.meta().deletion_timestamp.is_none()
-        && let (Ok(h), Ok(w)) = (serde_json::to_value(have.as_ref()), serde_json::to_value(obj))
-        && contains(&h, &w)
-    {
-        return Ok(have.as_ref().clone());
+    match unchanged(cache.get(&key), obj) {
+        Some(have) => Ok(have),
+        None => apply::apply(api, obj).await,
     }
-    apply::apply(api, obj).await
 }
 
 fn key(vm: &TenantVM) -> String {
@@ -230,12 +237,13 @@ async fn restart_if_asked(vm: &TenantVM, ctx: &VmContext) -> Result<(Option<Opti
     let started_with = |i: &DynamicObject, key: &str| i.annotations().get(key).cloned();
     let mut restarted_for = vm.status.as_ref().and_then(|s| s.restarted_for.clone());
     let Some(i) = live else { return Ok((None, restarted_for)) };
-    let Some(tok) = vm.spec.restart_request.clone() else { return Ok((Some(started_with(&i, l::VM_SIZE)), restarted_for)) };
+    let running = Some(started_with(&i, l::VM_SIZE));
+    let Some(tok) = vm.spec.restart_request.clone() else { return Ok((running, restarted_for)) };
     if started_with(&i, l::VM_RESTART_REQUEST).as_ref() == Some(&tok) {
-        return Ok((Some(started_with(&i, l::VM_SIZE)), Some(tok)));
+        return Ok((running, Some(tok)));
     }
     if restarted_for.as_ref() == Some(&tok) {
-        return Ok((Some(started_with(&i, l::VM_SIZE)), restarted_for));
+        return Ok((running, restarted_for));
     }
     // KubeVirt starts a new instance from the current template (run strategy Always).
     match vmis.delete(&name, &DeleteParams::background()).await {
@@ -267,12 +275,11 @@ async fn apply_children(vm: &TenantVM, ctx: &VmContext, ch: Children) -> Result<
     let vapi: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &build::vm_resource());
     let rapi: Api<DnsRecord> = Api::namespaced(client.clone(), &ns);
     let (name, params, patch) = (vm.name_any(), apply::params(), Patch::Apply(&ch.vm));
-    let cached_vm = ctx.children.vms.get(&ObjectRef::new_with(&name, build::vm_resource()).within(&ns)).filter(|have| {
-        have.metadata.deletion_timestamp.is_none() && serde_json::to_value(have.as_ref()).is_ok_and(|h| serde_json::to_value(&ch.vm).is_ok_and(|w| contains(&h, &w)))
-    });
+    // A VirtualMachine is a DynamicObject, whose ObjectRef needs its resource.
+    let cached_vm = unchanged(ctx.children.vms.get(&ObjectRef::new_with(&name, build::vm_resource()).within(&ns)), &ch.vm);
     let kv = async {
         match cached_vm {
-            Some(have) => Ok(have.as_ref().clone()),
+            Some(have) => Ok(have),
             None => vapi.patch(&name, &params, &patch).await,
         }
     };
@@ -351,9 +358,8 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         let secs = Timestamp::now().duration_since(t.0).as_secs_f64();
         ctx.base.metrics.tenantvm_provision.observe(secs.max(0.0));
     }
-    let strip = |x: &Option<(String, String)>| x.as_ref().and_then(|(a, _)| a.split('/').next().map(str::to_string));
     write(vm, ctx, &planned, |s| {
-        s.nics = nics.iter().map(|n| NicStatus { zone: n.zone.clone(), ipv4: strip(&n.ipv4), ipv6: strip(&n.ipv6), mac: Some(n.mac.clone()) }).collect();
+        s.nics = nics.iter().map(|n| NicStatus { zone: n.zone.clone(), ipv4: n.ipv4_address(), ipv6: n.ipv6_address(), mac: Some(n.mac.clone()) }).collect();
         s.restarted_for = restarted_for;
     })
     .await?;

@@ -585,7 +585,7 @@ async fn start_copies(plan: &DrPlan, ctx: &DrContext, ns: &str, me: &str) -> std
         };
         let mut spec = def.data.get("spec").cloned().unwrap_or_default();
         super::set(&mut spec, "runStrategy", serde_json::json!("Always"));
-        for d in std::iter::once(&vm.spec.root_disk).chain(vm.spec.disks.iter()) {
+        for (_, d) in crate::compute::plan::disks(vm) {
             let pvc = crate::compute::build::disk_name(vm, d);
             let image = dests.get_opt(&pvc).await.map_err(|e| e.to_string())?.and_then(|o| sync_state(&o).1);
             let Some(image) = image else { return Ok(Outcome::Fail(format!("disk {pvc} has no replica at site {me}: nothing to drill on"))) };

@@ -53,7 +53,7 @@ pub fn volumes(vms: &[Arc<TenantVM>], ctx: &DrContext) -> Vec<Volume> {
     let province = ctx.provinces.state().first().cloned();
     let mut out = Vec::new();
     for vm in vms {
-        for d in std::iter::once(&vm.spec.root_disk).chain(vm.spec.disks.iter()) {
+        for (_, d) in crate::compute::plan::disks(vm) {
             out.push(Volume {
                 pvc: build::disk_name(vm, d),
                 vm: vm.name_any(),
