@@ -36,7 +36,8 @@ cargo clippy --workspace --all-targets --quiet -- -D warnings
 
 step "tests"
 OUT=$(mktemp /tmp/pdc-test-output.XXXXXX)
-cargo test --workspace --no-fail-fast 2>&1 | tee "$OUT" | grep -E "^(test |running|test result|failures|---- )|panicked" || true
+# A panic's message is on the lines after "panicked at": they are printed too.
+cargo test --workspace --no-fail-fast 2>&1 | tee "$OUT" | awk '/panicked at/ {n = 4} n > 0 {print; n--; next} /^(test |running|test result|failures|---- )/' || true
 passed=$(grep -Eo "test result: [a-zA-Z]+\. [0-9]+ passed" "$OUT" | awk '{s+=$4} END {print s+0}')
 failed=$(grep -Eo "[0-9]+ failed" "$OUT" | awk '{s+=$1} END {print s+0}')
 if grep -q "error: test failed\|error\[E\|could not compile" "$OUT"; then failed=$((failed > 0 ? failed : 1)); fi
