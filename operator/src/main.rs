@@ -8,7 +8,7 @@ use futures::StreamExt;
 use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
 use kube::{Api, Client};
 use k8s_openapi::api::core::v1::Namespace;
-use pdc_api::{AddressAllocation, DnsRecord, Province, SizeClass, Site, TenantVolume};
+use pdc_api::{AddressAllocation, Province, SizeClass, Site, TenantVolume};
 use tracing::{error, info};
 
 use pdc_operator::context::Context;
@@ -195,8 +195,8 @@ where
     P: futures::Stream<Item = Result<pdc_api::DrPlan, watcher::Error>> + Send + 'static,
 {
     let dns_zones = dns::writer::controller(client.clone());
-    let dns_records = dns::record::controller(client.clone(), args.concurrency);
-    let (writer_records, record_changes) = cache::watch::<DnsRecord>(client.clone());
+    let (dns_records, record_changes) = dns::record::controller(client.clone(), args.concurrency);
+    let writer_records = dns_records.store();
     let (allocations, allocation_changes) = cache::watch::<AddressAllocation>(client.clone());
     let record_ctx = Arc::new(dns::record::RecordContext { base: ctx.clone(), namespaces: namespaces.clone(), zones: dns_zones.store() });
     let zones = dns_zones.store();

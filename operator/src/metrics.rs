@@ -38,6 +38,8 @@ pub struct Metrics {
     pub dns_update_duration: HistogramVec,
     /// Failed exchanges with a DNS server by zone and reason.
     pub dns_errors: IntCounterVec,
+    /// Zone transfers read, by zone and kind (`full`: AXFR; `incremental`: IXFR).
+    pub dns_transfers: IntCounterVec,
     /// TenantVMs by phase.
     pub tenantvms: GaugeVec,
     /// Quota held and allowed per department and resource (vcpu, memory_bytes, vms, storage_<tier>_bytes).
@@ -121,6 +123,7 @@ impl Metrics {
         )?;
         registry.register(Box::new(dns_update_duration.clone()))?;
         let dns_errors = counter("dns_errors_total", "Failed exchanges with a DNS server by zone and reason", &["zone", "reason"])?;
+        let dns_transfers = counter("dns_transfers_total", "Zone transfers read by zone and kind (full: AXFR, incremental: IXFR)", &["zone", "kind"])?;
         let tenantvms = labelled("tenantvms", "TenantVMs by phase", &["phase"])?;
         let quota_used = labelled("quota_used", "Quota held by a department's VMs and volumes, per resource", &["department", "resource"])?;
         let quota_limit = labelled("quota_limit", "A department's quota, per resource", &["department", "resource"])?;
@@ -157,6 +160,7 @@ impl Metrics {
             dns_record_sets,
             dns_update_duration,
             dns_errors,
+            dns_transfers,
             tenantvms,
             quota_used,
             quota_limit,

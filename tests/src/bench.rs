@@ -13,11 +13,13 @@ pub struct Args {
     pub count: usize,
     pub concurrency: usize,
     pub out: String,
+    /// Further `--name value` pairs, for the options of one benchmark.
+    pub extra: HashMap<String, String>,
 }
 
 impl Args {
     pub fn parse(count: usize, out: &str) -> Args {
-        let mut a = Args { count, concurrency: 16, out: out.into() };
+        let mut a = Args { count, concurrency: 16, out: out.into(), extra: HashMap::new() };
         let mut it = std::env::args().skip(1);
         while let Some(k) = it.next() {
             let v = it.next().unwrap_or_default();
@@ -25,10 +27,20 @@ impl Args {
                 "--count" => a.count = v.parse().unwrap_or(a.count),
                 "--concurrency" => a.concurrency = v.parse().unwrap_or(a.concurrency),
                 "--out" => a.out = v,
-                _ => eprintln!("ignoring unknown argument {k}"),
+                _ => match k.strip_prefix("--") {
+                    Some(name) => {
+                        a.extra.insert(name.to_string(), v);
+                    }
+                    None => eprintln!("ignoring unknown argument {k}"),
+                },
             }
         }
         a
+    }
+
+    /// The value of `--name`, or `default` when it is absent or does not parse.
+    pub fn get<T: std::str::FromStr>(&self, name: &str, default: T) -> T {
+        self.extra.get(name).and_then(|v| v.parse().ok()).unwrap_or(default)
     }
 }
 
@@ -155,14 +167,35 @@ pub async fn create_all<K>(client: &kube::Client, n: usize, conc: usize, t: &Tim
 where
     K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
 {
+    create_paced(client, n, conc, None, t, make).await
+}
+
+/// Like [`create_all`], with the `i`th create started no sooner than `i / rate`
+/// seconds after the first when `rate` is given: a steady stream instead of a burst.
+pub async fn create_paced<K>(
+    client: &kube::Client,
+    n: usize,
+    conc: usize,
+    rate: Option<f64>,
+    t: &Timings<Key>,
+    make: impl Fn(usize) -> Result<(String, K), String>,
+) -> Result<(), String>
+where
+    K: kube::Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope> + Clone + std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned,
+{
     use futures::{StreamExt, TryStreamExt};
     use kube::ResourceExt;
     let objs = (0..n).map(&make).collect::<Result<Vec<_>, _>>()?;
-    futures::stream::iter(objs)
-        .map(|(ns, obj)| {
+    let start = tokio::time::Instant::now();
+    futures::stream::iter(objs.into_iter().enumerate())
+        .map(|(i, (ns, obj))| {
             let api: kube::Api<K> = kube::Api::namespaced(client.clone(), &ns);
             let t = t.clone();
+            let at = rate.map(|r| start + Duration::from_secs_f64(i as f64 / r));
             async move {
+                if let Some(at) = at {
+                    tokio::time::sleep_until(at).await;
+                }
                 api.create(&kube::api::PostParams::default(), &obj).await.map_err(|e| e.to_string())?;
                 t.created((ns, obj.name_any()));
                 Ok::<(), String>(())

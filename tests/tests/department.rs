@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota};
+use k8s_openapi::api::core::v1::{ConfigMap, LimitRange, Namespace, ResourceQuota, Service};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::{DeleteParams, ObjectMeta, Patch, PatchParams, PostParams};
@@ -227,7 +227,50 @@ async fn department_admin_is_confined_to_its_namespace() {
     let patch = serde_json::json!({"spec": {"quota": {"vcpu": 1000}}});
     assert_forbidden(depts.patch(&a, &PatchParams::default(), &Patch::Merge(&patch)).await.map(|_| ()));
     assert_forbidden(depts.list(&Default::default()).await.map(|_| ()));
-    assert_forbidden(Api::<Province>::all(admin).delete("daklak", &DeleteParams::default()).await.map(|_| ()));
+    assert_forbidden(Api::<Province>::all(admin.clone()).delete("daklak", &DeleteParams::default()).await.map(|_| ()));
+    // Cannot label its namespace (RBAC), and nobody but the operator may change the
+    // keys that make it a department's (admission policy), cluster admins included.
+    let ns_patch = |k: &str, v: &str, annotation: bool| {
+        let field = if annotation { "annotations" } else { "labels" };
+        serde_json::json!({"metadata": {field: {k: v}}})
+    };
+    assert_forbidden(Api::<Namespace>::all(admin.clone()).patch(&a, &PatchParams::default(), &Patch::Merge(ns_patch("pdc.io/department", &b, false))).await.map(|_| ()));
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    for (k, v, annotation) in [("pdc.io/department", b.as_str(), false), ("pdc.io/subdomain", "evil.daklak.gov.vn", true), ("pdc.io/subdomain", "evil.daklak.gov.vn", false)] {
+        let e = refused(namespaces.patch(&a, &PatchParams::default(), &Patch::Merge(ns_patch(k, v, annotation))).await);
+        assert!(e.contains("written by the pdc operator") && e.contains(&a), "{e}");
+    }
+    let fake = Namespace { metadata: ObjectMeta { name: Some(unique("fake-dept")), labels: Some(BTreeMap::from([("pdc.io/department".into(), a.clone())])), ..Default::default() }, ..Default::default() };
+    let e = refused(namespaces.create(&PostParams::default(), &fake).await);
+    assert!(e.contains("written by the pdc operator"), "{e}");
+    // Other labels stay free.
+    namespaces.patch(&a, &PatchParams::default(), &Patch::Merge(ns_patch("team", "web", false))).await.unwrap();
+    assert_eq!(namespaces.get(&a).await.unwrap().labels()["pdc.io/department"], a);
+
+    // Services: ClusterIP yes; NodePort and externalIPs are refused with the reason; a
+    // LoadBalancer counts against the department's public addresses (one here).
+    let svcs: Api<Service> = Api::namespaced(admin, &a);
+    let svc = |name: &str, spec: serde_json::Value| -> Service {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": name}, "spec": spec})).unwrap()
+    };
+    let port = serde_json::json!([{"port": 443, "targetPort": 8443}]);
+    svcs.create(&PostParams::default(), &svc("web", serde_json::json!({"ports": port}))).await.unwrap();
+    let e = refused(svcs.create(&PostParams::default(), &svc("web-np", serde_json::json!({"type": "NodePort", "ports": port}))).await);
+    assert!(e.contains("NodePort is not allowed") && e.contains(&a), "{e}");
+    let e = refused(svcs.create(&PostParams::default(), &svc("web-ext", serde_json::json!({"ports": port, "externalIPs": ["203.113.1.10"]}))).await);
+    assert!(e.contains("externalIPs are not allowed"), "{e}");
+    svcs.create(&PostParams::default(), &svc("web-lb", serde_json::json!({"type": "LoadBalancer", "ports": port}))).await.unwrap();
+    let e = svcs.create(&PostParams::default(), &svc("web-lb2", serde_json::json!({"type": "LoadBalancer", "ports": port}))).await.unwrap_err().to_string();
+    assert!(e.contains("services.loadbalancers"), "{e}");
+}
+
+/// The message of a request refused at admission (the chart's policies are enforced
+/// before the tests start: the harness waits for them).
+fn refused<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> String {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 403 || s.code == 422 => s.message,
+        other => panic!("expected a refusal at admission, got {other:?}"),
+    }
 }
 
 fn assert_forbidden(r: Result<(), kube::Error>) {

@@ -243,6 +243,11 @@ async fn records_reach_a_signed_zone_and_stay_right() {
     assert_eq!(op.metric("pdc_dns_zone_in_sync{zone=\"daklak.gov.vn\"}").unwrap(), 1.0);
     assert!(body.contains("pdc_dns_update_duration_seconds_bucket{zone=\"daklak.gov.vn\""));
     assert!(body.contains("pdc_dns_errors_total{reason=\"tsig\",zone=\"daklak.gov.vn\"}"), "errors by reason");
+    // After the first full transfer, pdc's own updates and the out-of-band edits above
+    // were read back as differences (IXFR), not by transferring the zone again each time.
+    let transfers = |kind: &str| op.metric(&format!("pdc_dns_transfers_total{{kind=\"{kind}\",zone=\"daklak.gov.vn\"}}")).unwrap_or(0.0);
+    assert!(transfers("incremental") >= 3.0, "incremental {} full {}", transfers("incremental"), transfers("full"));
+    assert!(transfers("full") < transfers("incremental"), "incremental {} full {}", transfers("incremental"), transfers("full"));
     // The key never reaches the log.
     let log = std::fs::read_to_string(&op.log).unwrap();
     assert!(!log.contains(&knot.key_secret) && !log.contains(&wrong));

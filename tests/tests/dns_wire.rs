@@ -1,5 +1,5 @@
 //! pdc's DNS wire client against a real Knot DNS: UPDATEs with prerequisites signed
-//! with TSIG, transfers read to the closing SOA, refused keys and a stopped server
+//! with TSIG, full and incremental transfers read to the closing SOA, refused keys and a stopped server
 //! reported as such.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
@@ -61,6 +61,19 @@ async fn updates_transfers_and_refusals_against_knot() {
     assert!(dig.contains("10.15.0.7") && !dig.contains("10.15.0.5"), "{dig}");
     pdc_dns::update(&server, zone, &key, &[Change::Delete(set("www.so-y-te.daklak.gov.vn.", RecordType::A, &["10.15.0.7"]))]).await.unwrap();
     assert!(!knot.dig("www.so-y-te.daklak.gov.vn", "A", false).unwrap().contains("10.15.0.7"));
+
+    // An incremental transfer from the first transfer's version brings it to what a
+    // full transfer reads now (Knot answers from its journal: differences only).
+    let now = pdc_dns::transfer(&server, zone, &key).await.unwrap();
+    let inc = pdc_dns::incremental(&server, zone, &key, t.clone()).await.unwrap();
+    assert!(now.serial > t.serial);
+    assert_eq!((inc.serial, &inc.sets, inc.signed), (now.serial, &now.sets, now.signed));
+    assert!(!inc.sets.contains_key(&("www.so-y-te.daklak.gov.vn.".to_string(), RecordType::A)));
+    // Up to date: the same zone again; from a version newer than the server's: an error.
+    let same = pdc_dns::incremental(&server, zone, &key, inc.clone()).await.unwrap();
+    assert_eq!((same.serial, &same.sets), (inc.serial, &inc.sets));
+    let ahead = pdc_dns::Transfer { serial: now.serial.wrapping_add(10), ..now.clone() };
+    assert!(matches!(pdc_dns::incremental(&server, zone, &key, ahead).await.unwrap_err(), DnsIoError::Protocol { .. }));
 
     // A wrong secret: a TSIG error naming the key, and nothing changes.
     let wrong = Key::from_base64(&knot.key_name, &knot.key_algorithm, &random_secret().unwrap()).unwrap();

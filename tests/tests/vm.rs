@@ -115,9 +115,16 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
         assert!(start.elapsed() < Duration::from_secs(30), "stop did not reach the VirtualMachine");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    // The stop is carried out (KubeVirt deletes the instance) before the start: a
+    // start that came first would leave the old instance running.
+    let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &vmi_resource());
+    let start = Instant::now();
+    while vmis.get_opt("his").await.unwrap().is_some() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the stopped VM's instance was not removed");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
     pdc_tests::pdcctl(&env.kubeconfig, &["vm", "start", "his", "-d", &dept]);
 
-    let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &vmi_resource());
     let first_instance = wait_for(&vmis, "his", Duration::from_secs(30), "running again", |i| i.data["status"]["phase"] == "Running").await.unwrap().uid().unwrap();
     // Resize: the quota is charged again, the VM gets the new size, a restart is asked for.
     api.patch("his", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"size": "m1.large"}}))).await.unwrap();

@@ -13,7 +13,7 @@ use base64::Engine;
 use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode, UpdateMessage};
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
-use hickory_proto::rr::rdata::{A, AAAA, CAA, CNAME, MX, PTR, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CAA, CNAME, MX, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType as Wire, TSigVerifier, TSigner};
 use pdc_core::dnsplan::{Change, RRset, RecordType, Zone, canonical_value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -357,62 +357,213 @@ pub async fn update(server: &Server, zone: &str, key: &Key, changes: &[Change]) 
     }
 }
 
+/// A record's place in the pdc-managed sets: added to or taken from `sets`.
+fn apply_record(out: &mut Transfer, r: &Record, add: bool) {
+    if r.dns_class != DNSClass::IN {
+        return;
+    }
+    let Some((t, v)) = value_text(&r.data) else { return };
+    let owner = r.name.to_ascii().to_ascii_lowercase();
+    let key = (owner.clone(), t);
+    if add {
+        let set = out.sets.entry(key).or_insert_with(|| RRset { name: owner, rtype: t, ttl: r.ttl, values: Default::default() });
+        set.ttl = r.ttl;
+        set.values.insert(v);
+    } else if let Some(set) = out.sets.get_mut(&key) {
+        set.values.remove(&v);
+        if set.values.is_empty() {
+            out.sets.remove(&key);
+        }
+    }
+}
+
+/// An unexpired RRSIG over the apex SOA, if `r` is one: `Some(valid)`.
+fn soa_signature(r: &Record, zone: &Name, now: u32) -> Option<bool> {
+    match &r.data {
+        RData::DNSSEC(DNSSECRData::RRSIG(sig)) if r.name == *zone && sig.input().type_covered == Wire::SOA => Some(sig.input().sig_expiration.get() > now),
+        _ => None,
+    }
+}
+
+/// The serial of `r` if it is the zone's SOA.
+fn soa_serial(r: &Record, zone: &Name) -> Option<u32> {
+    match &r.data {
+        RData::SOA(soa) if r.name == *zone => Some(soa.serial),
+        _ => None,
+    }
+}
+
+/// Where a transfer's reading stands between two records.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Reading {
+    /// Nothing read yet: the first record is the SOA of the version sent.
+    Start,
+    /// IXFR: after the first SOA; a second SOA starts the differences, anything else
+    /// means the server sends the whole zone (RFC 1995 §4).
+    AfterFirst,
+    /// The whole zone follows, to the SOA that closes it.
+    Full,
+    /// IXFR: records the difference to the version `from` removes.
+    Deleting { from: u32 },
+    /// IXFR: records the difference to version `to` adds.
+    Adding { to: u32 },
+    Done,
+}
+
+/// Reads one transfer, record by record, into the zone it yields: an AXFR into an
+/// empty [`Transfer`], an IXFR (RFC 1995) on top of the transfer it was asked from.
+/// A transfer that is cut short is an error, never a smaller zone.
+struct TransferReader {
+    zone: Name,
+    out: Transfer,
+    /// The serial the server sends, from its first record.
+    newest: u32,
+    state: Reading,
+    incremental: bool,
+    now: u32,
+}
+
+impl TransferReader {
+    fn axfr(zone: Name, now: u32) -> Self {
+        TransferReader { zone, out: Transfer::default(), newest: 0, state: Reading::Start, incremental: false, now }
+    }
+
+    fn ixfr(zone: Name, base: Transfer, now: u32) -> Self {
+        TransferReader { zone, out: base, newest: 0, state: Reading::Start, incremental: true, now }
+    }
+
+    /// Take the next record; `Err` names what is wrong with the stream.
+    fn push(&mut self, r: &Record) -> std::result::Result<(), String> {
+        let serial = soa_serial(r, &self.zone);
+        self.state = match (self.state, serial) {
+            (Reading::Done, _) => return Err("records after the closing SOA".into()),
+            (Reading::Start, None) => return Err("the transfer does not start with the SOA".into()),
+            (Reading::Start, Some(s)) => {
+                self.newest = s;
+                if self.incremental && (s.wrapping_sub(self.out.serial) as i32) < 0 {
+                    return Err(format!("the server's serial {s} is older than {} that was asked from", self.out.serial));
+                }
+                if self.incremental && s == self.out.serial {
+                    // Already up to date: the answer is this one SOA.
+                    Reading::Done
+                } else if self.incremental {
+                    Reading::AfterFirst
+                } else {
+                    self.out.serial = s;
+                    self.out.records = 1;
+                    Reading::Full
+                }
+            }
+            (Reading::AfterFirst, Some(s)) => {
+                if s != self.out.serial {
+                    return Err(format!("the differences start at serial {s}, not at {} that was asked from", self.out.serial));
+                }
+                Reading::Deleting { from: s }
+            }
+            (Reading::AfterFirst, None) => {
+                // The server sends the whole zone instead of differences.
+                self.out = Transfer { serial: self.newest, records: 1, ..Transfer::default() };
+                self.full_record(r);
+                Reading::Full
+            }
+            (Reading::Full, Some(s)) if s == self.newest => {
+                self.out.records += 1;
+                Reading::Done
+            }
+            (Reading::Full, Some(_)) => return Err("the zone changed during the transfer".into()),
+            (Reading::Full, None) => {
+                self.full_record(r);
+                Reading::Full
+            }
+            (Reading::Deleting { .. }, Some(to)) => Reading::Adding { to },
+            (Reading::Deleting { from }, None) => {
+                self.diff_record(r, false);
+                Reading::Deleting { from }
+            }
+            (Reading::Adding { to }, Some(s)) if s == to && to == self.newest => {
+                self.out.serial = to;
+                Reading::Done
+            }
+            (Reading::Adding { to }, Some(s)) if s == to => Reading::Deleting { from: s },
+            (Reading::Adding { to }, Some(s)) => return Err(format!("a difference from serial {s} follows the one to {to}")),
+            (Reading::Adding { to }, None) => {
+                self.diff_record(r, true);
+                Reading::Adding { to }
+            }
+        };
+        Ok(())
+    }
+
+    fn full_record(&mut self, r: &Record) {
+        self.out.records += 1;
+        if let Some(valid) = soa_signature(r, &self.zone, self.now) {
+            self.out.signed |= valid;
+        } else {
+            apply_record(&mut self.out, r, true);
+        }
+    }
+
+    fn diff_record(&mut self, r: &Record, add: bool) {
+        self.out.records = if add { self.out.records.saturating_add(1) } else { self.out.records.saturating_sub(1) };
+        match soa_signature(r, &self.zone, self.now) {
+            Some(valid) if add => self.out.signed = valid,
+            Some(_) => self.out.signed = false,
+            None => apply_record(&mut self.out, r, add),
+        }
+    }
+
+    fn done(&self) -> bool {
+        self.state == Reading::Done
+    }
+}
+
+/// Send a signed transfer request and read the answer into `reader` to its end.
+async fn read_transfer(server: &Server, zone: &str, key: &Key, q: Message, mut reader: TransferReader) -> Result<Transfer> {
+    let addr = server.addr;
+    let what = format!("a transfer of {zone}");
+    let (bytes, mut verifier) = signed_bytes(key, q)?;
+    let mut conn = Conn::open(server).await?;
+    conn.send(&bytes).await?;
+    while !reader.done() {
+        let reply = conn.recv().await?;
+        let msg = check_signed(addr, key, "zone transfer", &reply, &mut verifier)?;
+        if msg.metadata.response_code != ResponseCode::NoError {
+            return Err(DnsIoError::Refused { addr, what, rcode: msg.metadata.response_code.to_string() });
+        }
+        if msg.answers.is_empty() {
+            return Err(DnsIoError::Protocol { addr, what, detail: "an empty message before the closing SOA".into() });
+        }
+        for r in &msg.answers {
+            reader.push(r).map_err(|detail| DnsIoError::Protocol { addr, what: what.clone(), detail })?;
+        }
+    }
+    Ok(reader.out)
+}
+
 /// Transfer `zone` (AXFR) to its closing SOA. A transfer that breaks off or does not
 /// close is an error, never a smaller zone.
 pub async fn transfer(server: &Server, zone: &str, key: &Key) -> Result<Transfer> {
-    let addr = server.addr;
     let zone_name = name(zone)?;
     let mut q = Message::query();
     q.metadata.recursion_desired = false;
     q.add_query(Query::query(zone_name.clone(), Wire::AXFR));
-    let (bytes, mut verifier) = signed_bytes(key, q)?;
-    let mut conn = Conn::open(server).await?;
-    conn.send(&bytes).await?;
-    let mut out = Transfer::default();
-    let mut soas = 0usize;
     let now = u32::try_from(now_unix()).unwrap_or(u32::MAX);
-    while soas < 2 {
-        let reply = conn.recv().await?;
-        let msg = check_signed(addr, key, "zone transfer", &reply, &mut verifier)?;
-        if msg.metadata.response_code != ResponseCode::NoError {
-            return Err(DnsIoError::Refused { addr, what: format!("a transfer of {zone}"), rcode: msg.metadata.response_code.to_string() });
-        }
-        if msg.answers.is_empty() {
-            return Err(DnsIoError::Protocol { addr, what: format!("a transfer of {zone}"), detail: "an empty message before the closing SOA".into() });
-        }
-        for r in &msg.answers {
-            out.records += 1;
-            match &r.data {
-                RData::SOA(soa) if r.name == zone_name => {
-                    if soas == 0 {
-                        out.serial = soa.serial;
-                    } else if soa.serial != out.serial {
-                        return Err(DnsIoError::Protocol { addr, what: format!("a transfer of {zone}"), detail: "the zone changed during the transfer".into() });
-                    }
-                    soas += 1;
-                }
-                _ if soas == 0 => {
-                    return Err(DnsIoError::Protocol { addr, what: format!("a transfer of {zone}"), detail: "the transfer does not start with the SOA".into() });
-                }
-                RData::DNSSEC(DNSSECRData::RRSIG(sig)) => {
-                    if r.name == zone_name && sig.input().type_covered == Wire::SOA && sig.input().sig_expiration.get() > now {
-                        out.signed = true;
-                    }
-                }
-                data => {
-                    if r.dns_class != DNSClass::IN {
-                        continue;
-                    }
-                    if let Some((t, v)) = value_text(data) {
-                        let owner = r.name.to_ascii().to_ascii_lowercase();
-                        let set = out.sets.entry((owner.clone(), t)).or_insert_with(|| RRset { name: owner, rtype: t, ttl: r.ttl, values: Default::default() });
-                        set.values.insert(v);
-                    }
-                }
-            }
-        }
-    }
-    Ok(out)
+    read_transfer(server, zone, key, q, TransferReader::axfr(zone_name, now)).await
+}
+
+/// Bring `from` up to the zone's current version with an incremental transfer (IXFR,
+/// RFC 1995): the server sends only the differences since `from.serial`, or the whole
+/// zone when it no longer holds them. Either way the result is the whole zone.
+pub async fn incremental(server: &Server, zone: &str, key: &Key, from: Transfer) -> Result<Transfer> {
+    let zone_name = name(zone)?;
+    let mut q = Message::query();
+    q.metadata.recursion_desired = false;
+    q.add_query(Query::query(zone_name.clone(), Wire::IXFR));
+    // The version the client holds travels as an SOA in the authority section.
+    let root = Name::root();
+    q.add_authority(Record::from_rdata(zone_name.clone(), 0, RData::SOA(SOA::new(root.clone(), root, from.serial, 0, 0, 0, 0))));
+    let now = u32::try_from(now_unix()).unwrap_or(u32::MAX);
+    read_transfer(server, zone, key, q, TransferReader::ixfr(zone_name, from, now)).await
 }
 
 /// Ask `server` for `qname` `qtype` (e.g. `A`, `SOA`), with the DNSSEC OK bit when
@@ -515,6 +666,58 @@ mod tests {
         assert_eq!(pre[1], (DNSClass::IN, "10.0.0.2".to_string()));
         let ups: Vec<DNSClass> = m.authorities.iter().map(|r| r.dns_class).collect();
         assert_eq!(ups, vec![DNSClass::IN, DNSClass::ANY, DNSClass::IN, DNSClass::ANY]);
+    }
+
+    fn soa(serial: u32) -> Record {
+        let zone = name("daklak.gov.vn").unwrap();
+        Record::from_rdata(zone.clone(), 300, RData::SOA(SOA::new(zone.clone(), zone, serial, 1, 1, 1, 1)))
+    }
+
+    fn a(host: &str, ip: &str) -> Record {
+        Record::from_rdata(name(&format!("{host}.daklak.gov.vn")).unwrap(), 300, rdata(RecordType::A, ip).unwrap())
+    }
+
+    fn read(mut r: TransferReader, records: &[Record]) -> std::result::Result<Transfer, String> {
+        for rec in records {
+            r.push(rec)?;
+        }
+        if r.done() { Ok(r.out) } else { Err("not closed".into()) }
+    }
+
+    fn values(t: &Transfer) -> Vec<(String, Vec<String>)> {
+        t.sets.values().map(|s| (s.name.clone(), s.values.iter().cloned().collect())).collect()
+    }
+
+    #[test]
+    fn transfers_are_read_whole_or_refused() {
+        let zone = || name("daklak.gov.vn").unwrap();
+        let full = read(TransferReader::axfr(zone(), 0), &[soa(7), a("www", "10.0.0.1"), a("www", "10.0.0.2"), a("mail", "10.0.0.3"), soa(7)]).unwrap();
+        assert_eq!(full.serial, 7);
+        assert_eq!(full.records, 5);
+        assert_eq!(values(&full), [("mail.daklak.gov.vn.".to_string(), vec!["10.0.0.3".to_string()]), ("www.daklak.gov.vn.".into(), vec!["10.0.0.1".into(), "10.0.0.2".into()])]);
+        // Cut short, changed mid-way, not starting with the SOA: errors, never a smaller zone.
+        assert!(read(TransferReader::axfr(zone(), 0), &[soa(7), a("www", "10.0.0.1")]).is_err());
+        assert!(read(TransferReader::axfr(zone(), 0), &[soa(7), a("www", "10.0.0.1"), soa(8)]).is_err());
+        assert!(read(TransferReader::axfr(zone(), 0), &[a("www", "10.0.0.1"), soa(7)]).is_err());
+
+        // IXFR: two differences, 7 → 8 (www loses .2, gains .4) and 8 → 9 (mail goes, ns comes).
+        let diffs = [soa(9), soa(7), a("www", "10.0.0.2"), soa(8), a("www", "10.0.0.4"), soa(8), a("mail", "10.0.0.3"), soa(9), a("ns", "10.0.0.9"), soa(9)];
+        let inc = read(TransferReader::ixfr(zone(), full.clone(), 0), &diffs).unwrap();
+        assert_eq!(inc.serial, 9);
+        assert_eq!(
+            values(&inc),
+            [("ns.daklak.gov.vn.".to_string(), vec!["10.0.0.9".to_string()]), ("www.daklak.gov.vn.".into(), vec!["10.0.0.1".into(), "10.0.0.4".into()])]
+        );
+        // Up to date: one SOA.
+        assert_eq!(read(TransferReader::ixfr(zone(), full.clone(), 0), &[soa(7)]).unwrap().serial, 7);
+        assert!(read(TransferReader::ixfr(zone(), full.clone(), 0), &[soa(6)]).is_err());
+        // The server sends the whole zone instead: it replaces what was held.
+        let whole = read(TransferReader::ixfr(zone(), full.clone(), 0), &[soa(9), a("ns", "10.0.0.9"), soa(9)]).unwrap();
+        assert_eq!(values(&whole), [("ns.daklak.gov.vn.".to_string(), vec!["10.0.0.9".to_string()])]);
+        // Differences from another version than the one held, or cut short: errors.
+        assert!(read(TransferReader::ixfr(zone(), full.clone(), 0), &[soa(9), soa(6), soa(9), soa(9)]).is_err());
+        assert!(read(TransferReader::ixfr(zone(), full.clone(), 0), &diffs[..6]).is_err());
+        assert!(read(TransferReader::ixfr(zone(), full, 0), &[soa(9), soa(7), soa(8), soa(10)]).is_err());
     }
 
     #[test]

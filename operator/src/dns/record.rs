@@ -56,17 +56,32 @@ pub fn check(rec: &DnsRecord, namespaces: &Store<Namespace>, zones: &Store<DnsZo
     }
 }
 
-pub fn controller(client: Client, concurrency: u16) -> Controller<DnsRecord> {
+/// The record controller over the one cache of DnsRecords the operator keeps, and
+/// the changes of that cache that the zone writers need to see (spec, finalizers,
+/// deletion). One watch feeds both: the writers plan from the controller's store.
+pub fn controller(client: Client, concurrency: u16) -> (Controller<DnsRecord>, impl futures::Stream<Item = std::result::Result<DnsRecord, watcher::Error>> + Send + 'static) {
     let (reader, writer) = kube::runtime::reflector::store();
+    // The writers only need to know that something changed: when their queue is full,
+    // a wake-up already waits there, and it will find this change in the store.
+    let (mut tx, rx) = futures::channel::mpsc::channel::<DnsRecord>(WRITER_WAKEUPS);
     let stream = watcher(Api::<DnsRecord>::all(client), watcher::Config::default())
         .default_backoff()
         .modify(|r| r.metadata.managed_fields = None)
         .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_or_lifecycle, Default::default());
+        .touched_objects()
+        .predicate_filter(spec_or_lifecycle, Default::default())
+        .inspect(move |r| {
+            if let Ok(r) = r {
+                let _ = tx.try_send(r.clone());
+            }
+        });
     let config = kube::runtime::controller::Config::default().concurrency(concurrency);
-    Controller::for_stream(stream, reader).with_config(config)
+    let changes = rx.map(Ok);
+    (Controller::for_stream(stream, reader).with_config(config), changes)
 }
+
+/// Record changes waiting for the zone writers at most.
+const WRITER_WAKEUPS: usize = 1024;
 
 /// Merge-patch `rec`'s status with `cond` (and the other fields as they are) when it differs.
 pub async fn set_condition(client: &Client, rec: &DnsRecord, cond: Cond, f: impl FnOnce(&mut DnsRecordStatus)) -> Result<bool> {

@@ -80,10 +80,11 @@ impl WriterContext {
     }
 }
 
-/// The last full transfer of a zone, good while the serial has not moved.
+/// The zone as last read, good while the serial has not moved and the base that an
+/// incremental transfer brings up to date when it has.
 #[derive(Default)]
 struct ZoneCache {
-    transfer: Option<Transfer>,
+    transfer: Option<Arc<Transfer>>,
     failures: u32,
 }
 
@@ -264,17 +265,39 @@ impl From<DnsIoError> for Failure {
     }
 }
 
-/// Read the zone: its serial, and the transfer (cached while the serial holds).
-async fn read_zone(ctx: &WriterContext, obj: &str, server: &Server, zone: &str, key: &Key) -> std::result::Result<Transfer, DnsIoError> {
+/// Read the zone: its serial, and its contents. The contents last read serve while
+/// the serial holds; when it moved (pdc's own updates move it too), an incremental
+/// transfer brings them up to date, so a sync costs what changed, not the whole
+/// zone. A full transfer is the fallback.
+async fn read_zone(ctx: &WriterContext, obj: &str, server: &Server, zone: &str, key: &Key) -> std::result::Result<Arc<Transfer>, DnsIoError> {
     let (serial, _) = pdc_dns::soa(server, zone).await?;
-    let cached = {
-        let cache = ctx.cache.lock().map_err(|_| DnsIoError::Invalid("cache poisoned".into()))?;
-        cache.get(obj).and_then(|c| c.transfer.clone()).filter(|t| t.serial == serial)
+    let held = {
+        let mut cache = ctx.cache.lock().map_err(|_| DnsIoError::Invalid("cache poisoned".into()))?;
+        let entry = cache.entry(obj.to_string()).or_default();
+        match &entry.transfer {
+            Some(t) if t.serial == serial => return Ok(t.clone()),
+            _ => entry.transfer.take(),
+        }
     };
-    if let Some(t) = cached {
-        return Ok(t);
+    let transfers = &ctx.base.metrics.dns_transfers;
+    let mut fresh = None;
+    if let Some(base) = held {
+        match pdc_dns::incremental(server, zone, key, Arc::unwrap_or_clone(base)).await {
+            Ok(t) => {
+                transfers.with_label_values(&[zone, "incremental"]).inc();
+                fresh = Some(t);
+            }
+            Err(e) => warn!(zone = %zone, error = %e, "incremental transfer failed; reading the whole zone"),
+        }
     }
-    let t = pdc_dns::transfer(server, zone, key).await?;
+    let t = match fresh {
+        Some(t) => Arc::new(t),
+        None => {
+            let t = Arc::new(pdc_dns::transfer(server, zone, key).await?);
+            transfers.with_label_values(&[zone, "full"]).inc();
+            t
+        }
+    };
     if let Ok(mut cache) = ctx.cache.lock() {
         cache.entry(obj.to_string()).or_default().transfer = Some(t.clone());
     }
@@ -338,7 +361,8 @@ async fn credentials(z: &DnsZone, ctx: &WriterContext) -> Result<std::result::Re
 
 /// How sending a plan ended.
 enum Sent {
-    All(usize),
+    /// The server applied every change.
+    All,
     /// Someone wrote to the zone since it was read: read it again now.
     Raced,
     /// A write failed: this many changes are still pending.
@@ -368,7 +392,7 @@ async fn send(z: &DnsZone, ctx: &WriterContext, server: &Server, zone: &str, key
             }
         }
     }
-    Sent::All(sent)
+    Sent::All
 }
 
 /// An event when changes put back sets pdc manages that were edited outside pdc.
@@ -417,8 +441,8 @@ async fn sync(z: &DnsZone, ctx: &WriterContext) -> Result<Action> {
     }
     let plan = dnsplan::plan(&current.sets, &want.sets, &want.owned);
     match send(z, ctx, &server, &zone, &key, &plan.changes).await {
-        Sent::All(sent) if sent > 0 => forget(ctx, &obj),
-        Sent::All(_) => {}
+        // The next read brings the zone up to date with pdc's own changes by IXFR.
+        Sent::All => {}
         Sent::Raced => {
             info!(zone = %zone, "zone changed under the writer; reading it again");
             return Ok(Action::requeue(Duration::from_millis(200)));

@@ -1,21 +1,29 @@
 //! Benchmark: N DnsRecords created → all `Programmed` on a real DNSSEC-signing Knot
 //! DNS, against a fresh real control plane with the operator under the chart's RBAC.
 //!
-//! Baseline, same run, same server: the same N record additions sent straight to
-//! the server with `knsupdate`, in UPDATE messages of the zone's batch size (100),
-//! into a zone of their own. That is the floor: pdc sends the same messages, plus
-//! the API writes (the record, its finalizer, its status).
+//! Baseline, same run, same server, the writes the task inherently needs: the same N
+//! DnsRecord creates with the operator stopped (the user's own writes), plus the same
+//! N record additions sent straight to the server with `knsupdate`, in UPDATE
+//! messages of the zone's batch size (100), into a zone of their own. pdc's total is
+//! compared with their sum.
 //!
-//!     bash bench/dns.sh [--count 10000] [--concurrency 16]
+//! Then a stream: `--stream` more records (default 1,000) created at `--rate` per
+//! second (default 100) into the zone that already holds the burst, for the latency of
+//! one record at a steady pace (create → Programmed: the UPDATE that carries it was
+//! accepted, so the server answers with it).
+//!
+//!     bash bench/dns.sh [--count 10000] [--concurrency 16] [--stream 1000] [--rate 100]
 //!
 //! Afterwards the zone is transferred and every record checked.
 
 use std::time::{Duration, Instant};
 
+use kube::Api;
+use kube::api::{DeleteParams, ListParams};
 use pdc_api::DnsRecord;
 use pdc_api::conditions;
 use pdc_tests::addressing::load_plan;
-use pdc_tests::bench::{Args, Timings, create_all, percentile, progress, wait_leader, watch_ready, write_result};
+use pdc_tests::bench::{Args, Timings, create_all, create_paced, percentile, progress, wait_leader, watch_ready, write_result};
 use pdc_tests::cluster::private_env;
 use pdc_tests::dns::{KnotServer, register_zones};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
@@ -80,37 +88,57 @@ async fn run() -> Result<(), String> {
     load_plan(&client, "app", 24, &depts).await.map_err(|e| e.to_string())?;
     register_zones(&client, &knot, "knot-tsig").await.map_err(|e| e.to_string())?;
 
+    // The user's own writes: the same creates with the operator stopped, then removed
+    // (no finalizer holds them).
+    op.stop();
+    eprintln!("baseline: {} DnsRecord creates with the operator stopped, concurrency {}", a.count, a.concurrency);
+    let api_base = {
+        let t0 = Instant::now();
+        create_all(&client, a.count, a.concurrency, &Timings::default(), |i| record(&depts, i, "base", &[("pdc-bench", "baseline")]))
+            .await?;
+        let d = t0.elapsed();
+        for ns in &depts {
+            let api: Api<DnsRecord> = Api::namespaced(client.clone(), ns);
+            api.delete_collection(&DeleteParams::default(), &ListParams::default().labels("pdc-bench=baseline")).await.map_err(|e| e.to_string())?;
+        }
+        d
+    };
+    eprintln!("baseline creates took {:.2} s", api_base.as_secs_f64());
+    let mut op = OperatorProcess::start(&env.operator_kubeconfig, &OperatorOptions::new("bench-operator"), &env.dir).map_err(|e| e.to_string())?;
+    wait_leader(&op).await?;
+
     eprintln!("pdc: {} DnsRecords over {DEPARTMENTS} departments, concurrency {}", a.count, a.concurrency);
     let t: Timings<(String, String)> = Timings::default();
     let watch = watch_ready::<DnsRecord>(client.clone(), t.clone(), programmed);
     let start = Instant::now();
     let progress = progress(t.clone(), a.count, "programmed", start);
-    create_all(&client, a.count, a.concurrency, &t, |i| {
-        let ns = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
-        let name = format!("host-{i:05}");
-        let rec: DnsRecord = serde_json::from_value(serde_json::json!({
-            "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord", "metadata": {"name": name},
-            "spec": {"name": name, "type": "A", "values": [addr(i)]}
-        }))
-        .map_err(|e| e.to_string())?;
-        Ok((ns, rec))
-    })
-    .await?;
+    create_all(&client, a.count, a.concurrency, &t, |i| record(&depts, i, "host", &[])).await?;
     let create_phase = start.elapsed();
     t.wait_ready(a.count, Duration::from_secs(1800)).await?;
     let total = start.elapsed();
     watch.abort();
     progress.abort();
-    let rss = op.peak_rss_kib().map(|k| k as f64 / 1024.0);
     let requests = op.api_requests().map_err(|e| e.to_string())?;
-    let updates = op.metric("pdc_dns_update_duration_seconds_count{zone=\"daklak.gov.vn\"}").unwrap_or(f64::NAN);
+    let burst_updates = op.metric("pdc_dns_update_duration_seconds_count{zone=\"daklak.gov.vn\"}").unwrap_or(f64::NAN);
+
+    let (stream, rate) = (a.get("stream", 1000usize), a.get("rate", 100.0f64));
+    eprintln!("stream: {stream} more DnsRecords at {rate}/s");
+    let ts: Timings<(String, String)> = Timings::default();
+    let watch = watch_ready::<DnsRecord>(client.clone(), ts.clone(), programmed);
+    create_paced(&client, stream, a.concurrency, Some(rate), &ts, |i| record(&depts, a.count + i, "host", &[])).await?;
+    ts.wait_ready(stream, Duration::from_secs(600)).await?;
+    watch.abort();
+    let rss = op.peak_rss_kib().map(|k| k as f64 / 1024.0);
+    let transfers = |kind: &str| op.metric(&format!("pdc_dns_transfers_total{{kind=\"{kind}\",zone=\"daklak.gov.vn\"}}")).unwrap_or(0.0);
+    let (full, incremental) = (transfers("full"), transfers("incremental"));
     op.stop();
+    let all = a.count + stream;
 
     eprintln!("checking every record in a transfer of the zone");
     let server = pdc_dns::Server::new(std::net::SocketAddr::from(([127, 0, 0, 1], knot.port)));
     let key = pdc_dns::Key::from_base64(&knot.key_name, &knot.key_algorithm, &knot.key_secret).map_err(|e| e.to_string())?;
     let zone = pdc_dns::transfer(&server, "daklak.gov.vn", &key).await.map_err(|e| e.to_string())?;
-    let missing = (0..a.count)
+    let missing = (0..all)
         .filter(|i| {
             let d = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
             let key = (format!("host-{i:05}.{d}.daklak.gov.vn."), pdc_core::dnsplan::RecordType::A);
@@ -120,30 +148,53 @@ async fn run() -> Result<(), String> {
 
     let lat = t.latencies_ms();
     let (p50, p99) = (percentile(&lat, 50.0), percentile(&lat, 99.0));
-    let rate = a.count as f64 / total.as_secs_f64();
+    let slat = ts.latencies_ms();
+    let (s50, s99) = (percentile(&slat, 50.0), percentile(&slat, 99.0));
+    let rate_done = a.count as f64 / total.as_secs_f64();
     let base_rate = a.count as f64 / base.as_secs_f64();
+    let floor = base + api_base;
+    let ratio = total.as_secs_f64() / floor.as_secs_f64();
     println!("| measure | value |");
     println!("|---|---|");
     println!("| baseline: {} A records by knsupdate, {BATCH} per UPDATE | {:.2} s ({base_rate:.0}/s) |", a.count, base.as_secs_f64());
-    println!("| pdc: {} DnsRecords created → all Programmed | {:.2} s ({rate:.0} records/s) |", a.count, total.as_secs_f64());
-    println!("| pdc / baseline (time) | {:.2} |", total.as_secs_f64() / base.as_secs_f64());
+    println!("| baseline: {} DnsRecord creates, operator stopped | {:.2} s |", a.count, api_base.as_secs_f64());
+    println!("| pdc: {} DnsRecords created → all Programmed | {:.2} s ({rate_done:.0} records/s) |", a.count, total.as_secs_f64());
+    println!("| pdc / (knsupdate + creates) | {ratio:.2} |");
     println!("| create phase alone (API) | {:.2} s |", create_phase.as_secs_f64());
     println!("| per record create → Programmed, p50 / p99 | {p50:.0} ms / {p99:.0} ms |");
-    println!("| UPDATE messages sent by pdc | {updates} |");
+    println!("| stream of {stream} at {rate}/s: create → Programmed p50 / p99 | {s50:.0} ms / {s99:.0} ms |");
+    println!("| UPDATE messages sent by pdc (burst) | {burst_updates} |");
+    println!("| zone transfers read: full / incremental | {full} / {incremental} |");
     println!("| operator peak RSS | {} |", rss.map_or("n/a".into(), |m| format!("{m:.0} MiB")));
-    println!("| operator API requests per record | {} |", requests.per(a.count));
+    println!("| operator API requests per record (burst) | {} |", requests.per(a.count));
     println!("| records missing or wrong in the zone afterwards | {missing} |");
     write_result(
         &a.out,
         &serde_json::json!({
             "count": a.count, "concurrency": a.concurrency, "departments": DEPARTMENTS, "batch": BATCH,
-            "baseline_seconds": base.as_secs_f64(), "pdc_seconds": total.as_secs_f64(),
-            "ratio": total.as_secs_f64() / base.as_secs_f64(), "records_per_second": rate,
+            "baseline_seconds": base.as_secs_f64(), "baseline_creates_seconds": api_base.as_secs_f64(), "pdc_seconds": total.as_secs_f64(),
+            "ratio": ratio, "records_per_second": rate_done,
             "create_phase_seconds": create_phase.as_secs_f64(),
-            "latency_ms_p50": p50, "latency_ms_p99": p99, "operator_peak_rss_mib": rss, "operator_api_requests": requests.json(a.count),
-            "update_messages": updates, "zone_records": zone.records, "missing": missing,
+            "latency_ms_p50": p50, "latency_ms_p99": p99,
+            "stream": stream, "stream_rate": rate, "stream_latency_ms_p50": s50, "stream_latency_ms_p99": s99,
+            "operator_peak_rss_mib": rss, "operator_api_requests": requests.json(a.count),
+            "update_messages": burst_updates, "transfers_full": full, "transfers_incremental": incremental,
+            "zone_records": zone.records, "missing": missing,
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         }),
     )?;
     if missing == 0 { Ok(()) } else { Err(format!("{missing} records missing from the zone")) }
+}
+
+/// The `i`th record: `prefix-iiiii` in the `i`th department, one A value.
+fn record(depts: &[String], i: usize, prefix: &str, labels: &[(&str, &str)]) -> Result<(String, DnsRecord), String> {
+    let ns = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
+    let name = format!("{prefix}-{i:05}");
+    let labels: serde_json::Map<String, serde_json::Value> = labels.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
+    let rec: DnsRecord = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord", "metadata": {"name": name, "labels": labels},
+        "spec": {"name": name, "type": "A", "values": [addr(i)]}
+    }))
+    .map_err(|e| e.to_string())?;
+    Ok((ns, rec))
 }
