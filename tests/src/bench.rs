@@ -101,8 +101,11 @@ impl<K: Eq + Hash + Clone> Timings<K> {
         }
     }
 
+    /// How many of the objects created through these timings are ready (objects that
+    /// already existed and were ready do not count).
     pub fn ready_count(&self) -> usize {
-        self.ready.lock().map(|r| r.len()).unwrap_or(0)
+        let (Ok(c), Ok(r)) = (self.created.lock(), self.ready.lock()) else { return 0 };
+        r.keys().filter(|k| c.contains_key(k)).count()
     }
 
     /// Wait until `n` are ready, or fail after `timeout`.

@@ -138,13 +138,21 @@ async fn run() -> Result<(), String> {
     let server = pdc_dns::Server::new(std::net::SocketAddr::from(([127, 0, 0, 1], knot.port)));
     let key = pdc_dns::Key::from_base64(&knot.key_name, &knot.key_algorithm, &knot.key_secret).map_err(|e| e.to_string())?;
     let zone = pdc_dns::transfer(&server, "daklak.gov.vn", &key).await.map_err(|e| e.to_string())?;
-    let missing = (0..all)
+    let missing: Vec<usize> = (0..all)
         .filter(|i| {
             let d = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
             let key = (format!("host-{i:05}.{d}.daklak.gov.vn."), pdc_core::dnsplan::RecordType::A);
             zone.sets.get(&key).is_none_or(|s| !s.values.contains(&addr(*i)))
         })
-        .count();
+        .collect();
+    for i in missing.iter().take(5) {
+        let d = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
+        let r = Api::<DnsRecord>::namespaced(client.clone(), &d).get_opt(&format!("host-{i:05}")).await.map_err(|e| e.to_string())?;
+        let st = r.and_then(|r| r.status).map(|s| format!("{:?} {:?}", s.fqdn, s.conditions.iter().map(|c| (&c.type_, &c.status, &c.reason, &c.message)).collect::<Vec<_>>()));
+        let dig = knot.dig(&format!("host-{i:05}.{d}.daklak.gov.vn"), "A", false).unwrap_or_default();
+        eprintln!("missing: host-{i:05}.{d}: status {st:?}; dig answers {:?}", dig.lines().filter(|l| l.contains("\tA\t") || l.contains(" A ")).collect::<Vec<_>>());
+    }
+    let missing = missing.len();
 
     let lat = t.latencies_ms();
     let (p50, p99) = (percentile(&lat, 50.0), percentile(&lat, 99.0));
