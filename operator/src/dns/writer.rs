@@ -123,7 +123,7 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
     // The oldest record wins a name (within the same second, one already
     // programmed); the order is the same on every replica.
     let order = |r: &DnsRecord| (r.metadata.creation_timestamp.as_ref().map(|t| t.0), r.programmed_key().is_none(), r.namespace(), r.name_any());
-    records.sort_by_key(|r| order(r));
+    records.sort_by_cached_key(|r| order(r));
     let mut holder: BTreeMap<(String, RecordType), String> = BTreeMap::new();
     let mut types_at: BTreeMap<String, Vec<RecordType>> = BTreeMap::new();
     for rec in records {
@@ -496,6 +496,22 @@ async fn report_synced(z: &DnsZone, ctx: &WriterContext, zone: &str, server: &Se
     .await
 }
 
+/// Whether `rec`'s status already says it is programmed as `key` on `server`, as
+/// [`report_members`] would write it.
+fn reported(rec: &DnsRecord, key: &(String, RecordType), server: &str) -> bool {
+    let Some(st) = rec.status.as_ref() else { return false };
+    st.fqdn.as_deref() == Some(key.0.as_str())
+        && st.programmed_type == DnsRecordType::from_core(key.1)
+        && st.last_change_time.is_some()
+        && st.observed_generation == rec.metadata.generation
+        && conditions::find(&st.conditions, PROGRAMMED).is_some_and(|c| {
+            c.status == "True"
+                && c.reason == "Programmed"
+                && c.observed_generation == rec.metadata.generation
+                && c.message.strip_prefix(key.0.as_str()).and_then(|m| m.strip_prefix(' ')).and_then(|m| m.strip_prefix(key.1.as_str())).is_some_and(|m| m.strip_prefix(" answers from ") == Some(server))
+        })
+}
+
 fn is_programmed(rec: &DnsRecord) -> bool {
     rec.status
         .as_ref()
@@ -526,7 +542,10 @@ async fn report_members(
 ) -> Result<()> {
     let now = Timestamp::now();
     let server = format!("{}:{}", z.spec.server, z.spec.port);
-    let writes: Vec<_> = want.members.iter().map(|(rec, key)| {
+    // Most members of a large zone are already reported as they are: only the others
+    // cost a status comparison and, where it differs, a write.
+    let to_report = want.members.iter().filter(|(rec, key)| conflicts.contains_key(key) || changed.contains(key) || !reported(rec, key, &server));
+    let writes: Vec<_> = to_report.map(|(rec, key)| {
         let client = ctx.base.client.clone();
         let server = server.clone();
         let conflict = conflicts.get(key).map(|f| (*f).clone());
