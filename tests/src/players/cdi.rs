@@ -137,6 +137,21 @@ pub fn snapshot_missing(c: &Cluster, ns: &str, name: &str) -> Option<String> {
     }
 }
 
+/// How long a restore from a snapshot takes here: the CSI driver provisions a volume
+/// from the snapshot, which is not instant (CDI v1.66 shows the DataVolume
+/// `CloneFromSnapshotSourceInProgress` meanwhile), and the snapshot must exist until
+/// the volume is there. Twice the players' VolSync sync interval, so a replica that
+/// nobody holds is rotated away in the middle of a restore, as it would be by a
+/// schedule that fires during a slow one.
+const RESTORE_SECONDS: i64 = 4;
+
+/// Seconds a restore of `dv` still needs, if any.
+fn restoring(dv: &DynamicObject) -> Option<i64> {
+    let created = dv.metadata.creation_timestamp.as_ref()?.0;
+    let left = RESTORE_SECONDS - Timestamp::now().duration_since(created).as_secs();
+    (left > 0).then_some(left)
+}
+
 /// The claim CDI makes for a DataVolume: same name, owned by the DataVolume (so the
 /// garbage collector deletes it with the DataVolume), the DataVolume's storage spec.
 fn claim_for(dv: &DynamicObject) -> PersistentVolumeClaim {
@@ -185,6 +200,14 @@ async fn populate(c: &Cluster, dv: &DynamicObject, tick: u64) {
             if phase != Some("SnapshotForSmartCloneInProgress") {
                 set_dv_status(c, dv, serde_json::json!({"phase": "SnapshotForSmartCloneInProgress", "progress": "N/A",
                     "conditions": [cond("Bound", false, "Pending", &why), cond("Ready", false, "Pending", &why), cond("Running", false, "Pending", &why)]})).await;
+            }
+            return;
+        }
+        if let Some(wait) = restoring(dv) {
+            if phase != Some("CloneFromSnapshotSourceInProgress") {
+                let why = format!("provisioning the volume from VolumeSnapshot {sns}/{name} ({wait} s left)");
+                set_dv_status(c, dv, serde_json::json!({"phase": "CloneFromSnapshotSourceInProgress", "progress": "N/A",
+                    "conditions": [cond("Bound", false, "Pending", &why), cond("Ready", false, "Pending", &why), cond("Running", true, "Pending", &why)]})).await;
             }
             return;
         }
