@@ -60,8 +60,14 @@ say "Installing the chart (CRDs, RBAC, department roles, admission policies)"
   --set replicas=0 --wait=false >/dev/null
 "$BIN/helm" list -n pdc-system >&2
 
-say "Starting the operator (logs: $RUN/operator.log)"
-POD_NAMESPACE=pdc-system POD_NAME=pdc-demo PDC_METRICS_ADDR=127.0.0.1:0 PDC_LOG_FORMAT=json \
+say "Starting the operator as its service account pdc-system/pdc-operator, under the chart's RBAC (logs: $RUN/operator.log)"
+# Its own identity, not yours: the chart's admission policies let only the operator's
+# service account write the keys that make a namespace a department's.
+for _ in $(seq 1 50); do
+  "$T/pdc-controlplane" token-kubeconfig pdc-system pdc-operator "$RUN/operator.kubeconfig" 2>/dev/null && break; sleep 0.2
+done
+[ -f "$RUN/operator.kubeconfig" ] || "$T/pdc-controlplane" token-kubeconfig pdc-system pdc-operator "$RUN/operator.kubeconfig"
+KUBECONFIG="$RUN/operator.kubeconfig" POD_NAMESPACE=pdc-system POD_NAME=pdc-demo PDC_METRICS_ADDR=127.0.0.1:0 PDC_LOG_FORMAT=json \
   "$T/pdc-operator" >"$RUN/operator.log" 2>&1 &
 PIDS+=($!)
 

@@ -11,6 +11,12 @@
 //!
 //! applies manifests server-side to the cluster of $KUBECONFIG (CRDs first, waiting
 //! until they are Established), for scripts that should not need kubectl.
+//!
+//!     pdc-controlplane token-kubeconfig NAMESPACE SERVICEACCOUNT OUT
+//!
+//! writes to OUT a kubeconfig for the cluster of $KUBECONFIG that acts as the service
+//! account, with a token from the TokenRequest API (24 h), so the demo runs the
+//! operator under the chart's RBAC, as the tests do.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -18,8 +24,10 @@ use std::process::ExitCode;
 use pdc_tests::controlplane::ControlPlane;
 
 fn main() -> ExitCode {
-    if std::env::args().nth(1).as_deref() == Some("apply") {
-        return apply(std::env::args().skip(2).collect());
+    match std::env::args().nth(1).as_deref() {
+        Some("apply") => return apply(std::env::args().skip(2).collect()),
+        Some("token-kubeconfig") => return run(token_kubeconfig(std::env::args().skip(2).collect())),
+        _ => {}
     }
     let mut count = 1usize;
     let mut env_file: Option<PathBuf> = None;
@@ -89,6 +97,50 @@ fn wait_for_signal() {
             _ = term.recv() => {}
         }
     });
+}
+
+/// Run `work` on a runtime of its own and turn its error into a message and a failure.
+fn run(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode {
+    let result = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt.block_on(work),
+        Err(e) => Err(e.to_string()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("pdc-controlplane: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn token_kubeconfig(args: Vec<String>) -> Result<(), String> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    use kube::config::{AuthInfo, Context, Kubeconfig, NamedAuthInfo, NamedContext};
+    let [ns, sa, out] = args.as_slice() else {
+        return Err("usage: pdc-controlplane token-kubeconfig NAMESPACE SERVICEACCOUNT OUT".into());
+    };
+    let client = kube::Client::try_default().await.map_err(|e| format!("connecting: {e}"))?;
+    let req = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(86_400), ..Default::default() }), ..Default::default() };
+    let token = kube::Api::<ServiceAccount>::namespaced(client, ns)
+        .create_token_request(sa, &Default::default(), &req)
+        .await
+        .map_err(|e| format!("a token for {ns}/{sa}: {e}"))?
+        .status
+        .and_then(|s| s.token)
+        .ok_or_else(|| format!("the API server returned no token for {ns}/{sa}"))?;
+    let mut kc = Kubeconfig::read().map_err(|e| format!("reading the kubeconfig: {e}"))?;
+    let current = kc.current_context.clone().unwrap_or_default();
+    let cluster = kc.contexts.iter().find(|c| c.name == current).and_then(|c| c.context.as_ref()).map(|c| c.cluster.clone()).ok_or("the kubeconfig has no current context")?;
+    let user = format!("system:serviceaccount:{ns}:{sa}");
+    kc.auth_infos = vec![NamedAuthInfo { name: user.clone(), auth_info: Some(AuthInfo { token: Some(token.into()), ..Default::default() }), ..Default::default() }];
+    kc.contexts = vec![NamedContext { name: user.clone(), context: Some(Context { cluster, user: Some(user.clone()), ..Default::default() }), ..Default::default() }];
+    kc.current_context = Some(user);
+    let yaml = serde_yaml::to_string(&kc).map_err(|e| e.to_string())?;
+    std::fs::write(out, yaml).map_err(|e| format!("writing {out}: {e}"))?;
+    eprintln!("wrote {out}: the cluster of the current context, as {ns}/{sa}");
+    Ok(())
 }
 
 fn apply(files: Vec<String>) -> ExitCode {
