@@ -134,6 +134,11 @@ pub struct Answer {
     pub rrsigs: Vec<u32>,
 }
 
+/// Now in UNIX seconds as DNSSEC's 32-bit times count them.
+fn now_u32() -> u32 {
+    u32::try_from(now_unix()).unwrap_or(u32::MAX)
+}
+
 fn now_unix() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
 }
@@ -540,15 +545,20 @@ async fn read_transfer(server: &Server, zone: &str, key: &Key, q: Message, mut r
     Ok(reader.out)
 }
 
+/// A zone transfer request (AXFR or IXFR) for `zone`.
+fn transfer_request(zone: &Name, kind: Wire) -> Message {
+    let mut q = Message::query();
+    q.metadata.recursion_desired = false;
+    q.add_query(Query::query(zone.clone(), kind));
+    q
+}
+
 /// Transfer `zone` (AXFR) to its closing SOA. A transfer that breaks off or does not
 /// close is an error, never a smaller zone.
 pub async fn transfer(server: &Server, zone: &str, key: &Key) -> Result<Transfer> {
     let zone_name = name(zone)?;
-    let mut q = Message::query();
-    q.metadata.recursion_desired = false;
-    q.add_query(Query::query(zone_name.clone(), Wire::AXFR));
-    let now = u32::try_from(now_unix()).unwrap_or(u32::MAX);
-    read_transfer(server, zone, key, q, TransferReader::axfr(zone_name, now)).await
+    let q = transfer_request(&zone_name, Wire::AXFR);
+    read_transfer(server, zone, key, q, TransferReader::axfr(zone_name, now_u32())).await
 }
 
 /// Bring `from` up to the zone's current version with an incremental transfer (IXFR,
@@ -556,14 +566,11 @@ pub async fn transfer(server: &Server, zone: &str, key: &Key) -> Result<Transfer
 /// zone when it no longer holds them. Either way the result is the whole zone.
 pub async fn incremental(server: &Server, zone: &str, key: &Key, from: Transfer) -> Result<Transfer> {
     let zone_name = name(zone)?;
-    let mut q = Message::query();
-    q.metadata.recursion_desired = false;
-    q.add_query(Query::query(zone_name.clone(), Wire::IXFR));
+    let mut q = transfer_request(&zone_name, Wire::IXFR);
     // The version the client holds travels as an SOA in the authority section.
     let root = Name::root();
     q.add_authority(Record::from_rdata(zone_name.clone(), 0, RData::SOA(SOA::new(root.clone(), root, from.serial, 0, 0, 0, 0))));
-    let now = u32::try_from(now_unix()).unwrap_or(u32::MAX);
-    read_transfer(server, zone, key, q, TransferReader::ixfr(zone_name, from, now)).await
+    read_transfer(server, zone, key, q, TransferReader::ixfr(zone_name, from, now_u32())).await
 }
 
 /// Ask `server` for `qname` `qtype` (e.g. `A`, `SOA`), with the DNSSEC OK bit when
@@ -616,7 +623,7 @@ pub async fn soa(server: &Server, zone: &str) -> Result<(u32, bool)> {
         .find(|r| r.rtype == "SOA")
         .and_then(|r| r.value.split_whitespace().nth(2).and_then(|s| s.parse().ok()))
         .ok_or_else(|| DnsIoError::Protocol { addr, what: format!("the SOA query for {zone}"), detail: "no SOA in the answer".into() })?;
-    let now = u32::try_from(now_unix()).unwrap_or(u32::MAX);
+    let now = now_u32();
     Ok((serial, ans.rrsigs.iter().any(|exp| *exp > now)))
 }
 

@@ -22,7 +22,6 @@ use tracing::info;
 
 use super::{has_finalizer, subdomain_of, zone_for};
 use crate::context::Context;
-use crate::department::spec_or_lifecycle;
 use crate::error::{Error, Result};
 
 const CONTROLLER: &str = "dnsrecord";
@@ -60,24 +59,17 @@ pub fn check(rec: &DnsRecord, namespaces: &Store<Namespace>, zones: &Store<DnsZo
 /// the changes of that cache that the zone writers need to see (spec, finalizers,
 /// deletion). One watch feeds both: the writers plan from the controller's store.
 pub fn controller(client: Client, concurrency: u16) -> (Controller<DnsRecord>, impl futures::Stream<Item = std::result::Result<DnsRecord, watcher::Error>> + Send + 'static) {
-    let (reader, writer) = kube::runtime::reflector::store();
+    let (reader, changes) = crate::cache::watch::<DnsRecord>(client);
     // The writers only need to know that something changed: when their queue is full,
     // a wake-up already waits there, and it will find this change in the store.
     let (mut tx, rx) = futures::channel::mpsc::channel::<DnsRecord>(WRITER_WAKEUPS);
-    let stream = watcher(Api::<DnsRecord>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(|r| r.metadata.managed_fields = None)
-        .reflect(writer)
-        .touched_objects()
-        .predicate_filter(spec_or_lifecycle, Default::default())
-        .inspect(move |r| {
-            if let Ok(r) = r {
-                let _ = tx.try_send(r.clone());
-            }
-        });
+    let stream = changes.inspect(move |r| {
+        if let Ok(r) = r {
+            let _ = tx.try_send(r.clone());
+        }
+    });
     let config = kube::runtime::controller::Config::default().concurrency(concurrency);
-    let changes = rx.map(Ok);
-    (Controller::for_stream(stream, reader).with_config(config), changes)
+    (Controller::for_stream(stream, reader).with_config(config), rx.map(Ok))
 }
 
 /// Record changes waiting for the zone writers at most.

@@ -496,6 +496,11 @@ async fn report_synced(z: &DnsZone, ctx: &WriterContext, zone: &str, server: &Se
     .await
 }
 
+/// The `Programmed=True` message of a record programmed as `key` on `server`.
+fn programmed_message(key: &(String, RecordType), server: &str) -> String {
+    format!("{} {} answers from {server}", key.0, key.1.as_str())
+}
+
 /// Whether `rec`'s status already says it is programmed as `key` on `server`, as
 /// [`report_members`] would write it.
 fn reported(rec: &DnsRecord, key: &(String, RecordType), server: &str) -> bool {
@@ -504,12 +509,8 @@ fn reported(rec: &DnsRecord, key: &(String, RecordType), server: &str) -> bool {
         && st.programmed_type == DnsRecordType::from_core(key.1)
         && st.last_change_time.is_some()
         && st.observed_generation == rec.metadata.generation
-        && conditions::find(&st.conditions, PROGRAMMED).is_some_and(|c| {
-            c.status == "True"
-                && c.reason == "Programmed"
-                && c.observed_generation == rec.metadata.generation
-                && c.message.strip_prefix(key.0.as_str()).and_then(|m| m.strip_prefix(' ')).and_then(|m| m.strip_prefix(key.1.as_str())).is_some_and(|m| m.strip_prefix(" answers from ") == Some(server))
-        })
+        && is_programmed(rec)
+        && conditions::find(&st.conditions, PROGRAMMED).is_some_and(|c| c.reason == "Programmed" && c.message == programmed_message(key, server))
 }
 
 fn is_programmed(rec: &DnsRecord) -> bool {
@@ -563,7 +564,7 @@ async fn report_members(
                     Ok::<_, Error>(first.then_some((rec.clone(), msg)))
                 }
                 None => {
-                    let msg = format!("{} {} answers from {server}", key.0, key.1.as_str());
+                    let msg = programmed_message(key, &server);
                     set_condition(&client, rec, Cond::new(PROGRAMMED, true, "Programmed", msg), |s| {
                         s.fqdn = Some(key.0.clone());
                         s.programmed_type = DnsRecordType::from_core(key.1);

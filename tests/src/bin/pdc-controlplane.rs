@@ -25,7 +25,7 @@ use pdc_tests::controlplane::ControlPlane;
 
 fn main() -> ExitCode {
     match std::env::args().nth(1).as_deref() {
-        Some("apply") => return apply(std::env::args().skip(2).collect()),
+        Some("apply") => return run(apply(std::env::args().skip(2).collect())),
         Some("token-kubeconfig") => return run(token_kubeconfig(std::env::args().skip(2).collect())),
         _ => {}
     }
@@ -138,33 +138,27 @@ async fn token_kubeconfig(args: Vec<String>) -> Result<(), String> {
     kc.contexts = vec![NamedContext { name: user.clone(), context: Some(Context { cluster, user: Some(user.clone()), ..Default::default() }), ..Default::default() }];
     kc.current_context = Some(user);
     let yaml = serde_yaml::to_string(&kc).map_err(|e| e.to_string())?;
-    std::fs::write(out, yaml).map_err(|e| format!("writing {out}: {e}"))?;
+    // It holds a token: readable by its owner only.
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(out)
+        .and_then(|mut f| f.write_all(yaml.as_bytes()))
+        .map_err(|e| format!("writing {out}: {e}"))?;
     eprintln!("wrote {out}: the cluster of the current context, as {ns}/{sa}");
     Ok(())
 }
 
-fn apply(files: Vec<String>) -> ExitCode {
-    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
-        Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("pdc-controlplane apply: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let result: Result<(), String> = rt.block_on(async {
-        let client = kube::Client::try_default().await.map_err(|e| format!("connecting: {e}"))?;
-        for f in &files {
-            let text = std::fs::read_to_string(f).map_err(|e| format!("reading {f}: {e}"))?;
-            pdc_tests::cluster::apply_yaml(&client, &text, None).await.map_err(|e| format!("{f}: {e}"))?;
-            eprintln!("applied {f}");
-        }
-        Ok(())
-    });
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("pdc-controlplane apply: {e}");
-            ExitCode::FAILURE
-        }
+async fn apply(files: Vec<String>) -> Result<(), String> {
+    let client = kube::Client::try_default().await.map_err(|e| format!("connecting: {e}"))?;
+    for f in &files {
+        let text = std::fs::read_to_string(f).map_err(|e| format!("reading {f}: {e}"))?;
+        pdc_tests::cluster::apply_yaml(&client, &text, None).await.map_err(|e| format!("{f}: {e}"))?;
+        eprintln!("applied {f}");
     }
+    Ok(())
 }
