@@ -103,6 +103,9 @@ for _ in $(seq 1 60); do
 done
 pdcctl ip find "$(pdcctl ip export -o json | python3 -c 'import json,sys; print(next(r["value"] for r in json.load(sys.stdin) if r["kind"]=="address" and r["claim"]=="so-y-te/cong-thong-tin" and ":" not in r["value"]))')"
 
+say "pdcctl zone rules (the zone reachability matrix: NetworkPolicies for pods, MultiNetworkPolicies for VM NICs, and -o nftables for the zone firewalls)"
+pdcctl zone rules
+
 say "Starting the province's DNS server (Knot DNS on 127.0.0.1: DNSSEC signing, updates only with TSIG) and registering its zones"
 "$T/pdc-dns-server" --env-file "$RUN/dns.env" daklak.gov.vn 15.10.in-addr.arpa 0.0.5.1.8.b.d.0.1.0.0.2.ip6.arpa \
   >"$RUN/dns.log" 2>&1 &

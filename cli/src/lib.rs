@@ -9,6 +9,7 @@ mod output;
 mod slug;
 mod vm;
 mod volume;
+mod zone;
 
 use std::process::ExitCode;
 
@@ -54,6 +55,9 @@ enum Command {
     /// Tenant volumes: create, list, expand, snapshot.
     #[command(subcommand)]
     Volume(volume::Cmd),
+    /// Network zones: the reachability matrix for the zone firewalls (rules).
+    #[command(subcommand)]
+    Zone(zone::Cmd),
     /// Suggest slugs (namespace names, subdomain labels) for Vietnamese unit names.
     Slug(slug::Args),
 }
@@ -103,6 +107,7 @@ pub fn main() -> ExitCode {
             Command::Vm(cmd) => vm::run(&cli, cmd).await,
             Command::Volume(cmd) => volume::run(&cli, cmd).await,
             Command::Dr(cmd) => dr::run(&cli, cmd).await,
+            Command::Zone(cmd) => zone::run(&cli, cmd).await,
             Command::Slug(args) => slug::run(&cli, args),
         }
     });

@@ -10,8 +10,10 @@ pub enum Format {
     Table,
     Json,
     Yaml,
-    /// Comma-separated values (`pdcctl ip export` only).
+    /// Comma-separated values (`pdcctl ip export`, `pdcctl zone rules`).
     Csv,
+    /// An nftables ruleset (`pdcctl zone rules` only).
+    Nftables,
 }
 
 /// Print a line to stdout. A closed pipe (`pdcctl ... | head`) ends the process
@@ -46,7 +48,9 @@ pub fn print_data<T: Serialize>(format: Format, value: &T) -> Result<(), CliErro
     match format {
         Format::Json => out(serde_json::to_string_pretty(value).map_err(|e| CliError::Format(e.to_string()))?),
         Format::Yaml | Format::Table => out(serde_yaml::to_string(value).map_err(|e| CliError::Format(e.to_string()))?.trim_end()),
-        Format::Csv => return Err(CliError::Usage("-o csv is offered by `pdcctl ip export`; use -o json or -o yaml here".into())),
+        Format::Csv | Format::Nftables => {
+            return Err(CliError::Usage("-o csv is offered by `pdcctl ip export` and `pdcctl zone rules`, -o nftables by the latter; use -o json or -o yaml here".into()));
+        }
     }
     Ok(())
 }

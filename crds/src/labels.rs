@@ -11,6 +11,12 @@ pub const DEPARTMENT: &str = "pdc.io/department";
 pub const CODE: &str = "pdc.io/code";
 /// The Department's subdomain (`soyte.daklak.gov.vn`).
 pub const SUBDOMAIN: &str = "pdc.io/subdomain";
+/// On a department namespace: the zones the Department may use, comma-separated
+/// (`app,dmz`), for the admission policies that check its requests.
+pub const ZONES: &str = "pdc.io/zones";
+/// On a department namespace: its subnets as `zone=cidr`, comma-separated, both
+/// families, every site (`app=10.15.3.0/24,app=2001:db8:1500:3::/64`).
+pub const SUBNETS: &str = "pdc.io/subnets";
 /// The Department's kind (department, commune, ward, agency).
 pub const KIND: &str = "pdc.io/kind";
 /// Finalizer that keeps a Department until its namespace holds no pdc resources.
@@ -18,6 +24,11 @@ pub const DEPARTMENT_FINALIZER: &str = "pdc.io/department-cleanup";
 /// ClusterRoles bound in every department namespace (shipped in the chart).
 pub const ADMIN_CLUSTERROLE: &str = "pdc-department-admin";
 pub const VIEWER_CLUSTERROLE: &str = "pdc-department-viewer";
+/// The operator's rights inside a department namespace (shipped in the chart, bound
+/// by the operator in each department namespace it makes, nowhere else).
+pub const OPERATOR_NAMESPACED_CLUSTERROLE: &str = "pdc-operator-namespaced";
+/// The other DR site's rights inside a department namespace (likewise).
+pub const DR_PEER_NAMESPACED_CLUSTERROLE: &str = "pdc-dr-peer-namespaced";
 /// The NetworkZone an allocation or attachment belongs to.
 pub const ZONE: &str = "pdc.io/zone";
 /// The Site an allocation belongs to.

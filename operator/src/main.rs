@@ -23,9 +23,22 @@ struct Args {
     /// Address for /metrics, /healthz and /readyz.
     #[arg(long, env = "PDC_METRICS_ADDR", default_value = "0.0.0.0:8080")]
     metrics_addr: String,
+    /// Whether /metrics asks for a bearer token allowed `get` on /metrics (checked with
+    /// TokenReview and SubjectAccessReview). /healthz and /readyz stay open.
+    #[arg(long, env = "PDC_METRICS_AUTH", default_value_t = true, action = clap::ArgAction::Set)]
+    metrics_auth: bool,
     /// Namespace of the leader Lease (the operator's own namespace).
     #[arg(long, env = "POD_NAMESPACE", default_value = "pdc-system")]
     namespace: String,
+    /// The operator's ServiceAccount (in `namespace`): bound to ClusterRole
+    /// pdc-operator-namespaced in each department namespace it makes.
+    #[arg(long, env = "PDC_SERVICE_ACCOUNT", default_value = "pdc-operator")]
+    service_account: String,
+    /// The ServiceAccount (in `namespace`) whose token the other DR site's operator
+    /// uses here: bound to ClusterRole pdc-dr-peer-namespaced in each department
+    /// namespace. Empty: none.
+    #[arg(long, env = "PDC_DR_PEER_SERVICE_ACCOUNT", default_value = "pdc-dr-peer")]
+    dr_peer_service_account: String,
     /// This replica's identity in the Lease (the pod name).
     #[arg(long, env = "POD_NAME")]
     identity: Option<String>,
@@ -133,7 +146,8 @@ async fn run(args: Args) -> Result<(), String> {
         .await
         .map_err(|e| format!("binding the metrics address {} failed: {e}", args.metrics_addr))?;
     info!(addr = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(), "serving /metrics, /healthz, /readyz");
-    let server = tokio::spawn(metrics::serve(listener, metrics.clone()));
+    let guard = args.metrics_auth.then(|| Arc::new(metrics::MetricsGuard::new(client.clone())));
+    let server = tokio::spawn(metrics::serve(listener, metrics.clone(), guard));
 
     let mut elector = LeaderElector::new(
         client.clone(),
@@ -220,6 +234,11 @@ where
 
 async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
     let concurrency = args.concurrency;
+    let bound = department::build::Bound {
+        namespace: args.namespace.clone(),
+        operator: args.service_account.clone(),
+        dr_peer: Some(args.dr_peer_service_account.clone()).filter(|s| !s.is_empty()),
+    };
     let provinces = Controller::new(Api::<Province>::all(client.clone()), watcher::Config::default());
     let departments = department::controller(client.clone(), concurrency);
     let zones = ipam::zone::controller(client.clone());
@@ -299,7 +318,7 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
                 && wait_zones.wait_until_ready().await.is_ok()
                 && wait_sites.wait_until_ready().await.is_ok()
             {
-                department::run(ctx, province_store, ipam, zone_store, site_store, departments).await;
+                department::run(ctx, province_store, ipam, zone_store, site_store, bound, departments).await;
             }
         }
     );

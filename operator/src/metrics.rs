@@ -215,23 +215,122 @@ impl ReconcileTimer<'_> {
     }
 }
 
-async fn metrics(State(m): State<Arc<Metrics>>) -> impl IntoResponse {
-    match m.encode() {
+/// Who may read `/metrics`: a bearer token the API server authenticates
+/// (TokenReview) for a user it allows `get` on the non-resource URL `/metrics`
+/// (SubjectAccessReview), as the API server and kubelet guard their own. Answers are
+/// kept for a minute (ten seconds when refused), so a scrape every 30 s costs the API
+/// server about one review pair per scraper per minute.
+pub struct MetricsGuard {
+    client: kube::Client,
+    seen: std::sync::Mutex<std::collections::HashMap<String, (Instant, Verdict)>>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Verdict {
+    Allowed,
+    Unauthenticated,
+    Forbidden(String),
+}
+
+impl MetricsGuard {
+    pub fn new(client: kube::Client) -> Self {
+        Self { client, seen: Default::default() }
+    }
+
+    async fn check(&self, authorization: Option<&str>) -> Verdict {
+        let Some(token) = authorization.and_then(|h| h.strip_prefix("Bearer ")).map(str::trim).filter(|t| !t.is_empty()) else {
+            return Verdict::Unauthenticated;
+        };
+        if let Ok(seen) = self.seen.lock()
+            && let Some((at, v)) = seen.get(token)
+            && at.elapsed() < if *v == Verdict::Allowed { std::time::Duration::from_secs(60) } else { std::time::Duration::from_secs(10) }
+        {
+            return v.clone();
+        }
+        let v = self.review(token).await;
+        if let Ok(mut seen) = self.seen.lock() {
+            if seen.len() >= 256 {
+                seen.clear();
+            }
+            seen.insert(token.to_string(), (Instant::now(), v.clone()));
+        }
+        v
+    }
+
+    async fn review(&self, token: &str) -> Verdict {
+        use k8s_openapi::api::authentication::v1::{TokenReview, TokenReviewSpec};
+        use k8s_openapi::api::authorization::v1::{NonResourceAttributes, SubjectAccessReview, SubjectAccessReviewSpec};
+        let review = TokenReview { spec: TokenReviewSpec { token: token.to_string(), audiences: None }, ..Default::default() };
+        let user = match kube::Api::<TokenReview>::all(self.client.clone()).create(&Default::default(), &review).await {
+            Ok(r) => match r.status.filter(|s| s.authenticated == Some(true)).and_then(|s| s.user) {
+                Some(u) => u,
+                None => return Verdict::Unauthenticated,
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "a TokenReview for /metrics failed");
+                return Verdict::Unauthenticated;
+            }
+        };
+        let name = user.username.clone().unwrap_or_default();
+        let sar = SubjectAccessReview {
+            spec: SubjectAccessReviewSpec {
+                user: user.username,
+                groups: user.groups,
+                uid: user.uid,
+                extra: user.extra,
+                non_resource_attributes: Some(NonResourceAttributes { path: Some("/metrics".into()), verb: Some("get".into()) }),
+                ..Default::default()
+            },
+            ..Default::default()
+        };
+        match kube::Api::<SubjectAccessReview>::all(self.client.clone()).create(&Default::default(), &sar).await {
+            Ok(r) if r.status.as_ref().is_some_and(|s| s.allowed) => Verdict::Allowed,
+            Ok(_) => Verdict::Forbidden(name),
+            Err(e) => {
+                tracing::warn!(error = %e, "a SubjectAccessReview for /metrics failed");
+                Verdict::Forbidden(name)
+            }
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Served {
+    metrics: Arc<Metrics>,
+    guard: Option<Arc<MetricsGuard>>,
+}
+
+async fn metrics(State(s): State<Served>, headers: axum::http::HeaderMap) -> axum::response::Response {
+    if let Some(g) = &s.guard {
+        let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        match g.check(auth).await {
+            Verdict::Allowed => {}
+            Verdict::Unauthenticated => {
+                return (StatusCode::UNAUTHORIZED, [(header::WWW_AUTHENTICATE, "Bearer")], "a bearer token the API server accepts is needed\n")
+                    .into_response();
+            }
+            Verdict::Forbidden(user) => {
+                return (StatusCode::FORBIDDEN, format!("{user} may not get /metrics (bind ClusterRole pdc-metrics-reader)\n")).into_response();
+            }
+        }
+    }
+    match s.metrics.encode() {
         Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, TextEncoder::new().format_type().to_string())], body).into_response(),
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR.into_response(),
     }
 }
 
-async fn readyz(State(m): State<Arc<Metrics>>) -> StatusCode {
-    if m.ready.load(Ordering::Relaxed) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
+async fn readyz(State(s): State<Served>) -> StatusCode {
+    if s.metrics.ready.load(Ordering::Relaxed) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
 }
 
-/// Serve `/metrics`, `/healthz` and `/readyz` on `listener` until the process ends.
-pub async fn serve(listener: tokio::net::TcpListener, m: Arc<Metrics>) -> std::io::Result<()> {
+/// Serve `/metrics` (behind `guard` when given), `/healthz` and `/readyz` (open, for
+/// the kubelet's probes) on `listener` until the process ends.
+pub async fn serve(listener: tokio::net::TcpListener, m: Arc<Metrics>, guard: Option<Arc<MetricsGuard>>) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
-        .with_state(m);
+        .with_state(Served { metrics: m, guard });
     axum::serve(listener, app).await
 }

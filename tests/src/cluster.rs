@@ -26,6 +26,9 @@ pub const SYSTEM_NAMESPACE: &str = "pdc-system";
 /// The operator's identity: its ServiceAccount's user name, so tests run it with
 /// exactly the chart's RBAC.
 pub const OPERATOR_USER: &str = "system:serviceaccount:pdc-system:pdc-operator";
+/// The identity the other DR site's operator has here (the chart's pdc-dr-peer
+/// ServiceAccount).
+pub const DR_PEER_USER: &str = "system:serviceaccount:pdc-system:pdc-dr-peer";
 
 /// A control plane shared by the tests of one binary.
 #[derive(Debug, Clone)]
@@ -42,6 +45,13 @@ pub struct TestEnv {
 }
 
 impl TestEnv {
+    /// GET `path` from the operator's metrics server with the scraper's token.
+    pub fn metrics_get(&self, path: &str) -> Result<(u16, String), HarnessError> {
+        let port = self.operator_metrics_port.ok_or_else(|| HarnessError::Other("this environment runs no operator".into()))?;
+        let token = std::fs::read_to_string(self.dir.join(crate::operator::METRICS_TOKEN_FILE)).ok();
+        crate::operator::http_get_with(port, path, token.as_deref())
+    }
+
     pub async fn client(&self) -> Result<Client, HarnessError> {
         client_for(&self.kubeconfig).await
     }
@@ -147,9 +157,13 @@ fn start_env(with_operator: bool) -> Result<Kept, HarnessError> {
 async fn prepare(plane: &ControlPlane) -> Result<(), HarnessError> {
     let client = client_for(&plane.kubeconfig()).await?;
     install_chart(&client).await?;
+    metrics_scraper(&client, &plane.dir).await?;
     let nad = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/network-attachment-definitions.yaml"))
         .map_err(|e| HarnessError::Io("reading the NetworkAttachmentDefinition CRD".into(), e))?;
     apply_yaml(&client, &nad, None).await?;
+    let mnp = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/multi-networkpolicies.yaml"))
+        .map_err(|e| HarnessError::Io("reading the MultiNetworkPolicy CRD".into(), e))?;
+    apply_yaml(&client, &mnp, None).await?;
     let kv = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/crds/kubevirt-cdi-snapshot.yaml"))
         .map_err(|e| HarnessError::Io("reading the KubeVirt, CDI and snapshot CRDs".into(), e))?;
     apply_yaml(&client, &kv, None).await?;
@@ -215,6 +229,30 @@ pub async fn install_chart(client: &Client) -> Result<(), HarnessError> {
     wait_policies_enforced(client).await
 }
 
+/// A scraper's identity, as a Prometheus has: ServiceAccount pdc-system/metrics-scraper
+/// bound to the chart's ClusterRole pdc-metrics-reader, its token (TokenRequest, 24 h)
+/// written to `dir`/[`crate::operator::METRICS_TOKEN_FILE`].
+pub async fn metrics_scraper(client: &Client, dir: &Path) -> Result<(), HarnessError> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let objects = format!(
+        "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: metrics-scraper, namespace: {SYSTEM_NAMESPACE}}}\n---\n\
+         apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: pdc-tests-metrics-scraper}}\n\
+         roleRef: {{apiGroup: rbac.authorization.k8s.io, kind: ClusterRole, name: pdc-metrics-reader}}\n\
+         subjects: [{{kind: ServiceAccount, name: metrics-scraper, namespace: {SYSTEM_NAMESPACE}}}]\n"
+    );
+    apply_yaml(client, &objects, None).await?;
+    let req = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(86_400), ..Default::default() }), ..Default::default() };
+    let token = Api::<ServiceAccount>::namespaced(client.clone(), SYSTEM_NAMESPACE)
+        .create_token_request("metrics-scraper", &Default::default(), &req)
+        .await?
+        .status
+        .and_then(|s| s.token)
+        .ok_or_else(|| HarnessError::Other("the API server returned no token for metrics-scraper".into()))?;
+    let path = dir.join(crate::operator::METRICS_TOKEN_FILE);
+    std::fs::write(&path, token).map_err(|e| HarnessError::Io(format!("writing {}", path.display()), e))
+}
+
 /// Apply the sample Province (deploy/samples/province.yaml) and wait until the
 /// admission policy that takes it as its parameter sees it: until then the API server
 /// refuses every Department ("no params found").
@@ -256,13 +294,20 @@ async fn wait_policies_enforced(client: &Client) -> Result<(), HarnessError> {
         "spec": {"name": "probe", "type": "A", "values": ["192.0.2.1"]}
     }))
     .map_err(|e| HarnessError::Other(e.to_string()))?;
+    let vm: pdc_api::TenantVM = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": "policy-probe"},
+        "spec": {"size": "m1.small", "image": {"url": "https://images.daklak.gov.vn/u.qcow2"}, "rootDisk": {"size": "20Gi", "tier": "ssd"}, "nics": [{"zone": "app"}], "hostname": "probe"}
+    }))
+    .map_err(|e| HarnessError::Other(e.to_string()))?;
     let depts: Api<pdc_api::Department> = Api::all(client.clone());
     let recs: Api<pdc_api::DnsRecord> = Api::namespaced(client.clone(), "default");
+    let vms: Api<pdc_api::TenantVM> = Api::namespaced(client.clone(), "default");
     let start = Instant::now();
     loop {
         let d = depts.create(&dry, &dept).await.is_err();
         let r = recs.create(&dry, &rec).await.is_err();
-        if d && r {
+        let v = vms.create(&dry, &vm).await.is_err();
+        if d && r && v {
             return Ok(());
         }
         if start.elapsed() > Duration::from_secs(60) {

@@ -56,8 +56,14 @@ pub struct OperatorProcess {
     pub identity: String,
     pub metrics_port: u16,
     pub log: PathBuf,
+    /// The bearer token /metrics asks for ([`METRICS_TOKEN_FILE`] in the plane's directory).
+    token_file: PathBuf,
     child: Option<Child>,
 }
+
+/// Name of the file, in a control plane's directory, that holds a token of the
+/// ServiceAccount the harness binds to ClusterRole pdc-metrics-reader.
+pub const METRICS_TOKEN_FILE: &str = "metrics-token";
 
 impl OperatorProcess {
     /// Start the operator against `kubeconfig`, logging JSON to `log_dir/<identity>.log`.
@@ -83,12 +89,14 @@ impl OperatorProcess {
                 .stderr(err),
         )
         .map_err(|e| HarnessError::Io("starting pdc-operator".into(), e))?;
-        Ok(Self { identity: opts.identity.clone(), metrics_port: port, log, child: Some(child) })
+        Ok(Self { identity: opts.identity.clone(), metrics_port: port, log, token_file: log_dir.join(METRICS_TOKEN_FILE), child: Some(child) })
     }
 
-    /// GET `path` from the operator's metrics server: `(status code, body)`.
+    /// GET `path` from the operator's metrics server, with the scraper's token:
+    /// `(status code, body)`.
     pub fn http_get(&self, path: &str) -> Result<(u16, String), HarnessError> {
-        http_get(self.metrics_port, path)
+        let token = std::fs::read_to_string(&self.token_file).ok();
+        http_get_with(self.metrics_port, path, token.as_deref())
     }
 
     /// The value of the sample `name{labels}` (exact text before the value) in /metrics, 0 when absent.
@@ -179,10 +187,16 @@ pub fn metric_value(body: &str, series: &str) -> f64 {
 
 /// A minimal HTTP/1.0 GET on loopback.
 pub fn http_get(port: u16, path: &str) -> Result<(u16, String), HarnessError> {
+    http_get_with(port, path, None)
+}
+
+/// A minimal HTTP/1.0 GET on loopback, with a bearer token when given.
+pub fn http_get_with(port: u16, path: &str, token: Option<&str>) -> Result<(u16, String), HarnessError> {
     let io = |e| HarnessError::Io(format!("GET 127.0.0.1:{port}{path}"), e);
     let mut s = TcpStream::connect(("127.0.0.1", port)).map_err(io)?;
     s.set_read_timeout(Some(Duration::from_secs(5))).map_err(io)?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").map_err(io)?;
+    let auth = token.map(|t| format!("Authorization: Bearer {}\r\n", t.trim())).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n{auth}\r\n").map_err(io)?;
     let mut buf = String::new();
     s.read_to_string(&mut buf).map_err(io)?;
     let code = buf.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);

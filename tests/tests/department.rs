@@ -264,6 +264,118 @@ async fn department_admin_is_confined_to_its_namespace() {
     assert!(e.contains("services.loadbalancers"), "{e}");
 }
 
+/// The operator holds its writes only inside department namespaces (bound there by
+/// itself), and its admission policy refuses the cluster-wide ones elsewhere; the
+/// other DR site's identity reads and writes only there too.
+#[tokio::test]
+async fn operator_and_dr_peer_rights_stop_at_department_namespaces() {
+    use k8s_openapi::api::core::v1::Secret;
+    let (env, client) = env().await;
+    let d = unique("so-tai-chinh");
+    let mut s = spec("Sở Tài chính", "H15.24");
+    s.admins.users = vec![format!("admin@{d}")];
+    create(&client, &d, s).await.unwrap();
+    wait_for(&Api::<Department>::all(client.clone()), &d, TIMEOUT, "Ready", is_ready).await.unwrap();
+    // Its own rights in the namespace: a binding of the namespaced role to its ServiceAccount.
+    let own = Api::<RoleBinding>::namespaced(client.clone(), &d).get("pdc-operator-namespaced").await.unwrap();
+    let who: Vec<String> = own.subjects.unwrap().iter().map(|s| format!("{}:{}/{}", s.kind, s.namespace.clone().unwrap_or_default(), s.name)).collect();
+    assert_eq!(who, ["ServiceAccount:pdc-system/pdc-operator"]);
+
+    let operator = pdc_tests::cluster::client_for(&env.operator_kubeconfig).await.unwrap();
+    let secret = |name: &str| Secret { metadata: ObjectMeta { name: Some(name.into()), ..Default::default() }, ..Default::default() };
+    // No Secret outside department namespaces (its TSIG keys in pdc-system are read by name only).
+    assert_forbidden(Api::<Secret>::namespaced(operator.clone(), "kube-system").get("bootstrap-token-abcdef").await.map(|_| ()));
+    assert_forbidden(Api::<Secret>::namespaced(operator.clone(), "default").create(&PostParams::default(), &secret("x")).await.map(|_| ()));
+    // Inside one, it may.
+    let dsec: Api<Secret> = Api::namespaced(operator.clone(), &d);
+    dsec.create(&PostParams::default(), &secret("operator-made")).await.unwrap();
+    dsec.delete("operator-made", &DeleteParams::default()).await.unwrap();
+    // It cannot bind itself elsewhere, though it may create RoleBindings cluster-wide.
+    let grab: RoleBinding = serde_json::from_value(serde_json::json!({
+        "metadata": {"name": "grab"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "pdc-operator-namespaced"},
+        "subjects": [{"kind": "ServiceAccount", "name": "pdc-operator", "namespace": "pdc-system"}]
+    }))
+    .unwrap();
+    let e = refused(Api::<RoleBinding>::namespaced(operator.clone(), "kube-system").create(&PostParams::default(), &grab).await);
+    assert!(e.contains("only in department namespaces") && e.contains("kube-system"), "{e}");
+    // Nor delete a namespace that is not a department's, nor make one a department's.
+    let plain = unique("ke-toan-rieng");
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.create(&PostParams::default(), &Namespace { metadata: ObjectMeta { name: Some(plain.clone()), ..Default::default() }, ..Default::default() }).await.unwrap();
+    let ops: Api<Namespace> = Api::all(operator.clone());
+    let e = refused(ops.delete(&plain, &DeleteParams::default()).await);
+    assert!(e.contains("deletes only department namespaces") && e.contains(&plain), "{e}");
+    let label = serde_json::json!({"metadata": {"labels": {"pdc.io/department": plain}}});
+    let e = refused(ops.patch(&plain, &PatchParams::default(), &Patch::Merge(&label)).await);
+    assert!(e.contains("not made by pdc"), "{e}");
+    assert!(namespaces.get(&plain).await.unwrap().metadata.deletion_timestamp.is_none());
+
+    // The DR peer: the department's namespace and the key Secrets in it, nothing else.
+    let peer = env.client_as(pdc_tests::cluster::DR_PEER_USER, &["system:serviceaccounts", "system:serviceaccounts:pdc-system"]).await.unwrap();
+    for ns in ["kube-system", "pdc-system", "default"] {
+        assert_forbidden(Api::<Secret>::namespaced(peer.clone(), ns).get("anything").await.map(|_| ()));
+    }
+    let psec: Api<Secret> = Api::namespaced(peer.clone(), &d);
+    psec.create(&PostParams::default(), &secret("volsync-rsync-tls-web")).await.unwrap();
+    psec.get("volsync-rsync-tls-web").await.unwrap();
+    assert_forbidden(psec.list(&Default::default()).await.map(|_| ()));
+    assert_forbidden(psec.delete("volsync-rsync-tls-web", &DeleteParams::default()).await.map(|_| ()));
+    Api::<Namespace>::all(peer.clone()).get(&d).await.unwrap();
+    assert_forbidden(Api::<Namespace>::all(peer.clone()).delete(&d, &DeleteParams::default()).await.map(|_| ()));
+    // A department admin reads its own Secrets, not another department's.
+    let other = unique("so-noi-vu");
+    create(&client, &other, spec("Sở Nội vụ", "H15.25")).await.unwrap();
+    wait_for(&Api::<Department>::all(client.clone()), &other, TIMEOUT, "Ready", is_ready).await.unwrap();
+    Api::<Secret>::namespaced(client.clone(), &other).create(&PostParams::default(), &secret("db-password")).await.unwrap();
+    let admin = env.client_as(&format!("admin@{d}"), &["tenants"]).await.unwrap();
+    Api::<Secret>::namespaced(admin.clone(), &d).get("volsync-rsync-tls-web").await.unwrap();
+    assert_forbidden(Api::<Secret>::namespaced(admin, &other).get("db-password").await.map(|_| ()));
+}
+
+/// A department admin's requests are checked against its Department when made: a
+/// VM in a zone the department may not use, another department's disk as an image,
+/// an address in another department's subnet — each refused at the API with a
+/// message, nothing stored.
+#[tokio::test]
+async fn a_department_admins_escapes_through_requests_are_refused_at_the_api() {
+    use pdc_api::{AddressClaim, TenantVM};
+    let (env, client) = env().await;
+    let (a, b) = (unique("so-giao-duc"), unique("so-van-hoa"));
+    pdc_tests::addressing::load_plan(&client, "app", 24, &[a.clone(), b.clone()]).await.unwrap();
+    let depts: Api<Department> = Api::all(client.clone());
+    depts.patch(&a, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"admins": {"users": [format!("admin@{a}")]}}}))).await.unwrap();
+    let rb: Api<RoleBinding> = Api::namespaced(client.clone(), &a);
+    wait_for(&rb, "pdc-department-admin", TIMEOUT, "the admin bound", |r| r.subjects.as_ref().is_some_and(|s| !s.is_empty())).await.unwrap();
+    let theirs = depts.get(&b).await.unwrap().status.unwrap().subnets[0].ipv4.clone().unwrap();
+    let mine = depts.get(&a).await.unwrap().status.unwrap().subnets[0].ipv4.clone().unwrap();
+    let host = |subnet: &str| format!("{}.90", subnet.rsplit_once('.').unwrap().0);
+    let admin = env.client_as(&format!("admin@{a}"), &["tenants"]).await.unwrap();
+    let vms: Api<TenantVM> = Api::namespaced(admin.clone(), &a);
+    let vm = |zone: &str, image: serde_json::Value| -> TenantVM {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": "cong-thong-tin"},
+            "spec": {"size": "m1.small", "image": image, "rootDisk": {"size": "20Gi", "tier": "ssd"}, "nics": [{"zone": zone}], "hostname": "cong-thong-tin"}
+        }))
+        .unwrap()
+    };
+    let url = serde_json::json!({"url": "https://images.daklak.gov.vn/ubuntu-24.04.qcow2"});
+    let e = refused(vms.create(&PostParams::default(), &vm("dmz", url.clone())).await);
+    assert!(e.contains(&format!("zone(s) dmz are not allowed for department {a} (its zones: app)")), "{e}");
+    let e = refused(vms.create(&PostParams::default(), &vm("app", serde_json::json!({"dataSource": format!("{b}/ho-so-du-lieu")}))).await);
+    assert!(e.contains(&format!("image.dataSource {b}/ho-so-du-lieu is in namespace {b}")), "{e}");
+    let dry = PostParams { dry_run: true, ..Default::default() };
+    vms.create(&dry, &vm("app", url)).await.unwrap();
+    let claims: Api<AddressClaim> = Api::namespaced(admin, &a);
+    let claim = |addr: &str| -> AddressClaim {
+        serde_json::from_value(serde_json::json!({"metadata": {"name": "db"}, "spec": {"zone": "app", "ipv4Address": addr}})).unwrap()
+    };
+    let e = refused(claims.create(&PostParams::default(), &claim(&host(&theirs))).await);
+    assert!(e.contains(&format!("{} is outside the subnets of department {a} in zone app ({mine}", host(&theirs))), "{e}");
+    claims.create(&dry, &claim(&host(&mine))).await.unwrap();
+    assert!(Api::<TenantVM>::namespaced(client.clone(), &a).list(&Default::default()).await.unwrap().items.is_empty());
+}
+
 /// The message of a request refused at admission (the chart's policies are enforced
 /// before the tests start: the harness waits for them).
 fn refused<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> String {
@@ -337,7 +449,25 @@ async fn operator_serves_metrics_health_and_readiness() {
     assert_eq!(code, 200);
     let (code, _) = pdc_tests::operator::http_get(port, "/readyz").unwrap();
     assert_eq!(code, 200);
+    // /metrics asks who is asking: no token, a token the API server does not know,
+    // an identity not allowed /metrics (the DR peer), then the scraper bound to
+    // pdc-metrics-reader.
     let (code, body) = pdc_tests::operator::http_get(port, "/metrics").unwrap();
+    assert_eq!(code, 401, "{body}");
+    let (code, _) = pdc_tests::operator::http_get_with(port, "/metrics", Some("not-a-token")).unwrap();
+    assert_eq!(code, 401);
+    let req = k8s_openapi::api::authentication::v1::TokenRequest::default();
+    let peer_token = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), "pdc-system")
+        .create_token_request("pdc-dr-peer", &Default::default(), &req)
+        .await
+        .unwrap()
+        .status
+        .and_then(|s| s.token)
+        .unwrap();
+    let (code, body) = pdc_tests::operator::http_get_with(port, "/metrics", Some(&peer_token)).unwrap();
+    assert_eq!(code, 403, "{body}");
+    assert!(body.contains("system:serviceaccount:pdc-system:pdc-dr-peer may not get /metrics"), "{body}");
+    let (code, body) = env.metrics_get("/metrics").unwrap();
     assert_eq!(code, 200);
     let ok = pdc_tests::operator::metric_value(&body, r#"pdc_reconcile_total{controller="department",result="success"}"#);
     assert!(ok >= 1.0, "{body}");

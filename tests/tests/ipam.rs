@@ -94,6 +94,14 @@ async fn failure(api: &Api<AddressClaim>, name: &str) -> (String, String) {
     (cond.reason, cond.message)
 }
 
+/// The message of a request refused by an admission policy.
+fn refused<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> String {
+    match r {
+        Err(kube::Error::Api(s)) if s.code == 403 => s.message,
+        other => panic!("expected a refusal at admission, got {other:?}"),
+    }
+}
+
 fn rejected<T: std::fmt::Debug>(r: Result<T, kube::Error>) -> String {
     match r {
         Err(kube::Error::Api(s)) => {
@@ -225,8 +233,8 @@ async fn a_department_gets_a_subnet_pair_per_zone_and_site_with_attachment_and_p
     let u = z.status.unwrap().usage.into_iter().find(|u| u.site == "daklak" && u.family == "IPv6").unwrap();
     assert_eq!(u.subnets_total, "65536");
     // And as metrics, lint-clean.
-    let port = pdc_tests::cluster::shared_env(true).unwrap().operator_metrics_port.unwrap();
-    let (_, body) = pdc_tests::operator::http_get(port, "/metrics").unwrap();
+    let env = pdc_tests::cluster::shared_env(true).unwrap();
+    let (_, body) = env.metrics_get("/metrics").unwrap();
     let series = format!(r#"pdc_ipam_subnets_allocated{{family="IPv4",site="daklak",zone="{zname}"}}"#);
     assert_eq!(pdc_tests::operator::metric_value(&body, &series), 2.0, "{body}");
     let series = format!(r#"pdc_ipam_subnets_capacity{{family="IPv6",site="daklak",zone="{zname}"}}"#);
@@ -272,16 +280,13 @@ async fn claims_get_paired_addresses_conflicts_are_explained_and_release_frees()
     let (reason, msg) = failure(&api, "db-2").await;
     assert_eq!(reason, "AddressTaken", "{msg}");
     assert!(msg.contains(&want), "{msg}");
-    // Outside the subnet, or reserved.
-    api.create(&PostParams::default(), &claim("far", &zname, serde_json::json!({"ipv4Address": "10.99.0.10"}))).await.unwrap();
-    let (reason, msg) = failure(&api, "far").await;
-    assert_eq!(reason, "InvalidAddress");
-    assert!(msg.contains("outside the subnet"), "{msg}");
-    // A zone the department may not use.
-    api.create(&PostParams::default(), &claim("elsewhere", &other, serde_json::json!({}))).await.unwrap();
-    let (reason, msg) = failure(&api, "elsewhere").await;
-    assert_eq!(reason, "ZoneNotAllowed");
-    assert!(msg.contains(&format!("may not use zone {other}")), "{msg}");
+    // Outside the department's subnet, or a zone it may not use: refused at the API
+    // (the namespace names its zones and subnets), and nothing is stored.
+    let e = refused(api.create(&PostParams::default(), &claim("far", &zname, serde_json::json!({"ipv4Address": "10.99.0.10"}))).await);
+    assert!(e.contains("10.99.0.10 is outside the subnets of department") && e.contains(&v4net.to_string()), "{e}");
+    let e = refused(api.create(&PostParams::default(), &claim("elsewhere", &other, serde_json::json!({}))).await);
+    assert!(e.contains(&format!("zone {other} is not allowed for department {dname}")) && e.contains(&format!("its zones: {zname}")), "{e}");
+    assert!(api.get_opt("far").await.unwrap().is_none() && api.get_opt("elsewhere").await.unwrap().is_none());
 
     // A /29 has 8 addresses: network, gateway, 2 reserved, broadcast → hosts 4, 5, 6.
     api.create(&PostParams::default(), &claim("web-2", &zname, serde_json::json!({}))).await.unwrap();
@@ -439,4 +444,104 @@ async fn a_department_admin_claims_addresses_but_cannot_forge_them() {
     assert!(forbidden(allocs.delete("10.15.0.4", &DeleteParams::default()).await.map(|_| ())));
     let subs: Api<SubnetAllocation> = Api::all(admin);
     assert!(forbidden(subs.list(&Default::default()).await.map(|_| ())));
+}
+
+/// Zone isolation on VM NICs: each department zone gets a MultiNetworkPolicy bound
+/// to the zone's attachment, whose peers are the matrix's prefixes; for every pair of
+/// zones it allows exactly what the zone rules say, and `pdcctl zone rules` prints
+/// the same matrix for the physical firewalls.
+#[tokio::test]
+async fn vm_nic_rules_follow_the_zone_matrix_and_pdcctl_agrees() {
+    let (env, client) = env().await;
+    let (dmz, app, data) = (unique("mdmz"), unique("mapp"), unique("mdata"));
+    let tcp = |p: u16| serde_json::json!({"protocol": "TCP", "port": p});
+    zone(&client, &dmz, 26, serde_json::json!({"internetFacing": true, "internetPorts": [tcp(443)], "reachability": [{"fromZones": [&app], "ports": [tcp(443)]}, {"fromZones": [&data], "ports": [tcp(22)]}]})).await;
+    zone(&client, &app, 26, serde_json::json!({"reachability": [{"fromZones": [&dmz], "ports": [{"protocol": "TCP", "port": 8080, "endPort": 8081}]}]})).await;
+    zone(&client, &data, 26, serde_json::json!({"resolvers": ["10.15.255.53"], "reachability": [{"fromZones": [&app], "ports": [tcp(5432)]}, {"fromZones": [&data]}]})).await;
+    let dname = unique("so-mnp");
+    let d = department(&client, &dname, &[&dmz, &app, &data]).await;
+    let zapi: Api<NetworkZone> = Api::all(client.clone());
+    let mut zones: Vec<NetworkZone> = Vec::new();
+    for z in [&dmz, &app, &data] {
+        zones.push(zapi.get(z).await.unwrap());
+    }
+    let prefixes = |z: &str| zones.iter().find(|x| x.name_any() == z).unwrap().prefixes();
+    let internet = vec!["0.0.0.0/0".to_string(), "::/0".to_string()];
+    // The table: who reaches whom, on which ports.
+    let allowed: Vec<(&str, &str, serde_json::Value)> = vec![
+        (&app, &dmz, serde_json::json!([tcp(443)])),
+        (&data, &dmz, serde_json::json!([tcp(22)])),
+        (&dmz, &app, serde_json::json!([{"protocol": "TCP", "port": 8080, "endPort": 8081}])),
+        (&app, &data, serde_json::json!([tcp(5432)])),
+        (&data, &data, serde_json::Value::Null),
+    ];
+    let mnps: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dname, &pdc_operator::ipam::attach::multi_policy_resource());
+    let mut policy = std::collections::BTreeMap::new();
+    for z in [&dmz, &app, &data] {
+        let name = format!("pdc-zone-{z}");
+        let p = wait_for(&mnps, &name, TIMEOUT, "MultiNetworkPolicy", |_| true).await.unwrap();
+        assert_eq!(p.annotations()["k8s.v1.cni.cncf.io/policy-for"], format!("{dname}/{name}"));
+        assert_eq!(p.data["spec"]["podSelector"], serde_json::json!({}));
+        assert_eq!(p.data["spec"]["policyTypes"], serde_json::json!(["Ingress", "Egress"]));
+        policy.insert(z.to_string(), p.data["spec"].clone());
+    }
+    let cidrs = |rule: &serde_json::Value, key: &str| -> Vec<String> {
+        rule[key].as_array().unwrap().iter().map(|p| p["ipBlock"]["cidr"].as_str().unwrap().to_string()).collect()
+    };
+    let find = |spec: &serde_json::Value, dir: &str, key: &str, want: &[String]| -> Option<serde_json::Value> {
+        spec[dir].as_array().unwrap().iter().find(|r| cidrs(r, key) == want).map(|r| r["ports"].clone())
+    };
+    for from in [&dmz, &app, &data] {
+        for to in [&dmz, &app, &data] {
+            let expected = allowed.iter().find(|(f, t, _)| f == from && t == to).map(|(_, _, p)| p.clone());
+            let into = find(&policy[to.as_str()], "ingress", "from", &prefixes(from));
+            let out_of = find(&policy[from.as_str()], "egress", "to", &prefixes(to));
+            assert_eq!(into, expected, "{from} -> {to}: ingress of {to}");
+            assert_eq!(out_of, expected, "{from} -> {to}: egress of {from}");
+        }
+    }
+    assert_eq!(find(&policy[dmz.as_str()], "ingress", "from", &internet), Some(serde_json::json!([tcp(443)])), "the Internet reaches the DMZ on its Internet ports only, not SSH");
+    assert_eq!(find(&policy[app.as_str()], "ingress", "from", &internet), None);
+    // The department's own subnets of a zone talk freely; the zone's resolvers answer on 53.
+    let status = d.status.unwrap();
+    let own: Vec<String> = status.subnets.iter().filter(|s| s.zone == app).flat_map(|s| [s.ipv4.clone(), s.ipv6.clone()]).flatten().collect();
+    assert_eq!(find(&policy[app.as_str()], "ingress", "from", &own), Some(serde_json::Value::Null));
+    assert_eq!(
+        find(&policy[data.as_str()], "egress", "to", &["10.15.255.53/32".to_string()]),
+        Some(serde_json::json!([{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]))
+    );
+    // Spoof checking on the zone's bridge.
+    let nad = Api::<DynamicObject>::namespaced_with(client.clone(), &dname, &pdc_operator::ipam::attach::nad_resource()).get(&format!("pdc-zone-{data}")).await.unwrap();
+    let cfg: serde_json::Value = serde_json::from_str(nad.data["spec"]["config"].as_str().unwrap()).unwrap();
+    assert_eq!(cfg["macspoofchk"], true);
+
+    // pdcctl zone rules: the same matrix.
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["zone", "rules", "-o", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let flows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let ours = [&dmz, &app, &data];
+    let mut got: Vec<(String, String)> = flows
+        .iter()
+        .filter(|f| ours.iter().any(|z| f["to"] == z.as_str()))
+        .map(|f| (f["from"].as_str().unwrap().to_string(), f["to"].as_str().unwrap().to_string()))
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, String)> = allowed.iter().map(|(f, t, _)| (f.to_string(), t.to_string())).chain([("internet".to_string(), dmz.clone())]).collect();
+    want.sort();
+    assert_eq!(got, want);
+    for f in flows.iter().filter(|f| ours.iter().any(|z| f["to"] == z.as_str()) && f["from"] != "internet") {
+        let (from, to) = (f["from"].as_str().unwrap(), f["to"].as_str().unwrap());
+        assert_eq!(f["fromPrefixes"], serde_json::json!(prefixes(from)));
+        let mnp_ports = find(&policy[to], "ingress", "from", &prefixes(from)).unwrap();
+        let cli_ports = f.get("ports").cloned().filter(|p| p.as_array().is_some_and(|a| !a.is_empty())).unwrap_or(serde_json::Value::Null);
+        assert_eq!(cli_ports, mnp_ports, "{from} -> {to}");
+    }
+    let (code, nft) = pdc_tests::pdcctl(&env.kubeconfig, &["zone", "rules", "-o", "nftables"]);
+    assert_eq!(code, 0, "{nft}");
+    let (a4, d4) = (&prefixes(&app)[0], &prefixes(&data)[0]);
+    assert!(nft.contains(&format!("ip saddr {{ {a4}, ")) && nft.contains("tcp dport 5432 accept"), "{nft}");
+    assert!(nft.contains(&format!("# {app} -> {data}")) && nft.contains(d4), "{nft}");
+    let (code, csv) = pdc_tests::pdcctl(&env.kubeconfig, &["zone", "rules", "-o", "csv"]);
+    assert_eq!(code, 0, "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with(&format!("{dmz},{app},")) && l.ends_with(",tcp,8080-8081")), "{csv}");
 }

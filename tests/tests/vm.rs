@@ -247,11 +247,10 @@ async fn fifty_vms_against_a_quota_of_ten() {
     assert_eq!(d.status.unwrap().quota_ledger.len(), 10);
 
     // Metrics: the department's quota use against its limit, per resource.
-    let port = env.operator_metrics_port.unwrap();
     let used = format!("pdc_quota_used{{department=\"{dept}\",resource=\"vms\"}}");
     let start = Instant::now();
     let body = loop {
-        let (_, body) = pdc_tests::operator::http_get(port, "/metrics").unwrap();
+        let (_, body) = env.metrics_get("/metrics").unwrap();
         if pdc_tests::operator::metric_value(&body, &used) == 10.0 {
             break body;
         }
@@ -283,6 +282,21 @@ async fn bad_requests_are_refused_with_a_reason() {
     v["spec"]["image"]["registry"] = "docker://quay.io/containerdisks/ubuntu:24.04".into();
     let e = api.create(&pp, &serde_json::from_value(v).unwrap()).await.unwrap_err().to_string();
     assert!(e.contains("exactly one of url, registry or dataSource"), "{e}");
+    // At the API, against the department (its namespace's zones) and the province (its
+    // image libraries): a zone not the department's; another department's disk image.
+    let e = api.create(&pp, &tenant_vm("dmz1", "m1.small", "dmz")).await.unwrap_err().to_string();
+    assert!(e.contains(&format!("zone(s) dmz are not allowed for department {dept} (its zones: app)")), "{e}");
+    let from = |source: &str| {
+        let mut v = serde_json::to_value(tenant_vm("golden", "m1.small", "app")).unwrap();
+        v["spec"]["image"] = serde_json::json!({"dataSource": source});
+        serde_json::from_value::<TenantVM>(v).unwrap()
+    };
+    let e = api.create(&pp, &from("so-tai-chinh/ke-toan-db")).await.unwrap_err().to_string();
+    assert!(e.contains("image.dataSource so-tai-chinh/ke-toan-db is in namespace so-tai-chinh") && e.contains("(pdc-images)"), "{e}");
+    let dry = PostParams { dry_run: true, ..Default::default() };
+    for ok in ["pdc-images/ubuntu-24.04", "ubuntu-24.04", &format!("{dept}/ubuntu-24.04")] {
+        api.create(&dry, &from(ok)).await.unwrap_or_else(|e| panic!("{ok}: {e}"));
+    }
 
     // An image CDI cannot import (the image server answers 404): CDI's importer keeps
     // failing and restarting; the VM says which disk and why.
@@ -298,13 +312,12 @@ async fn bad_requests_are_refused_with_a_reason() {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
-    // By the operator: an unknown size, a tier the province lacks, a zone not the department's.
+    // By the operator: an unknown size, a tier the province lacks.
     api.create(&pp, &tenant_vm("big", "m9.huge", "app")).await.unwrap();
     let mut t = tenant_vm("tape", "m1.small", "app");
     t.spec.root_disk.tier = "tape".into();
     api.create(&pp, &t).await.unwrap();
-    api.create(&pp, &tenant_vm("dmz1", "m1.small", "dmz")).await.unwrap();
-    for (name, reason, words) in [("big", "UnknownSize", "m1.large, m1.small"), ("tape", "UnknownTier", "ssd, hdd"), ("dmz1", "ZoneNotAllowed", "app")] {
+    for (name, reason, words) in [("big", "UnknownSize", "m1.large, m1.small"), ("tape", "UnknownTier", "ssd, hdd")] {
         let vm = wait_for(&api, name, Duration::from_secs(30), reason, |v| cond(v, READY).is_some_and(|c| c.1 == reason)).await.unwrap();
         let msg = cond(&vm, READY).unwrap().2;
         assert!(msg.contains(words), "{name}: {msg}");

@@ -156,6 +156,12 @@ pub struct NetworkZoneSpec {
     /// Whether the zone is reachable from the Internet (public services).
     #[serde(default)]
     pub internet_facing: bool,
+    /// The ports the Internet reaches in an internet-facing zone; TCP 80 and 443 when
+    /// none are given. The zone's other rules (SSH from the management zone, say) are
+    /// never opened to the Internet.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub internet_ports: Vec<ZonePort>,
     /// Who may reach machines in this zone, and on which ports. Everything else is denied.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 32))]
@@ -263,6 +269,46 @@ pub enum Protocol {
     TCP,
     UDP,
     SCTP,
+}
+
+impl NetworkZone {
+    /// Every prefix of the zone: IPv4 then IPv6, site by site.
+    pub fn prefixes(&self) -> Vec<String> {
+        let v4 = self.spec.sites.iter().filter_map(|s| s.ipv4.clone());
+        v4.chain(self.spec.sites.iter().filter_map(|s| s.ipv6.clone())).collect()
+    }
+
+    /// The ports the Internet reaches, when the zone faces it.
+    pub fn internet_ports(&self) -> Option<Vec<ZonePort>> {
+        let web = |port| ZonePort { protocol: Protocol::TCP, port, end_port: None };
+        self.spec.internet_facing.then(|| if self.spec.internet_ports.is_empty() { vec![web(80), web(443)] } else { self.spec.internet_ports.clone() })
+    }
+
+    /// The zone as the reachability matrix sees it.
+    pub fn matrix_zone(&self) -> pdc_core::zonerules::Zone {
+        let port = |p: &ZonePort| pdc_core::zonerules::Port {
+            protocol: p.protocol.as_str().to_string(),
+            port: u16::try_from(p.port).unwrap_or(0),
+            end_port: p.end_port.and_then(|e| u16::try_from(e).ok()),
+        };
+        pdc_core::zonerules::Zone {
+            name: self.metadata.name.clone().unwrap_or_default(),
+            prefixes: self.prefixes(),
+            internet: self.internet_ports().map(|p| p.iter().map(port).collect()),
+            rules: self
+                .spec
+                .reachability
+                .iter()
+                .map(|r| pdc_core::zonerules::Reach { from: r.from_zones.clone(), ports: r.ports.iter().map(port).collect() })
+                .collect(),
+        }
+    }
+}
+
+/// The province's reachability matrix (see [`pdc_core::zonerules`]).
+pub fn zone_flows<'a>(zones: impl IntoIterator<Item = &'a NetworkZone>) -> Vec<pdc_core::zonerules::Flow> {
+    let z: Vec<pdc_core::zonerules::Zone> = zones.into_iter().map(NetworkZone::matrix_zone).collect();
+    pdc_core::zonerules::flows(&z)
 }
 
 impl Protocol {

@@ -76,6 +76,14 @@ pub struct ProvinceSpec {
     #[x_kube(validation = Rule::new(QUANTITY_RULE).message(QUANTITY_MESSAGE))]
     #[schemars(length(max = 32))]
     pub vm_memory_overhead: String,
+
+    /// Namespaces whose CDI DataSources every department may start VMs from (the
+    /// province's image libraries, e.g. `pdc-images`). A department may use its own
+    /// namespace's DataSources and these, no others: CDI clones with pdc's rights.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Set, validation = Rule::new("self.all(n, n.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'))").message("every image library must be a namespace name such as pdc-images"))]
+    #[schemars(length(max = 16), inner(length(max = 63)))]
+    pub image_libraries: Vec<String>,
 }
 
 fn default_ttl() -> i32 {

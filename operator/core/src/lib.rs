@@ -10,3 +10,4 @@ pub mod netdata;
 pub mod quantity;
 pub mod quota;
 pub mod slug;
+pub mod zonerules;

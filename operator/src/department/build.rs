@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use pdc_api::labels::{self as l};
-use pdc_api::{Department, Province, Subjects};
+use pdc_api::{Department, DepartmentSubnet, Province, Subjects};
 use pdc_core::quantity;
 
 /// Names of the objects created in every department namespace.
@@ -24,10 +24,24 @@ pub const DENY_POLICY: &str = "pdc-default-deny";
 pub const IMPORTER_POLICY: &str = "pdc-allow-cdi-importer";
 pub const ALLOW_POLICY: &str = "pdc-allow-namespace-and-dns";
 
+/// The service accounts (in the operator's namespace) bound inside every department
+/// namespace: the operator itself, and the identity the other DR site's operator uses
+/// here. Cluster-wide they hold only reads and what makes a namespace; their writes
+/// in a department namespace come from these bindings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bound {
+    pub namespace: String,
+    pub operator: String,
+    pub dr_peer: Option<String>,
+}
+
 /// Everything a Department owns.
 #[derive(Debug, Clone)]
 pub struct Children {
     pub namespace: Namespace,
+    /// The operator's and the DR peer's bindings: applied first, since the operator
+    /// writes the rest with the rights they grant.
+    pub own_bindings: Vec<RoleBinding>,
     pub quota: ResourceQuota,
     pub limits: LimitRange,
     pub bindings: Vec<RoleBinding>,
@@ -66,18 +80,19 @@ fn q(s: impl Into<String>) -> Quantity {
 
 /// Build every child. Assumes [`super::validate::problems`] returned nothing; a
 /// quantity that still fails to parse counts as zero (never more than asked).
-pub fn children(dept: &Department, province: &Province) -> Children {
+pub fn children(dept: &Department, province: &Province, bound: &Bound, subnets: &[DepartmentSubnet]) -> Children {
     let ns = dept.name_any();
     let subdomain = dept.subdomain_in(&province.spec.domain);
-    let mut ns_meta = meta(dept, &ns, None, &subdomain);
-    ns_meta.annotations = Some(BTreeMap::from([
-        (l::SUBDOMAIN.to_string(), subdomain.clone()),
-        ("pdc.io/display-name".to_string(), dept.spec.display_name.clone()),
-    ]));
-    let namespace = Namespace { metadata: ns_meta, ..Default::default() };
+    let namespace = namespace(dept, province, subnets);
 
+    let sa = |name: &str| Subject { kind: "ServiceAccount".into(), name: name.to_string(), namespace: Some(bound.namespace.clone()), api_group: None };
+    let mut own_bindings = vec![binding(dept, &ns, &subdomain, l::OPERATOR_NAMESPACED_CLUSTERROLE, vec![sa(&bound.operator)])];
+    if let Some(peer) = &bound.dr_peer {
+        own_bindings.push(binding(dept, &ns, &subdomain, l::DR_PEER_NAMESPACED_CLUSTERROLE, vec![sa(peer)]));
+    }
     Children {
         namespace,
+        own_bindings,
         quota: resource_quota(dept, province, &ns, &subdomain),
         limits: limit_range(dept, &ns, &subdomain),
         bindings: vec![
@@ -86,6 +101,23 @@ pub fn children(dept: &Department, province: &Province) -> Children {
         ],
         policies: network_policies(dept, &ns, &subdomain),
     }
+}
+
+/// The department's namespace. Its annotations carry what the admission policies
+/// check a department's requests against (CEL sees the namespace, not the
+/// Department): the subdomain, the zones it may use and its subnets.
+pub fn namespace(dept: &Department, province: &Province, subnets: &[DepartmentSubnet]) -> Namespace {
+    let subdomain = dept.subdomain_in(&province.spec.domain);
+    let mut meta = meta(dept, &dept.name_any(), None, &subdomain);
+    let cidrs: Vec<String> =
+        subnets.iter().flat_map(|s| [&s.ipv4, &s.ipv6].into_iter().flatten().map(move |c| format!("{}={c}", s.zone))).collect();
+    meta.annotations = Some(BTreeMap::from([
+        (l::SUBDOMAIN.to_string(), subdomain),
+        ("pdc.io/display-name".to_string(), dept.spec.display_name.clone()),
+        (l::ZONES.to_string(), dept.spec.zones.join(",")),
+        (l::SUBNETS.to_string(), cidrs.join(",")),
+    ]));
+    Namespace { metadata: meta, ..Default::default() }
 }
 
 /// Guest units → ResourceQuota. VMs' CPU and memory (plus the per-VM overhead),
@@ -139,17 +171,19 @@ fn limit_range(dept: &Department, ns: &str, subdomain: &str) -> LimitRange {
     }
 }
 
+const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
 fn role_binding(dept: &Department, ns: &str, subdomain: &str, role: &str, who: &Subjects) -> RoleBinding {
-    let rbac = "rbac.authorization.k8s.io".to_string();
-    let subjects: Vec<Subject> = who
-        .users
-        .iter()
-        .map(|u| Subject { kind: "User".into(), name: u.clone(), api_group: Some(rbac.clone()), namespace: None })
-        .chain(who.groups.iter().map(|g| Subject { kind: "Group".into(), name: g.clone(), api_group: Some(rbac.clone()), namespace: None }))
-        .collect();
+    let subject = |kind: &str, name: &String| Subject { kind: kind.into(), name: name.clone(), api_group: Some(RBAC_GROUP.into()), namespace: None };
+    let subjects = who.users.iter().map(|u| subject("User", u)).chain(who.groups.iter().map(|g| subject("Group", g))).collect();
+    binding(dept, ns, subdomain, role, subjects)
+}
+
+/// A RoleBinding named after the ClusterRole it binds in `ns`.
+fn binding(dept: &Department, ns: &str, subdomain: &str, role: &str, subjects: Vec<Subject>) -> RoleBinding {
     RoleBinding {
         metadata: meta(dept, role, Some(ns), subdomain),
-        role_ref: RoleRef { api_group: Some(rbac), kind: "ClusterRole".into(), name: role.to_string() },
+        role_ref: RoleRef { api_group: Some(RBAC_GROUP.into()), kind: "ClusterRole".into(), name: role.to_string() },
         subjects: Some(subjects),
     }
 }
@@ -238,6 +272,7 @@ mod tests {
                 default_ttl: 300,
                 naming: Default::default(),
                 vm_memory_overhead: "256Mi".into(),
+                image_libraries: Vec::new(),
             },
         );
         p.metadata.uid = Some("p-uid".into());
@@ -272,7 +307,7 @@ mod tests {
 
     #[test]
     fn namespace_is_the_slug_and_carries_identity_labels() {
-        let c = children(&department(), &province());
+        let c = children(&department(), &province(), &bound(), &[]);
         let ns = &c.namespace.metadata;
         assert_eq!(ns.name.as_deref(), Some("so-y-te"));
         let lab = ns.labels.as_ref().unwrap();
@@ -280,12 +315,24 @@ mod tests {
         assert_eq!(lab[l::CODE], "H15.23");
         assert_eq!(lab[l::SUBDOMAIN], "so-y-te.daklak.gov.vn");
         assert_eq!(ns.annotations.as_ref().unwrap()["pdc.io/display-name"], "Sở Y tế");
+        let mut d = department();
+        d.spec.zones = vec!["app".into(), "dmz".into()];
+        let subnet = |zone: &str, v4: &str, v6: Option<&str>| DepartmentSubnet {
+            zone: zone.into(),
+            site: "daklak".into(),
+            ipv4: Some(v4.into()),
+            ipv6: v6.map(str::to_string),
+        };
+        let with = namespace(&d, &province(), &[subnet("app", "10.15.3.0/24", Some("2001:db8:1500:3::/64")), subnet("dmz", "10.16.3.0/24", None)]);
+        let a = with.metadata.annotations.unwrap();
+        assert_eq!(a[l::ZONES], "app,dmz");
+        assert_eq!(a[l::SUBNETS], "app=10.15.3.0/24,app=2001:db8:1500:3::/64,dmz=10.16.3.0/24");
         assert_eq!(ns.owner_references.as_ref().unwrap()[0].uid, "d-uid");
     }
 
     #[test]
     fn quota_is_in_guest_units_with_overhead_and_zero_for_ungranted_tiers() {
-        let c = children(&department(), &province());
+        let c = children(&department(), &province(), &bound(), &[]);
         let hard = c.quota.spec.unwrap().hard.unwrap();
         assert_eq!(hard["requests.cpu"].0, "64");
         // 128Gi guest memory + 10 VMs × 256Mi overhead = 130.5Gi
@@ -297,9 +344,24 @@ mod tests {
         assert_eq!(hard["services.loadbalancers"].0, "2");
     }
 
+    pub fn bound() -> Bound {
+        Bound { namespace: "pdc-system".into(), operator: "pdc-operator".into(), dr_peer: Some("pdc-dr-peer".into()) }
+    }
+
+    #[test]
+    fn the_operator_and_the_dr_peer_are_bound_in_the_namespace_only() {
+        let c = children(&department(), &province(), &bound(), &[]);
+        let names: Vec<_> = c.own_bindings.iter().map(|b| (b.role_ref.name.as_str(), b.metadata.namespace.as_deref())).collect();
+        assert_eq!(names, [(l::OPERATOR_NAMESPACED_CLUSTERROLE, Some("so-y-te")), (l::DR_PEER_NAMESPACED_CLUSTERROLE, Some("so-y-te"))]);
+        let s = &c.own_bindings[0].subjects.as_ref().unwrap()[0];
+        assert_eq!((s.kind.as_str(), s.name.as_str(), s.namespace.as_deref()), ("ServiceAccount", "pdc-operator", Some("pdc-system")));
+        let without_peer = children(&department(), &province(), &Bound { dr_peer: None, ..bound() }, &[]);
+        assert_eq!(without_peer.own_bindings.len(), 1);
+    }
+
     #[test]
     fn bindings_name_users_and_groups() {
-        let c = children(&department(), &province());
+        let c = children(&department(), &province(), &bound(), &[]);
         let admin = &c.bindings[0];
         assert_eq!(admin.role_ref.name, l::ADMIN_CLUSTERROLE);
         let s = admin.subjects.as_ref().unwrap();
@@ -310,7 +372,7 @@ mod tests {
 
     #[test]
     fn default_deny_covers_both_directions() {
-        let c = children(&department(), &province());
+        let c = children(&department(), &province(), &bound(), &[]);
         let deny = c.policies[0].spec.as_ref().unwrap();
         assert_eq!(deny.policy_types.as_deref(), Some(&["Ingress".to_string(), "Egress".to_string()][..]));
         assert!(deny.ingress.is_none() && deny.egress.is_none());

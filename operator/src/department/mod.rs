@@ -83,7 +83,8 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
         // Wait for a change to the Department or the Province.
         return Ok(Action::await_change());
     }
-    let children = build::children(dept, &province);
+    let known_subnets = dept.status.as_ref().map(|s| s.subnets.clone()).unwrap_or_default();
+    let children = build::children(dept, &province, &ctx.bound, &known_subnets);
     let ns = dept.name_any();
 
     // A namespace this Department already recorded as its own needs no ownership check.
@@ -95,8 +96,13 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
     apply::apply(&Api::<Namespace>::all(client.clone()), &children.namespace).await?;
-    // The rest lives inside the namespace and goes out together.
+    // The operator's own rights in the namespace come first: it writes the rest with them.
     let rb: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
+    futures::future::try_join_all(children.own_bindings.iter().map(|b| apply::apply(&rb, b))).await?;
+    if !recorded {
+        rights_granted(client, &ns).await?;
+    }
+    // The rest lives inside the namespace and goes out together.
     let np: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
     let rq: Api<ResourceQuota> = Api::namespaced(client.clone(), &ns);
     let lr: Api<LimitRange> = Api::namespaced(client.clone(), &ns);
@@ -115,13 +121,22 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
         ctx.ipam.wait_synced().await;
         ipam::subnets::ensure(client, &ctx.ipam, dept, &ctx.zones, &ctx.sites).await?
     };
+    // The namespace names the department's subnets for the admission policies.
+    if net.subnets != known_subnets {
+        apply::apply(&Api::<Namespace>::all(client.clone()), &build::namespace(dept, &province, &net.subnets)).await?;
+    }
     // Multus is optional: its absence is reported in its own condition, not in Ready.
     let attachments = if dept.spec.zones.is_empty() {
         None
     } else {
         Some(match attach_zones(dept, ctx, &net.subnets).await? {
-            Some(note) => Cond::new(ATTACHMENTS, false, "MultusMissing", note),
-            None => Cond::new(ATTACHMENTS, true, "Attached", format!("a NetworkAttachmentDefinition per zone: {}", dept.spec.zones.join(", "))),
+            Some((reason, note)) => Cond::new(ATTACHMENTS, false, reason, note),
+            None => Cond::new(
+                ATTACHMENTS,
+                true,
+                "Attached",
+                format!("a NetworkAttachmentDefinition and a MultiNetworkPolicy per zone: {}", dept.spec.zones.join(", ")),
+            ),
         })
     };
     let cond = if net.problems.is_empty() {
@@ -139,12 +154,14 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
 
 /// Apply each allowed zone's NetworkAttachmentDefinition and reachability policy;
 /// remove those of zones no longer allowed. Returns a note when Multus is not installed.
-async fn attach_zones(dept: &Department, ctx: &DepartmentContext, subnets: &[DepartmentSubnet]) -> Result<Option<String>> {
+async fn attach_zones(dept: &Department, ctx: &DepartmentContext, subnets: &[DepartmentSubnet]) -> Result<Option<(&'static str, String)>> {
     let client = &ctx.base.client;
     let ns = dept.name_any();
     let all = ctx.zones.state();
     let np: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
     let nads: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &attach::nad_resource());
+    let mnps: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &attach::multi_policy_resource());
+    let flows = pdc_api::zone_flows(all.iter().map(|z| z.as_ref()));
     let mut note = None;
     for zname in &dept.spec.zones {
         let Some(z) = all.iter().find(|z| z.name_any() == *zname) else { continue };
@@ -154,9 +171,22 @@ async fn attach_zones(dept: &Department, ctx: &DepartmentContext, subnets: &[Dep
         match nads.patch(&attach::zone_object_name(zname), &apply::params(), &kube::api::Patch::Apply(&attach::nad(dept, z, &mine))).await {
             Ok(_) => {}
             Err(e) if ipam::is_not_found(&e) => {
-                note = Some("Multus is not installed (no NetworkAttachmentDefinition kind): zone attachments were not created".to_string());
+                note = Some(("MultusMissing", "Multus is not installed (no NetworkAttachmentDefinition kind): zone attachments were not created".to_string()));
+                continue;
             }
             Err(source) => return Err(Error::Apply { what: format!("NetworkAttachmentDefinition {}", attach::zone_object_name(zname)), source }),
+        }
+        let policy = attach::multi_policy(dept, z, &flows, &mine);
+        match mnps.patch(&attach::zone_object_name(zname), &apply::params(), &kube::api::Patch::Apply(&policy)).await {
+            Ok(_) => {}
+            Err(e) if ipam::is_not_found(&e) => {
+                note = Some((
+                    "MultiNetworkPolicyMissing",
+                    "MultiNetworkPolicy is not installed (k8snetworkplumbingwg/multi-networkpolicy): zone rules are not enforced on VM NICs, only at the zone firewalls"
+                        .to_string(),
+                ));
+            }
+            Err(source) => return Err(Error::Apply { what: format!("MultiNetworkPolicy {}", attach::zone_object_name(zname)), source }),
         }
     }
     // Zones dropped from spec.zones.
@@ -168,7 +198,11 @@ async fn attach_zones(dept: &Department, ctx: &DepartmentContext, subnets: &[Dep
         .collect();
     for z in dropped {
         let name = attach::zone_object_name(&z);
-        for r in [np.delete(&name, &DeleteParams::default()).await.map(|_| ()), nads.delete(&name, &DeleteParams::default()).await.map(|_| ())] {
+        for r in [
+            np.delete(&name, &DeleteParams::default()).await.map(|_| ()),
+            mnps.delete(&name, &DeleteParams::default()).await.map(|_| ()),
+            nads.delete(&name, &DeleteParams::default()).await.map(|_| ()),
+        ] {
             if let Err(e) = r
                 && !ipam::is_not_found(&e)
             {
@@ -177,6 +211,42 @@ async fn attach_zones(dept: &Department, ctx: &DepartmentContext, subnets: &[Dep
         }
     }
     Ok(note)
+}
+
+/// Wait (up to 10 s) until the API server's authorizer sees the binding just made in
+/// `ns`: RBAC takes a new RoleBinding from its cache a moment after it is stored.
+async fn rights_granted(client: &kube::Client, ns: &str) -> Result<()> {
+    use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                namespace: Some(ns.to_string()),
+                verb: Some("create".into()),
+                resource: Some("resourcequotas".into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let answer = api
+            .create(&Default::default(), &review)
+            .await
+            .map_err(|source| Error::Read { what: format!("the operator's rights in namespace {ns}"), source })?;
+        if answer.status.is_some_and(|s| s.allowed) {
+            return Ok(());
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            return Err(Error::Invalid(format!(
+                "the operator was bound to ClusterRole {} in namespace {ns} but holds no rights there after 10 s; is the chart's ClusterRole installed?",
+                l::OPERATOR_NAMESPACED_CLUSTERROLE
+            )));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// The owner of an existing namespace `ns` when it is not a pdc Department of that name.
@@ -288,6 +358,8 @@ pub struct DepartmentContext {
     pub ipam: Arc<Ipam>,
     pub zones: Store<NetworkZone>,
     pub sites: Store<Site>,
+    /// Who is bound inside every department namespace.
+    pub bound: build::Bound,
 }
 
 /// What in an object calls for work: its spec (generation), its finalizers and
@@ -349,13 +421,14 @@ pub async fn run(
     ipam: Arc<Ipam>,
     zones: Store<NetworkZone>,
     sites: Store<Site>,
+    bound: build::Bound,
     controller: Controller<Department>,
 ) {
     let client = base.client.clone();
     let store = controller.store();
     let by_zone = store.clone();
     let (by_site, zones_of_site) = (store.clone(), zones.clone());
-    let ctx = Arc::new(DepartmentContext { base, provinces, ipam, zones, sites });
+    let ctx = Arc::new(DepartmentContext { base, provinces, ipam, zones, sites, bound });
     controller
         .owns_stream(owned_changes(Api::<Namespace>::all(client.clone())))
         .owns_stream(owned_changes(Api::<ResourceQuota>::all(client.clone())))

@@ -1,6 +1,9 @@
 //! A Department's zone attachments: a Multus NetworkAttachmentDefinition per zone
 //! (bridge CNI on the zone's VLAN, static IPAM: addresses come from AddressClaims),
-//! and the zone's reachability as NetworkPolicies. Builders are pure.
+//! and the zone's reachability twice: as NetworkPolicies for pod traffic, and as
+//! MultiNetworkPolicies for the VM NICs on the zone's bridge, which NetworkPolicy
+//! does not govern. Both come from the province's one reachability matrix
+//! ([`pdc_core::zonerules`]). Builders are pure.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +23,11 @@ pub fn nad_resource() -> ApiResource {
         &GroupVersionKind::gvk("k8s.cni.cncf.io", "v1", "NetworkAttachmentDefinition"),
         "network-attachment-definitions",
     )
+}
+
+/// The multi-networkpolicy project's kind, addressed dynamically: its CRD may be absent.
+pub fn multi_policy_resource() -> ApiResource {
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("k8s.cni.cncf.io", "v1beta1", "MultiNetworkPolicy"), "multi-networkpolicies")
 }
 
 /// Name of a zone's attachment and policies in a department namespace.
@@ -57,6 +65,9 @@ pub fn nad(dept: &Department, zone: &NetworkZone, subnets: &[String]) -> Dynamic
         "bridge": bridge,
         "vlan": zone.spec.vlan,
         "ipam": {"type": "static"},
+        // Frames from a VM NIC must carry that NIC's MAC (CNI bridge ≥ 1.1, nftables):
+        // no department can speak with another's address on the shared bridge.
+        "macspoofchk": true,
         "capabilities": {"ips": true},
     });
     let mut m = meta(dept, zone_object_name(&zname), &zname);
@@ -105,9 +116,8 @@ pub fn policy(dept: &Department, zone: &NetworkZone, all: &[std::sync::Arc<Netwo
         .iter()
         .map(|r| NetworkPolicyIngressRule { from: Some(r.from_zones.iter().map(|z| zone_peer(z)).collect()), ports: ports(&r.ports) })
         .collect();
-    if zone.spec.internet_facing {
-        let all_ports: Vec<ZonePort> = zone.spec.reachability.iter().flat_map(|r| r.ports.iter().cloned()).collect();
-        ingress.push(NetworkPolicyIngressRule { from: Some(internet()), ports: ports(&all_ports) });
+    if let Some(open) = zone.internet_ports() {
+        ingress.push(NetworkPolicyIngressRule { from: Some(internet()), ports: ports(&open) });
     }
     let mut egress = Vec::new();
     let mut targets: Vec<&std::sync::Arc<NetworkZone>> = all.iter().collect();
@@ -128,6 +138,68 @@ pub fn policy(dept: &Department, zone: &NetworkZone, all: &[std::sync::Arc<Netwo
     }
 }
 
+fn ip_peers(prefixes: &[String]) -> Vec<serde_json::Value> {
+    prefixes.iter().map(|c| serde_json::json!({"ipBlock": {"cidr": c}})).collect()
+}
+
+fn multi_ports(ports: &[pdc_core::zonerules::Port]) -> Option<Vec<serde_json::Value>> {
+    (!ports.is_empty()).then(|| {
+        ports
+            .iter()
+            .map(|p| {
+                let mut v = serde_json::json!({"protocol": p.protocol, "port": p.port});
+                if let (Some(e), Some(m)) = (p.end_port, v.as_object_mut()) {
+                    m.insert("endPort".into(), e.into());
+                }
+                v
+            })
+            .collect()
+    })
+}
+
+fn rule(key: &str, prefixes: &[String], ports: &[pdc_core::zonerules::Port]) -> serde_json::Value {
+    let mut r = serde_json::json!({ key: ip_peers(prefixes) });
+    if let (Some(p), Some(m)) = (multi_ports(ports), r.as_object_mut()) {
+        m.insert("ports".into(), p.into());
+    }
+    r
+}
+
+/// The zone's reachability on the department's VM NICs in it: a MultiNetworkPolicy
+/// bound to the zone's NetworkAttachmentDefinition (`k8s.v1.cni.cncf.io/policy-for`).
+/// Peers are prefixes (VM addresses are static): in, the flows of the matrix into
+/// the zone; out, its flows out of the zone and the zone's resolvers on port 53; both
+/// ways, the department's own subnets of the zone (as its pods talk inside their
+/// namespace).
+pub fn multi_policy(dept: &Department, zone: &NetworkZone, flows: &[pdc_core::zonerules::Flow], own: &[String]) -> DynamicObject {
+    let zname = zone.name_any();
+    let name = zone_object_name(&zname);
+    let mut ingress: Vec<serde_json::Value> = flows.iter().filter(|f| f.to == zname).map(|f| rule("from", &f.from_prefixes, &f.ports)).collect();
+    let mut egress: Vec<serde_json::Value> = flows.iter().filter(|f| f.from == zname).map(|f| rule("to", &f.to_prefixes, &f.ports)).collect();
+    if !own.is_empty() {
+        ingress.push(rule("from", own, &[]));
+        egress.push(rule("to", own, &[]));
+    }
+    let resolvers: Vec<String> =
+        zone.spec.resolvers.iter().map(|r| if r.contains(':') { format!("{r}/128") } else { format!("{r}/32") }).collect();
+    if !resolvers.is_empty() {
+        let dns: Vec<pdc_core::zonerules::Port> =
+            ["UDP", "TCP"].iter().map(|p| pdc_core::zonerules::Port { protocol: (*p).into(), port: 53, end_port: None }).collect();
+        egress.push(rule("to", &resolvers, &dns));
+    }
+    let mut m = meta(dept, name.clone(), &zname);
+    m.annotations = Some(BTreeMap::from([("k8s.v1.cni.cncf.io/policy-for".to_string(), format!("{}/{name}", dept.name_any()))]));
+    let mut obj = DynamicObject::new(&name, &multi_policy_resource()).within(&dept.name_any());
+    obj.metadata = m;
+    obj.data = serde_json::json!({"spec": {
+        "podSelector": {},
+        "policyTypes": ["Ingress", "Egress"],
+        "ingress": ingress,
+        "egress": egress,
+    }});
+    obj
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,6 +216,7 @@ mod tests {
                 subnet_sizes: Default::default(),
                 reserved_hosts: 3,
                 internet_facing: internet,
+                internet_ports: vec![],
                 reachability: reach,
                 resolvers: vec![],
                 bridge: None,
@@ -198,5 +271,33 @@ mod tests {
         assert_eq!(cfg["vlan"], 110);
         assert_eq!(cfg["bridge"], "br-dmz");
         assert_eq!(cfg["ipam"]["type"], "static");
+    }
+
+    #[test]
+    fn vm_nic_rules_are_the_matrix_as_prefixes_bound_to_the_zone_attachment() {
+        let tcp = |port| ZonePort { protocol: Default::default(), port, end_port: None };
+        let mut dmz = zone("dmz", vec![ReachRule { from_zones: vec!["app".into()], ports: vec![tcp(443)] }], true);
+        dmz.spec.resolvers = vec!["10.20.255.53".into(), "2001:db8:20::53".into()];
+        let app = zone("app", vec![ReachRule { from_zones: vec!["dmz".into()], ports: vec![tcp(8080)] }], false);
+        let all = [dmz.clone(), app];
+        let flows = pdc_api::zone_flows(all.iter());
+        let p = multi_policy(&dept(), &dmz, &flows, &["10.20.0.64/26".into()]);
+        assert_eq!(p.metadata.annotations.as_ref().unwrap()["k8s.v1.cni.cncf.io/policy-for"], "so-y-te/pdc-zone-dmz");
+        let spec = &p.data["spec"];
+        assert_eq!(spec["podSelector"], serde_json::json!({}));
+        let ingress = spec["ingress"].as_array().unwrap();
+        assert_eq!(ingress[0], serde_json::json!({"from": [{"ipBlock": {"cidr": "10.20.0.0/20"}}], "ports": [{"protocol": "TCP", "port": 443}]}), "app");
+        assert_eq!(ingress[1]["from"][0]["ipBlock"]["cidr"], "0.0.0.0/0");
+        assert_eq!(ingress[2], serde_json::json!({"from": [{"ipBlock": {"cidr": "10.20.0.64/26"}}]}), "its own subnet, any port");
+        let egress = spec["egress"].as_array().unwrap();
+        assert_eq!(egress[0], serde_json::json!({"to": [{"ipBlock": {"cidr": "10.20.0.0/20"}}], "ports": [{"protocol": "TCP", "port": 8080}]}), "to app");
+        assert_eq!(
+            egress[2],
+            serde_json::json!({"to": [{"ipBlock": {"cidr": "10.20.255.53/32"}}, {"ipBlock": {"cidr": "2001:db8:20::53/128"}}],
+                               "ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]})
+        );
+        let n = nad(&dept(), &dmz, &[]);
+        let cfg: serde_json::Value = serde_json::from_str(n.data["spec"]["config"].as_str().unwrap()).unwrap();
+        assert_eq!(cfg["macspoofchk"], true);
     }
 }

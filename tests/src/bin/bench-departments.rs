@@ -58,13 +58,14 @@ async fn baseline(client: &Client, province: &Province, n: usize, conc: usize) -
             async move {
                 let mut d = Department::new(&format!("base-{i}"), spec(i));
                 d.metadata.uid = Some(format!("00000000-0000-0000-0000-{i:012}"));
-                let c = pdc_operator::department::build::children(&d, province);
+                let bound = pdc_operator::department::build::Bound { namespace: "pdc-system".into(), operator: "pdc-operator".into(), dr_peer: Some("pdc-dr-peer".into()) };
+                let c = pdc_operator::department::build::children(&d, province, &bound, &[]);
                 let ns = d.name_any();
                 let e = |e: kube::Error| e.to_string();
                 Api::<Namespace>::all(client.clone()).patch(&ns, &pp, &Patch::Apply(&c.namespace)).await.map_err(e)?;
                 Api::<ResourceQuota>::namespaced(client.clone(), &ns).patch(&c.quota.name_any(), &pp, &Patch::Apply(&c.quota)).await.map_err(e)?;
                 Api::<LimitRange>::namespaced(client.clone(), &ns).patch(&c.limits.name_any(), &pp, &Patch::Apply(&c.limits)).await.map_err(e)?;
-                for b in &c.bindings {
+                for b in c.own_bindings.iter().chain(&c.bindings) {
                     Api::<RoleBinding>::namespaced(client.clone(), &ns).patch(&b.name_any(), &pp, &Patch::Apply(b)).await.map_err(e)?;
                 }
                 for p in &c.policies {
@@ -143,10 +144,11 @@ async fn run() -> Result<(), String> {
     let plane = ControlPlane::start("bench", &base_dir()).map_err(|e| e.to_string())?;
     let client = client_for(&plane.kubeconfig()).await.map_err(|e| e.to_string())?;
     install_chart(&client).await.map_err(|e| e.to_string())?;
+    pdc_tests::cluster::metrics_scraper(&client, &plane.dir).await.map_err(|e| e.to_string())?;
     pdc_tests::cluster::apply_sample_province(&client).await.map_err(|e| e.to_string())?;
     let province = Api::<Province>::all(client.clone()).get("daklak").await.map_err(|e| e.to_string())?;
 
-    eprintln!("baseline: {} × 7 objects by a plain client, concurrency {}", a.count, a.concurrency);
+    eprintln!("baseline: {} × 10 objects by a plain client, concurrency {}", a.count, a.concurrency);
     let base = baseline(&client, &province, a.count, a.concurrency).await?;
     eprintln!("baseline took {:.2} s", base.as_secs_f64());
 
@@ -165,7 +167,7 @@ async fn run() -> Result<(), String> {
     let rss = r.peak_rss_mib.map_or("n/a".to_string(), |m| format!("{m:.0} MiB"));
     println!("| measure | value |");
     println!("|---|---|");
-    println!("| baseline: plain client applies {} × 7 objects | {:.2} s ({:.0} departments/s) |", a.count, base.as_secs_f64(), a.count as f64 / base.as_secs_f64());
+    println!("| baseline: plain client applies {} × 10 objects | {:.2} s ({:.0} departments/s) |", a.count, base.as_secs_f64(), a.count as f64 / base.as_secs_f64());
     println!("| pdc: {} Departments created → all Ready | {:.2} s ({:.0} departments/s) |", a.count, r.total.as_secs_f64(), a.count as f64 / r.total.as_secs_f64());
     println!("| pdc / baseline | {ratio:.2} |");
     println!("| create phase alone (API server admission + CEL + policies) | {:.2} s |", r.create_phase.as_secs_f64());
