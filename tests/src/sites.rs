@@ -70,7 +70,7 @@ pub struct TwoSites {
     pub players: Players,
 }
 
-const ZONE: &str = "apiVersion: pdc.io/v1alpha1\nkind: NetworkZone\nmetadata: {name: app}\nspec:\n  vlan: 120\n  sites:\n    - {site: daklak, ipv4: 10.15.0.0/16, ipv6: \"2001:db8:1500::/48\"}\n    - {site: phuyen, ipv4: 10.45.0.0/16, ipv6: \"2001:db8:4500::/48\"}\n  subnetSizes: {ipv4: 24, ipv6: 64}\n  resolvers: [10.15.255.53]\n";
+const ZONE: &str = "apiVersion: pdc.io/v1alpha1\nkind: NetworkZone\nmetadata: {name: app}\nspec:\n  vlan: 120\n  sites:\n    - {site: daklak, ipv4: 10.15.0.0/16, ipv6: \"2001:db8:1500::/48\"}\n    - {site: phuyen, ipv4: 10.45.0.0/16, ipv6: \"2001:db8:4500::/48\"}\n  subnetSizes: {ipv4: 22, ipv6: 64}\n  resolvers: [10.15.255.53]\n";
 const SIZES: &str = "apiVersion: pdc.io/v1alpha1\nkind: SizeClass\nmetadata: {name: m1.small}\nspec: {vcpu: 2, memory: 4Gi}\n";
 
 /// The province's definitions at one site: Sites, the `app` zone at both sites, a

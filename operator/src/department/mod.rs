@@ -95,23 +95,7 @@ async fn apply_department(dept: &Department, ctx: &DepartmentContext) -> Result<
         set_status(dept, ctx, None, None, Cond::new(READY, false, "NamespaceConflict", msg), None).await?;
         return Ok(Action::requeue(Duration::from_secs(300)));
     }
-    apply::apply(&Api::<Namespace>::all(client.clone()), &children.namespace).await?;
-    // The operator's own rights in the namespace come first: it writes the rest with them.
-    let rb: Api<RoleBinding> = Api::namespaced(client.clone(), &ns);
-    futures::future::try_join_all(children.own_bindings.iter().map(|b| apply::apply(&rb, b))).await?;
-    if !recorded {
-        rights_granted(client, &ns).await?;
-    }
-    // The rest lives inside the namespace and goes out together.
-    let np: Api<NetworkPolicy> = Api::namespaced(client.clone(), &ns);
-    let rq: Api<ResourceQuota> = Api::namespaced(client.clone(), &ns);
-    let lr: Api<LimitRange> = Api::namespaced(client.clone(), &ns);
-    futures::try_join!(
-        apply::apply(&rq, &children.quota),
-        apply::apply(&lr, &children.limits),
-        futures::future::try_join_all(children.bindings.iter().map(|b| apply::apply(&rb, b))),
-        futures::future::try_join_all(children.policies.iter().map(|p| apply::apply(&np, p))),
-    )?;
+    apply_children(client, &ns, &children, !recorded).await?;
     let subdomain = dept.subdomain_in(&province.spec.domain);
 
     // Zones: subnets, attachments, reachability.
@@ -211,6 +195,30 @@ async fn attach_zones(dept: &Department, ctx: &DepartmentContext, subnets: &[Dep
         }
     }
     Ok(note)
+}
+
+/// The namespace, then the operator's own bindings in it (waiting, in a namespace
+/// new to this Department, until the authorizer grants them), then the rest
+/// together.
+async fn apply_children(client: &kube::Client, ns: &str, children: &build::Children, new: bool) -> Result<()> {
+    apply::apply(&Api::<Namespace>::all(client.clone()), &children.namespace).await?;
+    // The operator's own rights in the namespace come first: it writes the rest with them.
+    let rb: Api<RoleBinding> = Api::namespaced(client.clone(), ns);
+    futures::future::try_join_all(children.own_bindings.iter().map(|b| apply::apply(&rb, b))).await?;
+    if new {
+        rights_granted(client, ns).await?;
+    }
+    // The rest lives inside the namespace and goes out together.
+    let np: Api<NetworkPolicy> = Api::namespaced(client.clone(), ns);
+    let rq: Api<ResourceQuota> = Api::namespaced(client.clone(), ns);
+    let lr: Api<LimitRange> = Api::namespaced(client.clone(), ns);
+    futures::try_join!(
+        apply::apply(&rq, &children.quota),
+        apply::apply(&lr, &children.limits),
+        futures::future::try_join_all(children.bindings.iter().map(|b| apply::apply(&rb, b))),
+        futures::future::try_join_all(children.policies.iter().map(|p| apply::apply(&np, p))),
+    )?;
+    Ok(())
 }
 
 /// Wait (up to 10 s) until the API server's authorizer sees the binding just made in

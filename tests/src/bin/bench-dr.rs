@@ -8,9 +8,9 @@
 //! Baseline, same run, same servers: the raw writes a failover of N VMs comes down
 //! to, made by a plain client with no decisions: halt N VirtualMachines at the
 //! primary, create N DataVolumes and N VirtualMachines at the standby, and one
-//! RFC 2136 UPDATE replacing 2N A/AAAA sets on the DNS server.
+//! RFC 2136 UPDATEs (100 changes each) replacing 2N A/AAAA sets on the DNS server.
 //!
-//!     bash bench/dr.sh [--count 50]
+//!     bash bench/dr.sh [--count 50] [--runs 5]
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -24,6 +24,7 @@ use pdc_tests::bench::{Args, percentile, write_result};
 use pdc_tests::sites::{TwoSites, plan, vm};
 
 const DEPT: &str = "so-y-te";
+/// Failovers (each followed by a relocate back), unless `--runs N`.
 const RUNS: usize = 5;
 
 #[tokio::main]
@@ -96,8 +97,11 @@ async fn baseline(s: &TwoSites, pc: &Client, sc: &Client, n: usize) -> Result<f6
     let server = pdc_dns::Server::new(std::net::SocketAddr::from(([127, 0, 0, 1], s.knot.port)));
     let zone = "daklak.gov.vn.";
     let set = |i: usize, t: RecordType, v: String| RRset { name: format!("vm-{i}.bench-baseline.daklak.gov.vn."), rtype: t, ttl: 300, values: BTreeSet::from([v]) };
-    let create: Vec<Change> = (0..n).flat_map(|i| [Change::Create(set(i, RecordType::A, format!("10.15.200.{}", i + 1))), Change::Create(set(i, RecordType::AAAA, format!("2001:db8:1500:200::{}", i + 1)))]).collect();
-    pdc_dns::update(&server, zone, &key, &create).await.map_err(|e| e.to_string())?;
+    let create: Vec<Change> = (0..n).flat_map(|i| [Change::Create(set(i, RecordType::A, format!("10.15.{}.{}", 200 + i / 250, i % 250 + 1))), Change::Create(set(i, RecordType::AAAA, format!("2001:db8:1500:200::{}", i + 1)))]).collect();
+    // At most 100 changes per UPDATE, as pdc's writer sends them: a message holds 64 KiB.
+    for part in create.chunks(100) {
+        pdc_dns::update(&server, zone, &key, part).await.map_err(|e| e.to_string())?;
+    }
 
     let t = Instant::now();
     let halt = serde_json::json!({"spec": {"runStrategy": "Halted"}});
@@ -118,12 +122,14 @@ async fn baseline(s: &TwoSites, pc: &Client, sc: &Client, n: usize) -> Result<f6
     let switch: Vec<Change> = (0..n)
         .flat_map(|i| {
             [
-                Change::Replace { expect: set(i, RecordType::A, format!("10.15.200.{}", i + 1)), new: set(i, RecordType::A, format!("10.45.200.{}", i + 1)) },
+                Change::Replace { expect: set(i, RecordType::A, format!("10.15.{}.{}", 200 + i / 250, i % 250 + 1)), new: set(i, RecordType::A, format!("10.45.{}.{}", 200 + i / 250, i % 250 + 1)) },
                 Change::Replace { expect: set(i, RecordType::AAAA, format!("2001:db8:1500:200::{}", i + 1)), new: set(i, RecordType::AAAA, format!("2001:db8:4500:200::{}", i + 1)) },
             ]
         })
         .collect();
-    pdc_dns::update(&server, zone, &key, &switch).await.map_err(|e| e.to_string())?;
+    for part in switch.chunks(100) {
+        pdc_dns::update(&server, zone, &key, part).await.map_err(|e| e.to_string())?;
+    }
     Ok(t.elapsed().as_secs_f64())
 }
 
@@ -162,7 +168,8 @@ async fn run() -> Result<(), String> {
     eprintln!("plan Protected (standby copies, {n} disks replicating) in {:.1}s", t.elapsed().as_secs_f64());
 
     let (mut failovers, mut relocates) = (Vec::new(), Vec::new());
-    for r in 0..RUNS {
+    let runs: usize = args.get("runs", RUNS);
+    for r in 0..runs {
         eprintln!("run {}", r + 1);
         failovers.push(act(&sc, "Failover", &format!("bench-failover-{r}")).await?);
         wait_plan(&sc, "replicating back", 600, protected).await?;
@@ -183,7 +190,7 @@ async fn run() -> Result<(), String> {
     let p50 = percentile(&sorted, 50.0);
     let json = serde_json::json!({
         "vms": n,
-        "runs": RUNS,
+        "runs": runs,
         "cores": std::thread::available_parallelism().map(|c| c.get()).unwrap_or(0),
         "failover_seconds": failovers,
         "failover_p50_seconds": p50,

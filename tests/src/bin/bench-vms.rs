@@ -24,6 +24,45 @@ use pdc_tests::dns::{KnotServer, register_zones};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
 
 const DEPARTMENTS: usize = 100;
+/// VMs made one at a time before the burst, in a department of their own.
+const IDLE_VMS: usize = 5;
+const IDLE_DEPARTMENT: &str = "don-vi-idle";
+
+struct Idle {
+    first_ms: Vec<f64>,
+    ready_ms: Vec<f64>,
+    first_reason: Vec<String>,
+}
+
+/// Create VMs one at a time on an otherwise idle operator, polling each every 10 ms:
+/// how long until it shows its first condition, and until it is Ready.
+async fn one_at_a_time(client: &Client) -> Result<Idle, String> {
+    let api: Api<TenantVM> = Api::namespaced(client.clone(), IDLE_DEPARTMENT);
+    let mut idle = Idle { first_ms: Vec::new(), ready_ms: Vec::new(), first_reason: Vec::new() };
+    for i in 0..IDLE_VMS {
+        let start = Instant::now();
+        api.create(&PostParams::default(), &tenant_vm(&format!("idle-{i}"))?).await.map_err(|e| e.to_string())?;
+        let mut first = None;
+        loop {
+            let v = api.get(&format!("idle-{i}")).await.map_err(|e| e.to_string())?;
+            let conds = v.status.as_ref().map(|s| s.conditions.clone()).unwrap_or_default();
+            if first.is_none() && let Some(c) = conds.first() {
+                first = Some(start.elapsed());
+                idle.first_reason.push(format!("{}={} {}", c.type_, c.status, c.reason));
+            }
+            if vm_ready(&v) {
+                break;
+            }
+            if start.elapsed() > Duration::from_secs(120) {
+                return Err(format!("idle-{i} not Ready within 120 s"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        idle.first_ms.push(first.unwrap_or_default().as_secs_f64() * 1000.0);
+        idle.ready_ms.push(start.elapsed().as_secs_f64() * 1000.0);
+    }
+    Ok(idle)
+}
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
@@ -110,18 +149,31 @@ async fn run() -> Result<(), String> {
     let mut op = OperatorProcess::start(&env.operator_kubeconfig, &OperatorOptions::new("bench-operator"), &env.dir).map_err(|e| e.to_string())?;
     wait_leader(&op).await?;
     let depts: Vec<String> = (0..DEPARTMENTS).map(|i| format!("don-vi-{i:03}")).collect();
-    eprintln!("{DEPARTMENTS} departments with subnets in zone app");
-    load_plan(&client, "app", 24, &depts).await.map_err(|e| e.to_string())?;
+    eprintln!("{DEPARTMENTS} departments with subnets in zone app, and one for VMs made one at a time at idle");
+    let all: Vec<String> = depts.iter().cloned().chain([IDLE_DEPARTMENT.to_string()]).collect();
+    load_plan(&client, "app", 24, &all).await.map_err(|e| e.to_string())?;
     let per = a.count.div_ceil(DEPARTMENTS);
     let quota = serde_json::json!({"spec": {"quota": {"vcpu": 2 * per, "memory": format!("{}Gi", 4 * per), "storage": {"ssd": format!("{}Gi", 20 * per), "hdd": format!("{}Gi", 50 * per)}, "vms": per}}});
     let dapi: Api<Department> = Api::all(client.clone());
     for d in &depts {
         dapi.patch(d, &PatchParams::default(), &Patch::Merge(&quota)).await.map_err(|e| e.to_string())?;
     }
+    let idle_quota = serde_json::json!({"spec": {"quota": {"vcpu": 2 * IDLE_VMS, "memory": format!("{}Gi", 4 * IDLE_VMS), "storage": {"ssd": format!("{}Gi", 20 * IDLE_VMS), "hdd": format!("{}Gi", 50 * IDLE_VMS)}, "vms": IDLE_VMS}}});
+    dapi.patch(IDLE_DEPARTMENT, &PatchParams::default(), &Patch::Merge(&idle_quota)).await.map_err(|e| e.to_string())?;
     apply_yaml(&client, "apiVersion: pdc.io/v1alpha1\nkind: SizeClass\nmetadata: {name: m1.small}\nspec: {vcpu: 2, memory: 4Gi}\n", None).await.map_err(|e| e.to_string())?;
     register_zones(&client, &knot, "knot-tsig").await.map_err(|e| e.to_string())?;
     // KubeVirt, CDI and the CSI driver, with the upstream rules they enforce.
     let players = pdc_tests::players::Players::start(vec![("bench".into(), env.kubeconfig.clone())]).map_err(|e| e.to_string())?;
+
+    eprintln!("{IDLE_VMS} VMs one at a time on the idle operator: create → first condition, → Ready");
+    let idle = one_at_a_time(&client).await?;
+    let sorted = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v
+    };
+    let (first50, ready50) = (percentile(&sorted(&idle.first_ms), 50.0), percentile(&sorted(&idle.ready_ms), 50.0));
+    eprintln!("idle: first condition p50 {first50:.0} ms ({:?}), Ready p50 {ready50:.0} ms", idle.first_ms);
 
     eprintln!("pdc: {} TenantVMs over {DEPARTMENTS} departments, concurrency {}", a.count, a.concurrency);
     let t: Timings<(String, String)> = Timings::default();
@@ -167,6 +219,9 @@ async fn run() -> Result<(), String> {
     println!("| operator peak RSS | {} |", rss.map_or("n/a".into(), |m| format!("{m:.0} MiB")));
     println!("| operator API requests | {} (baseline: 4 writes per VM, plus the TenantVM's own create) |", requests.per(a.count));
     println!("| VMs whose A record is missing from the zone | {missing} |");
+    println!("| idle: {IDLE_VMS} VMs one at a time, create → first condition p50 (each) | {first50:.0} ms ({}) |", idle.first_ms.iter().map(|m| format!("{m:.0}")).collect::<Vec<_>>().join(", "));
+    println!("| idle: create → Ready p50 | {ready50:.0} ms |");
+    println!("| idle: first condition seen | {} |", idle.first_reason.join(", "));
     write_result(
         &a.out,
         &serde_json::json!({
@@ -176,6 +231,7 @@ async fn run() -> Result<(), String> {
             "create_phase_seconds": create_phase.as_secs_f64(),
             "latency_ms_p50": p50, "latency_ms_p99": p99, "operator_peak_rss_mib": rss, "missing_a_records": missing,
             "operator_api_requests": requests.json(a.count),
+            "idle_first_condition_ms": idle.first_ms, "idle_ready_ms": idle.ready_ms, "idle_first_condition": idle.first_reason,
             "cores": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0),
         }),
     )?;
