@@ -67,15 +67,19 @@ pub async fn fence(plan: &DrPlan, peer: &Client, me: &str, epoch: i64) -> std::r
     }
     let vms: Api<DynamicObject> = Api::namespaced_with(peer.clone(), &ns, &vm_resource());
     let halt = serde_json::json!({"spec": {"runStrategy": "Halted"}});
-    let mut n = 0;
-    for name in plan.status.as_ref().map(|s| s.vms.clone()).unwrap_or_default() {
-        match vms.patch(&name, &crate::apply::strict(), &Patch::Merge(&halt)).await {
-            Ok(_) => n += 1,
-            Err(e) if is_not_found(&e) => {}
-            Err(e) => return Err(format!("halting VM {name} failed: {e}")),
+    let names = plan.status.as_ref().map(|s| s.vms.clone()).unwrap_or_default();
+    let halted = super::each(names, move |name| {
+        let (vms, halt) = (vms.clone(), halt.clone());
+        async move {
+            match vms.patch(&name, &crate::apply::strict(), &Patch::Merge(&halt)).await {
+                Ok(_) => Ok(1),
+                Err(e) if is_not_found(&e) => Ok(0),
+                Err(e) => Err(format!("halting VM {name} failed: {e}")),
+            }
         }
-    }
-    Ok(n)
+    })
+    .await;
+    halted.into_iter().sum::<std::result::Result<usize, String>>()
 }
 
 /// A new action asked for by `spec.action` + `spec.actionToken`.
@@ -440,14 +444,19 @@ async fn final_sync(c: &StepCtx<'_>, vols: &[Volume]) -> std::result::Result<Out
 async fn promote(c: &StepCtx<'_>, vols: &[Volume]) -> std::result::Result<Outcome, String> {
     let (plan, client, ns, me) = (c.plan, c.client(), c.ns.as_str(), c.me);
     let dests: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &rd_resource());
+    let pvcs: Vec<String> = vols.iter().map(|v| v.pvc.clone()).collect();
+    let images = super::each(pvcs, move |pvc| {
+        let dests = dests.clone();
+        async move { dests.get_opt(&pvc).await.map(|o| (pvc, o.and_then(|o| sync_state(&o).1))) }
+    })
+    .await;
     let mut promoted = BTreeMap::new();
-    for v in vols {
-        let image = dests.get_opt(&v.pvc).await.map_err(read_err)?.and_then(|o| sync_state(&o).1);
-        match image {
-            Some(i) => {
-                promoted.insert(v.pvc.clone(), i);
+    for read in images {
+        match read.map_err(read_err)? {
+            (pvc, Some(i)) => {
+                promoted.insert(pvc, i);
             }
-            None => return Ok(Outcome::Fail(format!("disk {} has no replica at site {me} yet: it cannot be restored here", v.pvc))),
+            (pvc, None) => return Ok(Outcome::Fail(format!("disk {pvc} has no replica at site {me} yet: it cannot be restored here"))),
         }
     }
     // VolSync deletes a destination's previous snapshot at each sync: hold the

@@ -20,10 +20,13 @@ use crate::error::is_not_found;
 pub async fn hold(client: &Client, ns: &str, plan: &str, names: impl IntoIterator<Item = &String>) -> Result<(), String> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &snapshot_resource());
     let body = serde_json::json!({"metadata": {"labels": {l::DR_HOLD: plan, l::VOLSYNC_DO_NOT_DELETE: "true"}}});
-    for n in names {
-        api.patch(n, &apply::strict(), &Patch::Merge(&body)).await.map_err(|e| format!("holding replica {n} failed: {e}"))?;
-    }
-    Ok(())
+    let names: Vec<String> = names.into_iter().cloned().collect();
+    let held = super::each(names, move |n| {
+        let (api, body) = (api.clone(), body.clone());
+        async move { api.patch(&n, &apply::strict(), &Patch::Merge(&body)).await.map(|_| ()).map_err(|e| format!("holding replica {n} failed: {e}")) }
+    })
+    .await;
+    held.into_iter().collect()
 }
 
 /// Release what `plan` holds in `ns` that no DataVolume still restores from (one whose

@@ -462,3 +462,19 @@ pub async fn run(ctx: Arc<DrContext>, controller: Controller<DrPlan>) {
         .for_each(|_| futures::future::ready(()))
         .await;
 }
+
+/// Requests a DR step makes per VM or per disk, in flight at once (as the
+/// controllers' own concurrency): a failover of hundreds of VMs does not wait for
+/// each write in turn.
+pub const IN_FLIGHT: usize = 16;
+
+/// Run `f` over `items`, [`IN_FLIGHT`] at a time; every result, in no set order.
+pub async fn each<I, T, F, Fut>(items: I, f: F) -> Vec<T>
+where
+    I: IntoIterator,
+    F: Fn(I::Item) -> Fut,
+    Fut: std::future::Future<Output = T>,
+{
+    use futures::StreamExt;
+    futures::stream::iter(items).map(f).buffer_unordered(IN_FLIGHT).collect().await
+}
