@@ -31,18 +31,7 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
                 Format::Json | Format::Yaml => print_data(cli.output, &flows)?,
                 Format::Table => {
                     let ports = |f: &zonerules::Flow| {
-                        if f.ports.is_empty() {
-                            "any".to_string()
-                        } else {
-                            f.ports
-                                .iter()
-                                .map(|p| match p.end_port {
-                                    Some(e) if e > p.port => format!("{}/{}-{e}", p.protocol.to_ascii_lowercase(), p.port),
-                                    _ => format!("{}/{}", p.protocol.to_ascii_lowercase(), p.port),
-                                })
-                                .collect::<Vec<_>>()
-                                .join(",")
-                        }
+                        if f.ports.is_empty() { "any".to_string() } else { f.ports.iter().map(zonerules::Port::label).collect::<Vec<_>>().join(",") }
                     };
                     let rows = flows
                         .iter()

@@ -29,6 +29,8 @@ pub const OPERATOR_USER: &str = "system:serviceaccount:pdc-system:pdc-operator";
 /// The identity the other DR site's operator has here (the chart's pdc-dr-peer
 /// ServiceAccount).
 pub const DR_PEER_USER: &str = "system:serviceaccount:pdc-system:pdc-dr-peer";
+/// The groups the API server gives a ServiceAccount of the chart's namespace.
+pub const SERVICE_ACCOUNT_GROUPS: &[&str] = &["system:serviceaccounts", "system:serviceaccounts:pdc-system"];
 
 /// A control plane shared by the tests of one binary.
 #[derive(Debug, Clone)]
@@ -135,7 +137,7 @@ fn start_env(with_operator: bool) -> Result<Kept, HarnessError> {
     rt.block_on(prepare(&plane))?;
     let players = crate::players::Players::start(vec![("pdc".into(), plane.kubeconfig())])?;
     let operator_kubeconfig =
-        plane.kubeconfig_for(OPERATOR_USER, &["system:serviceaccounts", "system:serviceaccounts:pdc-system"])?;
+        plane.kubeconfig_for(OPERATOR_USER, SERVICE_ACCOUNT_GROUPS)?;
     let operator = if with_operator {
         Some(OperatorProcess::start(&operator_kubeconfig, &OperatorOptions::new("pdc-operator-0"), &plane.dir)?)
     } else {
@@ -179,7 +181,7 @@ pub async fn private_env(name: &str) -> Result<(TestEnv, ControlPlane), HarnessE
     let plane = ControlPlane::start(name, &base_dir())?;
     prepare(&plane).await?;
     let operator_kubeconfig =
-        plane.kubeconfig_for(OPERATOR_USER, &["system:serviceaccounts", "system:serviceaccounts:pdc-system"])?;
+        plane.kubeconfig_for(OPERATOR_USER, SERVICE_ACCOUNT_GROUPS)?;
     let env = TestEnv {
         dir: plane.dir.clone(),
         port: plane.port,
@@ -229,12 +231,23 @@ pub async fn install_chart(client: &Client) -> Result<(), HarnessError> {
     wait_policies_enforced(client).await
 }
 
+/// A token of ServiceAccount `ns`/`sa` from the TokenRequest API, valid 24 h.
+pub async fn service_account_token(client: &Client, ns: &str, sa: &str) -> Result<String, HarnessError> {
+    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
+    use k8s_openapi::api::core::v1::ServiceAccount;
+    let req = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(86_400), ..Default::default() }), ..Default::default() };
+    Api::<ServiceAccount>::namespaced(client.clone(), ns)
+        .create_token_request(sa, &Default::default(), &req)
+        .await?
+        .status
+        .and_then(|s| s.token)
+        .ok_or_else(|| HarnessError::Other(format!("the API server returned no token for {ns}/{sa}")))
+}
+
 /// A scraper's identity, as a Prometheus has: ServiceAccount pdc-system/metrics-scraper
 /// bound to the chart's ClusterRole pdc-metrics-reader, its token (TokenRequest, 24 h)
 /// written to `dir`/[`crate::operator::METRICS_TOKEN_FILE`].
 pub async fn metrics_scraper(client: &Client, dir: &Path) -> Result<(), HarnessError> {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
     let objects = format!(
         "apiVersion: v1\nkind: ServiceAccount\nmetadata: {{name: metrics-scraper, namespace: {SYSTEM_NAMESPACE}}}\n---\n\
          apiVersion: rbac.authorization.k8s.io/v1\nkind: ClusterRoleBinding\nmetadata: {{name: pdc-tests-metrics-scraper}}\n\
@@ -242,13 +255,7 @@ pub async fn metrics_scraper(client: &Client, dir: &Path) -> Result<(), HarnessE
          subjects: [{{kind: ServiceAccount, name: metrics-scraper, namespace: {SYSTEM_NAMESPACE}}}]\n"
     );
     apply_yaml(client, &objects, None).await?;
-    let req = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(86_400), ..Default::default() }), ..Default::default() };
-    let token = Api::<ServiceAccount>::namespaced(client.clone(), SYSTEM_NAMESPACE)
-        .create_token_request("metrics-scraper", &Default::default(), &req)
-        .await?
-        .status
-        .and_then(|s| s.token)
-        .ok_or_else(|| HarnessError::Other("the API server returned no token for metrics-scraper".into()))?;
+    let token = service_account_token(client, SYSTEM_NAMESPACE, "metrics-scraper").await?;
     let path = dir.join(crate::operator::METRICS_TOKEN_FILE);
     std::fs::write(&path, token).map_err(|e| HarnessError::Io(format!("writing {}", path.display()), e))
 }

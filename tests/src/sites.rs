@@ -17,7 +17,7 @@ use pdc_api::Department;
 use pdc_api::conditions::{self, READY};
 
 use crate::HarnessError;
-use crate::cluster::{DR_PEER_USER, SYSTEM_NAMESPACE, TestEnv, apply_yaml, client_for, private_env, wait_for};
+use crate::cluster::{DR_PEER_USER, SERVICE_ACCOUNT_GROUPS, SYSTEM_NAMESPACE, TestEnv, apply_yaml, client_for, private_env, wait_for};
 use crate::controlplane::ControlPlane;
 use crate::dns::{KnotServer, register_zones};
 use crate::operator::{OperatorOptions, OperatorProcess};
@@ -127,8 +127,8 @@ impl TwoSites {
         b?;
         // Each site reaches the other as the other's pdc-dr-peer identity, with the
         // chart's DR peer role there: not with that operator's own rights.
-        link(&pc, STANDBY, &splane.kubeconfig_for(DR_PEER_USER, &["system:serviceaccounts", "system:serviceaccounts:pdc-system"])?).await?;
-        link(&sc, PRIMARY, &pplane.kubeconfig_for(DR_PEER_USER, &["system:serviceaccounts", "system:serviceaccounts:pdc-system"])?).await?;
+        link(&pc, STANDBY, &splane.kubeconfig_for(DR_PEER_USER, SERVICE_ACCOUNT_GROUPS)?).await?;
+        link(&sc, PRIMARY, &pplane.kubeconfig_for(DR_PEER_USER, SERVICE_ACCOUNT_GROUPS)?).await?;
         let opts = |site: &str| {
             let mut o = OperatorOptions::new(&format!("pdc-{site}"));
             // Short leases: a killed operator's successor takes over within seconds.

@@ -312,7 +312,7 @@ async fn operator_and_dr_peer_rights_stop_at_department_namespaces() {
     assert!(namespaces.get(&plain).await.unwrap().metadata.deletion_timestamp.is_none());
 
     // The DR peer: the department's namespace and the key Secrets in it, nothing else.
-    let peer = env.client_as(pdc_tests::cluster::DR_PEER_USER, &["system:serviceaccounts", "system:serviceaccounts:pdc-system"]).await.unwrap();
+    let peer = env.client_as(pdc_tests::cluster::DR_PEER_USER, pdc_tests::cluster::SERVICE_ACCOUNT_GROUPS).await.unwrap();
     for ns in ["kube-system", "pdc-system", "default"] {
         assert_forbidden(Api::<Secret>::namespaced(peer.clone(), ns).get("anything").await.map(|_| ()));
     }
@@ -456,14 +456,7 @@ async fn operator_serves_metrics_health_and_readiness() {
     assert_eq!(code, 401, "{body}");
     let (code, _) = pdc_tests::operator::http_get_with(port, "/metrics", Some("not-a-token")).unwrap();
     assert_eq!(code, 401);
-    let req = k8s_openapi::api::authentication::v1::TokenRequest::default();
-    let peer_token = Api::<k8s_openapi::api::core::v1::ServiceAccount>::namespaced(client.clone(), "pdc-system")
-        .create_token_request("pdc-dr-peer", &Default::default(), &req)
-        .await
-        .unwrap()
-        .status
-        .and_then(|s| s.token)
-        .unwrap();
+    let peer_token = pdc_tests::cluster::service_account_token(&client, "pdc-system", "pdc-dr-peer").await.unwrap();
     let (code, body) = pdc_tests::operator::http_get_with(port, "/metrics", Some(&peer_token)).unwrap();
     assert_eq!(code, 403, "{body}");
     assert!(body.contains("system:serviceaccount:pdc-system:pdc-dr-peer may not get /metrics"), "{body}");

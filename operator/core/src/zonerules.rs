@@ -44,11 +44,17 @@ pub struct Port {
 }
 
 impl Port {
-    fn range(&self) -> String {
+    /// `8080` or `8080-8081`.
+    pub fn range(&self) -> String {
         match self.end_port {
             Some(e) if e > self.port => format!("{}-{e}", self.port),
             _ => self.port.to_string(),
         }
+    }
+
+    /// `tcp/8080-8081`.
+    pub fn label(&self) -> String {
+        format!("{}/{}", self.protocol.to_ascii_lowercase(), self.range())
     }
 }
 

@@ -149,7 +149,7 @@ async fn attach_zones(dept: &Department, ctx: &DepartmentContext, subnets: &[Dep
     let mut note = None;
     for zname in &dept.spec.zones {
         let Some(z) = all.iter().find(|z| z.name_any() == *zname) else { continue };
-        apply::apply(&np, &attach::policy(dept, z, &all)).await?;
+        apply::apply(&np, &attach::policy(dept, z, &flows)).await?;
         let mine: Vec<String> =
             subnets.iter().filter(|s| s.zone == *zname).flat_map(|s| [s.ipv4.clone(), s.ipv6.clone()]).flatten().collect();
         match nads.patch(&attach::zone_object_name(zname), &apply::params(), &kube::api::Patch::Apply(&attach::nad(dept, z, &mine))).await {

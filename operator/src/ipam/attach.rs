@@ -15,7 +15,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::core::{ApiResource, DynamicObject, GroupVersionKind};
 use kube::{Resource, ResourceExt};
 use pdc_api::labels as l;
-use pdc_api::{Department, NetworkZone, ZonePort};
+use pdc_api::{Department, NetworkZone};
 
 /// The Multus kind, addressed dynamically: its CRD may be absent.
 pub fn nad_resource() -> ApiResource {
@@ -78,10 +78,14 @@ pub fn nad(dept: &Department, zone: &NetworkZone, subnets: &[String]) -> Dynamic
     obj
 }
 
-fn ports(p: &[ZonePort]) -> Option<Vec<NetworkPolicyPort>> {
+fn ports(p: &[pdc_core::zonerules::Port]) -> Option<Vec<NetworkPolicyPort>> {
     (!p.is_empty()).then(|| {
         p.iter()
-            .map(|x| NetworkPolicyPort { protocol: Some(x.protocol.as_str().to_string()), port: Some(IntOrString::Int(x.port)), end_port: x.end_port })
+            .map(|x| NetworkPolicyPort {
+                protocol: Some(x.protocol.clone()),
+                port: Some(IntOrString::Int(i32::from(x.port))),
+                end_port: x.end_port.map(i32::from),
+            })
             .collect()
     })
 }
@@ -105,28 +109,25 @@ fn internet() -> Vec<NetworkPolicyPeer> {
         .collect()
 }
 
-/// The zone's reachability for the department's machines in it: who may connect in
-/// (ingress), and where they may connect to (egress: the zones whose rules admit
-/// this one). `all` is every NetworkZone.
-pub fn policy(dept: &Department, zone: &NetworkZone, all: &[std::sync::Arc<NetworkZone>]) -> NetworkPolicy {
+/// The zone's reachability for the department's pods in it, from the province's
+/// matrix (`flows`, [`pdc_core::zonerules::flows`]): who may connect in (ingress: the
+/// source zones' pods, or the Internet), and where they may connect to (egress: the
+/// zones that admit this one).
+pub fn policy(dept: &Department, zone: &NetworkZone, flows: &[pdc_core::zonerules::Flow]) -> NetworkPolicy {
     let zname = zone.name_any();
-    let mut ingress: Vec<NetworkPolicyIngressRule> = zone
-        .spec
-        .reachability
+    let ingress = flows
         .iter()
-        .map(|r| NetworkPolicyIngressRule { from: Some(r.from_zones.iter().map(|z| zone_peer(z)).collect()), ports: ports(&r.ports) })
+        .filter(|f| f.to == zname)
+        .map(|f| {
+            let from = if f.from == pdc_core::zonerules::INTERNET { internet() } else { vec![zone_peer(&f.from)] };
+            NetworkPolicyIngressRule { from: Some(from), ports: ports(&f.ports) }
+        })
         .collect();
-    if let Some(open) = zone.internet_ports() {
-        ingress.push(NetworkPolicyIngressRule { from: Some(internet()), ports: ports(&open) });
-    }
-    let mut egress = Vec::new();
-    let mut targets: Vec<&std::sync::Arc<NetworkZone>> = all.iter().collect();
-    targets.sort_by_key(|z| z.name_any());
-    for target in targets {
-        for r in target.spec.reachability.iter().filter(|r| r.from_zones.contains(&zname)) {
-            egress.push(NetworkPolicyEgressRule { to: Some(vec![zone_peer(&target.name_any())]), ports: ports(&r.ports) });
-        }
-    }
+    let egress = flows
+        .iter()
+        .filter(|f| f.from == zname)
+        .map(|f| NetworkPolicyEgressRule { to: Some(vec![zone_peer(&f.to)]), ports: ports(&f.ports) })
+        .collect();
     NetworkPolicy {
         metadata: meta(dept, zone_object_name(&zname), &zname),
         spec: Some(NetworkPolicySpec {
@@ -203,8 +204,7 @@ pub fn multi_policy(dept: &Department, zone: &NetworkZone, flows: &[pdc_core::zo
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pdc_api::{DepartmentSpec, NetworkZoneSpec, ReachRule, ZoneSite};
-    use std::sync::Arc;
+    use pdc_api::{DepartmentSpec, NetworkZoneSpec, ReachRule, ZonePort, ZoneSite};
 
     fn zone(name: &str, reach: Vec<ReachRule>, internet: bool) -> NetworkZone {
         let mut z = NetworkZone::new(
@@ -243,8 +243,9 @@ mod tests {
         let dmz = zone("dmz", vec![ReachRule { from_zones: vec!["app".into()], ports: vec![tcp(443)] }], true);
         let app = zone("app", vec![ReachRule { from_zones: vec!["dmz".into()], ports: vec![tcp(8080)] }], false);
         let data = zone("data", vec![ReachRule { from_zones: vec!["app".into()], ports: vec![tcp(5432)] }], false);
-        let all = vec![Arc::new(dmz.clone()), Arc::new(app.clone()), Arc::new(data)];
-        let p = policy(&dept(), &app, &all);
+        let all = [dmz.clone(), app.clone(), data];
+        let flows = pdc_api::zone_flows(all.iter());
+        let p = policy(&dept(), &app, &flows);
         let spec = p.spec.unwrap();
         assert_eq!(spec.pod_selector.unwrap().match_labels.unwrap()["pdc.io/zone-app"], "true");
         let ing = spec.ingress.unwrap();
@@ -263,7 +264,7 @@ mod tests {
             })
             .collect();
         assert_eq!(to, vec![("pdc.io/zone-data".to_string(), 5432), ("pdc.io/zone-dmz".to_string(), 443)]);
-        let pd = policy(&dept(), &dmz, &all).spec.unwrap();
+        let pd = policy(&dept(), &dmz, &flows).spec.unwrap();
         let internet_rule = pd.ingress.unwrap().pop().unwrap();
         assert_eq!(internet_rule.from.unwrap()[0].ip_block.as_ref().unwrap().cidr, "0.0.0.0/0");
         let n = nad(&dept(), &dmz, &["10.20.0.0/26".into()]);

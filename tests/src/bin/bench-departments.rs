@@ -153,7 +153,7 @@ async fn run() -> Result<(), String> {
     eprintln!("baseline took {:.2} s", base.as_secs_f64());
 
     let op_kc = plane
-        .kubeconfig_for(OPERATOR_USER, &["system:serviceaccounts", "system:serviceaccounts:pdc-system"])
+        .kubeconfig_for(OPERATOR_USER, pdc_tests::cluster::SERVICE_ACCOUNT_GROUPS)
         .map_err(|e| e.to_string())?;
     let mut op = OperatorProcess::start(&op_kc, &OperatorOptions::new("bench-operator"), &plane.dir).map_err(|e| e.to_string())?;
     wait_leader(&op).await?;

@@ -115,21 +115,12 @@ fn run(work: impl std::future::Future<Output = Result<(), String>>) -> ExitCode 
 }
 
 async fn token_kubeconfig(args: Vec<String>) -> Result<(), String> {
-    use k8s_openapi::api::authentication::v1::{TokenRequest, TokenRequestSpec};
-    use k8s_openapi::api::core::v1::ServiceAccount;
     use kube::config::{AuthInfo, Context, Kubeconfig, NamedAuthInfo, NamedContext};
     let [ns, sa, out] = args.as_slice() else {
         return Err("usage: pdc-controlplane token-kubeconfig NAMESPACE SERVICEACCOUNT OUT".into());
     };
     let client = kube::Client::try_default().await.map_err(|e| format!("connecting: {e}"))?;
-    let req = TokenRequest { spec: Some(TokenRequestSpec { expiration_seconds: Some(86_400), ..Default::default() }), ..Default::default() };
-    let token = kube::Api::<ServiceAccount>::namespaced(client, ns)
-        .create_token_request(sa, &Default::default(), &req)
-        .await
-        .map_err(|e| format!("a token for {ns}/{sa}: {e}"))?
-        .status
-        .and_then(|s| s.token)
-        .ok_or_else(|| format!("the API server returned no token for {ns}/{sa}"))?;
+    let token = pdc_tests::cluster::service_account_token(&client, ns, sa).await.map_err(|e| format!("a token for {ns}/{sa}: {e}"))?;
     let mut kc = Kubeconfig::read().map_err(|e| format!("reading the kubeconfig: {e}"))?;
     let current = kc.current_context.clone().unwrap_or_default();
     let cluster = kc.contexts.iter().find(|c| c.name == current).and_then(|c| c.context.as_ref()).map(|c| c.cluster.clone()).ok_or("the kubeconfig has no current context")?;
