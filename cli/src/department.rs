@@ -399,7 +399,9 @@ struct Planned {
     kind: String,
 }
 
-async fn import(cli: &Cli, a: &ImportArgs) -> Result<ExitCode, CliError> {
+/// The Departments a tenant list (`../shared/data/daklak-tenants.yaml`'s shape) comes
+/// down to: slug, display name, code and kind, refused when two names slug alike.
+fn import_plan(text: &str, file: &str, code_prefix: Option<&str>, rule: SlugRule) -> Result<Vec<Planned>, CliError> {
     #[derive(serde::Deserialize)]
     struct List {
         #[serde(default)]
@@ -421,15 +423,11 @@ async fn import(cli: &Cli, a: &ImportArgs) -> Result<ExitCode, CliError> {
         #[serde(default)]
         kind: Option<String>,
     }
-    let text = std::fs::read_to_string(&a.file).map_err(|e| CliError::Usage(format!("reading {}: {e}", a.file)))?;
-    let list: List = serde_yaml::from_str(&text).map_err(|e| CliError::Usage(format!("{} is not a tenant list: {e}", a.file)))?;
-    let prefix = a
-        .code_prefix
-        .clone()
+    let list: List = serde_yaml::from_str(text).map_err(|e| CliError::Usage(format!("{file} is not a tenant list: {e}")))?;
+    let prefix = code_prefix
+        .map(str::to_string)
         .or_else(|| list.province.and_then(|p| p.code_prefix))
         .ok_or_else(|| CliError::Usage("no code prefix: pass --code-prefix H15".into()))?;
-    let client = client(cli).await?;
-    let rule = naming_rule(&client).await;
     let mut plan = Vec::new();
     for (i, name) in list.departments.iter().enumerate() {
         plan.push(Planned { name: slug_for(name, rule)?, display_name: name.clone(), code: format!("{prefix}.{}", i + 1), kind: "department".into() });
@@ -444,6 +442,14 @@ async fn import(cli: &Cli, a: &ImportArgs) -> Result<ExitCode, CliError> {
             return Err(CliError::Usage(format!("{:?} and {:?} both slug to {}; give one of them a name by hand", other, p.display_name, p.name)));
         }
     }
+    Ok(plan)
+}
+
+async fn import(cli: &Cli, a: &ImportArgs) -> Result<ExitCode, CliError> {
+    let text = std::fs::read_to_string(&a.file).map_err(|e| CliError::Usage(format!("reading {}: {e}", a.file)))?;
+    let client = client(cli).await?;
+    let rule = naming_rule(&client).await;
+    let plan = import_plan(&text, &a.file, a.code_prefix.as_deref(), rule)?;
     if a.dry_run {
         match cli.output {
             Format::Table => outln!(

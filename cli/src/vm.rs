@@ -66,26 +66,7 @@ pub enum Cmd {
 pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
     let c = client(cli).await?;
     match cmd {
-        Cmd::List { department } => {
-            let api: Api<TenantVM> = match department {
-                Some(d) => Api::namespaced(c, d),
-                None => Api::all(c),
-            };
-            let mut items = api.list(&ListParams::default()).await?.items;
-            items.sort_by_key(|v| (v.namespace(), v.name_any()));
-            if cli.output != Format::Table {
-                print_data(cli.output, &items.iter().map(row).collect::<Vec<_>>())?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let body = items
-                .iter()
-                .map(|v| {
-                    let r = row(v);
-                    vec![r.department, r.name, r.size, r.phase, r.ipv4, r.ipv6, r.fqdn, r.ready, age(v.metadata.creation_timestamp.as_ref())]
-                })
-                .collect();
-            outln!("{}", table(&["DEPARTMENT", "NAME", "SIZE", "PHASE", "IPV4", "IPV6", "FQDN", "READY", "AGE"], body));
-        }
+        Cmd::List { department } => list(cli, c, department.as_deref()).await?,
         Cmd::Show { name, department } => {
             let v = Api::<TenantVM>::namespaced(c, department).get(name).await?;
             if cli.output != Format::Table {
@@ -95,26 +76,7 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
             show(&v);
         }
         Cmd::Create { name, department, size, image, root, disks, zones, hostname, no_wait } => {
-            let disk = |s: &str, default_name: &str| -> Result<serde_json::Value, CliError> {
-                let (n, rest) = s.split_once('=').unwrap_or((default_name, s));
-                let (sz, tier) = rest.split_once(':').ok_or_else(|| CliError::Usage(format!("{s:?}: write a disk as SIZE:TIER, e.g. 20Gi:ssd")))?;
-                Ok(serde_json::json!({"name": n, "size": sz, "tier": tier}))
-            };
-            let img = if image.starts_with("http://") || image.starts_with("https://") {
-                serde_json::json!({"url": image})
-            } else if image.starts_with("docker://") {
-                serde_json::json!({"registry": image})
-            } else {
-                serde_json::json!({"dataSource": image})
-            };
-            let v: TenantVM = serde_json::from_value(serde_json::json!({
-                "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": name},
-                "spec": {"size": size, "image": img, "rootDisk": disk(root, "root")?,
-                         "disks": disks.iter().map(|d| disk(d, "data")).collect::<Result<Vec<_>, _>>()?,
-                         "nics": zones.iter().map(|z| serde_json::json!({"zone": z})).collect::<Vec<_>>(),
-                         "hostname": hostname.clone().unwrap_or_else(|| name.clone())}
-            }))
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+            let v = new_vm(name, size, image, root, disks, zones, hostname.as_deref())?;
             let api: Api<TenantVM> = Api::namespaced(c, department);
             api.create(&PostParams::default(), &v).await?;
             outln!("tenantvm {department}/{name} created");
@@ -145,6 +107,52 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn list(cli: &Cli, c: kube::Client, department: Option<&str>) -> Result<(), CliError> {
+    let api: Api<TenantVM> = match department {
+        Some(d) => Api::namespaced(c, d),
+        None => Api::all(c),
+    };
+    let mut items = api.list(&ListParams::default()).await?.items;
+    items.sort_by_key(|v| (v.namespace(), v.name_any()));
+    if cli.output != Format::Table {
+        print_data(cli.output, &items.iter().map(row).collect::<Vec<_>>())?;
+        return Ok(());
+    }
+    let body = items
+        .iter()
+        .map(|v| {
+            let r = row(v);
+            vec![r.department, r.name, r.size, r.phase, r.ipv4, r.ipv6, r.fqdn, r.ready, age(v.metadata.creation_timestamp.as_ref())]
+        })
+        .collect();
+    outln!("{}", table(&["DEPARTMENT", "NAME", "SIZE", "PHASE", "IPV4", "IPV6", "FQDN", "READY", "AGE"], body));
+    Ok(())
+}
+
+/// The TenantVM `pdcctl vm create` makes from its flags.
+fn new_vm(name: &str, size: &str, image: &str, root: &str, disks: &[String], zones: &[String], hostname: Option<&str>) -> Result<TenantVM, CliError> {
+    let disk = |s: &str, default_name: &str| -> Result<serde_json::Value, CliError> {
+        let (n, rest) = s.split_once('=').unwrap_or((default_name, s));
+        let (sz, tier) = rest.split_once(':').ok_or_else(|| CliError::Usage(format!("{s:?}: write a disk as SIZE:TIER, e.g. 20Gi:ssd")))?;
+        Ok(serde_json::json!({"name": n, "size": sz, "tier": tier}))
+    };
+    let img = if image.starts_with("http://") || image.starts_with("https://") {
+        serde_json::json!({"url": image})
+    } else if image.starts_with("docker://") {
+        serde_json::json!({"registry": image})
+    } else {
+        serde_json::json!({"dataSource": image})
+    };
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": name},
+        "spec": {"size": size, "image": img, "rootDisk": disk(root, "root")?,
+                 "disks": disks.iter().map(|d| disk(d, "data")).collect::<Result<Vec<_>, _>>()?,
+                 "nics": zones.iter().map(|z| serde_json::json!({"zone": z})).collect::<Vec<_>>(),
+                 "hostname": hostname.unwrap_or(name)}
+    }))
+    .map_err(|e| CliError::Usage(e.to_string()))
 }
 
 #[derive(Serialize)]

@@ -1,5 +1,9 @@
 //! pdc-operator: runs the pdc controllers while it holds the leader lease.
 
+// No function longer than 80 lines (clippy.toml sets the threshold): a long body is
+// split into named steps.
+#![warn(clippy::too_many_lines)]
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -292,14 +296,10 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         args.namespace.clone(),
         args.dr_step_pause,
     ));
-    let tenant_volumes = compute::volume::controller(client.clone());
-    let volume_ctx = Arc::new(compute::volume::VolumeContext {
-        base: ctx.clone(),
-        provinces: province_store.clone(),
-        departments: department_store.clone(),
-    });
-    let wait = province_store.clone();
-    let (wait_zones, wait_sites) = (zone_store.clone(), site_store.clone());
+    let volumes = compute::volume::run(
+        Arc::new(compute::volume::VolumeContext { base: ctx.clone(), provinces: province_store.clone(), departments: department_store.clone() }),
+        compute::volume::controller(client.clone()),
+    );
     tokio::join!(
         sites,
         follow,
@@ -310,18 +310,25 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         sizes,
         compute::vm::run(vm_ctx, tenant_vms, volume_changes, vm_plan_changes, vm_child_writers),
         dr::run(dr_ctx, drplans),
-        compute::volume::run(volume_ctx, tenant_volumes),
+        volumes,
         dns,
-        async move {
-            // Departments need the Province, zones and sites: start once their caches have synced.
-            if wait.wait_until_ready().await.is_ok()
-                && wait_zones.wait_until_ready().await.is_ok()
-                && wait_sites.wait_until_ready().await.is_ok()
-            {
-                department::run(ctx, province_store, ipam, zone_store, site_store, bound, departments).await;
-            }
-        }
+        run_departments(ctx, province_store, ipam, zone_store, site_store, bound, departments),
     );
+}
+
+/// Departments need the Province, zones and sites: they start once those caches have synced.
+async fn run_departments(
+    ctx: Arc<Context>,
+    provinces: reflector::Store<Province>,
+    ipam: Arc<Ipam>,
+    zones: reflector::Store<pdc_api::NetworkZone>,
+    sites: reflector::Store<Site>,
+    bound: department::build::Bound,
+    departments: Controller<pdc_api::Department>,
+) {
+    if provinces.wait_until_ready().await.is_ok() && zones.wait_until_ready().await.is_ok() && sites.wait_until_ready().await.is_ok() {
+        department::run(ctx, provinces, ipam, zones, sites, bound, departments).await;
+    }
 }
 
 async fn shutdown_signal() {

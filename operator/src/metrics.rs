@@ -74,108 +74,76 @@ impl Metrics {
     }
 }
 
+/// Registers each metric as it is made.
+struct Reg(Registry);
+
+impl Reg {
+    fn add<C: prometheus::core::Collector + Clone + 'static>(&self, c: C) -> Result<C, prometheus::Error> {
+        self.0.register(Box::new(c.clone()))?;
+        Ok(c)
+    }
+    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
+        self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
+    }
+    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+        self.add(IntGauge::new(name, help)?)
+    }
+    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, prometheus::Error> {
+        self.add(GaugeVec::new(Opts::new(name, help), labels)?)
+    }
+    /// Histogram with exponential buckets from `start`, doubling 12 or 14 times.
+    fn histograms(&self, name: &str, help: &str, start: f64, count: usize, labels: &[&str]) -> Result<HistogramVec, prometheus::Error> {
+        self.add(HistogramVec::new(HistogramOpts::new(name, help).buckets(prometheus::exponential_buckets(start, 2.0, count)?), labels)?)
+    }
+}
+
+const SITE: &[&str] = &["zone", "site", "family"];
+const ZONE: &[&str] = &["zone"];
+const PLAN: &[&str] = &["namespace", "plan"];
+
 impl Metrics {
     /// Build the registry (fails only on an invalid metric definition).
     pub fn new() -> Result<Self, prometheus::Error> {
-        let registry = Registry::new_custom(Some("pdc".into()), None)?;
-        let counter = |name: &str, help: &str, labels: &[&str]| -> Result<IntCounterVec, prometheus::Error> {
-            let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(c.clone()))?;
-            Ok(c)
-        };
-        let reconciles = counter("reconcile_total", "Reconciles by controller and result", &["controller", "result"])?;
-        let errors = counter("reconcile_errors_total", "Reconcile errors by controller and error kind", &["controller", "error"])?;
-        let kube_requests = counter("kube_api_requests_total", "Requests sent to the Kubernetes API by verb", &["verb"])?;
-        let gauge = |name: &str, help: &str| -> Result<IntGauge, prometheus::Error> {
-            let g = IntGauge::new(name, help)?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
-        };
-        let leader = gauge("leader", "1 while this replica holds the leader lease")?;
-        let departments_ready = gauge("departments_ready", "Departments whose Ready condition is True")?;
-        let departments_total = gauge("departments", "Departments known to the operator")?;
-        let labelled = |name: &str, help: &str, labels: &[&str]| -> Result<GaugeVec, prometheus::Error> {
-            let g = GaugeVec::new(Opts::new(name, help), labels)?;
-            registry.register(Box::new(g.clone()))?;
-            Ok(g)
-        };
-        let gauge_vec = |name: &str, help: &str| labelled(name, help, &["zone", "site", "family"]);
-        let ipam_subnets_allocated = gauge_vec("ipam_subnets_allocated", "Department subnets allocated from a zone's prefix, per site and family")?;
-        let ipam_subnets_capacity = gauge_vec("ipam_subnets_capacity", "Department subnets a zone's prefix holds, per site and family")?;
-        let ipam_addresses_allocated = gauge_vec("ipam_addresses_allocated", "Addresses allocated in a zone's department subnets, per site and family")?;
-        let ipam_addresses_capacity = gauge_vec("ipam_addresses_capacity", "Usable addresses in a zone's allocated department subnets, per site and family")?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new("reconcile_duration_seconds", "Reconcile duration by controller")
-                .buckets(prometheus::exponential_buckets(0.005, 2.0, 14)?),
-            &["controller"],
-        )?;
-        registry.register(Box::new(duration.clone()))?;
-        let zone_gauge = |name: &str, help: &str| labelled(name, help, &["zone"]);
-        let dns_pending_changes = zone_gauge("dns_pending_changes", "Record sets waiting to be written to a DNS zone")?;
-        let dns_last_sync = zone_gauge("dns_last_sync_timestamp_seconds", "UNIX time a DNS zone was last found or made as its DnsRecords say")?;
-        let dns_zone_in_sync = zone_gauge("dns_zone_in_sync", "1 while a DNS zone is in sync, 0 while its server cannot be read or written")?;
-        let dns_conflicts = zone_gauge("dns_conflicts", "Record sets pdc wants that a set it does not own holds")?;
-        let dns_record_sets = zone_gauge("dns_record_sets", "Record sets pdc manages in a DNS zone")?;
-        let dns_update_duration = HistogramVec::new(
-            HistogramOpts::new("dns_update_duration_seconds", "Round trip of one RFC 2136 UPDATE message")
-                .buckets(prometheus::exponential_buckets(0.001, 2.0, 14)?),
-            &["zone"],
-        )?;
-        registry.register(Box::new(dns_update_duration.clone()))?;
-        let dns_errors = counter("dns_errors_total", "Failed exchanges with a DNS server by zone and reason", &["zone", "reason"])?;
-        let dns_transfers = counter("dns_transfers_total", "Zone transfers read by zone and kind (full: AXFR, incremental: IXFR)", &["zone", "kind"])?;
-        let tenantvms = labelled("tenantvms", "TenantVMs by phase", &["phase"])?;
-        let quota_used = labelled("quota_used", "Quota held by a department's VMs and volumes, per resource", &["department", "resource"])?;
-        let quota_limit = labelled("quota_limit", "A department's quota, per resource", &["department", "resource"])?;
+        let r = Reg(Registry::new_custom(Some("pdc".into()), None)?);
         let tenantvm_provision = prometheus::Histogram::with_opts(
             HistogramOpts::new("tenantvm_provision_duration_seconds", "TenantVM creation to first Ready").buckets(prometheus::exponential_buckets(0.25, 2.0, 12)?),
         )?;
-        registry.register(Box::new(tenantvm_provision.clone()))?;
-        let plan_gauge = |name: &str, help: &str| labelled(name, help, &["namespace", "plan"]);
-        let dr_lag = plan_gauge("dr_lag_seconds", "Seconds since the last completed sync of a DR plan's least recent disk")?;
-        let dr_last_sync = plan_gauge("dr_last_sync_timestamp_seconds", "UNIX time of the last completed sync of a DR plan's least recent disk")?;
-        let dr_rpo = plan_gauge("dr_rpo_seconds", "A DR plan's recovery point objective")?;
-        let dr_protected = plan_gauge("dr_protected", "1 while a DR plan's VMs are defined at the standby and every disk replicates")?;
-        let dr_last_drill = plan_gauge("dr_last_drill_timestamp_seconds", "UNIX time of a DR plan's last passed drill or relocate")?;
-        let dr_last_standby_check =
-            plan_gauge("dr_last_standby_check_timestamp_seconds", "UNIX time the standby last ran a DR plan's VMs (drill, relocate or failover)")?;
-        let dr_action_duration = HistogramVec::new(
-            HistogramOpts::new("dr_action_duration_seconds", "DR action request to its last step done").buckets(prometheus::exponential_buckets(0.5, 2.0, 12)?),
-            &["action"],
-        )?;
-        registry.register(Box::new(dr_action_duration.clone()))?;
         Ok(Self {
-            kube_requests,
-            dr_lag,
-            dr_last_sync,
-            dr_rpo,
-            dr_protected,
-            dr_last_drill,
-            dr_last_standby_check,
-            dr_action_duration,
-            dns_pending_changes,
-            dns_last_sync,
-            dns_zone_in_sync,
-            dns_conflicts,
-            dns_record_sets,
-            dns_update_duration,
-            dns_errors,
-            dns_transfers,
-            tenantvms,
-            quota_used,
-            quota_limit,
-            tenantvm_provision,
-            registry,
-            reconciles,
-            duration,
-            errors,
-            leader,
-            departments_ready,
-            departments_total,
-            ipam_subnets_allocated,
-            ipam_subnets_capacity,
-            ipam_addresses_allocated,
-            ipam_addresses_capacity,
+            reconciles: r.counter("reconcile_total", "Reconciles by controller and result", &["controller", "result"])?,
+            errors: r.counter("reconcile_errors_total", "Reconcile errors by controller and error kind", &["controller", "error"])?,
+            kube_requests: r.counter("kube_api_requests_total", "Requests sent to the Kubernetes API by verb", &["verb"])?,
+            duration: r.histograms("reconcile_duration_seconds", "Reconcile duration by controller", 0.005, 14, &["controller"])?,
+            leader: r.gauge("leader", "1 while this replica holds the leader lease")?,
+            departments_ready: r.gauge("departments_ready", "Departments whose Ready condition is True")?,
+            departments_total: r.gauge("departments", "Departments known to the operator")?,
+            ipam_subnets_allocated: r.gauges("ipam_subnets_allocated", "Department subnets allocated from a zone's prefix, per site and family", SITE)?,
+            ipam_subnets_capacity: r.gauges("ipam_subnets_capacity", "Department subnets a zone's prefix holds, per site and family", SITE)?,
+            ipam_addresses_allocated: r.gauges("ipam_addresses_allocated", "Addresses allocated in a zone's department subnets, per site and family", SITE)?,
+            ipam_addresses_capacity: r.gauges("ipam_addresses_capacity", "Usable addresses in a zone's allocated department subnets, per site and family", SITE)?,
+            dns_pending_changes: r.gauges("dns_pending_changes", "Record sets waiting to be written to a DNS zone", ZONE)?,
+            dns_last_sync: r.gauges("dns_last_sync_timestamp_seconds", "UNIX time a DNS zone was last found or made as its DnsRecords say", ZONE)?,
+            dns_zone_in_sync: r.gauges("dns_zone_in_sync", "1 while a DNS zone is in sync, 0 while its server cannot be read or written", ZONE)?,
+            dns_conflicts: r.gauges("dns_conflicts", "Record sets pdc wants that a set it does not own holds", ZONE)?,
+            dns_record_sets: r.gauges("dns_record_sets", "Record sets pdc manages in a DNS zone", ZONE)?,
+            dns_update_duration: r.histograms("dns_update_duration_seconds", "Round trip of one RFC 2136 UPDATE message", 0.001, 14, ZONE)?,
+            dns_errors: r.counter("dns_errors_total", "Failed exchanges with a DNS server by zone and reason", &["zone", "reason"])?,
+            dns_transfers: r.counter("dns_transfers_total", "Zone transfers read by zone and kind (full: AXFR, incremental: IXFR)", &["zone", "kind"])?,
+            tenantvms: r.gauges("tenantvms", "TenantVMs by phase", &["phase"])?,
+            quota_used: r.gauges("quota_used", "Quota held by a department's VMs and volumes, per resource", &["department", "resource"])?,
+            quota_limit: r.gauges("quota_limit", "A department's quota, per resource", &["department", "resource"])?,
+            tenantvm_provision: r.add(tenantvm_provision)?,
+            dr_lag: r.gauges("dr_lag_seconds", "Seconds since the last completed sync of a DR plan's least recent disk", PLAN)?,
+            dr_last_sync: r.gauges("dr_last_sync_timestamp_seconds", "UNIX time of the last completed sync of a DR plan's least recent disk", PLAN)?,
+            dr_rpo: r.gauges("dr_rpo_seconds", "A DR plan's recovery point objective", PLAN)?,
+            dr_protected: r.gauges("dr_protected", "1 while a DR plan's VMs are defined at the standby and every disk replicates", PLAN)?,
+            dr_last_drill: r.gauges("dr_last_drill_timestamp_seconds", "UNIX time of a DR plan's last passed drill or relocate", PLAN)?,
+            dr_last_standby_check: r.gauges(
+                "dr_last_standby_check_timestamp_seconds",
+                "UNIX time the standby last ran a DR plan's VMs (drill, relocate or failover)",
+                PLAN,
+            )?,
+            dr_action_duration: r.histograms("dr_action_duration_seconds", "DR action request to its last step done", 0.5, 12, &["action"])?,
+            registry: r.0,
             ready: AtomicBool::new(false),
         })
     }
