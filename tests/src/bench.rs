@@ -209,3 +209,41 @@ where
         .await
         .map(|_| ())
 }
+
+/// The benchmarks' TenantVM: size m1.small, a 20Gi ssd root disk from a URL, a 50Gi
+/// hdd data disk, one NIC in zone app.
+pub fn tenant_vm(name: &str) -> Result<pdc_api::TenantVM, String> {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": name},
+        "spec": {"size": "m1.small", "image": {"url": "https://images.daklak.gov.vn/ubuntu-24.04.qcow2"},
+                 "rootDisk": {"size": "20Gi", "tier": "ssd"}, "disks": [{"name": "data", "size": "50Gi", "tier": "hdd"}],
+                 "nics": [{"zone": "app"}], "hostname": name}
+    }))
+    .map_err(|e| e.to_string())
+}
+
+pub fn vm_ready(v: &pdc_api::TenantVM) -> bool {
+    v.status.as_ref().is_some_and(|s| pdc_api::conditions::is_true(&s.conditions, "Ready"))
+}
+
+pub fn programmed(r: &pdc_api::DnsRecord) -> bool {
+    r.status.as_ref().and_then(|s| pdc_api::conditions::find(&s.conditions, "Programmed")).is_some_and(|c| c.status == "True")
+}
+
+/// The `i`th benchmark address: 10.15.x.y.
+pub fn record_addr(i: usize) -> String {
+    format!("10.15.{}.{}", (i / 250) % 250, i % 250 + 1)
+}
+
+/// The `i`th benchmark record: `prefix-iiiii`, one A value, in `depts[i % len]`.
+pub fn record(depts: &[String], i: usize, prefix: &str, labels: &[(&str, &str)]) -> Result<(String, pdc_api::DnsRecord), String> {
+    let ns = depts.get(i % depts.len().max(1)).cloned().unwrap_or_default();
+    let name = format!("{prefix}-{i:05}");
+    let labels: serde_json::Map<String, serde_json::Value> = labels.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
+    let rec = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord", "metadata": {"name": name, "labels": labels},
+        "spec": {"name": name, "type": "A", "values": [record_addr(i)]}
+    }))
+    .map_err(|e| e.to_string())?;
+    Ok((ns, rec))
+}

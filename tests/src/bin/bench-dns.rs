@@ -21,9 +21,8 @@ use std::time::{Duration, Instant};
 use kube::Api;
 use kube::api::{DeleteParams, ListParams};
 use pdc_api::DnsRecord;
-use pdc_api::conditions;
 use pdc_tests::addressing::load_plan;
-use pdc_tests::bench::{Args, Timings, create_all, create_paced, percentile, progress, wait_leader, watch_ready, write_result};
+use pdc_tests::bench::{Args, Timings, create_all, create_paced, percentile, programmed, progress, record, record_addr, wait_leader, watch_ready, write_result};
 use pdc_tests::cluster::private_env;
 use pdc_tests::dns::{KnotServer, register_zones};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
@@ -42,10 +41,6 @@ async fn main() -> std::process::ExitCode {
     }
 }
 
-fn addr(i: usize) -> String {
-    format!("10.15.{}.{}", (i / 250) % 250, i % 250 + 1)
-}
-
 /// The floor: `n` A records added with knsupdate, `BATCH` per UPDATE message.
 fn baseline(knot: &KnotServer, n: usize) -> Result<Duration, String> {
     let mut script = String::new();
@@ -55,16 +50,12 @@ fn baseline(knot: &KnotServer, n: usize) -> Result<Duration, String> {
         }
         script.push_str("zone baseline.gov.vn.\n");
         for i in chunk {
-            script.push_str(&format!("update add host-{i:05}.baseline.gov.vn. 300 A {}\n", addr(*i)));
+            script.push_str(&format!("update add host-{i:05}.baseline.gov.vn. 300 A {}\n", record_addr(*i)));
         }
     }
     let start = Instant::now();
     knot.update(&script).map_err(|e| e.to_string())?;
     Ok(start.elapsed())
-}
-
-fn programmed(r: &DnsRecord) -> bool {
-    r.status.as_ref().and_then(|s| conditions::find(&s.conditions, "Programmed")).is_some_and(|c| c.status == "True")
 }
 
 async fn run() -> Result<(), String> {
@@ -77,7 +68,7 @@ async fn run() -> Result<(), String> {
     eprintln!("baseline: {} record additions with knsupdate, {BATCH} per message", a.count);
     let base = baseline(&knot, a.count)?;
     let check = knot.dig(&format!("host-{:05}.baseline.gov.vn", a.count - 1), "A", false).map_err(|e| e.to_string())?;
-    if !check.contains(&addr(a.count - 1)) {
+    if !check.contains(&record_addr(a.count - 1)) {
         return Err(format!("the baseline's last record does not answer: {check}"));
     }
     eprintln!("baseline took {:.2} s", base.as_secs_f64());
@@ -142,7 +133,7 @@ async fn run() -> Result<(), String> {
         .filter(|i| {
             let d = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
             let key = (format!("host-{i:05}.{d}.daklak.gov.vn."), pdc_core::dnsplan::RecordType::A);
-            zone.sets.get(&key).is_none_or(|s| !s.values.contains(&addr(*i)))
+            zone.sets.get(&key).is_none_or(|s| !s.values.contains(&record_addr(*i)))
         })
         .collect();
     for i in missing.iter().take(5) {
@@ -192,17 +183,4 @@ async fn run() -> Result<(), String> {
         }),
     )?;
     if missing == 0 { Ok(()) } else { Err(format!("{missing} records missing from the zone")) }
-}
-
-/// The `i`th record: `prefix-iiiii` in the `i`th department, one A value.
-fn record(depts: &[String], i: usize, prefix: &str, labels: &[(&str, &str)]) -> Result<(String, DnsRecord), String> {
-    let ns = depts.get(i % DEPARTMENTS).cloned().unwrap_or_default();
-    let name = format!("{prefix}-{i:05}");
-    let labels: serde_json::Map<String, serde_json::Value> = labels.iter().map(|(k, v)| (k.to_string(), serde_json::Value::from(*v))).collect();
-    let rec: DnsRecord = serde_json::from_value(serde_json::json!({
-        "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord", "metadata": {"name": name, "labels": labels},
-        "spec": {"name": name, "type": "A", "values": [addr(i)]}
-    }))
-    .map_err(|e| e.to_string())?;
-    Ok((ns, rec))
 }

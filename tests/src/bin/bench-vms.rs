@@ -15,10 +15,10 @@ use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::Namespace;
 use kube::api::{DeleteParams, DynamicObject, ListParams, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Api, Client};
-use pdc_api::{AddressClaim, Department, TenantVM, conditions};
+use pdc_api::{AddressClaim, Department, TenantVM};
 use pdc_operator::compute::build::{self, NicPlan, dv_resource, vm_resource};
 use pdc_tests::addressing::load_plan;
-use pdc_tests::bench::{Args, Timings, create_all, percentile, progress, wait_leader, watch_ready, write_result};
+use pdc_tests::bench::{Args, Timings, create_all, percentile, progress, tenant_vm, vm_ready, wait_leader, watch_ready, write_result};
 use pdc_tests::cluster::{apply_yaml, private_env};
 use pdc_tests::dns::{KnotServer, register_zones};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
@@ -73,20 +73,6 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn tenant_vm(name: &str) -> Result<TenantVM, String> {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": name},
-        "spec": {"size": "m1.small", "image": {"url": "https://images.daklak.gov.vn/ubuntu-24.04.qcow2"},
-                 "rootDisk": {"size": "20Gi", "tier": "ssd"}, "disks": [{"name": "data", "size": "50Gi", "tier": "hdd"}],
-                 "nics": [{"zone": "app"}], "hostname": name}
-    }))
-    .map_err(|e| e.to_string())
-}
-
-fn vm_ready(v: &TenantVM) -> bool {
-    v.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "Ready"))
 }
 
 /// The floor: the same child objects created raw, then removed.
