@@ -315,6 +315,8 @@ async fn create(cli: &Cli, a: &CreateArgs) -> Result<ExitCode, CliError> {
             zones: a.zones.clone(),
             lifecycle: Default::default(),
             deletion_protection: false,
+            successor: None,
+            previous_codes: Vec::new(),
         },
     );
     let api: Api<Department> = Api::all(client);
@@ -481,6 +483,8 @@ async fn import(cli: &Cli, a: &ImportArgs) -> Result<ExitCode, CliError> {
             zones: a.zones.clone(),
             lifecycle: Default::default(),
             deletion_protection: false,
+            successor: None,
+            previous_codes: Vec::new(),
         };
         // Server-side apply: re-running an import is harmless.
         let d = Department::new(&p.name, spec);

@@ -34,5 +34,6 @@ pub fn all_crds() -> Vec<CustomResourceDefinition> {
         TenantVM::crd(),
         TenantVolume::crd(),
         DrPlan::crd(),
+        Reorganization::crd(),
     ]
 }

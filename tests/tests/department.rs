@@ -45,6 +45,8 @@ fn spec(display: &str, code: &str) -> DepartmentSpec {
         zones: Vec::new(),
         lifecycle: Default::default(),
         deletion_protection: false,
+        successor: None,
+        previous_codes: Vec::new(),
     }
 }
 

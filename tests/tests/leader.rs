@@ -27,6 +27,8 @@ fn department(code: &str) -> DepartmentSpec {
         zones: Vec::new(),
         lifecycle: Default::default(),
         deletion_protection: false,
+        successor: None,
+        previous_codes: Vec::new(),
     }
 }
 

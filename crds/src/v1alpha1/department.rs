@@ -81,6 +81,19 @@ pub struct DepartmentSpec {
     /// While true, the API server refuses to delete this Department.
     #[serde(default)]
     pub deletion_protection: bool,
+
+    /// Where a Retiring or Retired unit went: the Department that took it over
+    /// (written by the Reorganization that merged it or that its lookups go to).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$')").message("successor must be a Department name such as xa-hoa-phu"))]
+    #[schemars(length(max = 63))]
+    pub successor: Option<String>,
+
+    /// Identifier codes the unit held before a reissue, oldest first (`H45.12`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(validation = Rule::new("self.all(c, c.matches('^[A-Z][0-9]{2}(\\\\.[0-9]{1,3}){0,4}$'))").message("previousCodes must be identifier codes such as H45.12"))]
+    #[schemars(length(max = 16), inner(length(max = 32)))]
+    pub previous_codes: Vec<String>,
 }
 
 /// The kind of state body a Department is.

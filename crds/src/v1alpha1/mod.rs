@@ -6,6 +6,7 @@ mod dns;
 mod dr;
 mod network;
 mod province;
+mod reorg;
 
 pub use compute::*;
 pub use department::*;
@@ -13,6 +14,7 @@ pub use dns::*;
 pub use dr::*;
 pub use network::*;
 pub use province::*;
+pub use reorg::*;
 
 /// CEL: a non-negative Kubernetes quantity written as a string (`64Gi`, `500G`, `0`).
 pub(crate) const QUANTITY_RULE: &str = "isQuantity(self) && quantity(self).compareTo(quantity('0')) >= 0";

@@ -13,5 +13,6 @@ pub mod ipam;
 pub mod netdata;
 pub mod quantity;
 pub mod quota;
+pub mod reorg;
 pub mod slug;
 pub mod zonerules;

@@ -17,7 +17,8 @@ pub struct Charge {
 }
 
 impl Charge {
-    fn add(&mut self, o: &Charge) {
+    /// Add `o` to this charge (saturating).
+    pub fn add(&mut self, o: &Charge) {
         self.vcpu = self.vcpu.saturating_add(o.vcpu);
         self.memory = self.memory.saturating_add(o.memory);
         self.vms = self.vms.saturating_add(o.vms);

@@ -299,6 +299,8 @@ mod tests {
                 zones: Vec::new(),
                 lifecycle: Default::default(),
                 deletion_protection: false,
+                successor: None,
+                previous_codes: Vec::new(),
             },
         );
         d.metadata.uid = Some("d-uid".into());

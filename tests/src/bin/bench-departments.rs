@@ -44,6 +44,8 @@ fn spec(i: usize) -> DepartmentSpec {
         zones: Vec::new(),
         lifecycle: Default::default(),
         deletion_protection: false,
+        successor: None,
+        previous_codes: Vec::new(),
     }
 }
 

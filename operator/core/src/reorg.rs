@@ -1,0 +1,677 @@
+//! The province's reorganization: what one legal act (merges, dissolutions, renames,
+//! code reissues) comes down to for the estate that runs, decided without I/O. The
+//! same [`plan`] answers `pdcctl reorg plan` offline and drives the operator.
+//!
+//! Rules the plan follows (the README says why):
+//! - A merged unit's VMs named in `keep` move to the successor: their disks go with
+//!   them, their addresses are claimed again in the successor's subnets (a unit's
+//!   addresses come from its own subnets, which the zone policies and the admission
+//!   rules tie to its namespace) and each VM restarts once with the new addresses.
+//!   Its DNS names are declared again under the successor's subdomain and the old
+//!   names answer as CNAMEs of the new ones until the transition ends.
+//! - Every other VM of a merged or dissolved unit is halted and its disks archived
+//!   (snapshots kept until the retention date). Its names keep their records until
+//!   the transition ends (or alias the unit its lookups go to); its addresses are
+//!   held until the retention date, then released and held back for the cool-down.
+//! - The successor keeps one portal: its own (the records at its subdomain), or the
+//!   first merged unit's when it has none; every other merged unit's subdomain
+//!   becomes a CNAME of the successor's.
+//! - A renamed unit with a new slug moves whole: every VM kept, the old subdomain a
+//!   DNAME of the new one for the transition.
+//! - Nothing the act does not name is touched, and every alias is made from a name
+//!   pdc already serves for the unit.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::quota::{self, Charge};
+
+/// A calendar day, counted from 1970-01-01.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Day(pub i64);
+
+impl Day {
+    /// `YYYY-MM-DD`, or `None` when it is not a real date.
+    pub fn parse(s: &str) -> Option<Day> {
+        let mut it = s.splitn(3, '-');
+        let (y, m, d) = (it.next()?.parse::<i64>().ok()?, it.next()?.parse::<i64>().ok()?, it.next()?.parse::<i64>().ok()?);
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let days_in = [31, if leap { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+        let max = *days_in.get(usize::try_from(m - 1).ok()?)?;
+        if !(1..=max).contains(&d) || s.len() != 10 {
+            return None;
+        }
+        // Days from civil (Howard Hinnant's algorithm).
+        let y = if m <= 2 { y - 1 } else { y };
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let mp = (m + 9) % 12;
+        let doy = (153 * mp + 2) / 5 + d - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        Some(Day(era * 146_097 + doe - 719_468))
+    }
+
+    pub fn plus(self, days: u32) -> Day {
+        Day(self.0 + i64::from(days))
+    }
+
+    /// `YYYY-MM-DD`.
+    pub fn format(self) -> String {
+        let z = self.0 + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let d = doy - (153 * mp + 2) / 5 + 1;
+        let m = if mp < 10 { mp + 3 } else { mp - 9 };
+        let y = yoe + era * 400 + i64::from(m <= 2);
+        format!("{y:04}-{m:02}-{d:02}")
+    }
+}
+
+/// The act, as plain data (the Reorganization's spec).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Act {
+    pub reference: String,
+    pub effective_date: String,
+    pub merges: Vec<Merge>,
+    pub dissolutions: Vec<Dissolution>,
+    pub renames: Vec<Rename>,
+    pub code_reissues: Vec<CodeReissue>,
+    pub transition_days: u32,
+    pub retention_days: u32,
+    pub cool_down_days: u32,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Merge {
+    pub units: Vec<String>,
+    pub successor: String,
+    pub successor_display_name: Option<String>,
+    pub successor_code: Option<String>,
+    /// `unit/vm` or `unit/*`.
+    pub keep: Vec<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Dissolution {
+    pub unit: String,
+    pub lookups_go_to: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Rename {
+    pub unit: String,
+    pub display_name: String,
+    pub new_name: Option<String>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct CodeReissue {
+    pub from: String,
+    pub to: String,
+    pub deadline: String,
+}
+
+/// What runs, as plain data: the units by name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Estate {
+    pub units: BTreeMap<String, Unit>,
+}
+
+/// A unit's lifecycle.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Lifecycle {
+    #[default]
+    Active,
+    Retiring,
+    Retired,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Unit {
+    pub display_name: String,
+    pub code: String,
+    /// The DNS name its records live under (`xa-hoa-phu.daklak.gov.vn`).
+    pub subdomain: String,
+    pub lifecycle: Lifecycle,
+    pub quota: Charge,
+    /// The quota ledger: `vm/<name>`, `volume/<name>` → what each holds.
+    pub ledger: BTreeMap<String, Charge>,
+    pub vms: BTreeMap<String, Vm>,
+    /// TenantVolumes by name, with the VM each is attached to.
+    pub volumes: BTreeMap<String, Option<String>>,
+    /// Standalone AddressClaims (not a VM's) by name, with their addresses.
+    pub claims: BTreeMap<String, Vec<String>>,
+    /// DnsRecords: fully qualified name (no trailing dot) and type.
+    pub records: Vec<Record>,
+}
+
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Vm {
+    /// DataVolume (disk) names.
+    pub disks: Vec<String>,
+    pub addresses: Vec<String>,
+    pub running: bool,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Record {
+    pub fqdn: String,
+    pub rtype: String,
+    /// The VM whose record this is (made by pdc for it), if any.
+    pub vm: Option<String>,
+}
+
+/// What the act does to one unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Fate {
+    Merged { into: String },
+    Dissolved { lookups_go_to: Option<String> },
+    Renamed { display_name: String, new_name: Option<String> },
+}
+
+/// A VM moved to another unit.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VmMove {
+    pub vm: String,
+    pub to: String,
+    /// Its addresses now; claimed again in `to`'s subnets (one restart).
+    pub addresses: Vec<String>,
+}
+
+/// The disks of a halted VM, kept until `until`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Archive {
+    pub vm: String,
+    pub disks: Vec<String>,
+    pub until: Day,
+}
+
+/// An old name answering for a new one.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Alias {
+    pub from: String,
+    pub to: String,
+    /// `CNAME` for one name, `DNAME` for a whole subdomain.
+    pub kind: &'static str,
+    pub until: Day,
+}
+
+/// Addresses given back, and from when they may be handed out again.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Release {
+    pub addresses: Vec<String>,
+    /// When they are released (the move, or the retention date).
+    pub on: Day,
+    /// When another unit may get them.
+    pub reusable_from: Day,
+}
+
+/// A unit's part of the plan.
+#[derive(Clone, Debug, PartialEq)]
+pub struct UnitPlan {
+    pub unit: String,
+    pub fate: Fate,
+    pub vms_moved: Vec<VmMove>,
+    pub vms_halted: Vec<String>,
+    pub volumes_moved: Vec<String>,
+    pub claims_moved: Vec<String>,
+    pub archives: Vec<Archive>,
+    /// Record names declared again: old → new.
+    pub records_redeclared: Vec<(String, String)>,
+    pub releases: Vec<Release>,
+    /// Quota the moves add at the successor.
+    pub quota_moved: Charge,
+}
+
+/// A Department the act creates (a merge's new successor, a rename's new slug).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NewUnit {
+    pub name: String,
+    pub display_name: String,
+    pub code: String,
+    /// The units whose quotas it starts with.
+    pub from: Vec<String>,
+    pub quota: Charge,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CodeChange {
+    pub unit: String,
+    pub old: String,
+    pub new: String,
+    pub deadline: Day,
+}
+
+/// The steps an act is carried out in, in order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Step {
+    /// Units Retiring: no new objects; admins become viewers.
+    Freeze,
+    /// New successors and renamed units' Departments made.
+    CreateUnits,
+    /// Kept VMs (and their volumes, claims) moved; each restarts once.
+    MoveVms,
+    /// Other VMs halted; their disks snapshotted with the retention date.
+    Archive,
+    /// Names declared under the new subdomains; the old ones alias them.
+    Redeclare,
+    /// Codes reissued on the Departments (old kept in `previousCodes`).
+    ReissueCodes,
+    /// On the effective date: the units Retired, their namespaces read-only.
+    Retire,
+    /// After the transition: the aliases removed, the old names reclaimed.
+    RemoveAliases,
+    /// After the retention period: addresses released (with a cool-down), archives
+    /// may go.
+    Release,
+}
+
+pub const STEPS: [Step; 9] =
+    [Step::Freeze, Step::CreateUnits, Step::MoveVms, Step::Archive, Step::Redeclare, Step::ReissueCodes, Step::Retire, Step::RemoveAliases, Step::Release];
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Freeze => "Freeze",
+            Step::CreateUnits => "CreateUnits",
+            Step::MoveVms => "MoveVMs",
+            Step::Archive => "Archive",
+            Step::Redeclare => "Redeclare",
+            Step::ReissueCodes => "ReissueCodes",
+            Step::Retire => "Retire",
+            Step::RemoveAliases => "RemoveAliases",
+            Step::Release => "Release",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Step> {
+        STEPS.into_iter().find(|x| x.as_str() == s)
+    }
+}
+
+/// Everything the act comes down to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Plan {
+    pub effective: Day,
+    pub transition_ends: Day,
+    pub retention_ends: Day,
+    pub units: Vec<UnitPlan>,
+    pub new_units: Vec<NewUnit>,
+    pub aliases: Vec<Alias>,
+    pub codes: Vec<CodeChange>,
+    /// Why the act cannot be carried out as written; empty when it can.
+    pub refusals: Vec<String>,
+}
+
+impl Plan {
+    /// Counts per kind of change, for a status summary.
+    pub fn summary(&self) -> BTreeMap<&'static str, usize> {
+        let sum = |f: &dyn Fn(&UnitPlan) -> usize| self.units.iter().map(f).sum::<usize>();
+        BTreeMap::from([
+            ("units", self.units.len()),
+            ("newUnits", self.new_units.len()),
+            ("vmsMoved", sum(&|u| u.vms_moved.len())),
+            ("vmsHalted", sum(&|u| u.vms_halted.len())),
+            ("archives", sum(&|u| u.archives.len())),
+            ("recordsRedeclared", sum(&|u| u.records_redeclared.len())),
+            ("aliases", self.aliases.len()),
+            ("codes", self.codes.len()),
+            ("refusals", self.refusals.len()),
+        ])
+    }
+}
+
+/// What the planner works out for one merged, dissolved or moved unit, before the
+/// successors' checks.
+struct Ctx<'a> {
+    act: &'a Act,
+    estate: &'a Estate,
+    effective: Day,
+    transition_ends: Day,
+    retention_ends: Day,
+    refusals: Vec<String>,
+}
+
+/// Plan `act` over `estate`. Never fails: what cannot be done is in `refusals`.
+pub fn plan(act: &Act, estate: &Estate) -> Plan {
+    let effective = Day::parse(&act.effective_date);
+    let mut refusals = Vec::new();
+    if effective.is_none() {
+        refusals.push(format!("effectiveDate {:?} is not a date: write it as YYYY-MM-DD, e.g. 2025-07-01", act.effective_date));
+    }
+    let effective = effective.unwrap_or(Day(0));
+    let mut cx = Ctx {
+        act,
+        estate,
+        effective,
+        transition_ends: effective.plus(act.transition_days),
+        retention_ends: effective.plus(act.retention_days),
+        refusals,
+    };
+    let mut units = Vec::new();
+    let mut new_units = Vec::new();
+    let mut aliases = Vec::new();
+    for m in &act.merges {
+        merge(&mut cx, m, &mut units, &mut new_units, &mut aliases);
+    }
+    for d in &act.dissolutions {
+        dissolve(&mut cx, d, &mut units, &mut aliases);
+    }
+    for r in &act.renames {
+        rename(&mut cx, r, &mut units, &mut new_units, &mut aliases);
+    }
+    let codes = reissue(&mut cx, &new_units);
+    aliases.sort();
+    Plan {
+        effective,
+        transition_ends: cx.transition_ends,
+        retention_ends: cx.retention_ends,
+        units,
+        new_units,
+        aliases,
+        codes,
+        refusals: cx.refusals,
+    }
+}
+
+impl Ctx<'_> {
+    /// The unit, or a refusal saying it does not exist or is already retired.
+    fn unit(&mut self, name: &str, role: &str) -> Option<&Unit> {
+        match self.estate.units.get(name) {
+            None => {
+                self.refusals.push(format!("{role} {name} does not exist: no Department of that name"));
+                None
+            }
+            Some(u) if u.lifecycle == Lifecycle::Retired => {
+                self.refusals.push(format!("{role} {name} is already Retired"));
+                None
+            }
+            Some(u) => Some(u),
+        }
+    }
+
+    fn halt_and_archive(&self, u: &Unit, vm: &str, p: &mut UnitPlan) {
+        let Some(v) = u.vms.get(vm) else { return };
+        p.vms_halted.push(vm.to_string());
+        p.archives.push(Archive { vm: vm.to_string(), disks: v.disks.clone(), until: self.retention_ends });
+        if !v.addresses.is_empty() {
+            p.releases.push(Release {
+                addresses: v.addresses.clone(),
+                on: self.retention_ends,
+                reusable_from: self.retention_ends.plus(self.act.cool_down_days),
+            });
+        }
+    }
+
+    fn move_vm(&self, u: &Unit, vm: &str, to: &str, p: &mut UnitPlan) {
+        let Some(v) = u.vms.get(vm) else { return };
+        p.vms_moved.push(VmMove { vm: vm.to_string(), to: to.to_string(), addresses: v.addresses.clone() });
+        if let Some(c) = u.ledger.get(&format!("vm/{vm}")) {
+            add(&mut p.quota_moved, c);
+        }
+        if !v.addresses.is_empty() {
+            p.releases.push(Release { addresses: v.addresses.clone(), on: self.effective, reusable_from: self.effective.plus(self.act.cool_down_days) });
+        }
+    }
+}
+
+fn add(total: &mut Charge, c: &Charge) {
+    total.add(c);
+}
+
+fn empty_plan(unit: &str, fate: Fate) -> UnitPlan {
+    UnitPlan {
+        unit: unit.to_string(),
+        fate,
+        vms_moved: Vec::new(),
+        vms_halted: Vec::new(),
+        volumes_moved: Vec::new(),
+        claims_moved: Vec::new(),
+        archives: Vec::new(),
+        records_redeclared: Vec::new(),
+        releases: Vec::new(),
+        quota_moved: Charge::default(),
+    }
+}
+
+/// `name` relative to `subdomain` (`www` for `www.x.daklak.gov.vn` under
+/// `x.daklak.gov.vn`; empty for the apex), or `None` when it is not under it.
+fn relative<'a>(name: &'a str, subdomain: &str) -> Option<&'a str> {
+    if name == subdomain {
+        return Some("");
+    }
+    name.strip_suffix(subdomain).and_then(|r| r.strip_suffix('.'))
+}
+
+fn under(rel: &str, subdomain: &str) -> String {
+    if rel.is_empty() { subdomain.to_string() } else { format!("{rel}.{subdomain}") }
+}
+
+/// The successor's subdomain: its own, or `<name>.<domain of the first unit>` when
+/// the act creates it.
+fn successor_subdomain(estate: &Estate, successor: &str, units: &[String]) -> String {
+    if let Some(s) = estate.units.get(successor) {
+        return s.subdomain.clone();
+    }
+    let domain = units
+        .iter()
+        .filter_map(|u| estate.units.get(u))
+        .find_map(|u| u.subdomain.split_once('.').map(|(_, d)| d.to_string()))
+        .unwrap_or_default();
+    format!("{successor}.{domain}")
+}
+
+fn merge(cx: &mut Ctx, m: &Merge, out: &mut Vec<UnitPlan>, new_units: &mut Vec<NewUnit>, aliases: &mut Vec<Alias>) {
+    let succ_sub = successor_subdomain(cx.estate, &m.successor, &m.units);
+    let mut limits = match cx.estate.units.get(&m.successor) {
+        Some(s) if s.lifecycle != Lifecycle::Active => {
+            cx.refusals.push(format!("successor {} is {:?}: merge into a unit that stays Active", m.successor, s.lifecycle));
+            return;
+        }
+        Some(s) => Some((s.quota.clone(), s.ledger.clone())),
+        None => None,
+    };
+    if limits.is_none() {
+        match (&m.successor_display_name, &m.successor_code) {
+            (Some(display), Some(code)) => {
+                let mut q = Charge::default();
+                for u in m.units.iter().filter_map(|u| cx.estate.units.get(u)) {
+                    add(&mut q, &u.quota);
+                }
+                new_units.push(NewUnit { name: m.successor.clone(), display_name: display.clone(), code: code.clone(), from: m.units.clone(), quota: q.clone() });
+                limits = Some((q, BTreeMap::new()));
+            }
+            _ => cx.refusals.push(format!(
+                "successor {} does not exist: create that Department first, or give successorDisplayName and successorCode so the act creates it",
+                m.successor
+            )),
+        }
+    }
+    for k in &m.keep {
+        let (unit, vm) = k.split_once('/').unwrap_or((k.as_str(), "*"));
+        if !m.units.iter().any(|u| u == unit) {
+            cx.refusals.push(format!("keep {k}: {unit} is not one of the merged units {}", m.units.join(", ")));
+        } else if vm != "*" && cx.estate.units.get(unit).is_some_and(|u| !u.vms.contains_key(vm)) {
+            cx.refusals.push(format!("keep {k}: {unit} has no VM named {vm}"));
+        }
+    }
+    let kept = |unit: &str, vm: &str| m.keep.iter().any(|k| k == &format!("{unit}/{vm}") || k == &format!("{unit}/*"));
+    // Names taken at the successor: its VMs and record names, then each move's.
+    let mut vm_names: BTreeMap<String, String> =
+        cx.estate.units.get(&m.successor).map(|s| s.vms.keys().map(|v| (v.clone(), m.successor.clone())).collect()).unwrap_or_default();
+    let mut names: BTreeMap<String, String> =
+        cx.estate.units.get(&m.successor).map(|s| s.records.iter().map(|r| (format!("{} {}", r.fqdn, r.rtype), m.successor.clone())).collect()).unwrap_or_default();
+    let mut moved = Charge::default();
+    for name in &m.units {
+        let Some(u) = cx.unit(name, "merged unit").cloned() else { continue };
+        let mut p = empty_plan(name, Fate::Merged { into: m.successor.clone() });
+        for vm in u.vms.keys() {
+            if kept(name, vm) {
+                if let Some(other) = vm_names.insert(vm.clone(), name.clone()) {
+                    cx.refusals.push(format!("VM {vm} of {name} would clash with VM {vm} of {other} at {}: rename one of them before the act", m.successor));
+                }
+                cx.move_vm(&u, vm, &m.successor, &mut p);
+                for (vol, at) in &u.volumes {
+                    if at.as_deref() == Some(vm) {
+                        p.volumes_moved.push(vol.clone());
+                        if let Some(c) = u.ledger.get(&format!("volume/{vol}")) {
+                            add(&mut p.quota_moved, c);
+                        }
+                    }
+                }
+            } else {
+                cx.halt_and_archive(&u, vm, &mut p);
+            }
+        }
+        // Unattached volumes and standalone claims move with the unit's data.
+        for (vol, at) in &u.volumes {
+            if at.is_none() {
+                p.volumes_moved.push(vol.clone());
+                if let Some(c) = u.ledger.get(&format!("volume/{vol}")) {
+                    add(&mut p.quota_moved, c);
+                }
+            }
+        }
+        p.claims_moved = u.claims.keys().cloned().collect();
+        // The unit's portal (its apex): the successor keeps the first merged unit's
+        // when it has none of its own; every other apex aliases the successor's.
+        let apex_moves = !names.keys().any(|k| k.split(' ').next() == Some(succ_sub.as_str()));
+        for r in &u.records {
+            let moves = r.vm.as_deref().is_none_or(|vm| kept(name, vm));
+            let Some(rel) = relative(&r.fqdn, &u.subdomain).filter(|_| moves) else { continue };
+            if rel.is_empty() && !apex_moves {
+                let alias = Alias { from: r.fqdn.clone(), to: succ_sub.clone(), kind: "CNAME", until: cx.transition_ends };
+                if !aliases.contains(&alias) {
+                    aliases.push(alias);
+                }
+                continue;
+            }
+            let new = under(rel, &succ_sub);
+            if let Some(other) = names.insert(format!("{new} {}", r.rtype), name.clone()) {
+                cx.refusals.push(format!("{} {} of {name} would clash with {new} {} of {other}: rename one of them before the act", r.fqdn, r.rtype, r.rtype));
+            }
+            p.records_redeclared.push((r.fqdn.clone(), new.clone()));
+            let alias = Alias { from: r.fqdn.clone(), to: new, kind: "CNAME", until: cx.transition_ends };
+            if !aliases.contains(&alias) {
+                aliases.push(alias);
+            }
+        }
+        add(&mut moved, &p.quota_moved);
+        out.push(p);
+    }
+    if let Some((limit, ledger)) = limits
+        && let Err(over) = quota::admit(&limit, &ledger, "reorganization", &moved)
+    {
+        cx.refusals.push(format!("successor {}'s quota is too small for what moves to it: {}; raise its quota first", m.successor, over.join("; ")));
+    }
+}
+
+fn dissolve(cx: &mut Ctx, d: &Dissolution, out: &mut Vec<UnitPlan>, aliases: &mut Vec<Alias>) {
+    let Some(u) = cx.unit(&d.unit, "dissolved unit").cloned() else { return };
+    let target = match &d.lookups_go_to {
+        Some(t) => cx.unit(t, "lookupsGoTo").map(|t| t.subdomain.clone()),
+        None => None,
+    };
+    let mut p = empty_plan(&d.unit, Fate::Dissolved { lookups_go_to: d.lookups_go_to.clone() });
+    for vm in u.vms.keys() {
+        cx.halt_and_archive(&u, vm, &mut p);
+    }
+    for addresses in u.claims.values() {
+        p.releases.push(Release { addresses: addresses.clone(), on: cx.retention_ends, reusable_from: cx.retention_ends.plus(cx.act.cool_down_days) });
+    }
+    if let Some(t) = target {
+        let names: BTreeSet<&str> = u.records.iter().map(|r| r.fqdn.as_str()).collect();
+        for n in names {
+            aliases.push(Alias { from: n.to_string(), to: t.clone(), kind: "CNAME", until: cx.transition_ends });
+        }
+    }
+    out.push(p);
+}
+
+fn rename(cx: &mut Ctx, r: &Rename, out: &mut Vec<UnitPlan>, new_units: &mut Vec<NewUnit>, aliases: &mut Vec<Alias>) {
+    let Some(u) = cx.unit(&r.unit, "renamed unit").cloned() else { return };
+    let mut p = empty_plan(&r.unit, Fate::Renamed { display_name: r.display_name.clone(), new_name: r.new_name.clone() });
+    if let Some(new) = &r.new_name {
+        if cx.estate.units.contains_key(new) || new_units.iter().any(|n| &n.name == new) {
+            cx.refusals.push(format!("rename of {} to {new}: a Department {new} already exists; choose another name", r.unit));
+        }
+        let domain = u.subdomain.split_once('.').map(|(_, d)| d.to_string()).unwrap_or_default();
+        let new_sub = format!("{new}.{domain}");
+        new_units.push(NewUnit { name: new.clone(), display_name: r.display_name.clone(), code: u.code.clone(), from: vec![r.unit.clone()], quota: u.quota.clone() });
+        for vm in u.vms.keys() {
+            cx.move_vm(&u, vm, new, &mut p);
+        }
+        p.volumes_moved = u.volumes.keys().cloned().collect();
+        p.claims_moved = u.claims.keys().cloned().collect();
+        for rec in &u.records {
+            if let Some(rel) = relative(&rec.fqdn, &u.subdomain) {
+                p.records_redeclared.push((rec.fqdn.clone(), under(rel, &new_sub)));
+            }
+        }
+        aliases.push(Alias { from: u.subdomain.clone(), to: new_sub, kind: "DNAME", until: cx.transition_ends });
+    }
+    out.push(p);
+}
+
+fn reissue(cx: &mut Ctx, new_units: &[NewUnit]) -> Vec<CodeChange> {
+    let mut changes = Vec::new();
+    let taken: BTreeMap<&str, &str> =
+        cx.estate.units.iter().map(|(n, u)| (u.code.as_str(), n.as_str())).chain(new_units.iter().map(|n| (n.code.as_str(), n.name.as_str()))).collect();
+    for c in &cx.act.code_reissues {
+        let Some(deadline) = Day::parse(&c.deadline) else {
+            cx.refusals.push(format!("code reissue {} → {}: deadline {:?} is not a date (YYYY-MM-DD)", c.from, c.to, c.deadline));
+            continue;
+        };
+        let mut any = false;
+        for (name, u) in &cx.estate.units {
+            let Some(rest) = u.code.strip_prefix(&c.from).filter(|r| r.is_empty() || r.starts_with('.')) else { continue };
+            any = true;
+            let new = format!("{}{rest}", c.to);
+            if !crate::code::is_identifier_code(&new) {
+                cx.refusals.push(format!("{name}'s code {} would become {new}, which is not an identifier code (at most four groups after the prefix)", u.code));
+            } else if let Some(holder) = taken.get(new.as_str()).filter(|h| **h != name.as_str()) {
+                cx.refusals.push(format!("{name}'s code {} would become {new}, which {holder} already holds: codes are never reused", u.code));
+            } else {
+                changes.push(CodeChange { unit: name.clone(), old: u.code.clone(), new, deadline });
+            }
+        }
+        if !any {
+            cx.refusals.push(format!("code reissue {} → {}: no unit holds {} or a code under it", c.from, c.to, c.from));
+        }
+    }
+    changes
+}
+
+/// What the runner does next with a recorded timeline: the first step not done,
+/// unless it must wait for a date. Steps after the effective date wait for it; the
+/// aliases' removal waits for the transition's end, the release for the retention's.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    Run(Step),
+    WaitUntil(Step, Day),
+    Done,
+}
+
+pub fn next_step(done: &BTreeSet<Step>, today: Day, plan: &Plan) -> Next {
+    for s in STEPS {
+        if done.contains(&s) {
+            continue;
+        }
+        let not_before = match s {
+            Step::Retire => Some(plan.effective),
+            Step::RemoveAliases => Some(plan.transition_ends),
+            Step::Release => Some(plan.retention_ends),
+            _ => None,
+        };
+        return match not_before {
+            Some(d) if today < d => Next::WaitUntil(s, d),
+            _ => Next::Run(s),
+        };
+    }
+    Next::Done
+}
+
+#[cfg(test)]
+mod tests;
