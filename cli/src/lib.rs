@@ -10,6 +10,7 @@ mod dns;
 mod dr;
 mod ip;
 mod output;
+mod reorg;
 mod slug;
 mod vm;
 mod volume;
@@ -62,6 +63,9 @@ enum Command {
     /// Network zones: the reachability matrix for the zone firewalls (rules).
     #[command(subcommand)]
     Zone(zone::Cmd),
+    /// Reorganization acts: plan one (offline or against the cluster), show one.
+    #[command(subcommand)]
+    Reorg(reorg::Cmd),
     /// Suggest slugs (namespace names, subdomain labels) for Vietnamese unit names.
     Slug(slug::Args),
 }
@@ -112,6 +116,7 @@ pub fn main() -> ExitCode {
             Command::Volume(cmd) => volume::run(&cli, cmd).await,
             Command::Dr(cmd) => dr::run(&cli, cmd).await,
             Command::Zone(cmd) => zone::run(&cli, cmd).await,
+            Command::Reorg(cmd) => reorg::run(&cli, cmd).await,
             Command::Slug(args) => slug::run(&cli, args),
         }
     });

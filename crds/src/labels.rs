@@ -17,6 +17,11 @@ pub const ZONES: &str = "pdc.io/zones";
 /// On a department namespace: its subnets as `zone=cidr`, comma-separated, both
 /// families, every site (`app=10.15.3.0/24,app=2001:db8:1500:3::/64`).
 pub const SUBNETS: &str = "pdc.io/subnets";
+/// On a department namespace: the Department's lifecycle (`Active`, `Retiring`,
+/// `Retired`); the admission policies refuse new workloads unless it is Active.
+pub const LIFECYCLE: &str = "pdc.io/lifecycle";
+/// On a Department and its namespace: the Reorganization that retires it.
+pub const REORGANIZATION: &str = "pdc.io/reorganization";
 /// The Department's kind (department, commune, ward, agency).
 pub const KIND: &str = "pdc.io/kind";
 /// Finalizer that keeps a Department until its namespace holds no pdc resources.

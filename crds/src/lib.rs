@@ -5,6 +5,7 @@
 #![allow(clippy::duplicated_attributes)]
 
 pub mod conditions;
+pub mod estate;
 pub mod labels;
 pub mod v1alpha1;
 

@@ -17,3 +17,4 @@ pub mod ipam;
 pub mod leader;
 pub mod metrics;
 pub mod province;
+pub mod reorg;

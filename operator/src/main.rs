@@ -19,7 +19,7 @@ use pdc_operator::context::Context;
 use pdc_operator::leader::{LeaderElector, LeaseConfig};
 use pdc_operator::metrics::{self, Metrics};
 use pdc_operator::ipam::{self, Ipam};
-use pdc_operator::{cache, compute, department, dns, dr, province};
+use pdc_operator::{cache, compute, department, dns, dr, province, reorg};
 
 #[derive(Parser, Debug)]
 #[command(name = "pdc-operator", version, about = "The pdc operator: a province's private cloud on Kubernetes")]
@@ -312,6 +312,7 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
         dr::run(dr_ctx, drplans),
         volumes,
         dns,
+        reorg::run(ctx.clone()),
         run_departments(ctx, province_store, ipam, zone_store, site_store, bound, departments),
     );
 }

@@ -57,21 +57,22 @@ pub struct ReorganizationSpec {
     #[x_kube(validation = Rule::new(DATE_RULE).message("effectiveDate must be a date such as 2025-07-01"))]
     #[schemars(length(max = 10))]
     pub effective_date: String,
-    /// Units merged into a successor.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64))]
+    /// Units merged into a successor (at most 16 merges of 32 units per act: split a
+    /// larger reorganization into several acts).
+    #[serde(default)]
+    #[schemars(length(max = 16))]
     pub merges: Vec<Merge>,
     /// Units dissolved: their VMs halted, disks archived, names kept answering for
     /// the transition, addresses released after the retention period.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     #[schemars(length(max = 64))]
     pub dissolutions: Vec<Dissolution>,
     /// Units renamed (display name; slug and subdomain when `newName` is given).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     #[schemars(length(max = 64))]
     pub renames: Vec<Rename>,
     /// Identifier codes (or whole prefixes) closed and reissued.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(default)]
     #[schemars(length(max = 64))]
     pub code_reissues: Vec<CodeReissue>,
     /// Days the old names keep answering (as aliases of the new ones).
@@ -115,7 +116,7 @@ fn default_cool_down() -> i32 {
 pub struct Merge {
     /// The Departments merged away, e.g. `[xa-hoa-phu, xa-hoa-xuan]`.
     #[x_kube(validation = Rule::new("size(self) > 0 && self.all(u, u.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$'))").message("units must be Department names (slugs) such as xa-hoa-phu, at least one"))]
-    #[schemars(length(max = 64), inner(length(max = 63)))]
+    #[schemars(length(max = 32), inner(length(max = 63)))]
     pub units: Vec<String>,
     /// The Department that takes them over (it exists, or is made by the act from
     /// `successorDisplayName` and `successorCode`).
@@ -135,7 +136,7 @@ pub struct Merge {
     /// all of a unit's VMs. The others are halted and their disks archived.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(validation = Rule::new("self.all(k, k.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?/([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?|[*])$'))").message("keep entries must be unit/vm or unit/*, e.g. xa-hoa-phu/portal"))]
-    #[schemars(length(max = 512), inner(length(max = 128)))]
+    #[schemars(length(max = 64), inner(length(max = 128)))]
     pub keep: Vec<String>,
 }
 
@@ -143,6 +144,7 @@ pub struct Merge {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Dissolution {
+    /// The Department dissolved.
     #[x_kube(validation = Rule::new(UNIT_RULE).message(UNIT_MESSAGE))]
     #[schemars(length(max = 63))]
     pub unit: String,
@@ -159,6 +161,7 @@ pub struct Dissolution {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct Rename {
+    /// The Department renamed.
     #[x_kube(validation = Rule::new(UNIT_RULE).message(UNIT_MESSAGE))]
     #[schemars(length(max = 63))]
     pub unit: String,
@@ -179,9 +182,11 @@ pub struct Rename {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct CodeReissue {
+    /// The code or prefix closed, e.g. `H45`.
     #[x_kube(validation = Rule::new(CODE_RULE).message(CODE_MESSAGE))]
     #[schemars(length(max = 32))]
     pub from: String,
+    /// What replaces it, e.g. `H15.300` (`H45.12` becomes `H15.300.12`).
     #[x_kube(validation = Rule::new(CODE_RULE).message(CODE_MESSAGE))]
     #[schemars(length(max = 32))]
     pub to: String,
@@ -221,6 +226,7 @@ pub struct ReorgStepStatus {
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
 #[serde(rename_all = "camelCase")]
 pub struct ReorganizationStatus {
+    /// The generation the status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
     /// `Planned` (the plan holds), `Refused` (it does not: see the message).
@@ -230,6 +236,7 @@ pub struct ReorganizationStatus {
     /// `Planned`, `Refused`, `Applying`, `InTransition`, `Retained`, `Done`, `Failed`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub phase: Option<String>,
+    /// The step being carried out or waited for.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub current_step: Option<String>,
     /// The `actionToken` last applied.

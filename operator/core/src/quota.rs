@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 
 /// What one object holds (or, as limits, what all may hold).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Charge {
     pub vcpu: u64,
     /// Bytes.

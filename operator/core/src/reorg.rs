@@ -23,11 +23,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use serde::Serialize;
+
 use crate::quota::{self, Charge};
 
 /// A calendar day, counted from 1970-01-01.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Day(pub i64);
+
+impl Serialize for Day {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.format())
+    }
+}
 
 impl Day {
     /// `YYYY-MM-DD`, or `None` when it is not a real date.
@@ -164,7 +172,8 @@ pub struct Record {
 }
 
 /// What the act does to one unit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub enum Fate {
     Merged { into: String },
     Dissolved { lookups_go_to: Option<String> },
@@ -172,7 +181,8 @@ pub enum Fate {
 }
 
 /// A VM moved to another unit.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct VmMove {
     pub vm: String,
     pub to: String,
@@ -181,7 +191,8 @@ pub struct VmMove {
 }
 
 /// The disks of a halted VM, kept until `until`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Archive {
     pub vm: String,
     pub disks: Vec<String>,
@@ -189,7 +200,8 @@ pub struct Archive {
 }
 
 /// An old name answering for a new one.
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Alias {
     pub from: String,
     pub to: String,
@@ -199,7 +211,8 @@ pub struct Alias {
 }
 
 /// Addresses given back, and from when they may be handed out again.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Release {
     pub addresses: Vec<String>,
     /// When they are released (the move, or the retention date).
@@ -209,7 +222,8 @@ pub struct Release {
 }
 
 /// A unit's part of the plan.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct UnitPlan {
     pub unit: String,
     pub fate: Fate,
@@ -226,7 +240,8 @@ pub struct UnitPlan {
 }
 
 /// A Department the act creates (a merge's new successor, a rename's new slug).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct NewUnit {
     pub name: String,
     pub display_name: String,
@@ -236,7 +251,8 @@ pub struct NewUnit {
     pub quota: Charge,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct CodeChange {
     pub unit: String,
     pub old: String,
@@ -292,7 +308,8 @@ impl Step {
 }
 
 /// Everything the act comes down to.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct Plan {
     pub effective: Day,
     pub transition_ends: Day,
@@ -341,6 +358,7 @@ pub fn plan(act: &Act, estate: &Estate) -> Plan {
     if effective.is_none() {
         refusals.push(format!("effectiveDate {:?} is not a date: write it as YYYY-MM-DD, e.g. 2025-07-01", act.effective_date));
     }
+    refusals.extend(check_act(act));
     let effective = effective.unwrap_or(Day(0));
     let mut cx = Ctx {
         act,
@@ -374,6 +392,60 @@ pub fn plan(act: &Act, estate: &Estate) -> Plan {
         codes,
         refusals: cx.refusals,
     }
+}
+
+/// The rules the API's CEL holds an act to, checked again here so that an act
+/// planned offline is refused for the same reasons.
+pub fn check_act(act: &Act) -> Vec<String> {
+    let mut r = Vec::new();
+    let mut merged: BTreeMap<&str, usize> = BTreeMap::new();
+    for m in &act.merges {
+        for u in &m.units {
+            *merged.entry(u.as_str()).or_default() += 1;
+        }
+    }
+    let dissolved: BTreeSet<&str> = act.dissolutions.iter().map(|d| d.unit.as_str()).collect();
+    for (u, n) in &merged {
+        if *n > 1 {
+            r.push(format!("{u} appears in {n} merges: each unit can be merged once per act"));
+        }
+        if dissolved.contains(u) {
+            r.push(format!("{u} is both dissolved and merged: it can only be one"));
+        }
+    }
+    for m in &act.merges {
+        if dissolved.contains(m.successor.as_str()) {
+            r.push(format!("successor {} is dissolved by the same act: name a successor that survives", m.successor));
+        }
+        if merged.contains_key(m.successor.as_str()) {
+            r.push(format!("successor {} is itself merged away by the same act: merge into the final successor instead", m.successor));
+        }
+    }
+    if dissolved.len() != act.dissolutions.len() {
+        r.push("a unit is dissolved twice".into());
+    }
+    for d in &act.dissolutions {
+        if d.lookups_go_to.as_deref().is_some_and(|t| dissolved.contains(t) || merged.contains_key(t)) {
+            r.push(format!("{}'s lookupsGoTo {} does not survive the act: point it at a unit that does", d.unit, d.lookups_go_to.as_deref().unwrap_or_default()));
+        }
+    }
+    let renamed: BTreeSet<&str> = act.renames.iter().map(|x| x.unit.as_str()).collect();
+    if renamed.len() != act.renames.len() {
+        r.push("a unit is renamed twice in one act".into());
+    }
+    for u in &renamed {
+        if dissolved.contains(u) || merged.contains_key(u) {
+            r.push(format!("{u} is renamed and also merged away or dissolved: rename the successor instead"));
+        }
+    }
+    let (froms, tos): (BTreeSet<&str>, BTreeSet<&str>) = (act.code_reissues.iter().map(|c| c.from.as_str()).collect(), act.code_reissues.iter().map(|c| c.to.as_str()).collect());
+    if froms.len() != act.code_reissues.len() {
+        r.push("a code is reissued twice".into());
+    }
+    if tos.len() != act.code_reissues.len() {
+        r.push("two code reissues give the same new code: each new code is issued once".into());
+    }
+    r
 }
 
 impl Ctx<'_> {

@@ -14,13 +14,7 @@ use crate::error::{Error, Result, is_conflict};
 const ATTEMPTS: usize = 64;
 
 fn to_core(c: &QuotaCharge) -> Charge {
-    let u = |v: i64| u64::try_from(v).unwrap_or(0);
-    Charge {
-        vcpu: u(c.vcpu),
-        memory: u128::from(u(c.memory)),
-        storage: c.storage.iter().map(|(t, b)| (t.clone(), u128::from(u(*b)))).collect(),
-        vms: u(c.vms),
-    }
+    pdc_api::estate::charge(c)
 }
 
 pub fn to_api(c: &Charge, uid: &str) -> QuotaCharge {
@@ -43,13 +37,7 @@ pub fn records(d: &Department, key: &str, uid: &str, want: &Charge) -> bool {
 
 /// The limits of a quota; a malformed quantity counts as zero (the schema refuses them).
 pub fn limits(q: &GuestQuota) -> Charge {
-    let bytes = |s: &str| pdc_core::quantity::parse(s).unwrap_or(0);
-    Charge {
-        vcpu: u64::try_from(q.vcpu).unwrap_or(0),
-        memory: bytes(&q.memory),
-        storage: q.storage.iter().map(|(t, s)| (t.clone(), bytes(s))).collect(),
-        vms: u64::try_from(q.vms).unwrap_or(0),
-    }
+    pdc_api::estate::limits(q)
 }
 
 /// Charge `key` (the object `uid`) with `want` on Department `dept`, or say which

@@ -13,7 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{Resource, ResourceExt};
 use pdc_api::labels::{self as l};
-use pdc_api::{Department, DepartmentSubnet, Province, Subjects};
+use pdc_api::{Department, DepartmentSubnet, Lifecycle, Province, Subjects};
 use pdc_core::quantity;
 
 /// Names of the objects created in every department namespace.
@@ -95,10 +95,7 @@ pub fn children(dept: &Department, province: &Province, bound: &Bound, subnets: 
         own_bindings,
         quota: resource_quota(dept, province, &ns, &subdomain),
         limits: limit_range(dept, &ns, &subdomain),
-        bindings: vec![
-            role_binding(dept, &ns, &subdomain, l::ADMIN_CLUSTERROLE, &dept.spec.admins),
-            role_binding(dept, &ns, &subdomain, l::VIEWER_CLUSTERROLE, &dept.spec.viewers),
-        ],
+        bindings: people_bindings(dept, &ns, &subdomain),
         policies: network_policies(dept, &ns, &subdomain),
     }
 }
@@ -116,7 +113,13 @@ pub fn namespace(dept: &Department, province: &Province, subnets: &[DepartmentSu
         ("pdc.io/display-name".to_string(), dept.spec.display_name.clone()),
         (l::ZONES.to_string(), dept.spec.zones.join(",")),
         (l::SUBNETS.to_string(), cidrs.join(",")),
+        (l::LIFECYCLE.to_string(), format!("{:?}", dept.spec.lifecycle)),
     ]));
+    if let Some(act) = dept.annotations().get(l::REORGANIZATION)
+        && let Some(a) = meta.annotations.as_mut()
+    {
+        a.insert(l::REORGANIZATION.to_string(), act.clone());
+    }
     Namespace { metadata: meta, ..Default::default() }
 }
 
@@ -172,6 +175,21 @@ fn limit_range(dept: &Department, ns: &str, subdomain: &str) -> LimitRange {
 }
 
 const RBAC_GROUP: &str = "rbac.authorization.k8s.io";
+
+/// The admins' and viewers' bindings. Once a unit is no longer Active (a
+/// reorganization retires it) its admins become viewers: the admin binding keeps its
+/// name and role (a RoleBinding's role cannot change) with no subjects, and the
+/// viewer binding names both.
+fn people_bindings(dept: &Department, ns: &str, subdomain: &str) -> Vec<RoleBinding> {
+    let s = &dept.spec;
+    if s.lifecycle == Lifecycle::Active {
+        return vec![role_binding(dept, ns, subdomain, l::ADMIN_CLUSTERROLE, &s.admins), role_binding(dept, ns, subdomain, l::VIEWER_CLUSTERROLE, &s.viewers)];
+    }
+    let mut viewers = s.viewers.clone();
+    viewers.users.extend(s.admins.users.iter().filter(|u| !s.viewers.users.contains(u)).cloned());
+    viewers.groups.extend(s.admins.groups.iter().filter(|g| !s.viewers.groups.contains(g)).cloned());
+    vec![role_binding(dept, ns, subdomain, l::ADMIN_CLUSTERROLE, &Subjects::default()), role_binding(dept, ns, subdomain, l::VIEWER_CLUSTERROLE, &viewers)]
+}
 
 fn role_binding(dept: &Department, ns: &str, subdomain: &str, role: &str, who: &Subjects) -> RoleBinding {
     let subject = |kind: &str, name: &String| Subject { kind: kind.into(), name: name.clone(), api_group: Some(RBAC_GROUP.into()), namespace: None };

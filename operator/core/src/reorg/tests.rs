@@ -158,6 +158,19 @@ fn codes_are_reissued_under_the_new_prefix_and_never_reused() {
 }
 
 #[test]
+fn what_the_api_refuses_the_offline_plan_refuses_too() {
+    let e = estate(vec![("xa-a", unit("xa-a", "a", 0, 1)), ("xa-b", unit("xa-b", "b", 0, 1)), ("xa-c", unit("xa-c", "c", 0, 1))]);
+    let mut a = act();
+    a.merges.push(merge(&["xa-a"], "xa-b", &[]));
+    a.merges.push(merge(&["xa-a", "xa-b"], "xa-c", &[]));
+    a.dissolutions.push(Dissolution { unit: "xa-c".into(), lookups_go_to: None });
+    let all = plan(&a, &e).refusals.join("\n");
+    for want in ["xa-a appears in 2 merges", "successor xa-b is itself merged away", "successor xa-c is dissolved by the same act"] {
+        assert!(all.contains(want), "{want} not in {all}");
+    }
+}
+
+#[test]
 fn steps_run_in_order_and_wait_for_their_dates() {
     let p = plan(&act(), &Estate::default());
     let before = p.effective.plus(0);

@@ -1,0 +1,233 @@
+//! Reorganization acts on a real kube-apiserver with the chart's admission policies
+//! and the operator under the chart's RBAC: what the API refuses outright, the plan
+//! the operator writes into an act's status and `pdcctl reorg plan` prints (against
+//! the cluster and offline from manifests, the same planner), and a Retiring unit's
+//! freeze tried by its own admin (real RBAC, impersonated by client certificate).
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::time::Duration;
+
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use pdc_api::conditions;
+use pdc_api::{AddressClaim, Department, DnsRecord, Reorganization, TenantVM};
+use pdc_tests::addressing::{claim, load_plan};
+use pdc_tests::cluster::{apply_yaml, shared_env, unique, wait_for};
+
+const SIZES: &str = "apiVersion: pdc.io/v1alpha1\nkind: SizeClass\nmetadata: {name: m1.small}\nspec: {vcpu: 2, memory: 4Gi}\n";
+
+fn tenant_vm(name: &str) -> TenantVM {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": name},
+        "spec": {"size": "m1.small", "image": {"url": "https://images.daklak.gov.vn/ubuntu-24.04.qcow2"},
+                 "rootDisk": {"size": "20Gi", "tier": "ssd"}, "nics": [{"zone": "app"}], "hostname": name}
+    }))
+    .unwrap()
+}
+
+fn record(name: &str) -> DnsRecord {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord", "metadata": {"name": name},
+        "spec": {"name": name, "type": "A", "values": ["10.15.0.10"]}
+    }))
+    .unwrap()
+}
+
+fn act(name: &str, spec: serde_json::Value) -> Reorganization {
+    serde_json::from_value(serde_json::json!({"apiVersion": "pdc.io/v1alpha1", "kind": "Reorganization", "metadata": {"name": name}, "spec": spec})).unwrap()
+}
+
+async fn set_quota(client: &Client, dept: &str, vms: i32) {
+    let q = serde_json::json!({"spec": {"quota": {"vcpu": 2 * vms, "memory": format!("{}Gi", 4 * vms), "storage": {"ssd": format!("{}Gi", 20 * vms)}, "vms": vms}}});
+    Api::<Department>::all(client.clone()).patch(dept, &PatchParams::default(), &Patch::Merge(&q)).await.unwrap();
+}
+
+fn refused(r: Result<Reorganization, kube::Error>) -> String {
+    match r {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 422, "{}", s.message);
+            s.message
+        }
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(a) => panic!("{} was accepted", a.name_any()),
+    }
+}
+
+#[tokio::test]
+async fn the_api_refuses_acts_that_cannot_be_carried_out() {
+    let client = shared_env(true).unwrap().client().await.unwrap();
+    let api: Api<Reorganization> = Api::all(client);
+    let pp = PostParams::default();
+    let base = |extra: serde_json::Value| {
+        let mut s = serde_json::json!({"reference": "Nghị quyết 1/2025", "effectiveDate": "2025-07-01"});
+        s.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+        s
+    };
+    let twice = base(serde_json::json!({"merges": [{"units": ["xa-a", "xa-b"], "successor": "xa-moi"}, {"units": ["xa-a"], "successor": "xa-khac"}]}));
+    assert!(refused(api.create(&pp, &act("twice", twice)).await).contains("a unit appears in two merges"));
+    let dissolved = base(serde_json::json!({"merges": [{"units": ["xa-a"], "successor": "huyen-x"}], "dissolutions": [{"unit": "huyen-x"}]}));
+    assert!(refused(api.create(&pp, &act("dissolved", dissolved)).await).contains("successor is dissolved by the same act"));
+    let chained = base(serde_json::json!({"merges": [{"units": ["xa-a"], "successor": "xa-b"}, {"units": ["xa-b"], "successor": "xa-c"}]}));
+    assert!(refused(api.create(&pp, &act("chained", chained)).await).contains("merge into the final successor"));
+    let codes = base(serde_json::json!({"codeReissues": [{"from": "H45", "to": "H15.300", "deadline": "2025-08-01"}, {"from": "H08", "to": "H15.300", "deadline": "2025-08-01"}]}));
+    assert!(refused(api.create(&pp, &act("codes", codes)).await).contains("each new code is issued once"));
+    let date = base(serde_json::json!({"effectiveDate": "1/7/2025"}));
+    assert!(refused(api.create(&pp, &act("date", date)).await).contains("effectiveDate must be a date"));
+    let keep = base(serde_json::json!({"merges": [{"units": ["xa-a"], "successor": "xa-moi", "keep": ["Cổng thông tin"]}]}));
+    assert!(refused(api.create(&pp, &act("keep", keep)).await).contains("keep entries must be unit/vm"));
+    let token = base(serde_json::json!({"action": "Apply"}));
+    assert!(refused(api.create(&pp, &act("token", token)).await).contains("needs an actionToken"));
+}
+
+fn planned(a: &Reorganization) -> Option<(String, String)> {
+    let c = conditions::find(&a.status.as_ref()?.conditions, "Planned")?;
+    Some((c.status.clone(), c.message.clone()))
+}
+
+/// Three communes merge into a fourth whose quota is too small for what they keep:
+/// refused by the operator, by `pdcctl reorg plan` against the cluster and offline
+/// from the same objects as manifests; then the quota is raised and the plan holds.
+#[tokio::test]
+async fn a_merge_is_planned_alike_by_the_operator_and_pdcctl_online_and_offline() {
+    let env = shared_env(true).unwrap();
+    let client = env.client().await.unwrap();
+    let units: Vec<String> = ["xa-a", "xa-b", "xa-c", "xa-moi"].iter().map(|p| unique(p)).collect();
+    load_plan(&client, "app", 24, &units).await.unwrap();
+    apply_yaml(&client, SIZES, None).await.unwrap();
+    set_quota(&client, &units[0], 2).await;
+    set_quota(&client, &units[3], 1).await;
+    let vms: Api<TenantVM> = Api::namespaced(client.clone(), &units[0]);
+    for n in ["portal", "hoso"] {
+        vms.create(&PostParams::default(), &tenant_vm(n)).await.unwrap();
+        wait_for(&vms, n, Duration::from_secs(60), "quota charged", |v| {
+            v.status.as_ref().and_then(|s| conditions::find(&s.conditions, "QuotaAccepted")).is_some_and(|c| c.status == "True")
+        })
+        .await
+        .unwrap();
+    }
+    Api::<DnsRecord>::namespaced(client.clone(), &units[1]).create(&PostParams::default(), &record("www")).await.unwrap();
+    Api::<AddressClaim>::namespaced(client.clone(), &units[2]).create(&PostParams::default(), &claim("camera", "app")).await.unwrap();
+
+    let name = unique("nq-sap-nhap");
+    let spec = serde_json::json!({
+        "reference": "Nghị quyết 1680/NQ-UBTVQH15", "effectiveDate": "2025-07-01", "transitionDays": 90,
+        "merges": [{"units": [&units[0], &units[1], &units[2]], "successor": &units[3], "keep": [format!("{}/*", units[0])]}]
+    });
+    let a = act(&name, spec);
+    let acts: Api<Reorganization> = Api::all(client.clone());
+    acts.create(&PostParams::default(), &a).await.unwrap();
+    let got = wait_for(&acts, &name, Duration::from_secs(60), "planned", |a| planned(a).is_some()).await.unwrap();
+    let (status, message) = planned(&got).unwrap();
+    assert_eq!(status, "False", "{message}");
+    assert!(message.contains(&format!("successor {}'s quota is too small", units[3])) && message.contains("VMs: asks 2"), "{message}");
+    assert_eq!(got.status.as_ref().unwrap().phase.as_deref(), Some("Refused"));
+
+    // pdcctl against the cluster: the same refusal, exit 1.
+    let file = env.dir.join(format!("{name}.yaml"));
+    std::fs::write(&file, serde_yaml::to_string(&a).unwrap()).unwrap();
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["reorg", "plan", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("REFUSED") && out.contains("quota is too small"), "{out}");
+
+    // Offline: the same objects as manifests, no cluster (an unreachable kubeconfig).
+    let estate = env.dir.join(format!("{name}-estate.yaml"));
+    let lp = ListParams::default();
+    let mut docs = Vec::new();
+    for u in &units {
+        docs.push(serde_yaml::to_string(&Api::<Department>::all(client.clone()).get(u).await.unwrap()).unwrap());
+        for v in Api::<TenantVM>::namespaced(client.clone(), u).list(&lp).await.unwrap() {
+            docs.push(serde_yaml::to_string(&v).unwrap());
+        }
+        for r in Api::<DnsRecord>::namespaced(client.clone(), u).list(&lp).await.unwrap() {
+            docs.push(serde_yaml::to_string(&r).unwrap());
+        }
+    }
+    std::fs::write(&estate, docs.join("---\n")).unwrap();
+    let nowhere = env.dir.join("nowhere.kubeconfig");
+    std::fs::write(&nowhere, "apiVersion: v1\nkind: Config\nclusters: []\ncontexts: []\nusers: []\n").unwrap();
+    let (code, out) =
+        pdc_tests::pdcctl(&nowhere, &["reorg", "plan", "-f", file.to_str().unwrap(), "--estate", estate.to_str().unwrap(), "--domain", "daklak.gov.vn"]);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains(&format!("successor {}'s quota is too small", units[3])), "{out}");
+
+    // Raised quota: the plan holds; the kept VMs move, the portal's names alias.
+    set_quota(&client, &units[3], 4).await;
+    acts.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"pdc.io/replan": "1"}}}))).await.unwrap();
+    let got = wait_for(&acts, &name, Duration::from_secs(60), "plan holds", |a| planned(a).is_some_and(|p| p.0 == "True")).await.unwrap();
+    let st = got.status.unwrap();
+    assert_eq!(st.phase.as_deref(), Some("Planned"));
+    assert_eq!((st.summary["vmsMoved"], st.summary["units"]), (2, 3), "{:?}", st.summary);
+    assert_eq!(st.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(), pdc_core::reorg::STEPS.map(|s| s.as_str()));
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["reorg", "plan", "-f", file.to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let old = format!("portal.{}.daklak.gov.vn", units[0]);
+    let new = format!("portal.{}.daklak.gov.vn", units[3]);
+    assert!(out.lines().any(|l| l.contains(&old) && l.contains("CNAME") && l.contains(&new)), "{out}");
+    assert!(out.contains("re-claimed in the successor's subnets"), "{out}");
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["reorg", "show", &name]);
+    assert!(code == 0 && out.contains("vmsMoved") && out.contains("RemoveAliases"), "{out}");
+}
+
+/// A Retiring unit takes nothing new: its admin (now a viewer) is refused VMs,
+/// records and claims with the act's name; the operator's own writes still pass.
+#[tokio::test]
+async fn a_retiring_units_admin_cannot_create_and_reads_as_a_viewer() {
+    let env = shared_env(true).unwrap();
+    let client = env.client().await.unwrap();
+    let unit = unique("huyen-cu");
+    load_plan(&client, "app", 24, std::slice::from_ref(&unit)).await.unwrap();
+    let admin = format!("admin@{unit}.daklak.gov.vn");
+    let depts: Api<Department> = Api::all(client.clone());
+    depts.patch(&unit, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"admins": {"users": [&admin]}}}))).await.unwrap();
+    let as_admin = env.client_as(&admin, &[]).await.unwrap();
+    let records: Api<DnsRecord> = Api::namespaced(as_admin.clone(), &unit);
+    // Active: the admin creates (the binding may take a moment to appear).
+    let start = std::time::Instant::now();
+    while records.create(&PostParams::default(), &record("truoc")).await.is_err() {
+        assert!(start.elapsed() < Duration::from_secs(30), "the admin never could create a record");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+
+    let patch = serde_json::json!({"metadata": {"annotations": {"pdc.io/reorganization": "nq-giai-the"}}, "spec": {"lifecycle": "Retiring"}});
+    depts.patch(&unit, &PatchParams::default(), &Patch::Merge(&patch)).await.unwrap();
+    let nss: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(client.clone());
+    wait_for(&nss, &unit, Duration::from_secs(30), "namespace marked Retiring", |n| n.annotations().get("pdc.io/lifecycle").is_some_and(|l| l == "Retiring")).await.unwrap();
+    let refusal = |r: Result<String, kube::Error>| match r {
+        Err(kube::Error::Api(s)) => (s.code, s.message),
+        Err(e) => panic!("{e}"),
+        Ok(n) => panic!("{n} was created in a Retiring unit"),
+    };
+    // Anyone but the operator (here the cluster admin) is refused by the policy, which
+    // names the act.
+    // (The API server's admission sees namespaces through an informer: a create that
+    // raced the annotation is removed and tried again under another name.)
+    let vms: Api<TenantVM> = Api::namespaced(client.clone(), &unit);
+    let start = std::time::Instant::now();
+    let (code, msg) = loop {
+        let name = unique("moi");
+        match vms.create(&PostParams::default(), &tenant_vm(&name)).await {
+            Ok(_) => {
+                vms.delete(&name, &Default::default()).await.unwrap();
+                assert!(start.elapsed() < Duration::from_secs(10), "TenantVMs are still admitted in a Retiring unit");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            r => break refusal(r.map(|v| v.name_any())),
+        }
+    };
+    assert_eq!(code, 403, "{msg}");
+    assert!(msg.contains(&format!("department {unit} is Retiring under reorganization nq-giai-the")), "{msg}");
+    let (_, msg) = refusal(Api::<AddressClaim>::namespaced(client.clone(), &unit).create(&PostParams::default(), &claim("moi", "app")).await.map(|c| c.name_any()));
+    assert!(msg.contains("takes nothing new"), "{msg}");
+    // The admin, now a viewer, is refused by RBAC itself.
+    let start = std::time::Instant::now();
+    loop {
+        let (code, msg) = refusal(records.create(&PostParams::default(), &record("sau2")).await.map(|r| r.name_any()));
+        if code == 403 && msg.contains("cannot create") {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "the admin's rights were not reduced to a viewer's: {code} {msg}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    // …and still reads, as a viewer.
+    assert!(records.get("truoc").await.is_ok());
+}
