@@ -142,6 +142,12 @@ pdcctl ip usage
 say "pdcctl slug \"Xã Cư M’gar\" \"Xã M’Drắk\" \"Phường Phú Yên\""
 pdcctl slug "Xã Cư M’gar" "Xã M’Drắk" "Phường Phú Yên"
 
+say "A commune merger planned against this cluster (deploy/samples/reorg-communes.yaml)"
+pdcctl reorg plan -f "$ROOT/deploy/samples/reorg-communes.yaml"
+
+say "Phú Yên's merger planned offline, from manifests (deploy/samples/reorg-phuyen.yaml)"
+pdcctl reorg plan -f "$ROOT/deploy/samples/reorg-phuyen.yaml" --estate "$ROOT/deploy/samples/phuyen-estate.yaml"
+
 if [ "$ONCE" = 1 ]; then
   say "Done (--once): stopping what the demo started"
   exit 0

@@ -160,7 +160,8 @@ fn print_plan(act: &Reorganization, p: &Plan) {
         section("CODES REISSUED", table(&["UNIT", "OLD", "NEW", "OLD CODE OUT OF USE BY"], codes));
     }
     if p.refusals.is_empty() {
-        out("\nThe act can be carried out: set action Apply with a new actionToken (steps: Freeze, CreateUnits, MoveVMs, Archive, Redeclare, ReissueCodes, Retire, RemoveAliases, Release).");
+        let steps: Vec<&str> = reorg::STEPS.iter().map(|s| s.as_str()).collect();
+        out(format!("\nThe plan holds. Its steps: {}. (This version plans acts; carrying them out is not available yet.)", steps.join(", ")));
     } else {
         out("\nREFUSED — change the act or the estate first:");
         for r in &p.refusals {

@@ -2,7 +2,8 @@
 //! has it (the planner `pdcctl reorg plan` runs too) and reports the plan in the
 //! act's status: `Planned` true with a summary, or false with every refusal, and the
 //! steps the act is carried out in. It plans again when the act changes and every
-//! five minutes, since the estate moves under it.
+//! five minutes, since the estate moves under it. Carrying an act out (its steps)
+//! is not part of this version: an `Apply` gets `Applied=False` and changes nothing.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -25,6 +26,7 @@ use crate::error::{Error, Result};
 
 const CONTROLLER: &str = "reorganization";
 pub const PLANNED: &str = "Planned";
+pub const APPLIED: &str = "Applied";
 
 /// Every object the planner reads, listed from the API server.
 async fn objects(client: &Client) -> Result<(Objects, Option<String>)> {
@@ -61,15 +63,16 @@ pub fn status(act: &Reorganization, plan: &Plan, old: &ReorganizationStatus, now
             old.steps.iter().find(|o| o.name == s.as_str()).cloned().unwrap_or_else(|| ReorgStepStatus { name: s.as_str().into(), state: state.into(), ..Default::default() })
         })
         .collect();
-    let applying = act.spec.action == ReorgAction::Apply && !act.spec.dry_run;
-    let phase = match (ok, applying) {
-        (false, _) => "Refused",
-        (true, false) => "Planned",
-        (true, true) => old.phase.as_deref().filter(|p| *p != "Planned" && *p != "Refused").unwrap_or("Applying"),
-    };
+    // This version plans acts and does not carry them out: an Apply is answered with a
+    // condition saying so, and the steps stay Pending (nothing is half-applied).
+    let mut conds = vec![cond];
+    if act.spec.action == ReorgAction::Apply && !act.spec.dry_run {
+        conds.push(Cond::new(APPLIED, false, "NotAvailable", "this pdc version plans acts but does not carry them out yet: nothing was changed; carry out the plan by hand or wait for a version that applies acts"));
+    }
+    let phase = if ok { "Planned" } else { "Refused" };
     ReorganizationStatus {
         observed_generation: act.metadata.generation,
-        conditions: conditions::merge(&old.conditions, &[cond], act.metadata.generation, now),
+        conditions: conditions::merge(&old.conditions, &conds, act.metadata.generation, now),
         phase: Some(phase.into()),
         current_step: old.current_step.clone(),
         token: old.token.clone(),

@@ -166,6 +166,18 @@ async fn a_merge_is_planned_alike_by_the_operator_and_pdcctl_online_and_offline(
     assert!(out.contains("re-claimed in the successor's subnets"), "{out}");
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["reorg", "show", &name]);
     assert!(code == 0 && out.contains("vmsMoved") && out.contains("RemoveAliases"), "{out}");
+
+    // Applying is not part of this version: said in a condition, nothing changed.
+    acts.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"action": "Apply", "actionToken": "1"}}))).await.unwrap();
+    let got = wait_for(&acts, &name, Duration::from_secs(60), "Applied answered", |a| {
+        a.status.as_ref().and_then(|s| conditions::find(&s.conditions, "Applied")).is_some_and(|c| c.status == "False" && c.reason == "NotAvailable")
+    })
+    .await
+    .unwrap();
+    assert!(got.status.unwrap().steps.iter().all(|s| s.state == "Pending"));
+    for u in &units {
+        assert_eq!(Api::<Department>::all(client.clone()).get(u).await.unwrap().spec.lifecycle, pdc_api::Lifecycle::Active);
+    }
 }
 
 /// A Retiring unit takes nothing new: its admin (now a viewer) is refused VMs,
