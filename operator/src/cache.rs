@@ -6,6 +6,24 @@ use kube::{Api, Client};
 
 use crate::department::spec_or_lifecycle;
 
+/// What a cached object keeps of its metadata: no managed fields and no
+/// `kubectl apply` copy of the whole object. Both are often larger than the rest of
+/// the object, and nothing in the operator reads them (server-side apply keeps field
+/// ownership on the API server). Every reflector of the operator passes its objects
+/// through this.
+pub fn slim<K: kube::Resource>(o: &mut K) {
+    let m = o.meta_mut();
+    m.managed_fields = None;
+    if let Some(a) = m.annotations.as_mut() {
+        a.remove(LAST_APPLIED);
+        if a.is_empty() {
+            m.annotations = None;
+        }
+    }
+}
+
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
 /// A cache of `K` and the stream of its changes that call for work: spec,
 /// finalizers, deletion (status writes do not). The cache is updated before a
 /// change is passed on, so a reconcile always sees what woke it. Managed fields are
@@ -17,7 +35,7 @@ where
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(Api::<K>::all(client), watcher::Config::default())
         .default_backoff()
-        .modify(|o| o.meta_mut().managed_fields = None)
+        .modify(slim)
         .reflect(writer)
         .touched_objects()
         .predicate_filter(spec_or_lifecycle, Default::default());
@@ -43,6 +61,29 @@ mod tests {
     use kube::runtime::watcher::Event;
 
     use super::synced;
+
+    #[test]
+    fn a_slim_object_keeps_everything_but_field_ownership_and_the_kubectl_copy() {
+        use kube::api::ObjectMeta;
+        use k8s_openapi::apimachinery::pkg::apis::meta::v1::ManagedFieldsEntry;
+        let mut cm = ConfigMap {
+            metadata: ObjectMeta {
+                name: Some("a".into()),
+                annotations: Some([("kubectl.kubernetes.io/last-applied-configuration".to_string(), "{}".to_string()), ("pdc.io/x".to_string(), "y".to_string())].into()),
+                managed_fields: Some(vec![ManagedFieldsEntry { manager: Some("kubectl".into()), ..Default::default() }]),
+                ..Default::default()
+            },
+            data: Some([("k".to_string(), "v".to_string())].into()),
+            ..Default::default()
+        };
+        super::slim(&mut cm);
+        assert_eq!(cm.metadata.managed_fields, None);
+        assert_eq!(cm.metadata.annotations, Some([("pdc.io/x".to_string(), "y".to_string())].into()));
+        assert_eq!(cm.data, Some([("k".to_string(), "v".to_string())].into()));
+        cm.metadata.annotations = Some([("kubectl.kubernetes.io/last-applied-configuration".to_string(), "{}".to_string())].into());
+        super::slim(&mut cm);
+        assert_eq!(cm.metadata.annotations, None, "no empty map is kept");
+    }
 
     #[test]
     fn a_cache_is_synced_only_after_its_first_full_list() {

@@ -58,10 +58,10 @@ struct Args {
     /// How often the lease is renewed or tried.
     #[arg(long, env = "PDC_RETRY_PERIOD", default_value = "2s", value_parser = parse_duration)]
     retry_period: Duration,
-    /// Log format: json (default, for log collectors) or text.
     /// How many objects of one kind reconcile at once.
     #[arg(long, env = "PDC_CONCURRENCY", default_value_t = 16)]
     concurrency: u16,
+    /// Log format: json (default, for log collectors) or text.
     #[arg(long, env = "PDC_LOG_FORMAT", default_value = "json")]
     log_format: String,
     /// How often each DNS zone's SOA serial is checked for edits made outside pdc.
@@ -193,7 +193,7 @@ where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
     let (store, writer) = reflector::store::<K>();
-    let keep = watcher(Api::<K>::all(client.clone()), config).default_backoff().reflect(writer).for_each(|_| futures::future::ready(()));
+    let keep = watcher(Api::<K>::all(client.clone()), config).default_backoff().modify(cache::slim).reflect(writer).for_each(|_| futures::future::ready(()));
     (store, keep)
 }
 

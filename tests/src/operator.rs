@@ -73,9 +73,20 @@ impl OperatorProcess {
         let log = log_dir.join(format!("{}.log", opts.identity));
         let out = std::fs::File::create(&log).map_err(|e| HarnessError::Io(format!("creating {}", log.display()), e))?;
         let err = out.try_clone().map_err(|e| HarnessError::Io("cloning log file".into(), e))?;
+        // PDC_OPERATOR_WRAPPER (e.g. `heaptrack -o /tmp/op`): a profiler that runs the
+        // operator, for the benchmarks.
+        let wrapper = std::env::var("PDC_OPERATOR_WRAPPER").unwrap_or_default();
+        let mut words = wrapper.split_whitespace();
+        let mut cmd = match words.next() {
+            Some(w) => {
+                let mut c = Command::new(w);
+                c.args(words).arg(&bin);
+                c
+            }
+            None => Command::new(&bin),
+        };
         let child = spawn_tied(
-            Command::new(bin)
-                .env("KUBECONFIG", kubeconfig)
+            cmd.env("KUBECONFIG", kubeconfig)
                 .env("POD_NAMESPACE", &opts.namespace)
                 .env("POD_NAME", &opts.identity)
                 .env("PDC_METRICS_ADDR", format!("127.0.0.1:{port}"))

@@ -428,11 +428,21 @@ pub fn controller(client: Client, concurrency: u16) -> Controller<TenantVM> {
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(Api::<TenantVM>::all(client), watcher::Config::default())
         .default_backoff()
-        .modify(|v| v.metadata.managed_fields = None)
+        .modify(crate::cache::slim)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, Default::default());
     Controller::for_stream(stream, reader).with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+}
+
+/// What the cache keeps of a KubeVirt VirtualMachine: its spec (compared with what
+/// pdc applies) and of its status only the printable phase, which is all a
+/// TenantVM reports of it. The rest of the status changes often and is large.
+fn slim_vm(o: &mut DynamicObject) {
+    crate::cache::slim(o);
+    if let Some(status) = o.data.get_mut("status").and_then(|s| s.as_object_mut()) {
+        status.retain(|k, _| k == "printableStatus");
+    }
 }
 
 /// Children carry the VM's name in a label; their changes wake it.
@@ -505,7 +515,7 @@ where
     let labelled = watcher::Config::default().labels(VM_LABEL);
     let kv = watcher(Api::<DynamicObject>::all_with(client.clone(), &build::vm_resource()), labelled.clone())
         .default_backoff()
-        .modify(|o| o.metadata.managed_fields = None)
+        .modify(slim_vm)
         .reflect(writers.vms)
         .touched_objects();
     let kv = changes_of(kv, &["/status/printableStatus"]);
@@ -515,12 +525,12 @@ where
     let dvs = changes_of(dvs, &["/status/phase", "/status/conditions"]);
     let claims = watcher(Api::<AddressClaim>::all(client.clone()), labelled.clone())
         .default_backoff()
-        .modify(|o| o.metadata.managed_fields = None)
+        .modify(crate::cache::slim)
         .reflect(writers.claims)
         .touched_objects();
     let records = watcher(Api::<DnsRecord>::all(client.clone()), labelled)
         .default_backoff()
-        .modify(|o| o.metadata.managed_fields = None)
+        .modify(crate::cache::slim)
         .reflect(writers.records)
         .touched_objects();
     // A new SizeClass: VMs refused for an unknown size look again.
@@ -568,6 +578,18 @@ where
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_cached_virtual_machine_keeps_its_spec_and_printable_phase() {
+        let mut o: kube::api::DynamicObject = serde_json::from_value(serde_json::json!({
+            "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "vm"},
+            "spec": {"runStrategy": "Always"},
+            "status": {"printableStatus": "Running", "ready": true, "conditions": [{"type": "Ready", "status": "True"}]}
+        }))
+        .unwrap();
+        super::slim_vm(&mut o);
+        assert_eq!(o.data, serde_json::json!({"spec": {"runStrategy": "Always"}, "status": {"printableStatus": "Running"}}));
+    }
+
     use super::contains;
     use serde_json::json;
 

@@ -166,6 +166,7 @@ pub fn controller(client: Client) -> Controller<TenantVolume> {
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(Api::<TenantVolume>::all(client), watcher::Config::default())
         .default_backoff()
+        .modify(crate::cache::slim)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, Default::default());

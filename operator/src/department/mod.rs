@@ -388,6 +388,7 @@ pub fn controller(client: kube::Client, concurrency: u16) -> Controller<Departme
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(Api::<Department>::all(client), watcher::Config::default())
         .default_backoff()
+        .modify(crate::cache::slim)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(spec_or_lifecycle, Default::default());

@@ -152,7 +152,7 @@ pub fn watch_plans(client: Client) -> (Store<DrPlan>, impl futures::Stream<Item 
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(Api::<DrPlan>::all(client), watcher::Config::default())
         .default_backoff()
-        .modify(|p| p.metadata.managed_fields = None)
+        .modify(crate::cache::slim)
         .reflect(writer)
         .touched_objects()
         .predicate_filter(

@@ -458,6 +458,7 @@ pub fn controller(client: Client, concurrency: u16) -> Controller<AddressClaim> 
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(Api::<AddressClaim>::all(client), watcher::Config::default())
         .default_backoff()
+        .modify(crate::cache::slim)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(crate::department::spec_or_lifecycle, Default::default());

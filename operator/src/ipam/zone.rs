@@ -220,6 +220,7 @@ pub fn controller(client: kube::Client) -> Controller<NetworkZone> {
     let (reader, writer) = kube::runtime::reflector::store();
     let stream = watcher(Api::<NetworkZone>::all(client), watcher::Config::default())
         .default_backoff()
+        .modify(crate::cache::slim)
         .reflect(writer)
         .applied_objects()
         .predicate_filter(kube::runtime::predicates::generation, Default::default());
