@@ -62,6 +62,8 @@ pub struct Metrics {
     /// Requests this operator sent to the Kubernetes API, by verb (benchmarks divide
     /// it by the objects handled).
     pub kube_requests: IntCounterVec,
+    /// Reorganization steps carried out, by step and result (`Done`, `Failed`).
+    reorg_steps: IntCounterVec,
     ready: AtomicBool,
 }
 
@@ -143,6 +145,7 @@ impl Metrics {
                 PLAN,
             )?,
             dr_action_duration: r.histograms("dr_action_duration_seconds", "DR action request to its last step done", 0.5, 12, &["action"])?,
+            reorg_steps: r.counter("reorganization_steps_total", "Reorganization steps carried out, by step and result", &["step", "result"])?,
             registry: r.0,
             ready: AtomicBool::new(false),
         })
@@ -155,6 +158,10 @@ impl Metrics {
 
     pub fn reconcile_failed(&self, controller: &'static str, error: &'static str) {
         self.errors.with_label_values(&[controller, error]).inc();
+    }
+
+    pub fn reorg_step(&self, step: &str, result: &str) {
+        self.reorg_steps.with_label_values(&[step, result]).inc();
     }
 
     pub fn set_ready(&self) {

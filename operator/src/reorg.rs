@@ -2,9 +2,18 @@
 //! has it (the planner `pdcctl reorg plan` runs too) and reports the plan in the
 //! act's status: `Planned` true with a summary, or false with every refusal, and the
 //! steps the act is carried out in. It plans again when the act changes and every
-//! five minutes, since the estate moves under it. Carrying an act out (its steps)
-//! is not part of this version: an `Apply` gets `Applied=False` and changes nothing.
+//! five minutes, since the estate moves under it.
+//!
+//! `action: Apply` carries the act out as resumable steps: the first unfinished
+//! step (pdc-core's `next_step`, which also holds steps until their dates) runs,
+//! and its start and end are written to the status before and after, so an
+//! operator that crashes anywhere resumes at that step, which is idempotent. An act
+//! is not started while its plan is refused, or while it has work in a step this
+//! version does not carry out ([`steps::IMPLEMENTED`]): nothing is half-applied.
 
+mod steps;
+
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +26,7 @@ use kube::{Api, Client, ResourceExt};
 use pdc_api::conditions::{self, Cond};
 use pdc_api::estate::{self, Objects};
 use pdc_api::{AddressClaim, Department, DnsRecord, Province, ReorgAction, ReorgStepStatus, Reorganization, ReorganizationStatus, TenantVM, TenantVolume};
-use pdc_core::reorg::{self, Plan};
+use pdc_core::reorg::{self, Day, Next, Plan, Step};
 use tracing::instrument;
 
 use crate::apply;
@@ -63,23 +72,61 @@ pub fn status(act: &Reorganization, plan: &Plan, old: &ReorganizationStatus, now
             old.steps.iter().find(|o| o.name == s.as_str()).cloned().unwrap_or_else(|| ReorgStepStatus { name: s.as_str().into(), state: state.into(), ..Default::default() })
         })
         .collect();
-    // This version plans acts and does not carry them out: an Apply is answered with a
-    // condition saying so, and the steps stay Pending (nothing is half-applied).
-    let mut conds = vec![cond];
-    if act.spec.action == ReorgAction::Apply && !act.spec.dry_run {
-        conds.push(Cond::new(APPLIED, false, "NotAvailable", "this pdc version plans acts but does not carry them out yet: nothing was changed; carry out the plan by hand or wait for a version that applies acts"));
-    }
-    let phase = if ok { "Planned" } else { "Refused" };
+    let phase = match &old.phase {
+        Some(p) if old.token.is_some() => p.clone(),
+        _ if ok => "Planned".into(),
+        _ => "Refused".into(),
+    };
     ReorganizationStatus {
         observed_generation: act.metadata.generation,
-        conditions: conditions::merge(&old.conditions, &conds, act.metadata.generation, now),
-        phase: Some(phase.into()),
+        conditions: conditions::merge(&old.conditions, &[cond], act.metadata.generation, now),
+        phase: Some(phase),
         current_step: old.current_step.clone(),
         token: old.token.clone(),
         steps,
         summary: plan.summary().into_iter().map(|(k, v)| (k.to_string(), i64::try_from(v).unwrap_or(i64::MAX))).collect(),
         refusals: plan.refusals.clone(),
     }
+}
+
+/// Steps with work in `plan` that this version does not carry out.
+pub fn unavailable(plan: &Plan) -> Vec<Step> {
+    reorg::STEPS.into_iter().filter(|s| plan.has_work(*s) && !steps::IMPLEMENTED.contains(s)).collect()
+}
+
+/// Whether an Apply may start; when it may not, `Applied=False` says why.
+fn may_start(plan: &Plan, st: &mut ReorganizationStatus, generation: Option<i64>, now: Timestamp) -> bool {
+    let why = if !plan.refusals.is_empty() {
+        Some(("Refused", "the plan is refused (see Planned and refusals): nothing was changed; change the act or the estate and apply again".to_string()))
+    } else {
+        let missing = unavailable(plan);
+        (!missing.is_empty()).then(|| {
+            let names: Vec<&str> = missing.iter().map(|s| s.as_str()).collect();
+            ("NotAvailable", format!("this pdc version does not carry out {} and the act has work there: nothing was changed; carry those parts out by hand first", names.join(", ")))
+        })
+    };
+    match why {
+        Some((reason, msg)) => {
+            st.conditions = conditions::merge(&st.conditions, &[Cond::new(APPLIED, false, reason, msg)], generation, now);
+            false
+        }
+        None => true,
+    }
+}
+
+/// Record the start of an Apply: its token, and the steps with nothing to do as done.
+fn start(act: &Reorganization, plan: &Plan, st: &mut ReorganizationStatus, now: Timestamp) {
+    st.token = Some(act.spec.action_token.clone().unwrap_or_default());
+    st.phase = Some("Applying".into());
+    for s in &mut st.steps {
+        let work = Step::parse(&s.name).is_some_and(|x| plan.has_work(x));
+        *s = ReorgStepStatus { name: s.name.clone(), state: if work { "Pending" } else { "Done" }.into(), ..Default::default() };
+        if !work {
+            s.finished = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now));
+            s.message = "nothing to do".into();
+        }
+    }
+    st.conditions = conditions::merge(&st.conditions, &[Cond::new(APPLIED, false, "Applying", "the act is being carried out")], act.metadata.generation, now);
 }
 
 #[instrument(skip_all, fields(reorganization = %act.name_any()))]
@@ -94,11 +141,95 @@ async fn reconcile_inner(act: &Reorganization, ctx: &Context) -> Result<Action> 
     let (objects, domain) = objects(&ctx.client).await?;
     let plan = reorg::plan(&estate::act(&act.spec), &estate::estate(&objects, domain.as_deref().unwrap_or_default()));
     let old = act.status.clone().unwrap_or_default();
-    let new = status(act, &plan, &old, Timestamp::now());
-    if new != old {
-        apply::patch_status(&Api::<Reorganization>::all(ctx.client.clone()), &act.name_any(), &new).await?;
+    let now = Timestamp::now();
+    let mut st = status(act, &plan, &old, now);
+    let applying = act.spec.action == ReorgAction::Apply && !act.spec.dry_run;
+    if !applying || (old.token.is_none() && !may_start(&plan, &mut st, act.metadata.generation, now)) {
+        write(ctx, act, &old, &st).await?;
+        return Ok(Action::requeue(Duration::from_secs(300)));
     }
-    Ok(Action::requeue(Duration::from_secs(300)))
+    if old.token.is_none() {
+        start(act, &plan, &mut st, now);
+        write(ctx, act, &old, &st).await?;
+        ctx.event(act, false, "ApplyStarted", &format!("carrying out {}", act.spec.reference)).await;
+    }
+    run_steps(act, ctx, &plan, st).await
+}
+
+/// Write the status if it changed.
+async fn write(ctx: &Context, act: &Reorganization, old: &ReorganizationStatus, new: &ReorganizationStatus) -> Result<()> {
+    if new != old {
+        apply::patch_status(&Api::<Reorganization>::all(ctx.client.clone()), &act.name_any(), new).await?;
+    }
+    Ok(())
+}
+
+fn step_mut(st: &mut ReorganizationStatus, s: Step) -> Option<&mut ReorgStepStatus> {
+    st.steps.iter_mut().find(|x| x.name == s.as_str())
+}
+
+/// The phase while a step waits for its date.
+fn waiting_phase(s: Step) -> &'static str {
+    match s {
+        Step::RemoveAliases => "InTransition",
+        Step::Release => "Retained",
+        _ => "Applying",
+    }
+}
+
+/// Run steps until the act is done, a step waits for its date, or one fails. Each
+/// step's start and end are written before and after it runs.
+async fn run_steps(act: &Reorganization, ctx: &Context, plan: &Plan, mut st: ReorganizationStatus) -> Result<Action> {
+    let time = |t: Timestamp| Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t));
+    loop {
+        let now = Timestamp::now();
+        let today = Day(now.as_second().div_euclid(86_400));
+        let done: BTreeSet<Step> = st.steps.iter().filter(|s| s.state == "Done").filter_map(|s| Step::parse(&s.name)).collect();
+        let before = st.clone();
+        match reorg::next_step(&done, today, plan) {
+            Next::Done => {
+                st.phase = Some("Done".into());
+                st.current_step = None;
+                st.conditions = conditions::merge(&st.conditions, &[Cond::new(APPLIED, true, "Applied", "every step is done")], act.metadata.generation, now);
+                write(ctx, act, &before, &st).await?;
+                if before.phase.as_deref() != Some("Done") {
+                    ctx.event(act, false, "Applied", "every step is done").await;
+                }
+                return Ok(Action::requeue(Duration::from_secs(3600)));
+            }
+            Next::WaitUntil(s, day) => {
+                st.phase = Some(waiting_phase(s).into());
+                st.current_step = Some(s.as_str().into());
+                if let Some(x) = step_mut(&mut st, s) {
+                    x.state = "Waiting".into();
+                    x.message = format!("until {}", day.format());
+                }
+                write(ctx, act, &before, &st).await?;
+                let secs = (day.0 - today.0).max(0).saturating_mul(86_400);
+                return Ok(Action::requeue(Duration::from_secs(u64::try_from(secs).unwrap_or(0).clamp(60, 3600))));
+            }
+            Next::Run(s) => {
+                st.current_step = Some(s.as_str().into());
+                if let Some(x) = step_mut(&mut st, s) {
+                    (x.state, x.started, x.finished, x.message) = ("Running".into(), time(now), None, String::new());
+                }
+                write(ctx, act, &before, &st).await?;
+                let result = steps::run(&ctx.client, act, plan, s).await;
+                let before = st.clone();
+                let (state, message) = match &result {
+                    Ok(m) => ("Done", m.clone()),
+                    Err(e) => ("Failed", e.to_string()),
+                };
+                if let Some(x) = step_mut(&mut st, s) {
+                    (x.state, x.finished, x.message) = (state.into(), time(Timestamp::now()), message.clone());
+                }
+                write(ctx, act, &before, &st).await?;
+                ctx.metrics.reorg_step(s.as_str(), state);
+                ctx.event(act, result.is_err(), if result.is_ok() { "StepDone" } else { "StepFailed" }, &format!("{}: {message}", s.as_str())).await;
+                result?;
+            }
+        }
+    }
 }
 
 fn error_policy(act: Arc<Reorganization>, err: &Error, ctx: Arc<Context>) -> Action {

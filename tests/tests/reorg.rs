@@ -243,3 +243,101 @@ async fn a_retiring_units_admin_cannot_create_and_reads_as_a_viewer() {
     // …and still reads, as a viewer.
     assert!(records.get("truoc").await.is_ok());
 }
+
+fn step_states(a: &Reorganization) -> Vec<(String, String)> {
+    a.status.iter().flat_map(|s| s.steps.iter().map(|x| (x.name.clone(), x.state.clone()))).collect()
+}
+
+/// Two communes merge into a new one, a district dissolves, a department's code is
+/// reissued and its name changed, all carried out as steps. The operator "crashed"
+/// in the middle of the first step (the status says Freeze is running, one unit is
+/// already Retiring): Apply resumes there, runs every step once, and a later pass
+/// changes nothing.
+#[tokio::test]
+async fn an_act_is_carried_out_as_steps_and_resumes_where_it_stopped() {
+    let env = shared_env(true).unwrap();
+    let client = env.client().await.unwrap();
+    let units: Vec<String> = ["xa-p", "xa-q", "huyen-r", "so-s"].iter().map(|p| unique(p)).collect();
+    load_plan(&client, "app", 24, &units).await.unwrap();
+    let depts: Api<Department> = Api::all(client.clone());
+    let pp = PatchParams::default();
+    set_quota(&client, &units[0], 1).await;
+    set_quota(&client, &units[1], 2).await;
+    depts.patch(&units[0], &pp, &Patch::Merge(serde_json::json!({"spec": {"admins": {"users": ["chu-tich@xa-p.vn"]}}}))).await.unwrap();
+    depts.patch(&units[1], &pp, &Patch::Merge(serde_json::json!({"spec": {"admins": {"groups": ["xa-q-admins"]}}}))).await.unwrap();
+    let n = std::process::id() % 900 + 100;
+    let (old_code, new_code) = (format!("H45.{n}.7"), format!("H15.{n}.7.1"));
+    depts.patch(&units[3], &pp, &Patch::Merge(serde_json::json!({"spec": {"code": &old_code}}))).await.unwrap();
+
+    let name = unique("nq-thuc-hien");
+    let successor = unique("xa-moi");
+    let spec = serde_json::json!({
+        "reference": "Nghị quyết 1680/NQ-UBTVQH15", "effectiveDate": "2025-07-01",
+        "merges": [{"units": [&units[0], &units[1]], "successor": &successor, "successorDisplayName": "Xã Ea Mới", "successorCode": format!("H15.{n}.8")}],
+        "dissolutions": [{"unit": &units[2], "lookupsGoTo": &units[3]}],
+        "renames": [{"unit": &units[3], "displayName": "Sở S (mới)"}],
+        "codeReissues": [{"from": &old_code, "to": &new_code, "deadline": "2025-08-01"}]
+    });
+    let acts: Api<Reorganization> = Api::all(client.clone());
+    acts.create(&PostParams::default(), &act(&name, spec)).await.unwrap();
+    let got = wait_for(&acts, &name, Duration::from_secs(60), "planned", |a| planned(a).is_some()).await.unwrap();
+    assert_eq!(planned(&got).unwrap().0, "True", "{:?}", planned(&got));
+
+    // The state a crash in the middle of Freeze leaves: the step started, one unit done.
+    let started = "2026-01-01T00:00:00Z";
+    let seeded: Vec<serde_json::Value> = pdc_core::reorg::STEPS
+        .iter()
+        .map(|s| match s.as_str() {
+            "Freeze" => serde_json::json!({"name": "Freeze", "state": "Running", "started": started}),
+            "CreateUnits" | "ReissueCodes" | "Retire" => serde_json::json!({"name": s.as_str(), "state": "Pending"}),
+            other => serde_json::json!({"name": other, "state": "Done", "message": "nothing to do"}),
+        })
+        .collect();
+    let status = serde_json::json!({"status": {"token": "1", "phase": "Applying", "currentStep": "Freeze", "steps": seeded}});
+    acts.patch_status(&name, &pp, &Patch::Merge(&status)).await.unwrap();
+    depts.patch(&units[0], &pp, &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"pdc.io/reorganization": &name}}, "spec": {"lifecycle": "Retiring"}}))).await.unwrap();
+
+    acts.patch(&name, &pp, &Patch::Merge(serde_json::json!({"spec": {"action": "Apply", "actionToken": "1"}}))).await.unwrap();
+    let done = wait_for(&acts, &name, Duration::from_secs(90), "carried out", |a| a.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Done")).await.unwrap();
+    let st = done.status.clone().unwrap();
+    assert!(step_states(&done).iter().all(|(_, s)| s == "Done"), "{:?}", step_states(&done));
+    let freeze = st.steps.iter().find(|s| s.name == "Freeze").unwrap();
+    assert!(freeze.started.as_ref().unwrap().0.to_string().as_str() > started, "Freeze ran again: {freeze:?}");
+    assert!(freeze.message.contains(&units[1]) && freeze.message.contains(&units[2]), "{}", freeze.message);
+    let applied = conditions::find(&st.conditions, "Applied").unwrap();
+    assert_eq!((applied.status.as_str(), applied.reason.as_str()), ("True", "Applied"));
+
+    // What the steps did.
+    for (u, to) in [(&units[0], &successor), (&units[1], &successor), (&units[2], &units[3])] {
+        let d = depts.get(u).await.unwrap();
+        assert_eq!((d.spec.lifecycle, d.spec.successor.as_deref()), (pdc_api::Lifecycle::Retired, Some(to.as_str())), "{u}");
+        assert_eq!(d.annotations().get("pdc.io/reorganization"), Some(&name), "{u}");
+    }
+    let new = depts.get(&successor).await.unwrap();
+    assert_eq!((new.spec.display_name.as_str(), new.spec.code.clone()), ("Xã Ea Mới", format!("H15.{n}.8")));
+    assert_eq!((new.spec.quota.vms, new.spec.quota.vcpu), (3, 6), "the merged units' quotas: {:?}", new.spec.quota);
+    assert_eq!(pdc_core::quantity::parse(&new.spec.quota.memory).ok(), Some(12 << 30), "{:?}", new.spec.quota);
+    assert_eq!((new.spec.admins.users.clone(), new.spec.admins.groups.clone()), (vec!["chu-tich@xa-p.vn".to_string()], vec!["xa-q-admins".to_string()]));
+    let s = depts.get(&units[3]).await.unwrap();
+    assert_eq!((s.spec.code.as_str(), s.spec.previous_codes.clone(), s.spec.display_name.as_str()), (new_code.as_str(), vec![old_code.clone()], "Sở S (mới)"));
+    assert_eq!(s.spec.lifecycle, pdc_api::Lifecycle::Active);
+
+    // Another pass (a re-plan) changes nothing: the act stays done, and its field
+    // manager's last write on each Department is the one it made.
+    let act_writes = || async {
+        let mut out = Vec::new();
+        for u in [&successor, &units[0], &units[3]] {
+            let d = depts.get(u).await.unwrap();
+            let mine: Vec<_> = d.metadata.managed_fields.iter().flatten().filter(|m| m.manager.as_deref().is_some_and(|x| x.starts_with("pdc-reorganization-"))).map(|m| (m.manager.clone(), m.time.clone())).collect();
+            assert!(!mine.is_empty(), "{u}: the act wrote nothing");
+            out.push(mine);
+        }
+        out
+    };
+    let before = act_writes().await;
+    acts.patch(&name, &pp, &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"pdc.io/replan": "1"}}}))).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let again = acts.get(&name).await.unwrap();
+    assert_eq!(again.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Done"));
+    assert_eq!(act_writes().await, before);
+}

@@ -338,6 +338,33 @@ impl Plan {
             ("refusals", self.refusals.len()),
         ])
     }
+
+    /// Whether `step` has anything to do in this plan. A step with nothing to do is
+    /// recorded done at once.
+    pub fn has_work(&self, step: Step) -> bool {
+        let any = |f: &dyn Fn(&UnitPlan) -> bool| self.units.iter().any(f);
+        match step {
+            Step::Freeze | Step::Retire => any(&|u| u.retires()),
+            Step::CreateUnits => !self.new_units.is_empty() || any(&|u| matches!(u.fate, Fate::Renamed { .. })),
+            Step::MoveVms => any(&|u| !u.vms_moved.is_empty() || !u.volumes_moved.is_empty() || !u.claims_moved.is_empty()),
+            Step::Archive => any(&|u| !u.vms_halted.is_empty() || !u.archives.is_empty()),
+            Step::Redeclare => any(&|u| !u.records_redeclared.is_empty()) || !self.aliases.is_empty(),
+            Step::ReissueCodes => !self.codes.is_empty(),
+            Step::RemoveAliases => !self.aliases.is_empty(),
+            Step::Release => any(&|u| !u.releases.is_empty()),
+        }
+    }
+}
+
+impl UnitPlan {
+    /// Whether the unit ends with the act (merged away, dissolved, or renamed to a
+    /// new slug): it is frozen first and Retired on the effective date.
+    pub fn retires(&self) -> bool {
+        match &self.fate {
+            Fate::Merged { .. } | Fate::Dissolved { .. } => true,
+            Fate::Renamed { new_name, .. } => new_name.is_some(),
+        }
+    }
 }
 
 /// What the planner works out for one merged, dissolved or moved unit, before the

@@ -186,6 +186,25 @@ fn steps_run_in_order_and_wait_for_their_dates() {
     assert_eq!(next_step(&done, p.retention_ends, &p), Next::Done);
 }
 
+#[test]
+fn a_step_has_work_only_when_the_plan_changes_something_in_it() {
+    let e = estate(vec![("xa-a", unit("xa-a", "a", 1, 1)), ("xa-b", unit("xa-b", "b", 0, 2)), ("so-x", unit("so-x", "s", 0, 1))]);
+    let mut a = act();
+    a.merges.push(merge(&["xa-a"], "xa-b", &["xa-a/*"]));
+    let p = plan(&a, &e);
+    assert_eq!(p.refusals, Vec::<String>::new());
+    let with_work: Vec<Step> = STEPS.into_iter().filter(|s| p.has_work(*s)).collect();
+    // The moved VM's old addresses are given back after the move.
+    assert_eq!(with_work, [Step::Freeze, Step::MoveVms, Step::Redeclare, Step::Retire, Step::RemoveAliases, Step::Release]);
+    // A rename of the display name only: the unit stays, nothing retires.
+    let mut a = act();
+    a.renames.push(Rename { unit: "so-x".into(), display_name: "Sở X".into(), new_name: None });
+    let p = plan(&a, &e);
+    let with_work: Vec<Step> = STEPS.into_iter().filter(|s| p.has_work(*s)).collect();
+    assert_eq!(with_work, [Step::CreateUnits]);
+    assert!(!p.units[0].retires());
+}
+
 /// Random estates of up to five units (VM names from a small pool so they clash) and
 /// an act merging some of them into the last, keeping some VMs.
 fn scenario() -> impl Strategy<Value = (Estate, Act)> {
