@@ -13,9 +13,9 @@ use pdc_api::{Department, DepartmentKind, DepartmentSpec, GuestQuota, Province, 
 use pdc_core::slug::{SlugRule, slug};
 use serde::Serialize;
 
-use crate::output::{Format, age, out, print_data, table};
+use crate::output::{Format, Listing, Row, age, object_name, out, print_data, table};
 use crate::outln;
-use crate::{Cli, CliError, client};
+use crate::{Cli, CliError, client, exit};
 
 #[derive(clap::Subcommand, Debug)]
 pub enum Cmd {
@@ -204,39 +204,54 @@ async fn list(cli: &Cli) -> Result<ExitCode, CliError> {
     let api: Api<Department> = Api::all(client(cli).await?);
     let mut items = api.list(&ListParams::default()).await?.items;
     items.sort_by_cached_key(|d| (pdc_core::code::sort_key(&d.spec.code), d.name_any()));
-    match cli.output {
-        Format::Table => {
-            let rows = items
-                .iter()
-                .map(|d| {
-                    vec![
-                        d.name_any(),
-                        d.spec.display_name.clone(),
-                        d.spec.code.clone(),
-                        d.spec.kind.as_str().into(),
-                        d.status.as_ref().and_then(|s| s.subdomain.clone()).unwrap_or_else(|| "-".into()),
-                        d.spec.quota.vcpu.to_string(),
-                        d.spec.quota.memory.clone(),
-                        d.spec.quota.vms.to_string(),
-                        ready_cell(d),
-                        age(d.metadata.creation_timestamp.as_ref()),
-                    ]
-                })
-                .collect();
-            out(table(&["NAME", "DISPLAY NAME", "CODE", "KIND", "SUBDOMAIN", "VCPU", "MEMORY", "VMS", "READY", "AGE"], rows));
-            let ready = items.iter().filter(|d| ready_cell(d) == "True").count();
-            eprintln!("{} departments, {ready} ready", items.len());
-        }
-        f => print_data(f, &items.iter().map(summary).collect::<Vec<_>>())?,
+    cli.output().list(&listing(&items), &items.iter().map(summary).collect::<Vec<_>>())?;
+    if cli.format.for_people() {
+        let ready = items.iter().filter(|d| ready_cell(d) == "True").count();
+        eprintln!("{} departments, {ready} ready", items.len());
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `department list` as a table; wide adds the lifecycle, the rest of the quota,
+/// the zones and the namespace.
+fn listing(items: &[Department]) -> Listing {
+    let dash = |o: Option<String>| o.filter(|s| !s.is_empty()).unwrap_or_else(|| "-".into());
+    let rows = items.iter().map(|d| {
+        let st = d.status.as_ref();
+        let q = &d.spec.quota;
+        let storage: Vec<String> = q.storage.iter().map(|(t, v)| format!("{t}={v}")).collect();
+        Row::object::<Department>(
+            &d.name_any(),
+            vec![
+                d.name_any(),
+                d.spec.display_name.clone(),
+                d.spec.code.clone(),
+                d.spec.kind.as_str().into(),
+                dash(st.and_then(|s| s.subdomain.clone())),
+                q.vcpu.to_string(),
+                q.memory.clone(),
+                q.vms.to_string(),
+                ready_cell(d),
+                age(d.metadata.creation_timestamp.as_ref()),
+            ],
+        )
+        .wide(vec![
+            format!("{:?}", d.spec.lifecycle),
+            dash(Some(storage.join(","))),
+            q.public_addresses.to_string(),
+            dash(Some(d.spec.zones.join(","))),
+            dash(st.and_then(|s| s.namespace.clone())),
+        ])
+    });
+    Listing::objects(&["NAME", "DISPLAY NAME", "CODE", "KIND", "SUBDOMAIN", "VCPU", "MEMORY", "VMS", "READY", "AGE"])
+        .wide(&["LIFECYCLE", "STORAGE", "PUBLIC ADDRESSES", "ZONES", "NAMESPACE"])
+        .rows(rows)
 }
 
 async fn show(cli: &Cli, name: &str) -> Result<ExitCode, CliError> {
     let api: Api<Department> = Api::all(client(cli).await?);
     let d = api.get_opt(name).await?.ok_or_else(|| CliError::Usage(format!("no Department named {name} (pdcctl department list shows them)")))?;
-    if cli.output != Format::Table {
-        print_data(cli.output, &d)?;
+    if cli.output().object(&d)? {
         return Ok(ExitCode::SUCCESS);
     }
     let s = d.status.clone().unwrap_or_default();
@@ -322,7 +337,11 @@ async fn create(cli: &Cli, a: &CreateArgs) -> Result<ExitCode, CliError> {
     let api: Api<Department> = Api::all(client);
     if a.dry_run {
         let created = api.create(&PostParams { dry_run: true, ..Default::default() }, &d).await?;
-        print_data(if cli.output == Format::Json { Format::Json } else { Format::Yaml }, &created)?;
+        match cli.format {
+            Format::Name => out(object_name::<Department>(&name)),
+            Format::Json => print_data(Format::Json, &created)?,
+            _ => print_data(Format::Yaml, &created)?,
+        }
         return Ok(ExitCode::SUCCESS);
     }
     api.create(&PostParams::default(), &d).await?;
@@ -367,11 +386,11 @@ async fn wait_ready(api: &Api<Department>, names: &[String], timeout: Duration) 
             for s in stuck {
                 eprintln!("error: {s}");
             }
-            return Ok(ExitCode::from(1));
+            return Ok(ExitCode::from(exit::FAILED));
         }
         if start.elapsed() > timeout {
             eprintln!("\ntimed out after {timeout:?}: {} not ready (pdcctl department show NAME tells why)", total - ready);
-            return Ok(ExitCode::from(1));
+            return Ok(ExitCode::from(exit::FAILED));
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -453,13 +472,8 @@ async fn import(cli: &Cli, a: &ImportArgs) -> Result<ExitCode, CliError> {
     let rule = naming_rule(&client).await;
     let plan = import_plan(&text, &a.file, a.code_prefix.as_deref(), rule)?;
     if a.dry_run {
-        match cli.output {
-            Format::Table => outln!(
-                "{}",
-                table(&["NAME", "DISPLAY NAME", "CODE", "KIND"], plan.iter().map(|p| vec![p.name.clone(), p.display_name.clone(), p.code.clone(), p.kind.clone()]).collect())
-            ),
-            f => print_data(f, &plan)?,
-        }
+        let rows = plan.iter().map(|p| Row::object::<Department>(&p.name, vec![p.name.clone(), p.display_name.clone(), p.code.clone(), p.kind.clone()]));
+        cli.output().list(&Listing::objects(&["NAME", "DISPLAY NAME", "CODE", "KIND"]).rows(rows), &plan)?;
         return Ok(ExitCode::SUCCESS);
     }
     let api: Api<Department> = Api::all(client);
@@ -544,18 +558,32 @@ async fn quota(cli: &Cli, a: &QuotaArgs) -> Result<ExitCode, CliError> {
             used: used.get(&key).map(|q| q.0.clone()),
         })
         .collect();
-    match cli.output {
-        Format::Table => outln!(
-            "{}",
-            table(
-                &["RESOURCE", "QUOTA", "NAMESPACE LIMIT", "USED"],
-                lines
-                    .iter()
-                    .map(|l| vec![l.resource.clone(), l.quota.clone(), l.namespace_limit.clone().unwrap_or_else(|| "-".into()), l.used.clone().unwrap_or_else(|| "-".into())])
-                    .collect()
-            )
-        ),
-        f => print_data(f, &lines)?,
-    }
+    let rows = lines
+        .iter()
+        .map(|l| Row::new(vec![l.resource.clone(), l.quota.clone(), l.namespace_limit.clone().unwrap_or_else(|| "-".into()), l.used.clone().unwrap_or_else(|| "-".into())]));
+    cli.output().list(&Listing::values(&["RESOURCE", "QUOTA", "NAMESPACE LIMIT", "USED"]).rows(rows), &lines)?;
     Ok(ExitCode::SUCCESS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::Output;
+
+    #[test]
+    fn department_list_names_and_bare_rows_come_from_the_departments() {
+        let d: Department = serde_json::from_value(serde_json::json!({
+            "apiVersion": "pdc.io/v1alpha1", "kind": "Department", "metadata": {"name": "so-y-te"},
+            "spec": {"displayName": "Sở Y tế", "code": "H15.23", "kind": "Department", "zones": ["app"],
+                     "quota": {"vcpu": 64, "memory": "256Gi", "vms": 20, "publicAddresses": 2, "storage": {"ssd": "2Ti"}}},
+            "status": {"namespace": "so-y-te", "subdomain": "so-y-te.daklak.gov.vn"}
+        }))
+        .unwrap();
+        let list = listing(std::slice::from_ref(&d));
+        assert_eq!(Output { format: Format::Name, headers: true }.render(&list).unwrap(), "department.pdc.io/so-y-te");
+        let bare = Output { format: Format::Table, headers: false }.render(&list).unwrap();
+        assert!(bare.starts_with("so-y-te  Sở Y tế  H15.23  department  so-y-te.daklak.gov.vn  64"), "{bare}");
+        let wide = Output { format: Format::Wide, headers: false }.render(&list).unwrap();
+        assert!(wide.split_whitespace().collect::<Vec<_>>().ends_with(&["ssd=2Ti", "2", "app", "so-y-te"]), "{wide}");
+    }
 }

@@ -15,8 +15,8 @@ use pdc_api::{DnsRecord, DnsRecordType, DnsZone, ZoneKind};
 use pdc_core::dnsplan::{self, Change, RRset, RecordType, Zone};
 use serde::Serialize;
 
-use crate::output::{Format, age, print_data, table};
-use crate::{Cli, CliError, client, outln};
+use crate::output::{Listing, Row, age, print_data};
+use crate::{Cli, CliError, client, exit, outln};
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
@@ -108,19 +108,17 @@ async fn records(cli: &Cli, department: Option<&str>) -> Result<ExitCode, CliErr
             )
         })
         .collect();
-    if cli.output != Format::Table {
-        print_data(cli.output, &rows.into_iter().map(|(r, _)| r).collect::<Vec<_>>())?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    if rows.is_empty() {
+    if rows.is_empty() && cli.format.for_people() && !cli.no_headers {
         outln!("No DnsRecords.");
         return Ok(ExitCode::SUCCESS);
     }
-    let body = rows
-        .into_iter()
-        .map(|(r, a)| vec![r.department, r.name, r.fqdn, r.rtype, r.values.join(", "), format!("{} {}", r.programmed, r.reason).trim().to_string(), a])
-        .collect();
-    outln!("{}", table(&["DEPARTMENT", "NAME", "FQDN", "TYPE", "VALUES", "PROGRAMMED", "AGE"], body));
+    let table_rows = rows.iter().map(|(r, a)| {
+        let programmed = format!("{} {}", r.programmed, r.reason).trim().to_string();
+        Row::object::<DnsRecord>(&r.name, vec![r.department.clone(), r.name.clone(), r.fqdn.clone(), r.rtype.clone(), r.values.join(", "), programmed, a.clone()])
+            .wide(vec![if r.message.is_empty() { "-".into() } else { r.message.clone() }])
+    });
+    let listing = Listing::objects(&["DEPARTMENT", "NAME", "FQDN", "TYPE", "VALUES", "PROGRAMMED", "AGE"]).wide(&["MESSAGE"]).rows(table_rows);
+    cli.output().list(&listing, &rows.iter().map(|(r, _)| r).collect::<Vec<_>>())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -171,28 +169,26 @@ async fn zones(cli: &Cli) -> Result<ExitCode, CliError> {
             }
         })
         .collect();
-    if cli.output != Format::Table {
-        print_data(cli.output, &rows)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let body = rows
-        .into_iter()
-        .map(|r| {
+    let table_rows = rows.iter().map(|r| {
+        Row::object::<DnsZone>(
+            &r.name,
             vec![
-                r.zone,
-                r.kind,
-                r.server,
+                r.zone.clone(),
+                r.kind.clone(),
+                r.server.clone(),
                 r.serial.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
                 r.record_sets.to_string(),
                 r.pending.to_string(),
                 r.conflicts.to_string(),
                 format!("{} {}", r.ready, r.reason).trim().to_string(),
-                r.dnssec,
-                r.last_sync,
-            ]
-        })
-        .collect();
-    outln!("{}", table(&["ZONE", "KIND", "SERVER", "SERIAL", "SETS", "PENDING", "CONFLICTS", "READY", "DNSSEC", "LAST SYNC"], body));
+                r.dnssec.clone(),
+                r.last_sync.clone(),
+            ],
+        )
+        .wide(vec![r.name.clone()])
+    });
+    let listing = Listing::objects(&["ZONE", "KIND", "SERVER", "SERIAL", "SETS", "PENDING", "CONFLICTS", "READY", "DNSSEC", "LAST SYNC"]).wide(&["NAME"]).rows(table_rows);
+    cli.output().list(&listing, &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -292,20 +288,19 @@ async fn plan(cli: &Cli, file: &str, department: Option<&str>, subdomain: Option
             PlanRow { action: action.into(), name: s.0, rtype: s.1, from: vals(from), to: vals(to) }
         })
         .collect();
-    if cli.output != Format::Table {
-        print_data(cli.output, &serde_json::json!({ "subdomain": sub, "changes": rows, "problems": problems }))?;
+    let data = serde_json::json!({ "subdomain": sub, "changes": rows, "problems": problems });
+    if rows.is_empty() && cli.format.for_people() && !cli.no_headers {
+        outln!("No changes to DNS under {sub}.");
     } else {
-        if rows.is_empty() {
-            outln!("No changes to DNS under {sub}.");
-        } else {
-            let body = rows.iter().map(|r| vec![r.action.clone(), r.name.clone(), r.rtype.clone(), r.from.join(", "), r.to.join(", ")]).collect();
-            outln!("{}", table(&["ACTION", "NAME", "TYPE", "NOW", "AFTER"], body));
-        }
+        let table_rows = rows.iter().map(|r| Row::new(vec![r.action.clone(), r.name.clone(), r.rtype.clone(), r.from.join(", "), r.to.join(", ")]));
+        cli.output().list(&Listing::values(&["ACTION", "NAME", "TYPE", "NOW", "AFTER"]).rows(table_rows), &data)?;
+    }
+    if cli.format.for_people() {
         for p in &problems {
             outln!("refused: {p}");
         }
     }
-    Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(2) })
+    Ok(exit::unless(problems.is_empty(), exit::FAILED))
 }
 
 async fn check(cli: &Cli, name: &str, qtype: Option<&str>, server: Option<&str>) -> Result<ExitCode, CliError> {
@@ -371,8 +366,8 @@ async fn check(cli: &Cli, name: &str, qtype: Option<&str>, server: Option<&str>)
             "declared": want, "matches": matches,
         }));
     }
-    if cli.output != Format::Table {
-        print_data(cli.output, &report)?;
+    if !cli.format.for_people() {
+        print_data(cli.format, &report)?;
     } else {
         for r in &report {
             outln!("{} {} @ {}: {} ({}authoritative)", r["name"].as_str().unwrap_or_default(), r["type"].as_str().unwrap_or_default(), addr, r["rcode"].as_str().unwrap_or_default(), if r["authoritative"] == true { "" } else { "not " });
@@ -387,5 +382,5 @@ async fn check(cli: &Cli, name: &str, qtype: Option<&str>, server: Option<&str>)
             }
         }
     }
-    Ok(if all_ok { ExitCode::SUCCESS } else { ExitCode::from(3) })
+    Ok(exit::unless(all_ok, exit::DNS_DIFFERS))
 }

@@ -11,8 +11,8 @@ use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use pdc_api::{DrAction, DrPlan, conditions};
 
-use crate::output::{Format, print_data, table};
-use crate::{Cli, CliError, client, outln};
+use crate::output::{Listing, Row, table};
+use crate::{Cli, CliError, client, exit, outln};
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
@@ -56,19 +56,17 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
                 None => Api::all(c),
             };
             let plans = api.list(&ListParams::default()).await?.items;
-            if cli.output != Format::Table {
-                return print_data(cli.output, &plans).map(|()| ExitCode::SUCCESS);
-            }
-            let rows = plans.iter().map(status_row).collect();
-            outln!("{}", table(&["DEPARTMENT", "PLAN", "THIS SITE", "ACTIVE", "STANDBY", "RPO", "LAG", "LAST DRILL", "STATE", "PROTECTED"], rows));
+            let listing = Listing::objects(&["DEPARTMENT", "PLAN", "THIS SITE", "ACTIVE", "STANDBY", "RPO", "LAG", "LAST DRILL", "STATE", "PROTECTED"])
+                .wide(&["EPOCH", "DNS AT", "VMS"])
+                .rows(plans.iter().map(status_row));
+            cli.output().list(&listing, &plans)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Show { plan, department } => {
             let p = Api::<DrPlan>::namespaced(c, department).get(plan).await?;
-            if cli.output != Format::Table {
-                return print_data(cli.output, &p).map(|()| ExitCode::SUCCESS);
+            if !cli.output().object(&p)? {
+                show(&p);
             }
-            show(&p);
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Failover(a) => act(cli, c, DrAction::Failover, a).await,
@@ -86,7 +84,8 @@ fn secs(n: i64) -> String {
     }
 }
 
-fn status_row(p: &DrPlan) -> Vec<String> {
+/// A plan's row in `dr status`; wide adds the epoch, where DNS points and the VMs.
+fn status_row(p: &DrPlan) -> Row {
     let st = p.status.clone().unwrap_or_default();
     let protected = conditions::find(&st.conditions, "Protected").map(|c| c.status.clone()).unwrap_or_else(|| "-".into());
     let state = match st.last_action.as_ref().filter(|a| a.result == "Running") {
@@ -94,7 +93,7 @@ fn status_row(p: &DrPlan) -> Vec<String> {
         None => st.phase.clone().unwrap_or_else(|| "-".into()),
     };
     let drill = st.last_drill.as_ref().map(|d| format!("{} {}", d.time.0.strftime("%Y-%m-%d"), d.result)).unwrap_or_else(|| "never".into());
-    vec![
+    let cells = vec![
         p.namespace().unwrap_or_default(),
         p.name_any(),
         st.site.clone().unwrap_or_else(|| "-".into()),
@@ -105,7 +104,9 @@ fn status_row(p: &DrPlan) -> Vec<String> {
         drill,
         state,
         protected,
-    ]
+    ];
+    let vms = if st.vms.is_empty() { "-".to_string() } else { st.vms.join(",") };
+    Row::object::<DrPlan>(&p.name_any(), cells).wide(vec![p.epoch().to_string(), p.dns_site().to_string(), vms])
 }
 
 fn show(p: &DrPlan) {
@@ -187,13 +188,13 @@ async fn act(cli: &Cli, c: kube::Client, action: DrAction, a: &ActionArgs) -> Re
                 }
             }
             if x.result != "Running" {
-                if a.dry_run || cli.output == Format::Table {
+                if a.dry_run || cli.format.for_people() {
                     outln!("");
                     print_steps(&x);
                 }
                 let ok = matches!(x.result.as_str(), "Succeeded" | "Planned");
                 outln!("{}: {}{}", action.as_str(), x.result, if x.message.is_empty() { String::new() } else { format!(" — {}", x.message) });
-                return Ok(if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE });
+                return Ok(exit::unless(ok, exit::FAILED));
             }
         }
         if start.elapsed() > Duration::from_secs(a.timeout) {

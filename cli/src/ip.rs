@@ -11,8 +11,8 @@ use pdc_api::{AddressAllocation, NetworkZone, Province, Site, SubnetAllocation};
 use pdc_core::ipam::{self, Addr, Family, HostPool, Prefix};
 use serde::Serialize;
 
-use crate::output::{Format, print_data, table};
-use crate::{Cli, CliError, client, outln};
+use crate::output::{Format, Listing, Output, Row, print_data};
+use crate::{Cli, CliError, client, exit, outln};
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
@@ -61,10 +61,10 @@ async fn load(cli: &Cli) -> Result<Plan, CliError> {
 pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
     let plan = load(cli).await?;
     match cmd {
-        Cmd::Plan => show_plan(cli.output, &plan),
-        Cmd::Usage => usage(cli.output, &plan),
-        Cmd::Find { address } => find(cli.output, &plan, address),
-        Cmd::Export => export(cli.output, &plan),
+        Cmd::Plan => show_plan(cli.format, &plan),
+        Cmd::Usage => usage(cli.output(), &plan),
+        Cmd::Find { address } => find(cli.format, &plan, address),
+        Cmd::Export => export(cli.output(), &plan),
     }
 }
 
@@ -155,7 +155,7 @@ fn tree(plan: &Plan) -> Vec<PlanSite> {
 
 fn show_plan(format: Format, plan: &Plan) -> Result<ExitCode, CliError> {
     let sites = tree(plan);
-    if format != Format::Table {
+    if !format.for_people() {
         print_data(format, &sites)?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -260,26 +260,19 @@ fn usage_rows(plan: &Plan) -> Vec<UsageRow> {
     rows
 }
 
-fn usage(format: Format, plan: &Plan) -> Result<ExitCode, CliError> {
+fn usage(output: Output, plan: &Plan) -> Result<ExitCode, CliError> {
     let rows = usage_rows(plan);
-    if format != Format::Table {
-        print_data(format, &rows)?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let body = rows
-        .iter()
-        .map(|r| {
-            vec![
-                r.zone.clone(),
-                r.site.clone(),
-                r.family.clone(),
-                r.prefix.clone(),
-                format!("{}/{} ({:.1}%)", r.subnets_allocated, r.subnets_total, r.percent_subnets),
-                format!("{}/{} ({:.1}%)", r.addresses_allocated, r.addresses_total, r.percent_addresses),
-            ]
-        })
-        .collect();
-    outln!("{}", table(&["ZONE", "SITE", "FAMILY", "PREFIX", "SUBNETS", "ADDRESSES (IN SUBNETS)"], body));
+    let body = rows.iter().map(|r| {
+        Row::new(vec![
+            r.zone.clone(),
+            r.site.clone(),
+            r.family.clone(),
+            r.prefix.clone(),
+            format!("{}/{} ({:.1}%)", r.subnets_allocated, r.subnets_total, r.percent_subnets),
+            format!("{}/{} ({:.1}%)", r.addresses_allocated, r.addresses_total, r.percent_addresses),
+        ])
+    });
+    output.list(&Listing::values(&["ZONE", "SITE", "FAMILY", "PREFIX", "SUBNETS", "ADDRESSES (IN SUBNETS)"]).rows(body), &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -332,7 +325,7 @@ fn find(format: Format, plan: &Plan, text: &str) -> Result<ExitCode, CliError> {
         f.zone = Some(z.name_any());
         f.site = Some(site);
     }
-    if format != Format::Table {
+    if !format.for_people() {
         print_data(format, &f)?;
     } else {
         let dash = |o: &Option<String>| o.clone().unwrap_or_else(|| "-".into());
@@ -346,12 +339,15 @@ fn find(format: Format, plan: &Plan, text: &str) -> Result<ExitCode, CliError> {
         outln!("Hostname:    {}", dash(&f.hostname));
         outln!("Reverse:     {}", f.reverse_name);
     }
-    Ok(if f.state == "outside the address plan" { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(exit::unless(f.state != "outside the address plan", exit::FAILED))
 }
 
 #[derive(Serialize)]
 #[serde(rename_all = "camelCase")]
 struct ExportRow {
+    /// The SubnetAllocation's or AddressAllocation's name, for `-o name` and wide.
+    #[serde(skip)]
+    object: String,
     kind: &'static str,
     value: String,
     family: String,
@@ -362,12 +358,28 @@ struct ExportRow {
     hostname: String,
 }
 
-fn export(format: Format, plan: &Plan) -> Result<ExitCode, CliError> {
+fn export(output: Output, plan: &Plan) -> Result<ExitCode, CliError> {
+    let rows = export_rows(plan);
+    if output.format == Format::Csv {
+        outln!("kind,value,family,zone,site,department,claim,hostname");
+        for r in &rows {
+            let cells = [r.kind, &r.value, &r.family, &r.zone, &r.site, &r.department, &r.claim, &r.hostname];
+            outln!("{}", cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    output.list(&export_listing(&rows), &rows)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Every subnet, then every address.
+fn export_rows(plan: &Plan) -> Vec<ExportRow> {
     let fam = |s: &str| if s.contains(':') { "IPv6" } else { "IPv4" }.to_string();
     let mut rows: Vec<ExportRow> = plan
         .subnets
         .iter()
         .map(|s| ExportRow {
+            object: s.name_any(),
             kind: "subnet",
             value: s.spec.prefix.clone(),
             family: fam(&s.spec.prefix),
@@ -379,6 +391,7 @@ fn export(format: Format, plan: &Plan) -> Result<ExitCode, CliError> {
         })
         .collect();
     rows.extend(plan.addresses.iter().map(|a| ExportRow {
+        object: a.name_any(),
         kind: "address",
         value: a.spec.address.clone(),
         family: fam(&a.spec.address),
@@ -388,27 +401,61 @@ fn export(format: Format, plan: &Plan) -> Result<ExitCode, CliError> {
         claim: format!("{}/{}", a.spec.claim.namespace, a.spec.claim.name),
         hostname: a.spec.hostname.clone().unwrap_or_default(),
     }));
-    match format {
-        Format::Csv => {
-            outln!("kind,value,family,zone,site,department,claim,hostname");
-            for r in &rows {
-                let cells = [r.kind, &r.value, &r.family, &r.zone, &r.site, &r.department, &r.claim, &r.hostname];
-                outln!("{}", cells.iter().map(|c| csv_cell(c)).collect::<Vec<_>>().join(","));
-            }
-        }
-        Format::Table => {
-            let body = rows
-                .iter()
-                .map(|r| vec![r.kind.into(), r.value.clone(), r.zone.clone(), r.site.clone(), r.department.clone(), r.claim.clone(), r.hostname.clone()])
-                .collect();
-            outln!("{}", table(&["KIND", "VALUE", "ZONE", "SITE", "DEPARTMENT", "CLAIM", "HOSTNAME"], body));
-        }
-        _ => print_data(format, &rows)?,
-    }
-    Ok(ExitCode::SUCCESS)
+    rows
+}
+
+/// `ip export` as a table; each row is its SubnetAllocation or AddressAllocation for
+/// `-o name`, and wide adds the family and the object's name.
+fn export_listing(rows: &[ExportRow]) -> Listing {
+    let body = rows.iter().map(|r| {
+        let cells = vec![r.kind.into(), r.value.clone(), r.zone.clone(), r.site.clone(), r.department.clone(), r.claim.clone(), r.hostname.clone()];
+        let row = if r.kind == "subnet" { Row::object::<SubnetAllocation>(&r.object, cells) } else { Row::object::<AddressAllocation>(&r.object, cells) };
+        row.wide(vec![r.family.clone(), r.object.clone()])
+    });
+    Listing::objects(&["KIND", "VALUE", "ZONE", "SITE", "DEPARTMENT", "CLAIM", "HOSTNAME"]).wide(&["FAMILY", "OBJECT"]).rows(body)
 }
 
 /// RFC 4180: quote a cell holding a comma, quote or newline.
 fn csv_cell(c: &str) -> String {
     if c.contains([',', '"', '\n']) { format!("\"{}\"", c.replace('"', "\"\"")) } else { c.to_string() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan_with_one_vm() -> Plan {
+        let subnet: SubnetAllocation = serde_json::from_value(serde_json::json!({
+            "apiVersion": "pdc.io/v1alpha1", "kind": "SubnetAllocation", "metadata": {"name": "app-daklak-so-y-te-v4"},
+            "spec": {"prefix": "10.15.0.0/26", "zone": "app", "site": "daklak", "department": "so-y-te"}
+        }))
+        .unwrap();
+        let address: AddressAllocation = serde_json::from_value(serde_json::json!({
+            "apiVersion": "pdc.io/v1alpha1", "kind": "AddressAllocation", "metadata": {"name": "10-15-0-8"},
+            "spec": {"address": "10.15.0.8", "subnet": "10.15.0.0/26", "zone": "app", "site": "daklak", "department": "so-y-te",
+                     "claim": {"namespace": "so-y-te", "name": "his", "uid": "u1"}, "hostname": "his"}
+        }))
+        .unwrap();
+        Plan { province: None, sites: Vec::new(), zones: Vec::new(), subnets: vec![subnet], addresses: vec![address] }
+    }
+
+    #[test]
+    fn export_names_each_row_by_its_allocation_kind() {
+        let listing = export_listing(&export_rows(&plan_with_one_vm()));
+        let names = Output { format: Format::Name, headers: true }.render(&listing).unwrap();
+        assert_eq!(names, "subnetallocation.pdc.io/app-daklak-so-y-te-v4\naddressallocation.pdc.io/10-15-0-8");
+    }
+
+    #[test]
+    fn export_without_headers_is_one_line_per_allocation_and_wide_adds_family_and_object() {
+        let listing = export_listing(&export_rows(&plan_with_one_vm()));
+        let bare = Output { format: Format::Table, headers: false }.render(&listing).unwrap();
+        let lines: Vec<Vec<&str>> = bare.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert_eq!(lines, vec![vec!["subnet", "10.15.0.0/26", "app", "daklak", "so-y-te"], vec!["address", "10.15.0.8", "app", "daklak", "so-y-te", "so-y-te/his", "his"]]);
+        let wide = Output { format: Format::Wide, headers: true }.render(&listing).unwrap();
+        let header: Vec<&str> = wide.lines().next().unwrap().split_whitespace().collect();
+        assert_eq!(header.last().copied(), Some("OBJECT"), "{wide}");
+        let address: Vec<&str> = wide.lines().nth(2).unwrap().split_whitespace().collect();
+        assert_eq!(address[address.len() - 2..], ["IPv4", "10-15-0-8"], "{wide}");
+    }
 }

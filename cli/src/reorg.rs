@@ -12,8 +12,8 @@ use pdc_api::estate::{self, Objects};
 use pdc_api::{AddressClaim, Department, DnsRecord, Province, Reorganization, TenantVM, TenantVolume};
 use pdc_core::reorg::{self, Fate, Plan};
 
-use crate::output::{Format, out, print_data, table};
-use crate::{Cli, CliError, client};
+use crate::output::{out, print_data, table};
+use crate::{Cli, CliError, client, exit};
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
@@ -41,17 +41,16 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
             let (objects, dom) = if estate.is_empty() { from_cluster(cli).await? } else { from_files(estate)? };
             let dom = domain.clone().or(dom).ok_or_else(|| CliError::Usage("no Province in the estate: pass --domain daklak.gov.vn".into()))?;
             let plan = reorg::plan(&estate::act(&act.spec), &estate::estate(&objects, &dom));
-            if cli.output == Format::Table {
+            if cli.format.for_people() {
                 print_plan(&act, &plan);
             } else {
-                print_data(cli.output, &plan)?;
+                print_data(cli.format, &plan)?;
             }
-            Ok(if plan.refusals.is_empty() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+            Ok(exit::unless(plan.refusals.is_empty(), exit::FAILED))
         }
         Cmd::Show { name } => {
             let r = Api::<Reorganization>::all(client(cli).await?).get(name).await?;
-            if cli.output != Format::Table {
-                print_data(cli.output, &r)?;
+            if cli.output().object(&r)? {
                 return Ok(ExitCode::SUCCESS);
             }
             let st = r.status.clone().unwrap_or_default();
@@ -161,7 +160,7 @@ fn print_plan(act: &Reorganization, p: &Plan) {
     }
     if p.refusals.is_empty() {
         let steps: Vec<&str> = reorg::STEPS.iter().map(|s| s.as_str()).collect();
-        out(format!("\nThe plan holds. Its steps: {}. (This version plans acts; carrying them out is not available yet.)", steps.join(", ")));
+        out(format!("\nThe plan holds. Its steps: {}. (This version carries out Freeze, CreateUnits, ReissueCodes and Retire; an act with work in another step is planned but not started.)", steps.join(", ")));
     } else {
         out("\nREFUSED — change the act or the estate first:");
         for r in &p.refusals {

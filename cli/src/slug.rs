@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use pdc_core::slug::{SlugRule, SlugStyle, slug_all};
 use serde::Serialize;
 
-use crate::output::{Format, out, print_data, table};
-use crate::{Cli, CliError};
+use crate::output::{Listing, Row};
+use crate::{Cli, CliError, exit};
 
 #[derive(clap::Args, Debug)]
 pub struct Args {
@@ -27,7 +27,7 @@ pub struct Args {
 }
 
 #[derive(Serialize)]
-struct Row {
+struct Suggestion {
     name: String,
     slug: String,
     subdomain: String,
@@ -63,7 +63,7 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode, CliError> {
     }
     let rule = SlugRule { style: if args.compact { SlugStyle::Compact } else { SlugStyle::Hyphenated }, drop_unit_prefix: args.drop_prefix };
     let report = slug_all(names.iter().map(String::as_str), rule);
-    let rows: Vec<Row> = names
+    let rows: Vec<Suggestion> = names
         .iter()
         .filter_map(|n| {
             let s = report.slugs.get(n)?;
@@ -73,31 +73,23 @@ pub fn run(cli: &Cli, args: &Args) -> Result<ExitCode, CliError> {
                 .find(|c| c.label == s.label)
                 .map(|c| c.names.iter().filter(|o| *o != n).cloned().collect())
                 .unwrap_or_default();
-            Some(Row { name: n.clone(), slug: s.label.clone(), subdomain: format!("{}.{}", s.label, args.domain), truncated: s.truncated, collides_with })
+            Some(Suggestion { name: n.clone(), slug: s.label.clone(), subdomain: format!("{}.{}", s.label, args.domain), truncated: s.truncated, collides_with })
         })
         .collect();
-    match cli.output {
-        Format::Table => {
-            let body = rows
-                .iter()
-                .map(|r| {
-                    let note = match (r.truncated, r.collides_with.is_empty()) {
-                        (true, _) => "cut to 63 characters".to_string(),
-                        (false, false) => format!("collides with {}", r.collides_with.join(", ")),
-                        _ => String::new(),
-                    };
-                    vec![r.name.clone(), r.slug.clone(), r.subdomain.clone(), note]
-                })
-                .collect();
-            out(table(&["NAME", "SLUG", "SUBDOMAIN", "NOTE"], body));
-        }
-        f => print_data(f, &rows)?,
-    }
+    let body = rows.iter().map(|r| {
+        let note = match (r.truncated, r.collides_with.is_empty()) {
+            (true, _) => "cut to 63 characters".to_string(),
+            (false, false) => format!("collides with {}", r.collides_with.join(", ")),
+            _ => String::new(),
+        };
+        Row::new(vec![r.name.clone(), r.slug.clone(), r.subdomain.clone(), note])
+    });
+    cli.output().list(&Listing::values(&["NAME", "SLUG", "SUBDOMAIN", "NOTE"]).rows(body), &rows)?;
     for e in &report.errors {
         eprintln!("error: {e}");
     }
     if !report.collisions.is_empty() {
         eprintln!("{} slug(s) shared by more than one name: give those units a slug by hand (pdcctl department create --name)", report.collisions.len());
     }
-    Ok(if report.errors.is_empty() && report.collisions.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(exit::unless(report.errors.is_empty() && report.collisions.is_empty(), exit::FAILED))
 }

@@ -10,7 +10,7 @@ use pdc_api::conditions;
 use pdc_api::{SizeClass, TenantVM};
 use serde::Serialize;
 
-use crate::output::{Format, age, print_data, table};
+use crate::output::{Listing, Row, age};
 use crate::{Cli, CliError, client, outln};
 
 #[derive(Subcommand, Debug)]
@@ -27,7 +27,7 @@ pub enum Cmd {
         name: String,
         #[arg(long, short = 'd')]
         department: String,
-        /// SizeClass name (`pdcctl vm sizes`).
+        /// SizeClass name (`vm sizes` lists them).
         #[arg(long)]
         size: String,
         /// Root image: an http(s) URL, `docker://…`, or a DataSource name.
@@ -69,11 +69,9 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
         Cmd::List { department } => list(cli, c, department.as_deref()).await?,
         Cmd::Show { name, department } => {
             let v = Api::<TenantVM>::namespaced(c, department).get(name).await?;
-            if cli.output != Format::Table {
-                print_data(cli.output, &v)?;
-                return Ok(ExitCode::SUCCESS);
+            if !cli.output().object(&v)? {
+                show(&v);
             }
-            show(&v);
         }
         Cmd::Create { name, department, size, image, root, disks, zones, hostname, no_wait } => {
             let v = new_vm(name, size, image, root, disks, zones, hostname.as_deref())?;
@@ -102,8 +100,8 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
         Cmd::Sizes => {
             let mut items = Api::<SizeClass>::all(c).list(&ListParams::default()).await?.items;
             items.sort_by_key(|s| (s.spec.vcpu, s.name_any()));
-            let body = items.iter().map(|s| vec![s.name_any(), s.spec.vcpu.to_string(), s.spec.memory.clone(), s.spec.description.clone().unwrap_or_default()]).collect();
-            outln!("{}", table(&["NAME", "VCPU", "MEMORY", "DESCRIPTION"], body));
+            let rows = items.iter().map(|s| Row::object::<SizeClass>(&s.name_any(), vec![s.name_any(), s.spec.vcpu.to_string(), s.spec.memory.clone(), s.spec.description.clone().unwrap_or_default()]));
+            cli.output().list(&Listing::objects(&["NAME", "VCPU", "MEMORY", "DESCRIPTION"]).rows(rows), &items)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -116,19 +114,19 @@ async fn list(cli: &Cli, c: kube::Client, department: Option<&str>) -> Result<()
     };
     let mut items = api.list(&ListParams::default()).await?.items;
     items.sort_by_key(|v| (v.namespace(), v.name_any()));
-    if cli.output != Format::Table {
-        print_data(cli.output, &items.iter().map(row).collect::<Vec<_>>())?;
-        return Ok(());
-    }
-    let body = items
-        .iter()
-        .map(|v| {
-            let r = row(v);
-            vec![r.department, r.name, r.size, r.phase, r.ipv4, r.ipv6, r.fqdn, r.ready, age(v.metadata.creation_timestamp.as_ref())]
-        })
-        .collect();
-    outln!("{}", table(&["DEPARTMENT", "NAME", "SIZE", "PHASE", "IPV4", "IPV6", "FQDN", "READY", "AGE"], body));
-    Ok(())
+    cli.output().list(&listing(&items), &items.iter().map(summary).collect::<Vec<_>>())
+}
+
+/// `vm list` as a table; wide adds the run strategy, every NIC's zone and the disks.
+fn listing(items: &[TenantVM]) -> Listing {
+    let rows = items.iter().map(|v| {
+        let r = summary(v);
+        let zones: Vec<&str> = v.spec.nics.iter().map(|n| n.zone.as_str()).collect();
+        let disks = std::iter::once(&v.spec.root_disk).chain(&v.spec.disks).map(|d| format!("{}={}:{}", d.name, d.size, d.tier)).collect::<Vec<_>>();
+        Row::object::<TenantVM>(&r.name, vec![r.department, r.name.clone(), r.size, r.phase, r.ipv4, r.ipv6, r.fqdn, r.ready, age(v.metadata.creation_timestamp.as_ref())])
+            .wide(vec![format!("{:?}", v.spec.run_strategy), zones.join(","), disks.join(",")])
+    });
+    Listing::objects(&["DEPARTMENT", "NAME", "SIZE", "PHASE", "IPV4", "IPV6", "FQDN", "READY", "AGE"]).wide(&["RUN STRATEGY", "ZONES", "DISKS"]).rows(rows)
 }
 
 /// The TenantVM `pdcctl vm create` makes from its flags.
@@ -156,7 +154,7 @@ fn new_vm(name: &str, size: &str, image: &str, root: &str, disks: &[String], zon
 }
 
 #[derive(Serialize)]
-struct Row {
+struct Summary {
     department: String,
     name: String,
     size: String,
@@ -167,11 +165,11 @@ struct Row {
     ready: String,
 }
 
-fn row(v: &TenantVM) -> Row {
+fn summary(v: &TenantVM) -> Summary {
     let st = v.status.clone().unwrap_or_default();
     let nic = st.nics.first().cloned().unwrap_or_default();
     let ready = conditions::find(&st.conditions, "Ready").map(|c| if c.status == "True" { "True".to_string() } else { format!("False ({})", c.reason) }).unwrap_or_else(|| "Unknown".into());
-    Row {
+    Summary {
         department: v.namespace().unwrap_or_default(),
         name: v.name_any(),
         size: v.spec.size.clone(),
@@ -234,5 +232,46 @@ async fn wait_ready(api: &Api<TenantVM>, name: &str) -> Result<ExitCode, CliErro
             return Err(CliError::Usage(format!("tenantvm {name} not Ready after 10 minutes; see `pdcctl vm show {name}`")));
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::output::{Format, Output};
+
+    /// A TenantVM as the API server returns it once the operator has run it.
+    fn web() -> TenantVM {
+        let mut v = new_vm("web-1", "m1.small", "https://images.daklak.gov.vn/ubuntu-24.04.qcow2", "20Gi:ssd", &["data=50Gi:hdd".into()], &["app".into(), "dmz".into()], None).unwrap();
+        v.metadata.namespace = Some("so-y-te".into());
+        v.status = serde_json::from_value(serde_json::json!({
+            "phase": "Running", "fqdn": "web-1.so-y-te.daklak.gov.vn.",
+            "nics": [{"zone": "app", "ipv4": "10.15.0.8", "ipv6": "2001:db8:1500::8"}],
+            "conditions": [{"type": "Ready", "status": "True", "reason": "Running", "message": "", "lastTransitionTime": "2025-07-01T00:00:00Z"}]
+        }))
+        .unwrap();
+        v
+    }
+
+    #[test]
+    fn vm_list_prints_kubectl_names() {
+        let names = Output { format: Format::Name, headers: true }.render(&listing(&[web()])).unwrap();
+        assert_eq!(names, "tenantvm.pdc.io/web-1");
+    }
+
+    #[test]
+    fn vm_list_without_headers_is_the_rows_alone() {
+        let text = Output { format: Format::Table, headers: false }.render(&listing(&[web()])).unwrap();
+        let cells: Vec<&str> = text.split_whitespace().collect();
+        assert_eq!(cells[..8], ["so-y-te", "web-1", "m1.small", "Running", "10.15.0.8", "2001:db8:1500::8", "web-1.so-y-te.daklak.gov.vn.", "True"], "{text}");
+        assert_eq!(text.lines().count(), 1, "{text}");
+    }
+
+    #[test]
+    fn vm_list_wide_adds_run_strategy_zones_and_disks() {
+        let text = Output { format: Format::Wide, headers: true }.render(&listing(&[web()])).unwrap();
+        let lines: Vec<Vec<&str>> = text.lines().map(|l| l.split_whitespace().collect()).collect();
+        assert!(lines[0].ends_with(&["RUN", "STRATEGY", "ZONES", "DISKS"]), "{text}");
+        assert!(lines[1].ends_with(&["app,dmz", "root=20Gi:ssd,data=50Gi:hdd"]), "{text}");
     }
 }

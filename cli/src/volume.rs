@@ -9,7 +9,7 @@ use kube::{Api, ResourceExt};
 use pdc_api::conditions;
 use pdc_api::TenantVolume;
 
-use crate::output::{Format, age, print_data, table};
+use crate::output::{Listing, Row, age};
 use crate::{Cli, CliError, client, outln};
 
 #[derive(Subcommand, Debug)]
@@ -67,18 +67,13 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
             };
             let mut items = api.list(&ListParams::default()).await?.items;
             items.sort_by_key(|v| (v.namespace(), v.name_any()));
-            if cli.output != Format::Table {
-                print_data(cli.output, &items)?;
-                return Ok(ExitCode::SUCCESS);
-            }
-            let body = items
-                .iter()
-                .map(|v| {
-                    let ready = v.status.as_ref().and_then(|s| conditions::find(&s.conditions, "Ready")).map(|c| format!("{} {}", c.status, c.reason)).unwrap_or_else(|| "Unknown".into());
-                    vec![v.namespace().unwrap_or_default(), v.name_any(), v.spec.size.clone(), v.spec.tier.clone(), v.spec.vm.clone().unwrap_or_else(|| "-".into()), ready, age(v.metadata.creation_timestamp.as_ref())]
-                })
-                .collect();
-            outln!("{}", table(&["DEPARTMENT", "NAME", "SIZE", "TIER", "VM", "READY", "AGE"], body));
+            let rows = items.iter().map(|v| {
+                let ready = v.status.as_ref().and_then(|s| conditions::find(&s.conditions, "Ready")).map(|c| format!("{} {}", c.status, c.reason)).unwrap_or_else(|| "Unknown".into());
+                let cells = vec![v.namespace().unwrap_or_default(), v.name_any(), v.spec.size.clone(), v.spec.tier.clone(), v.spec.vm.clone().unwrap_or_else(|| "-".into()), ready, age(v.metadata.creation_timestamp.as_ref())];
+                Row::object::<TenantVolume>(&v.name_any(), cells).wide(vec![format!("{:?}", v.spec.access_mode)])
+            });
+            let listing = Listing::objects(&["DEPARTMENT", "NAME", "SIZE", "TIER", "VM", "READY", "AGE"]).wide(&["ACCESS MODE"]).rows(rows);
+            cli.output().list(&listing, &items)?;
         }
         Cmd::Expand { name, department, size } => {
             Api::<TenantVolume>::namespaced(c, department).patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"size": size}}))).await?;

@@ -10,7 +10,7 @@ use kube::api::ListParams;
 use pdc_api::NetworkZone;
 use pdc_core::zonerules;
 
-use crate::output::{Format, out, print_data, table};
+use crate::output::{Format, Listing, Row, out};
 use crate::{Cli, CliError, client};
 
 #[derive(Subcommand, Debug)]
@@ -25,20 +25,16 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
         Cmd::Rules => {
             let zones = Api::<NetworkZone>::all(client(cli).await?).list(&ListParams::default()).await?.items;
             let flows = pdc_api::zone_flows(&zones);
-            match cli.output {
+            match cli.format {
                 Format::Csv => out(zonerules::csv(&flows).trim_end()),
                 Format::Nftables => out(zonerules::nftables(&flows).trim_end()),
-                Format::Json | Format::Yaml => print_data(cli.output, &flows)?,
-                Format::Table => {
+                _ => {
                     let ports = |f: &zonerules::Flow| {
                         if f.ports.is_empty() { "any".to_string() } else { f.ports.iter().map(zonerules::Port::label).collect::<Vec<_>>().join(",") }
                     };
-                    let rows = flows
-                        .iter()
-                        .map(|f| vec![f.from.clone(), f.to.clone(), f.from_prefixes.join(" "), f.to_prefixes.join(" "), ports(f)])
-                        .collect();
-                    out(table(&["FROM", "TO", "FROM PREFIXES", "TO PREFIXES", "PORTS"], rows));
-                    if flows.is_empty() {
+                    let rows = flows.iter().map(|f| Row::new(vec![f.from.clone(), f.to.clone(), f.from_prefixes.join(" "), f.to_prefixes.join(" "), ports(f)]));
+                    cli.output().list(&Listing::values(&["FROM", "TO", "FROM PREFIXES", "TO PREFIXES", "PORTS"]).rows(rows), &flows)?;
+                    if flows.is_empty() && cli.format.for_people() && !cli.no_headers {
                         out("(no zone admits another: every zone is closed to the others)");
                     }
                 }

@@ -167,7 +167,7 @@ async fn records_reach_a_signed_zone_and_stay_right() {
     let bad = env.dir.join("bad.yaml");
     std::fs::write(&bad, "apiVersion: pdc.io/v1alpha1\nkind: DnsRecord\nmetadata: {name: vn}\nspec: {name: cổng-thông-tin, type: A, values: [10.15.0.1]}\n").unwrap();
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["dns", "plan", "-f", bad.to_str().unwrap(), "--department", &dept, "--subdomain", &sub]);
-    assert_eq!(code, 2, "{out}");
+    assert_eq!(code, 1, "a refused manifest is a failed operation, not a usage error: {out}");
     assert!(out.contains("cong-thong-tin") && out.contains("diacritics"), "{out}");
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["dns", "check", &format!("www.{sub}")]);
     assert_eq!(code, 0, "{out}");
