@@ -5,6 +5,8 @@
 #   engines and build steps: table and property tests (pdc-core, pdc-api, operator)
 #   CRDs: generated from the Rust types; fails if charts/pdc/crds drifted
 #   chart: helm lint; rendered and applied to a real API server by the cluster tests
+#   image: deploy/image.sh builds the operator image (release build, OCI archive);
+#          tests/tests/image.rs runs it as a runtime would
 #   cluster: real etcd + kube-apiserver, operator processes under the chart's RBAC
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
@@ -49,6 +51,11 @@ fi
 
 step "build the tests, with clippy's lints as errors"
 cargo test --workspace --no-run --quiet
+
+step "operator image (deploy/image.sh: release build, root filesystem, OCI archive)"
+# tests/tests/image.rs runs what this writes to target/image. Built without clippy's
+# wrapper: the same release build deploy/image.sh makes on its own, sharing its cache.
+env -u RUSTC_WORKSPACE_WRAPPER -u CLIPPY_ARGS bash deploy/image.sh
 
 step "setup: waiting for it to finish"
 if ! wait "$setup_pid"; then

@@ -67,12 +67,13 @@ pub const METRICS_TOKEN_FILE: &str = "metrics-token";
 
 impl OperatorProcess {
     /// Start the operator against `kubeconfig`, logging JSON to `log_dir/<identity>.log`.
+    /// With PDC_OPERATOR_IMAGE set (the archive deploy/image.sh writes, an OCI layout
+    /// or an unpacked bundle) it runs from that image, as [`Self::start_image`] does.
     pub fn start(kubeconfig: &Path, opts: &OperatorOptions, log_dir: &Path) -> Result<Self, HarnessError> {
+        if let Some(image) = std::env::var_os("PDC_OPERATOR_IMAGE").filter(|v| !v.is_empty()) {
+            return Self::start_image(Path::new(&image), kubeconfig, opts, log_dir);
+        }
         let bin = workspace_binary("pdc-operator")?;
-        let port = free_port()?;
-        let log = log_dir.join(format!("{}.log", opts.identity));
-        let out = std::fs::File::create(&log).map_err(|e| HarnessError::Io(format!("creating {}", log.display()), e))?;
-        let err = out.try_clone().map_err(|e| HarnessError::Io("cloning log file".into(), e))?;
         // PDC_OPERATOR_WRAPPER (e.g. `heaptrack -o /tmp/op`): a profiler that runs the
         // operator, for the benchmarks.
         let wrapper = std::env::var("PDC_OPERATOR_WRAPPER").unwrap_or_default();
@@ -85,9 +86,28 @@ impl OperatorProcess {
             }
             None => Command::new(&bin),
         };
+        cmd.env("KUBECONFIG", kubeconfig);
+        Self::spawn(cmd, opts, log_dir)
+    }
+
+    /// Start the operator from its image as a container runtime would
+    /// ([`image_command`]): `kubeconfig` mounted read-only at [`IMAGE_KUBECONFIG`],
+    /// the image unpacked into `log_dir/image` ([`unpack_image`]). The process is the
+    /// image's entrypoint itself, so [`Self::pid`] is the operator's.
+    pub fn start_image(image: &Path, kubeconfig: &Path, opts: &OperatorOptions, log_dir: &Path) -> Result<Self, HarnessError> {
+        let bundle = unpack_image(image, log_dir)?;
+        let mut cmd = image_command(&bundle, &[(kubeconfig, IMAGE_KUBECONFIG)])?;
+        cmd.env("KUBECONFIG", IMAGE_KUBECONFIG);
+        Self::spawn(cmd, opts, log_dir)
+    }
+
+    fn spawn(mut cmd: Command, opts: &OperatorOptions, log_dir: &Path) -> Result<Self, HarnessError> {
+        let port = free_port()?;
+        let log = log_dir.join(format!("{}.log", opts.identity));
+        let out = std::fs::File::create(&log).map_err(|e| HarnessError::Io(format!("creating {}", log.display()), e))?;
+        let err = out.try_clone().map_err(|e| HarnessError::Io("cloning log file".into(), e))?;
         let child = spawn_tied(
-            cmd.env("KUBECONFIG", kubeconfig)
-                .env("POD_NAMESPACE", &opts.namespace)
+            cmd.env("POD_NAMESPACE", &opts.namespace)
                 .env("POD_NAME", &opts.identity)
                 .env("PDC_METRICS_ADDR", format!("127.0.0.1:{port}"))
                 .env("PDC_LEASE_DURATION", opts.lease_duration)
@@ -101,6 +121,11 @@ impl OperatorProcess {
         )
         .map_err(|e| HarnessError::Io("starting pdc-operator".into(), e))?;
         Ok(Self { identity: opts.identity.clone(), metrics_port: port, log, token_file: log_dir.join(METRICS_TOKEN_FILE), child: Some(child) })
+    }
+
+    /// The process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
     }
 
     /// GET `path` from the operator's metrics server, with the scraper's token:
@@ -224,7 +249,222 @@ pub fn http_get_with(port: u16, path: &str, token: Option<&str>) -> Result<(u16,
     Ok((code, body))
 }
 
+/// Where [`OperatorProcess::start_image`] mounts the operator's kubeconfig in the image.
+pub const IMAGE_KUBECONFIG: &str = "/var/run/secrets/pdc/kubeconfig";
+
+/// Unpack `image` (the archive deploy/image.sh writes, an OCI layout directory, or a
+/// bundle) into the bundle `dir/image` with deploy/oci.py, once per image digest: the
+/// bundle's path. A bundle holds `rootfs/` and the image's `config.json`.
+pub fn unpack_image(image: &Path, dir: &Path) -> Result<PathBuf, HarnessError> {
+    let oci = concat!(env!("CARGO_MANIFEST_DIR"), "/../deploy/oci.py");
+    let mut cmd = Command::new("python3");
+    cmd.arg(oci).arg("unpack").arg(image).arg(dir.join("image"));
+    let out = crate::run_command(&mut cmd, None, &format!("deploy/oci.py unpack {}", image.display()))?;
+    out.lines()
+        .last()
+        .map(PathBuf::from)
+        .ok_or_else(|| HarnessError::Other(format!("deploy/oci.py unpack {} printed no bundle", image.display())))
+}
+
+/// What a runtime takes from an image's config: `User` (numeric `UID:GID`: the image
+/// holds no tools to look names up), `WorkingDir`, `Entrypoint` + `Cmd`, `Env`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImageSpec {
+    pub uid: u32,
+    pub gid: u32,
+    pub workdir: String,
+    pub argv: Vec<String>,
+    pub env: Vec<(String, String)>,
+}
+
+impl ImageSpec {
+    /// The spec of the bundle's `config.json`.
+    pub fn read(bundle: &Path) -> Result<Self, HarnessError> {
+        let path = bundle.join("config.json");
+        let text = std::fs::read_to_string(&path).map_err(|e| HarnessError::Io(format!("reading {}", path.display()), e))?;
+        let config: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| HarnessError::Other(format!("{} is not JSON: {e}", path.display())))?;
+        Self::parse(&config).map_err(|e| HarnessError::Other(format!("{}: {e}", path.display())))
+    }
+
+    /// The spec of an image config (the OCI `application/vnd.oci.image.config.v1+json`).
+    pub fn parse(config: &serde_json::Value) -> Result<Self, String> {
+        let c = &config["config"];
+        let strings = |key: &str| -> Vec<String> {
+            c[key].as_array().map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect()).unwrap_or_default()
+        };
+        let user = c["User"].as_str().unwrap_or("0");
+        let (uid, gid) = user
+            .split_once(':')
+            .and_then(|(u, g)| Some((u.parse().ok()?, g.parse().ok()?)))
+            .ok_or_else(|| format!("User {user:?} is not numeric UID:GID"))?;
+        let argv: Vec<String> = strings("Entrypoint").into_iter().chain(strings("Cmd")).collect();
+        if !argv.first().is_some_and(|a| a.starts_with('/')) {
+            return Err(format!("the entrypoint {argv:?} is not an absolute path"));
+        }
+        let env = strings("Env").iter().filter_map(|kv| kv.split_once('=')).map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let workdir = c["WorkingDir"].as_str().filter(|w| !w.is_empty()).unwrap_or("/").to_string();
+        Ok(Self { uid, gid, workdir, argv, env })
+    }
+}
+
+/// The command that runs a bundle's entrypoint as a container runtime would: in a
+/// mount namespace of its own, the bundle's root bind-mounted read-only (the chart's
+/// readOnlyRootFilesystem), with /proc, a /dev of null, zero, full, random and
+/// urandom, /sys read-only (its cgroup submounts as the host has them) and each
+/// `(host file, path in the image)` of `binds` read-only; chrooted there, in the
+/// image's WorkingDir, as its User with no supplementary groups, no capabilities and
+/// no_new_privs; only the image's Env (add more with `Command::env`); the host's
+/// network. The entrypoint is exec'd by the
+/// spawned process itself.
+pub fn image_command(bundle: &Path, binds: &[(&Path, &str)]) -> Result<Command, HarnessError> {
+    let spec = ImageSpec::read(bundle)?;
+    let runtime = ImageRuntime::prepare(&bundle.join("rootfs"), &spec, binds)?;
+    let mut cmd = Command::new(spec.argv.first().map(String::as_str).unwrap_or_default());
+    cmd.args(spec.argv.iter().skip(1)).env_clear().envs(spec.env.iter().map(|(k, v)| (k, v)));
+    runtime.install(&mut cmd);
+    Ok(cmd)
+}
+
+/// Paths and ids for [`ImageRuntime::enter`], made before the fork: the child may not
+/// allocate.
+struct ImageRuntime {
+    root: std::ffi::CString,
+    proc_dir: std::ffi::CString,
+    dev_dir: std::ffi::CString,
+    sys_dir: std::ffi::CString,
+    /// (host device, file in the image's /dev)
+    devices: Vec<(std::ffi::CString, std::ffi::CString)>,
+    /// (host file, file in the image), mounted read-only
+    binds: Vec<(std::ffi::CString, std::ffi::CString)>,
+    workdir: std::ffi::CString,
+    uid: u32,
+    gid: u32,
+}
+
+const IMAGE_DEVICES: [&str; 5] = ["null", "zero", "full", "random", "urandom"];
+
+impl ImageRuntime {
+    /// The paths, and the mount points made in the bundle (the runtime's copy, not
+    /// the image) while it is still writable, as runc makes them.
+    fn prepare(rootfs: &Path, spec: &ImageSpec, binds: &[(&Path, &str)]) -> Result<Self, HarnessError> {
+        use std::os::unix::ffi::OsStrExt;
+        let cstr = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_bytes()).map_err(|e| HarnessError::Other(format!("{}: {e}", p.display())))
+        };
+        let io = |p: &Path| {
+            let what = format!("preparing {} for the image's runtime", p.display());
+            move |e| HarnessError::Io(what, e)
+        };
+        for dir in ["proc", "dev", "sys"] {
+            std::fs::create_dir_all(rootfs.join(dir)).map_err(io(&rootfs.join(dir)))?;
+        }
+        let mut bind_paths = Vec::new();
+        for (host, inside) in binds {
+            let target = rootfs.join(inside.trim_start_matches('/'));
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io(parent))?;
+            }
+            std::fs::OpenOptions::new().create(true).append(true).open(&target).map_err(io(&target))?;
+            let host = host.canonicalize().map_err(io(host))?;
+            bind_paths.push((cstr(&host)?, cstr(&target)?));
+        }
+        let dev = rootfs.join("dev");
+        let devices = IMAGE_DEVICES
+            .iter()
+            .map(|d| Ok((cstr(&Path::new("/dev").join(d))?, cstr(&dev.join(d))?)))
+            .collect::<Result<Vec<_>, HarnessError>>()?;
+        Ok(Self {
+            root: cstr(rootfs)?,
+            proc_dir: cstr(&rootfs.join("proc"))?,
+            dev_dir: cstr(&dev)?,
+            sys_dir: cstr(&rootfs.join("sys"))?,
+            devices,
+            binds: bind_paths,
+            workdir: cstr(Path::new(&spec.workdir))?,
+            uid: spec.uid,
+            gid: spec.gid,
+        })
+    }
+
+    #[allow(unsafe_code)]
+    fn install(self, cmd: &mut Command) {
+        use std::os::unix::process::CommandExt;
+        // SAFETY: `enter` makes system calls only (no allocation, no locks) on memory
+        // owned by the closure: what `pre_exec` allows between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || self.enter());
+        }
+    }
+
+    /// In the forked child: the mounts, the chroot, then the user. The parent-death
+    /// signal is set after the change of user, which clears it.
+    #[allow(unsafe_code)]
+    fn enter(&self) -> std::io::Result<()> {
+        use libc::{MS_BIND, MS_NODEV, MS_NOEXEC, MS_NOSUID, MS_PRIVATE, MS_RDONLY, MS_REC, MS_REMOUNT};
+        use std::ptr::null;
+        let ok = |r: libc::c_int| if r == 0 { Ok(()) } else { Err(std::io::Error::last_os_error()) };
+        let ro = MS_BIND | MS_REMOUNT | MS_RDONLY;
+        // SAFETY: every pointer is a NUL-terminated string owned by `self` or a literal.
+        unsafe {
+            ok(libc::unshare(libc::CLONE_NEWNS))?;
+            ok(libc::mount(null(), c"/".as_ptr(), null(), MS_REC | MS_PRIVATE, null()))?;
+            ok(libc::mount(self.root.as_ptr(), self.root.as_ptr(), null(), MS_BIND | MS_REC, null()))?;
+            ok(libc::mount(c"proc".as_ptr(), self.proc_dir.as_ptr(), c"proc".as_ptr(), MS_NOSUID | MS_NODEV | MS_NOEXEC, null()))?;
+            let dev_opts = c"mode=755,size=64k";
+            ok(libc::mount(c"tmpfs".as_ptr(), self.dev_dir.as_ptr(), c"tmpfs".as_ptr(), MS_NOSUID | MS_NOEXEC, dev_opts.as_ptr().cast()))?;
+            for (host, target) in &self.devices {
+                let fd = libc::open(target.as_ptr(), libc::O_CREAT | libc::O_WRONLY | libc::O_CLOEXEC, 0o666);
+                if fd < 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                libc::close(fd);
+                ok(libc::mount(host.as_ptr(), target.as_ptr(), null(), MS_BIND, null()))?;
+            }
+            ok(libc::mount(c"/sys".as_ptr(), self.sys_dir.as_ptr(), null(), MS_BIND | MS_REC, null()))?;
+            ok(libc::mount(null(), self.sys_dir.as_ptr(), null(), ro | MS_NOSUID | MS_NODEV | MS_NOEXEC, null()))?;
+            for (host, target) in &self.binds {
+                ok(libc::mount(host.as_ptr(), target.as_ptr(), null(), MS_BIND, null()))?;
+                ok(libc::mount(null(), target.as_ptr(), null(), ro | MS_NOSUID | MS_NODEV | MS_NOEXEC, null()))?;
+            }
+            ok(libc::mount(null(), self.root.as_ptr(), null(), ro, null()))?;
+            ok(libc::chroot(self.root.as_ptr()))?;
+            ok(libc::chdir(self.workdir.as_ptr()))?;
+            ok(libc::setgroups(0, null()))?;
+            ok(libc::setresgid(self.gid, self.gid, self.gid))?;
+            ok(libc::setresuid(self.uid, self.uid, self.uid))?;
+            ok(libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0))?;
+            ok(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL))?;
+        }
+        Ok(())
+    }
+}
+
 /// Lint a /metrics body with `promtool check metrics` (promtool from tests/setup.sh).
 pub fn promtool_check_metrics(body: &str) -> Result<(), HarnessError> {
     crate::run_command(Command::new("promtool").args(["check", "metrics"]), Some(body), "promtool check metrics").map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ImageSpec;
+
+    #[test]
+    fn image_spec_takes_user_entrypoint_cmd_env_and_workdir_from_the_config() {
+        let config = serde_json::json!({"config": {
+            "User": "65532:65532", "Entrypoint": ["/usr/local/bin/pdc-operator"], "Cmd": ["--concurrency", "4"],
+            "Env": ["PATH=/usr/local/bin", "A=b=c"], "WorkingDir": ""}});
+        let spec = ImageSpec::parse(&config).unwrap();
+        assert_eq!((spec.uid, spec.gid, spec.workdir.as_str()), (65532, 65532, "/"));
+        assert_eq!(spec.argv, ["/usr/local/bin/pdc-operator", "--concurrency", "4"]);
+        assert_eq!(spec.env, [("PATH".to_string(), "/usr/local/bin".to_string()), ("A".to_string(), "b=c".to_string())]);
+    }
+
+    #[test]
+    fn image_spec_refuses_user_names_and_relative_entrypoints() {
+        let named = serde_json::json!({"config": {"User": "nonroot", "Entrypoint": ["/pdc-operator"]}});
+        assert!(ImageSpec::parse(&named).unwrap_err().contains("not numeric"));
+        let relative = serde_json::json!({"config": {"User": "1:1", "Entrypoint": ["pdc-operator"]}});
+        assert!(ImageSpec::parse(&relative).unwrap_err().contains("absolute"));
+    }
 }
