@@ -24,22 +24,35 @@ pub fn slim<K: kube::Resource>(o: &mut K) {
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// A cache of `K` and the stream of its changes that call for work: spec,
-/// finalizers, deletion (status writes do not). The cache is updated before a
-/// change is passed on, so a reconcile always sees what woke it. Managed fields are
-/// dropped from the cache.
-pub fn watch<K>(client: Client) -> (Store<K>, impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static)
+/// A slim cache of every `K` and the watch events that fill it: the cache is
+/// updated before an event is passed on, so a reconcile always sees what woke it.
+fn reflected<K>(client: Client) -> (Store<K>, impl futures::Stream<Item = std::result::Result<watcher::Event<K>, watcher::Error>> + Send + 'static)
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
     let (reader, writer) = kube::runtime::reflector::store();
-    let stream = watcher(Api::<K>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(slim)
-        .reflect(writer)
-        .touched_objects()
-        .predicate_filter(spec_or_lifecycle, Default::default());
-    (reader, stream)
+    (reader, watcher(Api::<K>::all(client), watcher::Config::default()).default_backoff().modify(slim).reflect(writer))
+}
+
+/// A cache of `K` and the stream of its changes that call for work: spec,
+/// finalizers, deletion (status writes do not), deletions included.
+pub fn watch<K>(client: Client) -> (Store<K>, impl futures::Stream<Item = std::result::Result<K, watcher::Error>> + Send + 'static)
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, events) = reflected(client);
+    (reader, events.touched_objects().predicate_filter(spec_or_lifecycle, Default::default()))
+}
+
+/// A controller of `K` over a slim cache, woken when `predicate`'s value for an
+/// object changes (e.g. [`spec_or_lifecycle`]: status writes, the operator's own
+/// included, do not wake it).
+pub fn controller<K>(client: Client, predicate: fn(&K) -> Option<u64>) -> kube::runtime::Controller<K>
+where
+    K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
+{
+    let (reader, events) = reflected(client);
+    kube::runtime::Controller::for_stream(events.applied_objects().predicate_filter(predicate, Default::default()), reader)
 }
 
 /// Whether a cache holds its first full list. A cache that has not is empty, not

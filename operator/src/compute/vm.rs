@@ -425,14 +425,7 @@ fn error_policy(vm: Arc<TenantVM>, err: &Error, ctx: Arc<VmContext>) -> Action {
 }
 
 pub fn controller(client: Client, concurrency: u16) -> Controller<TenantVM> {
-    let (reader, writer) = kube::runtime::reflector::store();
-    let stream = watcher(Api::<TenantVM>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(crate::cache::slim)
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_or_lifecycle, Default::default());
-    Controller::for_stream(stream, reader).with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+    crate::cache::controller::<TenantVM>(client, spec_or_lifecycle).with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
 }
 
 /// What the cache keeps of a KubeVirt VirtualMachine: its spec (compared with what

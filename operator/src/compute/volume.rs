@@ -163,14 +163,7 @@ fn error_policy(v: Arc<TenantVolume>, err: &Error, ctx: Arc<VolumeContext>) -> A
 }
 
 pub fn controller(client: Client) -> Controller<TenantVolume> {
-    let (reader, writer) = kube::runtime::reflector::store();
-    let stream = watcher(Api::<TenantVolume>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(crate::cache::slim)
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_or_lifecycle, Default::default());
-    Controller::for_stream(stream, reader)
+    crate::cache::controller::<TenantVolume>(client, spec_or_lifecycle)
 }
 
 pub async fn run(ctx: Arc<VolumeContext>, controller: Controller<TenantVolume>) {

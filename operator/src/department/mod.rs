@@ -385,16 +385,9 @@ pub fn spec_or_lifecycle<K: Resource>(d: &K) -> Option<u64> {
 /// changes to the objects it owns, and by Province changes. At most `concurrency`
 /// Departments reconcile at once.
 pub fn controller(client: kube::Client, concurrency: u16) -> Controller<Department> {
-    let (reader, writer) = kube::runtime::reflector::store();
-    let stream = watcher(Api::<Department>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(crate::cache::slim)
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_or_lifecycle, Default::default());
     // A burst of events (seven children created by one apply) becomes one reconcile.
     let config = kube::runtime::controller::Config::default().debounce(Duration::from_millis(200)).concurrency(concurrency);
-    Controller::for_stream(stream, reader).with_config(config)
+    crate::cache::controller::<Department>(client, spec_or_lifecycle).with_config(config)
 }
 
 /// Events on an owned object that call for a reconcile: its deletion, or a write by

@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
 use pdc_api::conditions::{self, Cond, READY};
 use pdc_api::{AddressAllocation, DnsRecord, DnsRecordType, DnsZone, DnsZoneStatus, NetworkZone, Province, ZoneKind};
@@ -647,14 +647,7 @@ fn error_policy(z: Arc<DnsZone>, err: &Error, ctx: Arc<WriterContext>) -> Action
 }
 
 pub fn controller(client: Client) -> Controller<DnsZone> {
-    let (reader, writer) = kube::runtime::reflector::store();
-    let stream = watcher(Api::<DnsZone>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(crate::cache::slim)
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(spec_or_lifecycle, Default::default());
-    Controller::for_stream(stream, reader)
+    crate::cache::controller::<DnsZone>(client, spec_or_lifecycle)
 }
 
 /// Run the writers: a DnsRecord's change wakes the forward zones, an

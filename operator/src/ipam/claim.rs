@@ -12,7 +12,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{DeleteParams, ListParams, ObjectMeta};
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
+use kube::runtime::Controller;
 use kube::{Api, Client, ResourceExt};
 use pdc_api::conditions::{self, Cond, READY};
 use pdc_api::labels as l;
@@ -455,14 +455,7 @@ fn error_policy(claim: Arc<AddressClaim>, err: &Error, ctx: Arc<ClaimContext>) -
 
 /// The AddressClaim controller: triggered by spec, finalizer and deletion changes.
 pub fn controller(client: Client, concurrency: u16) -> Controller<AddressClaim> {
-    let (reader, writer) = kube::runtime::reflector::store();
-    let stream = watcher(Api::<AddressClaim>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(crate::cache::slim)
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(crate::department::spec_or_lifecycle, Default::default());
-    Controller::for_stream(stream, reader).with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
+    crate::cache::controller::<AddressClaim>(client, crate::department::spec_or_lifecycle).with_config(kube::runtime::controller::Config::default().concurrency(concurrency))
 }
 
 /// Run the AddressClaim controller, and the orphan sweep every five minutes. A

@@ -217,14 +217,7 @@ pub fn spec_changes(api: Api<NetworkZone>) -> impl futures::Stream<Item = std::r
 
 /// The NetworkZone controller: reconciles on spec changes and every 30 s (usage).
 pub fn controller(client: kube::Client) -> Controller<NetworkZone> {
-    let (reader, writer) = kube::runtime::reflector::store();
-    let stream = watcher(Api::<NetworkZone>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(crate::cache::slim)
-        .reflect(writer)
-        .applied_objects()
-        .predicate_filter(kube::runtime::predicates::generation, Default::default());
-    Controller::for_stream(stream, reader)
+    crate::cache::controller::<NetworkZone>(client, kube::runtime::predicates::generation)
 }
 
 /// Run the NetworkZone controller. Any zone or site change re-checks every zone (an
