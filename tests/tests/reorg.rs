@@ -104,6 +104,8 @@ async fn a_merge_is_planned_alike_by_the_operator_and_pdcctl_online_and_offline(
         })
         .await
         .unwrap();
+        // The VM's own name (its A record), which the plan aliases to the successor's.
+        wait_for(&Api::<DnsRecord>::namespaced(client.clone(), &units[0]), &format!("{n}-a"), Duration::from_secs(90), "the VM's A record", |_| true).await.unwrap();
     }
     Api::<DnsRecord>::namespaced(client.clone(), &units[1]).create(&PostParams::default(), &record("www")).await.unwrap();
     Api::<AddressClaim>::namespaced(client.clone(), &units[2]).create(&PostParams::default(), &claim("camera", "app")).await.unwrap();
