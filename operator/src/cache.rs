@@ -24,14 +24,15 @@ pub fn slim<K: kube::Resource>(o: &mut K) {
 
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// A slim cache of every `K` and the watch events that fill it: the cache is
-/// updated before an event is passed on, so a reconcile always sees what woke it.
-fn reflected<K>(client: Client) -> (Store<K>, impl futures::Stream<Item = std::result::Result<watcher::Event<K>, watcher::Error>> + Send + 'static)
+/// A slim cache of the `K` that `config` selects and the watch events that fill it:
+/// the cache is updated before an event is passed on, so a reconcile always sees
+/// what woke it.
+pub fn reflected<K>(client: Client, config: watcher::Config) -> (Store<K>, impl futures::Stream<Item = std::result::Result<watcher::Event<K>, watcher::Error>> + Send + 'static)
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
     let (reader, writer) = kube::runtime::reflector::store();
-    (reader, watcher(Api::<K>::all(client), watcher::Config::default()).default_backoff().modify(slim).reflect(writer))
+    (reader, watcher(Api::<K>::all(client), config).default_backoff().modify(slim).reflect(writer))
 }
 
 /// A cache of `K` and the stream of its changes that call for work: spec,
@@ -40,7 +41,7 @@ pub fn watch<K>(client: Client) -> (Store<K>, impl futures::Stream<Item = std::r
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
-    let (reader, events) = reflected(client);
+    let (reader, events) = reflected(client, watcher::Config::default());
     (reader, events.touched_objects().predicate_filter(spec_or_lifecycle, Default::default()))
 }
 
@@ -51,7 +52,7 @@ pub fn controller<K>(client: Client, predicate: fn(&K) -> Option<u64>) -> kube::
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
-    let (reader, events) = reflected(client);
+    let (reader, events) = reflected(client, watcher::Config::default());
     kube::runtime::Controller::for_stream(events.applied_objects().predicate_filter(predicate, Default::default()), reader)
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use futures::StreamExt;
-use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::runtime::{Controller, reflector, watcher};
 use kube::{Api, Client};
 use k8s_openapi::api::core::v1::Namespace;
 use pdc_api::{AddressAllocation, Province, SizeClass, Site, TenantVolume};
@@ -192,9 +192,8 @@ fn plain_cache<K>(client: &Client, config: watcher::Config) -> (reflector::Store
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
-    let (store, writer) = reflector::store::<K>();
-    let keep = watcher(Api::<K>::all(client.clone()), config).default_backoff().modify(cache::slim).reflect(writer).for_each(|_| futures::future::ready(()));
-    (store, keep)
+    let (store, events) = cache::reflected::<K>(client.clone(), config);
+    (store, events.for_each(|_| futures::future::ready(())))
 }
 
 /// DNS: the record checker and one writer per zone.

@@ -153,7 +153,7 @@ async fn reconcile_inner(act: &Reorganization, ctx: &Context) -> Result<Action> 
         write(ctx, act, &old, &st).await?;
         ctx.event(act, false, "ApplyStarted", &format!("carrying out {}", act.spec.reference)).await;
     }
-    run_steps(act, ctx, &plan, st).await
+    run_steps(act, ctx, &plan, &objects.departments, st).await
 }
 
 /// Write the status if it changed.
@@ -179,7 +179,7 @@ fn waiting_phase(s: Step) -> &'static str {
 
 /// Run steps until the act is done, a step waits for its date, or one fails. Each
 /// step's start and end are written before and after it runs.
-async fn run_steps(act: &Reorganization, ctx: &Context, plan: &Plan, mut st: ReorganizationStatus) -> Result<Action> {
+async fn run_steps(act: &Reorganization, ctx: &Context, plan: &Plan, departments: &[Department], mut st: ReorganizationStatus) -> Result<Action> {
     let time = |t: Timestamp| Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t));
     loop {
         let now = Timestamp::now();
@@ -214,7 +214,7 @@ async fn run_steps(act: &Reorganization, ctx: &Context, plan: &Plan, mut st: Reo
                     (x.state, x.started, x.finished, x.message) = ("Running".into(), time(now), None, String::new());
                 }
                 write(ctx, act, &before, &st).await?;
-                let result = steps::run(&ctx.client, act, plan, s).await;
+                let result = steps::run(&ctx.client, act, plan, departments, s).await;
                 let before = st.clone();
                 let (state, message) = match &result {
                     Ok(m) => ("Done", m.clone()),

@@ -149,19 +149,14 @@ impl Placements for DrView {
 /// spec, which site is active and carries DNS, the epoch, the promoted replicas, the
 /// VMs it covers and their other addresses (not lag or conditions).
 pub fn watch_plans(client: Client) -> (Store<DrPlan>, impl futures::Stream<Item = std::result::Result<DrPlan, watcher::Error>> + Send + 'static) {
-    let (reader, writer) = kube::runtime::reflector::store();
-    let stream = watcher(Api::<DrPlan>::all(client), watcher::Config::default())
-        .default_backoff()
-        .modify(crate::cache::slim)
-        .reflect(writer)
-        .touched_objects()
-        .predicate_filter(
-            |p: &DrPlan| {
-                let st = p.status.clone().unwrap_or_default();
-                Some(hash(&(p.metadata.generation, p.metadata.deletion_timestamp.is_some(), p.active_site(), p.dns_site(), p.epoch(), st.promoted, st.vms, st.peer_addresses, st.site)))
-            },
-            Default::default(),
-        );
+    let (reader, events) = crate::cache::reflected::<DrPlan>(client, watcher::Config::default());
+    let stream = events.touched_objects().predicate_filter(
+        |p: &DrPlan| {
+            let st = p.status.clone().unwrap_or_default();
+            Some(hash(&(p.metadata.generation, p.metadata.deletion_timestamp.is_some(), p.active_site(), p.dns_site(), p.epoch(), st.promoted, st.vms, st.peer_addresses, st.site)))
+        },
+        Default::default(),
+    );
     (reader, stream)
 }
 

@@ -25,18 +25,13 @@ const CODES: &str = "pdc-reorganization-codes";
 /// started (see [`super::unavailable`]).
 pub const IMPLEMENTED: [Step; 4] = [Step::Freeze, Step::CreateUnits, Step::ReissueCodes, Step::Retire];
 
-async fn apply(client: &Client, manager: &str, name: &str, body: serde_json::Value) -> Result<()> {
-    let mut obj = json!({"apiVersion": "pdc.io/v1alpha1", "kind": "Department", "metadata": {"name": name}});
-    if let (Some(o), Some(b)) = (obj.as_object_mut(), body.as_object()) {
-        for (k, v) in b {
-            match (k.as_str(), o.get_mut("metadata").and_then(|m| m.as_object_mut())) {
-                ("metadata", Some(m)) => m.extend(v.as_object().cloned().unwrap_or_default()),
-                _ => {
-                    o.insert(k.clone(), v.clone());
-                }
-            }
-        }
-    }
+/// Server-side apply `spec` (and `annotations`) to Department `name` as `manager`.
+async fn apply(client: &Client, manager: &str, name: &str, annotations: Option<serde_json::Value>, spec: serde_json::Value) -> Result<()> {
+    let metadata = match annotations {
+        Some(a) => json!({"name": name, "annotations": a}),
+        None => json!({"name": name}),
+    };
+    let obj = json!({"apiVersion": "pdc.io/v1alpha1", "kind": "Department", "metadata": metadata, "spec": spec});
     Api::<Department>::all(client.clone())
         .patch(name, &PatchParams::apply(manager).force(), &Patch::Apply(&obj))
         .await
@@ -64,7 +59,7 @@ async fn set_lifecycle(client: &Client, act: &Reorganization, plan: &Plan, lifec
         if let (Some(s), Some(m)) = (successor(&u.fate), spec.as_object_mut()) {
             m.insert("successor".into(), json!(s));
         }
-        apply(client, LIFECYCLE, &u.unit, json!({"metadata": {"annotations": {pdc_api::labels::REORGANIZATION: act.name_any()}}, "spec": spec})).await?;
+        apply(client, LIFECYCLE, &u.unit, Some(json!({pdc_api::labels::REORGANIZATION: act.name_any()})), spec).await?;
         done.push(u.unit.clone());
     }
     Ok(format!("{lifecycle}: {}", done.join(", ")))
@@ -72,16 +67,10 @@ async fn set_lifecycle(client: &Client, act: &Reorganization, plan: &Plan, lifec
 
 /// The Departments the act creates (a merge's new successor, with the merged units'
 /// quotas, kind and people) and the display names it changes.
-async fn create_units(client: &Client, plan: &Plan) -> Result<String> {
-    let api = Api::<Department>::all(client.clone());
+async fn create_units(client: &Client, plan: &Plan, departments: &[Department]) -> Result<String> {
     let mut made = Vec::new();
     for n in &plan.new_units {
-        let from: Vec<Department> = futures::future::try_join_all(n.from.iter().map(|f| api.get_opt(f)))
-            .await
-            .map_err(|source| Error::Read { what: format!("the units merged into {}", n.name), source })?
-            .into_iter()
-            .flatten()
-            .collect();
+        let from: Vec<&Department> = departments.iter().filter(|d| n.from.contains(&d.name_any())).collect();
         let people = |pick: fn(&Department) -> &pdc_api::Subjects| {
             let users: BTreeSet<&String> = from.iter().flat_map(|d| pick(d).users.iter()).collect();
             let groups: BTreeSet<&String> = from.iter().flat_map(|d| pick(d).groups.iter()).collect();
@@ -92,13 +81,13 @@ async fn create_units(client: &Client, plan: &Plan) -> Result<String> {
             "displayName": n.display_name, "code": n.code, "kind": kind,
             "quota": quota(&n.quota), "admins": people(|d| &d.spec.admins), "viewers": people(|d| &d.spec.viewers),
         });
-        apply(client, UNITS, &n.name, json!({"spec": spec})).await?;
+        apply(client, UNITS, &n.name, None, spec).await?;
         made.push(n.name.clone());
     }
     let mut renamed = Vec::new();
     for u in &plan.units {
         if let Fate::Renamed { display_name, new_name: None } = &u.fate {
-            apply(client, UNITS, &u.unit, json!({"spec": {"displayName": display_name}})).await?;
+            apply(client, UNITS, &u.unit, None, json!({"displayName": display_name})).await?;
             renamed.push(u.unit.clone());
         }
     }
@@ -111,35 +100,35 @@ fn list(v: &[String]) -> String {
 
 /// A charge as a Department's quota.
 fn quota(c: &pdc_core::quota::Charge) -> serde_json::Value {
-    let gi = |b: u128| format!("{}Mi", b.div_ceil(1 << 20));
+    let mebi = |b: u128| format!("{}Mi", b.div_ceil(1 << 20));
     json!({
-        "vcpu": c.vcpu, "vms": c.vms, "memory": gi(c.memory),
-        "storage": c.storage.iter().map(|(t, b)| (t.clone(), json!(gi(*b)))).collect::<serde_json::Map<_, _>>(),
+        "vcpu": c.vcpu, "vms": c.vms, "memory": mebi(c.memory),
+        "storage": c.storage.iter().map(|(t, b)| (t.clone(), json!(mebi(*b)))).collect::<serde_json::Map<_, _>>(),
     })
 }
 
 /// New codes on the Departments, the old ones kept in `previousCodes`.
-async fn reissue_codes(client: &Client, plan: &Plan) -> Result<String> {
-    let api = Api::<Department>::all(client.clone());
+async fn reissue_codes(client: &Client, plan: &Plan, departments: &[Department]) -> Result<String> {
     let mut done = Vec::new();
     for c in &plan.codes {
-        let d = api.get(&c.unit).await.map_err(|source| Error::Read { what: format!("Department {}", c.unit), source })?;
+        let Some(d) = departments.iter().find(|d| d.name_any() == c.unit) else { continue };
         let mut previous = d.spec.previous_codes.clone();
         if !previous.contains(&c.old) {
             previous.push(c.old.clone());
         }
-        apply(client, CODES, &c.unit, json!({"spec": {"code": c.new, "previousCodes": previous}})).await?;
+        apply(client, CODES, &c.unit, None, json!({"code": c.new, "previousCodes": previous})).await?;
         done.push(format!("{} {} → {}", c.unit, c.old, c.new));
     }
     Ok(list(&done))
 }
 
-/// Carry out `step`: what it did, in a line.
-pub async fn run(client: &Client, act: &Reorganization, plan: &Plan, step: Step) -> Result<String> {
+/// Carry out `step` over the plan made from the estate as listed (`departments`):
+/// what it did, in a line.
+pub async fn run(client: &Client, act: &Reorganization, plan: &Plan, departments: &[Department], step: Step) -> Result<String> {
     match step {
         Step::Freeze => set_lifecycle(client, act, plan, "Retiring").await,
-        Step::CreateUnits => create_units(client, plan).await,
-        Step::ReissueCodes => reissue_codes(client, plan).await,
+        Step::CreateUnits => create_units(client, plan, departments).await,
+        Step::ReissueCodes => reissue_codes(client, plan, departments).await,
         Step::Retire => set_lifecycle(client, act, plan, "Retired").await,
         other => Err(Error::Invalid(format!("step {} is not carried out by this version", other.as_str()))),
     }
