@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use k8s_openapi::api::core::v1::ResourceQuota;
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::output::{Format, Listing, Row, age, object_name, out, print_data, table};
 use crate::outln;
+use crate::wait::{Deadline, parse_duration};
 use crate::{Cli, CliError, client, exit};
 
 #[derive(clap::Subcommand, Debug)]
@@ -61,6 +62,9 @@ pub struct CreateArgs {
     /// Return at once instead of waiting until the Department is Ready.
     #[arg(long)]
     no_wait: bool,
+    /// How long to wait for Ready (e.g. 30s, 2m; 0 waits without limit); exit 4 when it runs out.
+    #[arg(long, value_parser = parse_duration, default_value = "2m", value_name = "DURATION")]
+    timeout: Duration,
 }
 
 #[derive(clap::Args, Debug, Default)]
@@ -147,6 +151,9 @@ pub struct ImportArgs {
     /// Return once created instead of waiting until every Department is Ready.
     #[arg(long)]
     no_wait: bool,
+    /// How long to wait for all to be Ready (e.g. 5m; 0 waits without limit); exit 4 when it runs out.
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    timeout: Duration,
 }
 
 #[derive(clap::Args, Debug)]
@@ -349,13 +356,12 @@ async fn create(cli: &Cli, a: &CreateArgs) -> Result<ExitCode, CliError> {
     if a.no_wait {
         return Ok(ExitCode::SUCCESS);
     }
-    wait_ready(&api, &[name], Duration::from_secs(120)).await
+    wait_ready(&api, &[name], Deadline::start(a.timeout)).await
 }
 
-/// Wait until every named Department is Ready, printing progress; exit 1 on timeout
-/// or when one reports a problem that needs a change.
-async fn wait_ready(api: &Api<Department>, names: &[String], timeout: Duration) -> Result<ExitCode, CliError> {
-    let start = Instant::now();
+/// Wait until every named Department is Ready, printing progress; exit 1 when one
+/// reports a problem that needs a change, 4 when the deadline passes first.
+async fn wait_ready(api: &Api<Department>, names: &[String], deadline: Deadline) -> Result<ExitCode, CliError> {
     let total = names.len();
     let mut last = usize::MAX;
     loop {
@@ -375,7 +381,7 @@ async fn wait_ready(api: &Api<Department>, names: &[String], timeout: Duration) 
             }
         }
         if ready != last {
-            progress(&format!("{ready}/{total} ready ({:.1} s)", start.elapsed().as_secs_f64()), ready == total);
+            progress(&format!("{ready}/{total} ready ({:.1} s)", deadline.elapsed().as_secs_f64()), ready == total);
             last = ready;
         }
         if ready == total {
@@ -388,9 +394,9 @@ async fn wait_ready(api: &Api<Department>, names: &[String], timeout: Duration) 
             }
             return Ok(ExitCode::from(exit::FAILED));
         }
-        if start.elapsed() > timeout {
-            eprintln!("\ntimed out after {timeout:?}: {} not ready (pdcctl department show NAME tells why)", total - ready);
-            return Ok(ExitCode::from(exit::FAILED));
+        if let Err(e) = deadline.check(|| format!("{} of {total} not Ready (`pdcctl department show NAME` tells why)", total - ready)) {
+            eprintln!();
+            return Err(e);
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
@@ -509,7 +515,7 @@ async fn import(cli: &Cli, a: &ImportArgs) -> Result<ExitCode, CliError> {
         return Ok(ExitCode::SUCCESS);
     }
     let names: Vec<String> = plan.into_iter().map(|p| p.name).collect();
-    wait_ready(&api, &names, Duration::from_secs(300)).await
+    wait_ready(&api, &names, Deadline::start(a.timeout)).await
 }
 
 async fn quota(cli: &Cli, a: &QuotaArgs) -> Result<ExitCode, CliError> {

@@ -15,16 +15,17 @@ use pdc_api::{DnsRecord, DnsRecordType, DnsZone, ZoneKind};
 use pdc_core::dnsplan::{self, Change, RRset, RecordType, Zone};
 use serde::Serialize;
 
+use crate::connect::{ListScope, Scope};
 use crate::output::{Listing, Row, age, print_data};
 use crate::{Cli, CliError, client, exit, outln};
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// DnsRecords and whether each is programmed (all departments, or one).
+    /// DnsRecords and whether each is programmed (one department's: -d/-n, else the
+    /// context's namespace; every department's: -A).
     Records {
-        /// Only this department's (its namespace).
-        #[arg(long)]
-        department: Option<String>,
+        #[command(flatten)]
+        scope: ListScope,
     },
     /// The DNS zones pdc writes to: server, serial, sets, pending changes, sync state.
     Zones,
@@ -33,9 +34,10 @@ pub enum Cmd {
         /// A YAML file of DnsRecords (several documents allowed); `-` reads stdin.
         #[arg(short = 'f', long = "filename")]
         file: String,
-        /// The department the records are for (default: each manifest's namespace).
-        #[arg(long)]
-        department: Option<String>,
+        /// The department the records are for (-d or -n; default: the manifests'
+        /// namespace, else the context's).
+        #[command(flatten)]
+        scope: Scope,
         /// Plan without a cluster, against nothing declared yet, for this subdomain.
         #[arg(long)]
         subdomain: Option<String>,
@@ -56,9 +58,9 @@ pub enum Cmd {
 
 pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
     match cmd {
-        Cmd::Records { department } => records(cli, department.as_deref()).await,
+        Cmd::Records { scope } => records(cli, scope).await,
         Cmd::Zones => zones(cli).await,
-        Cmd::Plan { file, department, subdomain } => plan(cli, file, department.as_deref(), subdomain.as_deref()).await,
+        Cmd::Plan { file, scope, subdomain } => plan(cli, file, scope, subdomain.as_deref()).await,
         Cmd::Check { name, rtype, server } => check(cli, name, rtype.as_deref(), server.as_deref()).await,
     }
 }
@@ -80,13 +82,9 @@ struct RecordRow {
     message: String,
 }
 
-async fn records(cli: &Cli, department: Option<&str>) -> Result<ExitCode, CliError> {
-    let c = client(cli).await?;
-    let api: Api<DnsRecord> = match department {
-        Some(d) => Api::namespaced(c, d),
-        None => Api::all(c),
-    };
-    let mut items = api.list(&ListParams::default()).await?.items;
+async fn records(cli: &Cli, scope: &ListScope) -> Result<ExitCode, CliError> {
+    let api: Api<DnsRecord> = scope.api(client(cli).await?)?;
+    let mut items = api.list(&scope.params()).await?.items;
     items.sort_by_key(|r| (r.namespace(), r.name_any()));
     let rows: Vec<(RecordRow, String)> = items
         .iter()
@@ -239,7 +237,7 @@ struct PlanRow {
     to: Vec<String>,
 }
 
-async fn plan(cli: &Cli, file: &str, department: Option<&str>, subdomain: Option<&str>) -> Result<ExitCode, CliError> {
+async fn plan(cli: &Cli, file: &str, scope: &Scope, subdomain: Option<&str>) -> Result<ExitCode, CliError> {
     let text = if file == "-" { std::io::read_to_string(std::io::stdin())? } else { std::fs::read_to_string(file).map_err(|e| CliError::Usage(format!("{file}: {e}")))? };
     let mut manifests: Vec<DnsRecord> = Vec::new();
     for doc in serde_yaml::Deserializer::from_str(&text) {
@@ -249,15 +247,13 @@ async fn plan(cli: &Cli, file: &str, department: Option<&str>, subdomain: Option
         }
         manifests.push(serde_json::from_value(v).map_err(|e| CliError::Usage(format!("{file}: not a DnsRecord: {e}")))?);
     }
-    let ns = department
-        .map(str::to_string)
-        .or_else(|| manifests.iter().find_map(|m| m.namespace()))
-        .ok_or_else(|| CliError::Usage("say which department: --department <name>, or metadata.namespace in the manifests".into()))?;
+    let ns = scope.explicit()?.or_else(|| manifests.iter().find_map(|m| m.namespace()));
     // What the department has declared now, and its subdomain.
     let (sub, existing) = match subdomain {
         Some(s) => (s.trim_end_matches('.').to_string(), Vec::new()),
         None => {
             let c = client(cli).await?;
+            let ns = ns.unwrap_or_else(|| c.default_namespace().to_string());
             let nsobj = Api::<Namespace>::all(c.clone()).get(&ns).await?;
             let sub = nsobj
                 .annotations()

@@ -3,29 +3,37 @@
 //! cluster (the site that is to take over) for an action and follow its steps live.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Subcommand;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::{Patch, PatchParams};
 use kube::{Api, ResourceExt};
 use pdc_api::{DrAction, DrPlan, conditions};
 
+use crate::connect::{ListScope, Scope};
 use crate::output::{Listing, Row, table};
-use crate::{Cli, CliError, client, exit, outln};
+use crate::wait::{Deadline, parse_duration};
+use crate::{Cli, CliError, client, confirm, exit, outln};
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// Plans at this site: standby, RPO, lag, last drill, state.
+    /// Plans at this site: standby, RPO, lag, last drill, state (one department's, or -A).
     Status {
-        #[arg(long, short = 'd')]
-        department: Option<String>,
+        #[command(flatten)]
+        scope: ListScope,
     },
     /// One plan: conditions, disks, and the last action's timeline.
-    Show { plan: String, #[arg(long, short = 'd')] department: String },
-    /// The active site is lost: run the plan's VMs here (run against the standby's cluster).
+    Show {
+        plan: String,
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// The active site is lost: run the plan's VMs here (run against the standby's
+    /// cluster). Asks first on a terminal; elsewhere needs --yes.
     Failover(ActionArgs),
-    /// Planned move of the VMs to this site, with a last sync (run against the target's cluster).
+    /// Planned move of the VMs to this site, with a last sync (run against the
+    /// target's cluster). Asks first on a terminal; elsewhere needs --yes.
     Relocate(ActionArgs),
     /// Start copies of the VMs here under the drill subdomain, check them, remove them.
     Drill(ActionArgs),
@@ -34,36 +42,38 @@ pub enum Cmd {
 #[derive(clap::Args, Debug)]
 pub struct ActionArgs {
     plan: String,
-    #[arg(long, short = 'd')]
-    department: String,
+    #[command(flatten)]
+    scope: Scope,
     /// Print the steps the action would take, with what each would do; change nothing.
     #[arg(long)]
     dry_run: bool,
     /// Return once asked instead of following the steps.
     #[arg(long)]
     no_wait: bool,
-    /// Give up following after this many seconds (the action goes on).
-    #[arg(long, default_value_t = 900)]
-    timeout: u64,
+    /// Stop following after this long (e.g. 900 or 15m; 0 follows without limit) and
+    /// exit 4; the action goes on.
+    #[arg(long, value_parser = parse_duration, default_value = "15m", value_name = "DURATION")]
+    timeout: Duration,
+    /// Fail over or relocate without asking (a drill or a dry run never asks).
+    #[arg(long)]
+    yes: bool,
 }
 
 pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
     let c = client(cli).await?;
     match cmd {
-        Cmd::Status { department } => {
-            let api: Api<DrPlan> = match department {
-                Some(d) => Api::namespaced(c, d),
-                None => Api::all(c),
-            };
-            let plans = api.list(&ListParams::default()).await?.items;
+        Cmd::Status { scope } => {
+            let api: Api<DrPlan> = scope.api(c)?;
+            let plans = api.list(&scope.params()).await?.items;
             let listing = Listing::objects(&["DEPARTMENT", "PLAN", "THIS SITE", "ACTIVE", "STANDBY", "RPO", "LAG", "LAST DRILL", "STATE", "PROTECTED"])
                 .wide(&["EPOCH", "DNS AT", "VMS"])
                 .rows(plans.iter().map(status_row));
             cli.output().list(&listing, &plans)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Show { plan, department } => {
-            let p = Api::<DrPlan>::namespaced(c, department).get(plan).await?;
+        Cmd::Show { plan, scope } => {
+            let ns = scope.namespace(&c)?;
+            let p = Api::<DrPlan>::namespaced(c, &ns).get(plan).await?;
             if !cli.output().object(&p)? {
                 show(&p);
             }
@@ -161,20 +171,31 @@ fn print_steps(a: &pdc_api::DrActionStatus) {
 }
 
 async fn act(cli: &Cli, c: kube::Client, action: DrAction, a: &ActionArgs) -> Result<ExitCode, CliError> {
-    let api: Api<DrPlan> = Api::namespaced(c, &a.department);
+    let ns = a.scope.namespace(&c)?;
+    let api: Api<DrPlan> = Api::namespaced(c, &ns);
     let plan = api.get(&a.plan).await?;
     if let Some(running) = plan.status.as_ref().and_then(|s| s.last_action.as_ref()).filter(|x| x.result == "Running") {
-        return Err(CliError::Usage(format!("{} is already carrying out {} (token {}); follow it with `pdcctl dr show {} -d {}`", a.plan, running.action.as_str(), running.token, a.plan, a.department)));
+        return Err(CliError::Usage(format!("{} is already carrying out {} (token {}); follow it with `pdcctl dr show {} -n {ns}`", a.plan, running.action.as_str(), running.token, a.plan)));
+    }
+    let here = plan.status.as_ref().and_then(|s| s.site.clone()).unwrap_or_else(|| "this cluster".into());
+    if !a.dry_run && action != DrAction::Drill {
+        let what = if action == DrAction::Failover { "Fail over" } else { "Relocate" };
+        confirm::confirm(&format!("{what} {ns}/{} to site {here} (its VMs run there, DNS follows)", a.plan), a.yes)?;
     }
     let token = Timestamp::now().to_string();
     let body = serde_json::json!({"spec": {"action": action.as_str(), "actionToken": token, "dryRun": a.dry_run}});
     api.patch(&a.plan, &PatchParams::default(), &Patch::Merge(&body)).await?;
-    let here = plan.status.as_ref().and_then(|s| s.site.clone()).unwrap_or_else(|| "this cluster".into());
-    outln!("{} of {}/{} asked at site {here} (token {token}){}", action.as_str(), a.department, a.plan, if a.dry_run { ", dry run" } else { "" });
+    outln!("{} of {ns}/{} asked at site {here} (token {token}){}", action.as_str(), a.plan, if a.dry_run { ", dry run" } else { "" });
     if a.no_wait {
         return Ok(ExitCode::SUCCESS);
     }
-    let start = Instant::now();
+    follow(cli, &api, action, a, &token, &ns).await
+}
+
+/// Print the steps of the action `token` as they change until it ends or the
+/// deadline passes.
+async fn follow(cli: &Cli, api: &Api<DrPlan>, action: DrAction, a: &ActionArgs, token: &str, ns: &str) -> Result<ExitCode, CliError> {
+    let deadline = Deadline::start(a.timeout);
     let mut seen: Vec<(String, String)> = Vec::new();
     loop {
         let p = api.get(&a.plan).await?;
@@ -182,7 +203,7 @@ async fn act(cli: &Cli, c: kube::Client, action: DrAction, a: &ActionArgs) -> Re
             for s in &x.steps {
                 let key = (s.name.clone(), format!("{} {}", s.state, s.message));
                 if !seen.contains(&key) && !a.dry_run {
-                    outln!("  {:>6.1}s  {:<11} {:<8} {}", start.elapsed().as_secs_f64(), s.name, s.state, s.message);
+                    outln!("  {:>6.1}s  {:<11} {:<8} {}", deadline.elapsed().as_secs_f64(), s.name, s.state, s.message);
                     seen.retain(|(n, _)| *n != s.name);
                     seen.push(key);
                 }
@@ -197,9 +218,7 @@ async fn act(cli: &Cli, c: kube::Client, action: DrAction, a: &ActionArgs) -> Re
                 return Ok(exit::unless(ok, exit::FAILED));
             }
         }
-        if start.elapsed() > Duration::from_secs(a.timeout) {
-            return Err(CliError::Usage(format!("stopped following after {}s; the action goes on: pdcctl dr show {} -d {}", a.timeout, a.plan, a.department)));
-        }
+        deadline.check(|| format!("stopped following {} of {ns}/{}; the action goes on: pdcctl dr show {} -n {ns}", action.as_str(), a.plan, a.plan))?;
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }

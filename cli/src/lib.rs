@@ -1,12 +1,16 @@
 //! pdcctl: the command line of pdc, also installed as `kubectl-pdc` so that
 //! `kubectl pdc ...` works (its help and usage then say `kubectl pdc`). Tables by
-//! default, `-o wide|name|json|yaml` and `--no-headers` as in kubectl; exit codes in
+//! default, `-o wide|name|json|yaml` and `--no-headers` as in kubectl; the cluster,
+//! context and namespace chosen as kubectl chooses them ([`connect`]); exit codes in
 //! [`exit`].
 
 // No function longer than 80 lines (clippy.toml sets the threshold): a long body is
 // split into named steps.
 #![warn(clippy::too_many_lines)]
 
+mod confirm;
+pub mod connect;
+mod console;
 mod department;
 mod dns;
 mod dr;
@@ -17,15 +21,16 @@ mod reorg;
 mod slug;
 mod vm;
 mod volume;
+pub mod wait;
 mod zone;
 
 use std::ffi::OsStr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
-use kube::Client;
-use kube::config::{KubeConfigOptions, Kubeconfig};
+pub(crate) use connect::client;
 
 pub use output::Format;
 use output::Output;
@@ -36,12 +41,17 @@ const PLUGIN_FILE: &str = "kubectl-pdc";
 #[derive(Parser, Debug)]
 #[command(name = "pdcctl", version, about = "Self-service private cloud for a province's departments and communes", after_help = exit::help())]
 pub struct Cli {
-    /// Path of the kubeconfig (default: $KUBECONFIG, then ~/.kube/config).
-    #[arg(long, global = true, env = "KUBECONFIG")]
-    kubeconfig: Option<String>,
-    /// The kubeconfig context to use.
+    /// Path of the kubeconfig (default: the files in $KUBECONFIG merged as kubectl
+    /// merges them, then ~/.kube/config).
+    #[arg(long, global = true, value_name = "FILE")]
+    kubeconfig: Option<PathBuf>,
+    /// The kubeconfig context to use (default: its current-context).
     #[arg(long, global = true)]
     context: Option<String>,
+    /// How long to wait for each answer from the API server before giving up: 0
+    /// (no limit, the default), a number of seconds, or a duration such as 30s or 1m.
+    #[arg(long, global = true, value_name = "DURATION", value_parser = wait::parse_duration)]
+    request_timeout: Option<Duration>,
     /// Output: table (default), wide, name, json, yaml; csv for `ip export` and `zone rules`.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
     format: Format,
@@ -63,7 +73,7 @@ enum Command {
     /// DNS under the province domain: records, zones, plan a manifest, check a name.
     #[command(subcommand)]
     Dns(dns::Cmd),
-    /// Tenant VMs: list, show, create (waits, with progress), start, stop, restart, resize, delete, sizes.
+    /// Tenant VMs: list, show, create (waits, with progress), start, stop, restart, resize, delete, sizes, console, vnc.
     #[command(subcommand)]
     Vm(vm::Cmd),
     /// Disaster recovery: status, show, failover, relocate, drill (with --dry-run).
@@ -101,10 +111,20 @@ impl Cli {
 pub enum CliError {
     #[error("cannot reach the cluster: {0}")]
     Connect(String),
-    #[error("{0}")]
+    /// An API error; a request that ran out of `--request-timeout` says so.
+    #[error("{}", connect::request_timed_out(.0).map(ToString::to_string).unwrap_or_else(|| .0.to_string()))]
     Api(#[from] kube::Error),
     #[error("{0}")]
     Usage(String),
+    /// Something the command needs is not there (KubeVirt's console API, a running VM).
+    #[error("{0}")]
+    Unavailable(String),
+    /// A failover, relocation or deletion without `--yes` or a typed yes.
+    #[error("{0}")]
+    NotConfirmed(String),
+    /// A wait ran out (`--timeout`).
+    #[error("{0}")]
+    TimedOut(String),
     /// A flag this command does not take (e.g. an `-o` it does not offer): a usage
     /// error clap cannot see, so it exits 2 like clap's.
     #[error("{0}")]
@@ -115,22 +135,11 @@ pub enum CliError {
     Format(String),
 }
 
-pub(crate) async fn client(cli: &Cli) -> Result<Client, CliError> {
-    let opts = KubeConfigOptions { context: cli.context.clone(), ..Default::default() };
-    let config = match &cli.kubeconfig {
-        Some(path) => {
-            let kc = Kubeconfig::read_from(path.split(':').next().unwrap_or(path)).map_err(|e| CliError::Connect(format!("{path}: {e}")))?;
-            kube::Config::from_custom_kubeconfig(kc, &opts).await.map_err(|e| CliError::Connect(e.to_string()))?
-        }
-        None => kube::Config::from_kubeconfig(&opts).await.map_err(|e| CliError::Connect(e.to_string()))?,
-    };
-    Client::try_from(config).map_err(|e| CliError::Connect(e.to_string()))
-}
-
 impl CliError {
-    fn exit_code(&self) -> ExitCode {
+    pub(crate) fn exit_code(&self) -> ExitCode {
         match self {
             CliError::Flag(_) => ExitCode::from(exit::USAGE),
+            CliError::TimedOut(_) => ExitCode::from(exit::TIMED_OUT),
             _ => ExitCode::from(exit::FAILED),
         }
     }

@@ -1,118 +1,251 @@
 //! `pdcctl vm`: a department's virtual machines.
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::Subcommand;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use kube::{Api, ResourceExt};
+use kube::{Api, Client, ResourceExt};
 use pdc_api::conditions;
 use pdc_api::{SizeClass, TenantVM};
 use serde::Serialize;
 
+use crate::connect::{ListScope, Scope};
+use crate::console::{self, Stream};
 use crate::output::{Listing, Row, age};
-use crate::{Cli, CliError, client, outln};
+use crate::wait::{Deadline, parse_duration};
+use crate::{Cli, CliError, client, confirm, outln};
 
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
-    /// VMs of one department (or all).
+    /// VMs of one department (-d/-n, else the context's namespace), or of all (-A).
     List {
-        #[arg(long, short = 'd')]
-        department: Option<String>,
+        #[command(flatten)]
+        scope: ListScope,
     },
     /// One VM: size, phase, addresses, FQDN, conditions.
-    Show { name: String, #[arg(long, short = 'd')] department: String },
-    /// Create a VM and wait (showing progress) until it is Ready.
-    Create {
+    Show {
         name: String,
-        #[arg(long, short = 'd')]
-        department: String,
-        /// SizeClass name (`vm sizes` lists them).
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// Create a VM and wait (showing progress) until it is Ready.
+    Create(CreateArgs),
+    /// Start a stopped VM (run strategy Always).
+    Start {
+        name: String,
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// Stop a VM (run strategy Halted).
+    Stop {
+        name: String,
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// Restart a running VM once, with its current spec (applies a resize).
+    Restart {
+        name: String,
+        #[command(flatten)]
+        scope: Scope,
+    },
+    /// Change a VM's size (the quota is checked again; a restart applies it).
+    Resize {
+        name: String,
+        #[command(flatten)]
+        scope: Scope,
         #[arg(long)]
         size: String,
-        /// Root image: an http(s) URL, `docker://…`, or a DataSource name.
-        #[arg(long)]
-        image: String,
-        /// Root disk as SIZE:TIER, e.g. `20Gi:ssd`.
-        #[arg(long, default_value = "20Gi:ssd")]
-        root: String,
-        /// A blank data disk NAME=SIZE:TIER (repeatable).
-        #[arg(long = "disk")]
-        disks: Vec<String>,
-        /// A NIC's zone (repeatable; the first carries the hostname).
-        #[arg(long = "zone", required = true)]
-        zones: Vec<String>,
-        /// Host name (default: the VM's name).
-        #[arg(long)]
-        hostname: Option<String>,
-        /// Return once created instead of waiting for Ready.
-        #[arg(long)]
-        no_wait: bool,
     },
-    /// Start a stopped VM (run strategy Always).
-    Start { name: String, #[arg(long, short = 'd')] department: String },
-    /// Stop a VM (run strategy Halted).
-    Stop { name: String, #[arg(long, short = 'd')] department: String },
-    /// Restart a running VM once, with its current spec (applies a resize).
-    Restart { name: String, #[arg(long, short = 'd')] department: String },
-    /// Change a VM's size (the quota is checked again; a restart applies it).
-    Resize { name: String, #[arg(long, short = 'd')] department: String, #[arg(long)] size: String },
-    /// Delete a VM (addresses and records released; disks per its policy).
-    Delete { name: String, #[arg(long, short = 'd')] department: String },
+    /// Delete a VM (addresses and records released; disks per its policy). Asks first
+    /// on a terminal; elsewhere needs --yes.
+    Delete {
+        name: String,
+        #[command(flatten)]
+        scope: Scope,
+        /// Delete without asking.
+        #[arg(long)]
+        yes: bool,
+    },
     /// The SizeClasses.
     Sizes,
+    /// The VM's serial console on this terminal (KubeVirt's console subresource); ^] ends it.
+    Console(StreamArgs),
+    /// The VM's display for a VNC viewer, on a local port (KubeVirt's vnc subresource).
+    Vnc(VncArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CreateArgs {
+    name: String,
+    #[command(flatten)]
+    scope: Scope,
+    /// SizeClass name (`vm sizes` lists them).
+    #[arg(long)]
+    size: String,
+    /// Root image: an http(s) URL, `docker://…`, or a DataSource name.
+    #[arg(long)]
+    image: String,
+    /// Root disk as SIZE:TIER, e.g. `20Gi:ssd`.
+    #[arg(long, default_value = "20Gi:ssd")]
+    root: String,
+    /// A blank data disk NAME=SIZE:TIER (repeatable).
+    #[arg(long = "disk")]
+    disks: Vec<String>,
+    /// A NIC's zone (repeatable; the first carries the hostname).
+    #[arg(long = "zone", required = true)]
+    zones: Vec<String>,
+    /// Host name (default: the VM's name).
+    #[arg(long)]
+    hostname: Option<String>,
+    /// Return once created instead of waiting for Ready.
+    #[arg(long)]
+    no_wait: bool,
+    /// How long to wait for Ready (e.g. 90s, 10m; 0 waits without limit); exit 4 when it runs out.
+    #[arg(long, value_parser = parse_duration, default_value = "10m", value_name = "DURATION")]
+    timeout: Duration,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct StreamArgs {
+    /// The VM (its TenantVM's name, which its KubeVirt VM and VMI carry too).
+    name: String,
+    #[command(flatten)]
+    scope: Scope,
+    /// How long to wait for the VM to be Running (e.g. 30s, 5m; 0 waits without limit); exit 4 when it runs out.
+    #[arg(long, value_parser = parse_duration, default_value = "5m", value_name = "DURATION")]
+    timeout: Duration,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct VncArgs {
+    #[command(flatten)]
+    stream: StreamArgs,
+    /// The local port a VNC viewer connects to (0: any free port, printed).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
 }
 
 pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
     let c = client(cli).await?;
     match cmd {
-        Cmd::List { department } => list(cli, c, department.as_deref()).await?,
-        Cmd::Show { name, department } => {
-            let v = Api::<TenantVM>::namespaced(c, department).get(name).await?;
+        Cmd::List { scope } => list(cli, c, scope).await?,
+        Cmd::Show { name, scope } => {
+            let ns = scope.namespace(&c)?;
+            let v = Api::<TenantVM>::namespaced(c, &ns).get(name).await?;
             if !cli.output().object(&v)? {
                 show(&v);
             }
         }
-        Cmd::Create { name, department, size, image, root, disks, zones, hostname, no_wait } => {
-            let v = new_vm(name, size, image, root, disks, zones, hostname.as_deref())?;
-            let api: Api<TenantVM> = Api::namespaced(c, department);
-            api.create(&PostParams::default(), &v).await?;
-            outln!("tenantvm {department}/{name} created");
-            if !no_wait {
-                return wait_ready(&api, name).await;
-            }
-        }
-        Cmd::Start { name, department } => run_strategy(c, department, name, "Always", "started").await?,
-        Cmd::Stop { name, department } => run_strategy(c, department, name, "Halted", "stopped").await?,
-        Cmd::Restart { name, department } => {
+        Cmd::Create(a) => return create(c, a).await,
+        Cmd::Start { name, scope } => run_strategy(c, scope, name, "Always", "started").await?,
+        Cmd::Stop { name, scope } => run_strategy(c, scope, name, "Halted", "stopped").await?,
+        Cmd::Restart { name, scope } => {
+            let ns = scope.namespace(&c)?;
             let tok = k8s_openapi::jiff::Timestamp::now().to_string();
-            Api::<TenantVM>::namespaced(c, department).patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"restartRequest": tok}}))).await?;
-            outln!("tenantvm {department}/{name} restart requested");
+            Api::<TenantVM>::namespaced(c, &ns).patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"restartRequest": tok}}))).await?;
+            outln!("tenantvm {ns}/{name} restart requested");
         }
-        Cmd::Resize { name, department, size } => {
-            Api::<TenantVM>::namespaced(c, department).patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"size": size}}))).await?;
-            outln!("tenantvm {department}/{name} resized to {size}; restart it to apply (see its RestartRequired condition)");
+        Cmd::Resize { name, scope, size } => {
+            let ns = scope.namespace(&c)?;
+            Api::<TenantVM>::namespaced(c, &ns).patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"size": size}}))).await?;
+            outln!("tenantvm {ns}/{name} resized to {size}; restart it to apply (see its RestartRequired condition)");
         }
-        Cmd::Delete { name, department } => {
-            Api::<TenantVM>::namespaced(c, department).delete(name, &DeleteParams::default()).await?;
-            outln!("tenantvm {department}/{name} deleted");
+        Cmd::Delete { name, scope, yes } => {
+            let ns = scope.namespace(&c)?;
+            let api = Api::<TenantVM>::namespaced(c, &ns);
+            // A VM that is not there is said so before anyone is asked.
+            api.get(name).await?;
+            confirm::confirm(&format!("Delete tenantvm {ns}/{name} (its addresses and records are released)"), *yes)?;
+            api.delete(name, &DeleteParams::default()).await?;
+            outln!("tenantvm {ns}/{name} deleted");
         }
-        Cmd::Sizes => {
-            let mut items = Api::<SizeClass>::all(c).list(&ListParams::default()).await?.items;
-            items.sort_by_key(|s| (s.spec.vcpu, s.name_any()));
-            let rows = items.iter().map(|s| Row::object::<SizeClass>(&s.name_any(), vec![s.name_any(), s.spec.vcpu.to_string(), s.spec.memory.clone(), s.spec.description.clone().unwrap_or_default()]));
-            cli.output().list(&Listing::objects(&["NAME", "VCPU", "MEMORY", "DESCRIPTION"]).rows(rows), &items)?;
+        Cmd::Sizes => sizes(cli, c).await?,
+        Cmd::Console(a) => {
+            let (c, ns) = stream_ready(c, a, Stream::Console).await?;
+            let socket = console::open(&c, &ns, &a.name, Stream::Console).await?;
+            return console::console(socket, &format!("{ns}/{}", a.name)).await;
         }
+        Cmd::Vnc(a) => return vnc(c, a).await,
     }
     Ok(ExitCode::SUCCESS)
 }
 
-async fn list(cli: &Cli, c: kube::Client, department: Option<&str>) -> Result<(), CliError> {
-    let api: Api<TenantVM> = match department {
-        Some(d) => Api::namespaced(c, d),
-        None => Api::all(c),
-    };
-    let mut items = api.list(&ListParams::default()).await?.items;
+/// The hint `vm sizes` and `vm create` give when there is no SizeClass at all.
+const NO_SIZES: &str = "There are no SizeClasses yet: a cluster admin adds one, e.g.
+
+  kubectl apply -f - <<EOF
+  apiVersion: pdc.io/v1alpha1
+  kind: SizeClass
+  metadata:
+    name: m1.small
+  spec:
+    vcpu: 2
+    memory: 4Gi
+    description: small web or application server
+  EOF
+
+and `pdcctl vm sizes` lists them.";
+
+async fn sizes(cli: &Cli, c: Client) -> Result<(), CliError> {
+    let mut items = Api::<SizeClass>::all(c).list(&ListParams::default()).await?.items;
+    items.sort_by_key(|s| (s.spec.vcpu, s.name_any()));
+    let rows = items.iter().map(|s| Row::object::<SizeClass>(&s.name_any(), vec![s.name_any(), s.spec.vcpu.to_string(), s.spec.memory.clone(), s.spec.description.clone().unwrap_or_default()]));
+    cli.output().list(&Listing::objects(&["NAME", "VCPU", "MEMORY", "DESCRIPTION"]).rows(rows), &items)?;
+    if items.is_empty() && cli.format.for_people() {
+        eprintln!("{NO_SIZES}");
+    }
+    Ok(())
+}
+
+async fn create(c: Client, a: &CreateArgs) -> Result<ExitCode, CliError> {
+    let ns = a.scope.namespace(&c)?;
+    // With no SizeClass at all, no size can be right: say how to add one. (Those
+    // who may not list SizeClasses, and a size that is merely unknown, get the
+    // operator's answer, which names the sizes there are.)
+    if let Ok(list) = Api::<SizeClass>::all(c.clone()).list(&ListParams::default()).await
+        && list.items.is_empty()
+    {
+        return Err(CliError::Usage(format!("size {:?} is not a SizeClass. {NO_SIZES}", a.size)));
+    }
+    let v = new_vm(&a.name, &a.size, &a.image, &a.root, &a.disks, &a.zones, a.hostname.as_deref())?;
+    let api: Api<TenantVM> = Api::namespaced(c, &ns);
+    api.create(&PostParams::default(), &v).await?;
+    outln!("tenantvm {ns}/{} created", a.name);
+    if a.no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    wait_ready(&api, &a.name, Deadline::start(a.timeout)).await
+}
+
+/// The client and namespace for a VM's console or VNC, once KubeVirt's API is known
+/// to serve it and the VM runs.
+async fn stream_ready(c: Client, a: &StreamArgs, stream: Stream) -> Result<(Client, String), CliError> {
+    let ns = a.scope.namespace(&c)?;
+    console::check_served(&c, stream).await?;
+    let api: Api<TenantVM> = Api::namespaced(c.clone(), &ns);
+    let deadline = Deadline::start(a.timeout);
+    loop {
+        let phase = api.get(&a.name).await?.status.and_then(|s| s.phase);
+        if phase.as_deref() == Some("Running") {
+            return Ok((c, ns));
+        }
+        deadline.check(|| format!("tenantvm {ns}/{} is not Running (phase {}); start it with `pdcctl vm start {} -n {ns}`", a.name, phase.as_deref().unwrap_or("-"), a.name))?;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+async fn vnc(c: Client, a: &VncArgs) -> Result<ExitCode, CliError> {
+    let (c, ns) = stream_ready(c, &a.stream, Stream::Vnc).await?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", a.port)).await?;
+    let addr = listener.local_addr()?;
+    outln!("VNC of tenantvm {ns}/{} on {addr}: point a viewer at it, e.g. `vncviewer {addr}` or `remote-viewer vnc://{addr}`", a.stream.name);
+    console::vnc(listener, || console::open(&c, &ns, &a.stream.name, Stream::Vnc)).await
+}
+
+async fn list(cli: &Cli, c: Client, scope: &ListScope) -> Result<(), CliError> {
+    let api: Api<TenantVM> = scope.api(c)?;
+    let mut items = api.list(&scope.params()).await?.items;
     items.sort_by_key(|v| (v.namespace(), v.name_any()));
     cli.output().list(&listing(&items), &items.iter().map(summary).collect::<Vec<_>>())
 }
@@ -198,15 +331,16 @@ fn show(v: &TenantVM) {
     }
 }
 
-async fn run_strategy(c: kube::Client, ns: &str, name: &str, strategy: &str, done: &str) -> Result<(), CliError> {
-    Api::<TenantVM>::namespaced(c, ns).patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"runStrategy": strategy}}))).await?;
+async fn run_strategy(c: Client, scope: &Scope, name: &str, strategy: &str, done: &str) -> Result<(), CliError> {
+    let ns = scope.namespace(&c)?;
+    Api::<TenantVM>::namespaced(c, &ns).patch(name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"runStrategy": strategy}}))).await?;
     outln!("tenantvm {ns}/{name} {done}");
     Ok(())
 }
 
-/// Print each step as it completes until the VM is Ready, or stop at a refusal.
-async fn wait_ready(api: &Api<TenantVM>, name: &str) -> Result<ExitCode, CliError> {
-    let start = Instant::now();
+/// Print each step as it completes until the VM is Ready, or stop at a refusal or
+/// when the deadline passes.
+async fn wait_ready(api: &Api<TenantVM>, name: &str, deadline: Deadline) -> Result<ExitCode, CliError> {
     let mut seen: Vec<String> = Vec::new();
     loop {
         let v = api.get(name).await?;
@@ -215,7 +349,7 @@ async fn wait_ready(api: &Api<TenantVM>, name: &str) -> Result<ExitCode, CliErro
             if let Some(c) = conditions::find(&st.conditions, t) {
                 let line = format!("{t}={} {}", c.status, c.message);
                 if !seen.contains(&line) {
-                    outln!("  [{:>5.1}s] {line}", start.elapsed().as_secs_f64());
+                    outln!("  [{:>5.1}s] {line}", deadline.elapsed().as_secs_f64());
                     seen.push(line);
                 }
             }
@@ -228,9 +362,7 @@ async fn wait_ready(api: &Api<TenantVM>, name: &str) -> Result<ExitCode, CliErro
         if let Some(c) = ready.filter(|c| ["UnknownSize", "UnknownTier", "ZoneNotAllowed", "QuotaExceeded", "NotADepartment", "InvalidSize"].contains(&c.reason.as_str())) {
             return Err(CliError::Usage(format!("tenantvm {name}: {}", c.message)));
         }
-        if start.elapsed() > Duration::from_secs(600) {
-            return Err(CliError::Usage(format!("tenantvm {name} not Ready after 10 minutes; see `pdcctl vm show {name}`")));
-        }
+        deadline.check(|| format!("tenantvm {name} is not Ready (the operator goes on); see `pdcctl vm show {name}`"))?;
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
 }
