@@ -8,6 +8,7 @@ use std::ffi::OsStr;
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::pin::Pin;
+use std::sync::OnceLock;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -46,6 +47,9 @@ pub fn load_kubeconfig(explicit: Option<&Path>, env: Option<&OsStr>, home: Optio
     })
 }
 
+/// The API server the command talks to, for messages about not reaching it.
+static SERVER: OnceLock<String> = OnceLock::new();
+
 /// A client for the cluster `cli` names, each request bounded by `--request-timeout`.
 pub async fn client(cli: &Cli) -> Result<Client, CliError> {
     let home = std::env::var_os("HOME").map(PathBuf::from);
@@ -53,6 +57,7 @@ pub async fn client(cli: &Cli) -> Result<Client, CliError> {
     let kc = load_kubeconfig(cli.kubeconfig.as_deref(), env.as_deref(), home.as_deref())?;
     let opts = KubeConfigOptions { context: cli.context.clone(), ..Default::default() };
     let config = kube::Config::from_custom_kubeconfig(kc, &opts).await.map_err(|e| CliError::Connect(e.to_string()))?;
+    let _ = SERVER.set(config.cluster_url.to_string());
     let builder = ClientBuilder::try_from(config).map_err(|e| CliError::Connect(e.to_string()))?;
     Ok(match cli.request_timeout.filter(|t| !t.is_zero()) {
         Some(limit) => builder.with_layer(&RequestDeadline(limit)).build(),
@@ -214,16 +219,29 @@ where
     }
 }
 
-/// The `--request-timeout` behind a client error, if that is what failed.
-pub fn request_timed_out(e: &kube::Error) -> Option<&RequestTimedOut> {
+/// A client error as kubectl words it: the server's refusal with its reason, a
+/// request that ran out of `--request-timeout`, or the server that could not be
+/// reached with every cause.
+pub fn describe(e: &kube::Error) -> String {
+    let mut causes = Vec::new();
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(e);
     while let Some(s) = source {
         if let Some(t) = s.downcast_ref::<RequestTimedOut>() {
-            return Some(t);
+            return t.to_string();
         }
+        causes.push(s.to_string());
         source = s.source();
     }
-    None
+    match e {
+        kube::Error::Api(s) if s.reason.is_empty() => format!("error from the API server ({}): {}", s.code, s.message),
+        kube::Error::Api(s) => format!("error from the API server ({}): {}", s.reason, s.message),
+        kube::Error::Service(_) | kube::Error::HyperError(_) => {
+            // Each cause repeats the next; the deepest ones say what happened.
+            let detail = causes.iter().skip(1).cloned().collect::<Vec<_>>().join(": ");
+            format!("cannot reach the API server {}: {detail}", SERVER.get().map(String::as_str).unwrap_or("(no server)"))
+        }
+        _ => e.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -111,8 +111,8 @@ impl Cli {
 pub enum CliError {
     #[error("cannot reach the cluster: {0}")]
     Connect(String),
-    /// An API error; a request that ran out of `--request-timeout` says so.
-    #[error("{}", connect::request_timed_out(.0).map(ToString::to_string).unwrap_or_else(|| .0.to_string()))]
+    /// An API error, worded by [`connect::describe`].
+    #[error("{}", connect::describe(.0))]
     Api(#[from] kube::Error),
     #[error("{0}")]
     Usage(String),
