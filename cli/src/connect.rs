@@ -304,6 +304,16 @@ mod tests {
     }
 
     #[test]
+    fn api_errors_read_as_kubectl_words_them() {
+        let refused = kube::Error::Api(kube::core::Status::failure("tenantvms.pdc.io \"web-1\" not found", "NotFound").with_code(404).boxed());
+        assert_eq!(describe(&refused), "error from the API server (NotFound): tenantvms.pdc.io \"web-1\" not found");
+        let timed_out = kube::Error::Service(Box::new(RequestTimedOut(Duration::from_secs(30))));
+        assert_eq!(describe(&timed_out), "no answer from the API server within 30s (--request-timeout)");
+        let unreachable = kube::Error::Service(Box::new(std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "Connection refused")));
+        assert!(describe(&unreachable).starts_with("cannot reach the API server ") && describe(&unreachable).ends_with(": Connection refused"), "{}", describe(&unreachable));
+    }
+
+    #[test]
     fn department_and_namespace_name_the_same_namespace() {
         let s = |n: Option<&str>, d: Option<&str>| Scope { namespace: n.map(Into::into), department: d.map(Into::into) };
         assert_eq!(s(Some("so-y-te"), None).explicit().unwrap().as_deref(), Some("so-y-te"));
