@@ -79,6 +79,11 @@ struct Args {
     /// crash tests and demonstrations).
     #[arg(long, env = "PDC_DR_STEP_PAUSE", default_value = "0s", value_parser = parse_duration)]
     dr_step_pause: Duration,
+    /// Check mode: GET this URL (e.g. http://pdc-operator-metrics.pdc-system.svc:8080/readyz),
+    /// exit 0 on a 2xx answer and 1 otherwise, and run nothing else. The chart's
+    /// `helm test` Pod runs the operator image this way.
+    #[arg(long, value_name = "URL")]
+    probe: Option<String>,
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -102,11 +107,28 @@ fn init_logging(format: &str) {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     let args = Args::parse();
+    if let Some(url) = &args.probe {
+        return probe(url);
+    }
     init_logging(&args.log_format);
     match run(args).await {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             error!(error = %e, "operator stopped");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `--probe URL`: one GET, its answer on stdout or what failed on stderr.
+fn probe(url: &str) -> std::process::ExitCode {
+    match metrics::probe(url, Duration::from_secs(10)) {
+        Ok(status) => {
+            println!("{url}: {status}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("pdc-operator --probe: {e}");
             std::process::ExitCode::FAILURE
         }
     }

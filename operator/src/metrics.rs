@@ -10,10 +10,13 @@ use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
+use prometheus::core::Collector;
 use prometheus::{Encoder, GaugeVec, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, Opts, Registry, TextEncoder};
 
 pub struct Metrics {
     registry: Registry,
+    /// Every registered metric, to announce the families with no series yet.
+    collectors: Vec<Box<dyn Collector>>,
     reconciles: IntCounterVec,
     duration: HistogramVec,
     errors: IntCounterVec,
@@ -76,25 +79,29 @@ impl Metrics {
     }
 }
 
-/// Registers each metric as it is made.
-struct Reg(Registry);
+/// Prefix of every metric name.
+const PREFIX: &str = "pdc";
+
+/// Registers each metric as it is made, and keeps it.
+struct Reg(Registry, Vec<Box<dyn Collector>>);
 
 impl Reg {
-    fn add<C: prometheus::core::Collector + Clone + 'static>(&self, c: C) -> Result<C, prometheus::Error> {
+    fn add<C: Collector + Clone + 'static>(&mut self, c: C) -> Result<C, prometheus::Error> {
         self.0.register(Box::new(c.clone()))?;
+        self.1.push(Box::new(c.clone()));
         Ok(c)
     }
-    fn counter(&self, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
+    fn counter(&mut self, name: &str, help: &str, labels: &[&str]) -> Result<IntCounterVec, prometheus::Error> {
         self.add(IntCounterVec::new(Opts::new(name, help), labels)?)
     }
-    fn gauge(&self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
+    fn gauge(&mut self, name: &str, help: &str) -> Result<IntGauge, prometheus::Error> {
         self.add(IntGauge::new(name, help)?)
     }
-    fn gauges(&self, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, prometheus::Error> {
+    fn gauges(&mut self, name: &str, help: &str, labels: &[&str]) -> Result<GaugeVec, prometheus::Error> {
         self.add(GaugeVec::new(Opts::new(name, help), labels)?)
     }
     /// Histogram with exponential buckets from `start`, doubling 12 or 14 times.
-    fn histograms(&self, name: &str, help: &str, start: f64, count: usize, labels: &[&str]) -> Result<HistogramVec, prometheus::Error> {
+    fn histograms(&mut self, name: &str, help: &str, start: f64, count: usize, labels: &[&str]) -> Result<HistogramVec, prometheus::Error> {
         self.add(HistogramVec::new(HistogramOpts::new(name, help).buckets(prometheus::exponential_buckets(start, 2.0, count)?), labels)?)
     }
 }
@@ -106,7 +113,7 @@ const PLAN: &[&str] = &["namespace", "plan"];
 impl Metrics {
     /// Build the registry (fails only on an invalid metric definition).
     pub fn new() -> Result<Self, prometheus::Error> {
-        let r = Reg(Registry::new_custom(Some("pdc".into()), None)?);
+        let mut r = Reg(Registry::new_custom(Some(PREFIX.into()), None)?, Vec::new());
         let tenantvm_provision = prometheus::Histogram::with_opts(
             HistogramOpts::new("tenantvm_provision_duration_seconds", "TenantVM creation to first Ready").buckets(prometheus::exponential_buckets(0.25, 2.0, 12)?),
         )?;
@@ -147,6 +154,7 @@ impl Metrics {
             dr_action_duration: r.histograms("dr_action_duration_seconds", "DR action request to its last step done", 0.5, 12, &["action"])?,
             reorg_steps: r.counter("reorganization_steps_total", "Reorganization steps carried out, by step and result", &["step", "result"])?,
             registry: r.0,
+            collectors: r.1,
             ready: AtomicBool::new(false),
         })
     }
@@ -168,9 +176,24 @@ impl Metrics {
         self.ready.store(true, Ordering::Relaxed);
     }
 
+    /// The text exposition of every family. A family with no series yet (a vector
+    /// none of whose labels has been set, a histogram of an action never run) is
+    /// still announced by its HELP and TYPE lines, so a fresh operator shows every
+    /// name it exports to dashboards and rules checked against it.
     fn encode(&self) -> Result<Vec<u8>, prometheus::Error> {
         let mut out = Vec::new();
         TextEncoder::new().encode(&self.registry.gather(), &mut out)?;
+        let mut empty: Vec<(String, String, String)> = self
+            .collectors
+            .iter()
+            .flat_map(|c| c.collect())
+            .filter(|f| f.get_metric().is_empty())
+            .map(|f| (format!("{PREFIX}_{}", f.name()), f.help().replace('\\', "\\\\").replace('\n', "\\n"), format!("{:?}", f.get_field_type()).to_lowercase()))
+            .collect();
+        empty.sort();
+        for (name, help, kind) in empty {
+            out.extend_from_slice(format!("# HELP {name} {help}\n# TYPE {name} {kind}\n").as_bytes());
+        }
         Ok(out)
     }
 }
@@ -308,4 +331,75 @@ pub async fn serve(listener: tokio::net::TcpListener, m: Arc<Metrics>, guard: Op
         .route("/readyz", get(readyz))
         .with_state(Served { metrics: m, guard });
     axum::serve(listener, app).await
+}
+
+/// GET `url` (`http://host:port/path`) once, as the chart's `helm test` Pod asks the
+/// operator's metrics Service: the status line when the answer is 2xx, else what
+/// failed. Plain HTTP/1.0, the scheme the metrics server speaks.
+pub fn probe(url: &str, timeout: std::time::Duration) -> Result<String, String> {
+    use std::io::{Read, Write};
+    use std::net::ToSocketAddrs;
+    let rest = url.strip_prefix("http://").ok_or_else(|| format!("{url:?}: only http:// URLs can be probed"))?;
+    let (authority, path) = rest.find('/').map_or((rest, "/"), |i| rest.split_at(i));
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) if !p.contains(']') => (h, p.parse::<u16>().map_err(|_| format!("{url:?}: {p:?} is not a port"))?),
+        _ => (authority, 80),
+    };
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if host.is_empty() {
+        return Err(format!("{url:?} names no host"));
+    }
+    let addrs: Vec<_> = (host, port).to_socket_addrs().map_err(|e| format!("resolving {host}: {e}"))?.collect();
+    let mut last = format!("{host} resolved to no address");
+    for addr in addrs {
+        let mut stream = match std::net::TcpStream::connect_timeout(&addr, timeout) {
+            Ok(s) => s,
+            Err(e) => {
+                last = format!("connecting to {addr}: {e}");
+                continue;
+            }
+        };
+        let io = |e: std::io::Error| format!("GET {url}: {e}");
+        stream.set_read_timeout(Some(timeout)).map_err(io)?;
+        stream.set_write_timeout(Some(timeout)).map_err(io)?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: {authority}\r\nUser-Agent: pdc-operator-probe\r\n\r\n").map_err(io)?;
+        let mut answer = Vec::new();
+        stream.take(64 * 1024).read_to_end(&mut answer).map_err(io)?;
+        let answer = String::from_utf8_lossy(&answer);
+        let status = answer.lines().next().unwrap_or_default().trim().to_string();
+        let code = status.split_whitespace().nth(1).and_then(|c| c.parse::<u16>().ok());
+        return match code {
+            Some(200..=299) => Ok(status),
+            Some(_) => Err(format!("GET {url} answered {status:?}: {}", answer.split_once("\r\n\r\n").map_or("", |(_, b)| b).trim())),
+            None => Err(format!("GET {url}: not an HTTP answer ({status:?})")),
+        };
+    }
+    Err(last)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn families_with_no_series_yet_are_announced_once() {
+        let m = Metrics::new().unwrap();
+        let text = String::from_utf8(m.encode().unwrap()).unwrap();
+        for (name, kind) in [("pdc_dns_pending_changes", "gauge"), ("pdc_dns_errors_total", "counter"), ("pdc_dr_action_duration_seconds", "histogram")] {
+            assert!(text.contains(&format!("\n# TYPE {name} {kind}\n")), "{name} is not announced:\n{text}");
+        }
+        assert!(text.contains("\npdc_leader 0\n"), "{text}");
+        m.dns_pending_changes.with_label_values(&["daklak.gov.vn"]).set(3.0);
+        let text = String::from_utf8(m.encode().unwrap()).unwrap();
+        assert_eq!(text.matches("# TYPE pdc_dns_pending_changes gauge").count(), 1, "{text}");
+        assert!(text.contains("pdc_dns_pending_changes{zone=\"daklak.gov.vn\"} 3\n"), "{text}");
+    }
+
+    #[test]
+    fn probe_refuses_what_it_cannot_ask() {
+        let t = std::time::Duration::from_secs(1);
+        assert!(probe("https://pdc-operator-metrics:8080/readyz", t).unwrap_err().contains("only http://"));
+        assert!(probe("http://pdc-operator-metrics:http/readyz", t).unwrap_err().contains("is not a port"));
+        assert!(probe("http://:8080/readyz", t).unwrap_err().contains("names no host"));
+    }
 }

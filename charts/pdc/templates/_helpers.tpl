@@ -54,3 +54,26 @@ null.
 {{- end -}}
 {{- end -}}
 {{- end -}}
+
+{{/*
+Labels of the chart's `helm test` Pod, which the operator's NetworkPolicy lets
+reach the metrics port.
+*/}}
+{{- define "pdc.testSelector" -}}
+app.kubernetes.io/name: pdc
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: test
+{{- end -}}
+
+{{/*
+The peers (`to`) of a NetworkPolicy egress rule for a target of the networkPolicy
+values ({cidrs, ports}): its CIDRs, or every address of both families when it has
+none.
+*/}}
+{{- define "pdc.egressTo" -}}
+{{- $peers := list -}}
+{{- range (.cidrs | default (list "0.0.0.0/0" "::/0")) -}}
+{{- $peers = append $peers (dict "ipBlock" (dict "cidr" .)) -}}
+{{- end -}}
+{{- toYaml $peers -}}
+{{- end -}}
