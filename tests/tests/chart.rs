@@ -1,7 +1,9 @@
-//! The chart on its own, with helm and no cluster: its values schema refuses bad
-//! values by name, the PodDisruptionBudget comes only with standbys, the operator's
-//! scheduling defaults spread the replicas and give way to the user's, and the
-//! install notes render.
+//! The chart on its own, with helm: its values schema refuses bad values by name,
+//! the PodDisruptionBudget comes only with standbys, the operator's scheduling
+//! defaults spread the replicas and give way to the user's, the install notes
+//! render, the operator's NetworkPolicy lets through what it needs and nothing
+//! else, and the `helm test` Pod runs the operator's image in its check mode (run
+//! here as the kubelet would, against a real operator).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::path::{Path, PathBuf};
@@ -71,6 +73,11 @@ fn defaults_and_values_the_operator_accepts_lint_clean() {
         "image.pullPolicy=Always,image.tag=v0.2.0-rc.1",
         "imageLibraries={golden-images,windows-images}",
         "serviceMonitor.enabled=true,serviceMonitor.interval=1m30s",
+        "prometheusRule.enabled=true,prometheusRule.runbookBaseUrl=https://git.daklak.gov.vn/pdc/pdc/src/branch/main",
+        "dashboard.enabled=true,dashboard.namespace=monitoring,dashboard.labels.grafana_dashboard=null,dashboard.annotations.grafana_folder=pdc",
+        "networkPolicy.enabled=false",
+        "networkPolicy.metrics.namespaces=null,networkPolicy.apiServer.cidrs={10.10.0.10/32,fd00:10::10/128},networkPolicy.apiServer.ports={6443}",
+        "site=daklak,networkPolicy.drPeer.cidrs={172.20.0.10/32},networkPolicy.dnsServers.cidrs={10.20.0.53/32},networkPolicy.dnsServers.ports={53,5353}",
     ] {
         let (ok, out) = lint(&chart, &["--set", set]);
         assert!(ok, "--set {set}: {out}");
@@ -97,6 +104,21 @@ fn bad_values_are_refused_by_lint_and_template_naming_the_key() {
         ("serviceMonitor.enable=true", "'enable'"),
         ("affinity.podAntiAfinity.x=1", "'podAntiAfinity'"),
         ("metrics.readers[0].kind=ServiceAccount,metrics.readers[0].name=prometheus", "'/metrics/readers/0'"),
+        ("prometheusRule.runbookBaseUrl=docs/runbooks", "'/prometheusRule/runbookBaseUrl'"),
+        ("dashboard.enabled=yes", "'/dashboard/enabled'"),
+        ("dashboard.namespace=Monitoring", "'/dashboard/namespace'"),
+        ("dashboard.labels.grafana_dashboard=1", "'/dashboard/labels/grafana_dashboard'"),
+        ("dashboard.annotations.grafana_folder=true", "'/dashboard/annotations/grafana_folder'"),
+        ("dashboard.folder=pdc", "'folder'"),
+        ("networkPolicy.enabled=maybe", "'/networkPolicy/enabled'"),
+        ("networkPolicy.metrics.namespaces={Monitoring}", "'/networkPolicy/metrics/namespaces/0'"),
+        ("networkPolicy.metrics.from[0].pods.app=prometheus", "'pods'"),
+        ("networkPolicy.apiServer.cidrs={10.0.0.1}", "'/networkPolicy/apiServer/cidrs/0'"),
+        ("networkPolicy.apiServer.ports={70000}", "'/networkPolicy/apiServer/ports/0'"),
+        ("networkPolicy.clusterDns.namespace=kube_system", "'/networkPolicy/clusterDns/namespace'"),
+        ("networkPolicy.clusterDns.podLabels=null", "'podLabels'"),
+        ("networkPolicy.dnsServers.cidrs={10.20.0.53/33}", "'/networkPolicy/dnsServers/cidrs/0'"),
+        ("networkPolicy.drPeer.ports=null", "'ports'"),
     ];
     for (set, key) in cases {
         let (ok, out) = lint(&chart, &["--set", set]);
@@ -272,4 +294,178 @@ fn install_notes_say_how_to_check_the_operator_use_pdcctl_and_upgrade_the_crds()
     assert!(text.contains("The operator does not run (replicas: 0)"), "{text}");
     assert!(!text.contains("get deploy pdc-operator") && !text.contains("No site is set"), "{text}");
     assert!(text.contains("charts/pdc/crds/"), "{text}");
+}
+
+fn string_map(v: &Value) -> std::collections::BTreeMap<String, String> {
+    v.as_object().map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string())).collect()).unwrap_or_default()
+}
+
+/// The rendered NetworkPolicy, and whether the operator pods may open `protocol`
+/// connections to `dest` on `port` under it (the egress semantics of the players).
+struct OperatorPolicy {
+    policy: Value,
+    pod_labels: std::collections::BTreeMap<String, String>,
+}
+
+impl OperatorPolicy {
+    fn render(args: &[&str]) -> Option<Self> {
+        let objects = template(&chart_dir(), args).unwrap();
+        let policies = of_kind(&objects, "NetworkPolicy");
+        assert!(policies.len() <= 1, "{policies:?}");
+        let policy = (*policies.first()?).clone();
+        let (_, labels) = operator_pods(&objects);
+        assert!(selects(&policy["spec"]["podSelector"], &labels), "the policy does not select the operator pods: {policy}");
+        assert_eq!(policy["spec"]["policyTypes"], json!(["Ingress", "Egress"]));
+        Some(Self { policy, pod_labels: string_map(&labels) })
+    }
+
+    fn egress(&self, dest: &pdc_tests::players::netpol::Destination, protocol: &str, port: i32) -> bool {
+        let np: k8s_openapi::api::networking::v1::NetworkPolicy = serde_json::from_value(self.policy.clone()).unwrap();
+        let ns_labels = [("kubernetes.io/metadata.name".to_string(), NAMESPACE.to_string())].into();
+        pdc_tests::players::netpol::egress_allowed(&[std::sync::Arc::new(np)], NAMESPACE, &ns_labels, &self.pod_labels, dest, protocol, port)
+    }
+
+    fn external(&self, addr: &str, protocol: &str, port: i32) -> bool {
+        self.egress(&pdc_tests::players::netpol::Destination::External(addr), protocol, port)
+    }
+}
+
+#[test]
+fn the_operator_network_policy_lets_in_scrapers_only_and_out_the_api_server_dns_and_the_dr_peer_only() {
+    use pdc_tests::players::netpol::Destination;
+    let p = OperatorPolicy::render(&[]).expect("a NetworkPolicy by default");
+
+    // Ingress: one rule, the metrics port only, from the monitoring namespace and the
+    // chart's own test Pod.
+    let ingress = p.policy["spec"]["ingress"].as_array().unwrap();
+    assert_eq!(ingress.len(), 1, "{ingress:?}");
+    assert_eq!(ingress[0]["ports"], json!([{"protocol": "TCP", "port": 8080}]));
+    let from = ingress[0]["from"].as_array().unwrap();
+    assert!(from.contains(&json!({"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "monitoring"}}})), "{from:?}");
+    let test_pods = of_kind(&template(&chart_dir(), &[]).unwrap(), "Pod").into_iter().cloned().collect::<Vec<_>>();
+    assert_eq!(test_pods.len(), 1);
+    let test_labels = &test_pods[0]["metadata"]["labels"];
+    assert!(from.iter().any(|peer| peer.get("namespaceSelector").is_none() && selects(&peer["podSelector"], test_labels)), "the helm test Pod is not let in: {from:?}");
+    assert_eq!(from.len(), 2, "{from:?}");
+
+    // Egress: the cluster DNS pods on 53, the API server (any address until its
+    // CIDRs are given) on 443 and 6443, the DNS servers on 53; nothing else.
+    let kube_system: std::collections::BTreeMap<String, String> = [("kubernetes.io/metadata.name".to_string(), "kube-system".to_string())].into();
+    let kube_dns: std::collections::BTreeMap<String, String> = [("k8s-app".to_string(), "kube-dns".to_string())].into();
+    let other: std::collections::BTreeMap<String, String> = [("app".to_string(), "metrics-server".to_string())].into();
+    for protocol in ["UDP", "TCP"] {
+        assert!(p.egress(&Destination::Pod { namespace_labels: &kube_system, labels: &kube_dns }, protocol, 53), "{protocol} 53 to kube-dns");
+    }
+    assert!(!p.egress(&Destination::Pod { namespace_labels: &kube_system, labels: &other }, "TCP", 53));
+    assert!(!p.egress(&Destination::Pod { namespace_labels: &kube_system, labels: &kube_dns }, "TCP", 8080));
+    for addr in ["10.0.0.1", "192.168.10.5", "fd00:10::1"] {
+        assert!(p.external(addr, "TCP", 443) && p.external(addr, "TCP", 6443), "the API server at {addr}");
+        assert!(p.external(addr, "UDP", 53) && p.external(addr, "TCP", 53), "a DNS server at {addr}");
+        assert!(!p.external(addr, "TCP", 80) && !p.external(addr, "TCP", 22) && !p.external(addr, "UDP", 6443), "{addr}");
+    }
+
+    // CIDRs given: only those addresses; the DR peer's rule once a site is set.
+    let p = OperatorPolicy::render(&[
+        "--set",
+        "site=daklak,networkPolicy.apiServer.cidrs={10.10.0.10/32,fd00:10::10/128},networkPolicy.apiServer.ports={6443}",
+        "--set",
+        "networkPolicy.dnsServers.cidrs={10.20.0.53/32},networkPolicy.dnsServers.ports={53,5353}",
+        "--set",
+        "networkPolicy.drPeer.cidrs={172.20.0.10/32},networkPolicy.drPeer.ports={6443}",
+    ])
+    .unwrap();
+    assert!(p.external("10.10.0.10", "TCP", 6443) && p.external("fd00:10::10", "TCP", 6443));
+    assert!(!p.external("10.10.0.10", "TCP", 443) && !p.external("10.10.0.11", "TCP", 6443));
+    assert!(p.external("10.20.0.53", "UDP", 53) && p.external("10.20.0.53", "TCP", 5353));
+    assert!(!p.external("10.20.0.54", "UDP", 53) && !p.external("10.10.0.10", "UDP", 53));
+    assert!(p.external("172.20.0.10", "TCP", 6443), "the DR peer");
+    assert!(!p.external("172.20.0.11", "TCP", 6443) && !p.external("172.20.0.10", "TCP", 22));
+
+    // No site and no DR peer CIDRs: no DR peer rule; scrapers of the user's choosing.
+    let peer = json!({"namespaceSelector": {"matchLabels": {"team": "sre"}}, "podSelector": {"matchLabels": {"app.kubernetes.io/name": "prometheus"}}});
+    let p = OperatorPolicy::render(&[
+        "--set",
+        "networkPolicy.apiServer.cidrs={10.10.0.10/32},networkPolicy.metrics.namespaces=null",
+        "--set-json",
+        &format!("networkPolicy.metrics.from=[{peer}]"),
+    ])
+    .unwrap();
+    assert!(!p.external("172.20.0.10", "TCP", 6443), "a DR peer rule without a site");
+    assert_eq!(p.policy["spec"]["egress"].as_array().unwrap().len(), 3, "{}", p.policy);
+    let from = p.policy["spec"]["ingress"][0]["from"].as_array().unwrap();
+    assert_eq!(from.len(), 2, "{from:?}");
+    assert_eq!(from[1], peer);
+
+    assert!(OperatorPolicy::render(&["--set", "networkPolicy.enabled=false"]).is_none());
+}
+
+/// The rendered `helm test` Pods.
+fn test_pods(args: &[&str]) -> Vec<Value> {
+    of_kind(&template(&chart_dir(), args).unwrap(), "Pod").into_iter().filter(|p| p["metadata"]["annotations"]["helm.sh/hook"] == "test").cloned().collect()
+}
+
+#[test]
+fn the_helm_test_pod_probes_the_metrics_service_with_the_operator_image() {
+    for args in [&[][..], &["--set", "image.repository=registry.daklak.gov.vn/pdc/pdc-operator,image.tag=0.2.0,metricsPort=9090"][..]] {
+        let objects = template(&chart_dir(), args).unwrap();
+        let pods = test_pods(args);
+        assert_eq!(pods.len(), 1, "{args:?}");
+        let pod = &pods[0];
+        assert_eq!(pod["metadata"]["annotations"]["helm.sh/hook-delete-policy"], "before-hook-creation,hook-succeeded");
+        assert_eq!(pod["metadata"]["namespace"], NAMESPACE);
+        let spec = &pod["spec"];
+        assert_eq!(spec["restartPolicy"], "Never");
+        assert_eq!(spec["automountServiceAccountToken"], false);
+        let (operator, _) = operator_pods(&objects);
+        let container = &spec["containers"][0];
+        assert_eq!(container["image"], operator["containers"][0]["image"], "{args:?}: the operator's own image");
+        assert_eq!(container["imagePullPolicy"], operator["containers"][0]["imagePullPolicy"]);
+        assert!(container.get("command").is_none(), "the image's entrypoint (the operator) runs");
+        assert_eq!(container["securityContext"]["readOnlyRootFilesystem"], true);
+        // --probe the Service the chart renders, on its port.
+        let service = of_kind(&objects, "Service").into_iter().find(|s| s["metadata"]["name"] == "pdc-operator-metrics").unwrap();
+        let port = service["spec"]["ports"][0]["port"].as_u64().unwrap();
+        assert_eq!(container["args"], json!(["--probe", format!("http://pdc-operator-metrics.{NAMESPACE}.svc:{port}/readyz")]), "{args:?}");
+    }
+    assert!(test_pods(&["--set", "image.repository=registry.daklak.gov.vn/pdc/pdc-operator,image.tag=0.2.0"])[0]["spec"]["containers"][0]["image"] == "registry.daklak.gov.vn/pdc/pdc-operator:0.2.0");
+    assert!(test_pods(&["--set", "replicas=0"]).is_empty(), "no operator runs: nothing to test");
+}
+
+/// What the kubelet would run for `helm test`: the test Pod's arguments given to the
+/// operator binary, with the Service's address replaced by a real operator's.
+#[test]
+fn the_helm_test_passes_against_a_serving_operator_and_fails_otherwise() {
+    let env = pdc_tests::cluster::shared_env(true).unwrap_or_else(|e| panic!("test environment: {e}"));
+    let port = env.operator_metrics_port.unwrap();
+    let args: Vec<String> = serde_json::from_value(test_pods(&[])[0]["spec"]["containers"][0]["args"].clone()).unwrap();
+    let service = format!("pdc-operator-metrics.{NAMESPACE}.svc:8080");
+    let operator = pdc_tests::operator::workspace_binary("pdc-operator").unwrap();
+    let run = |args: &[String]| {
+        let out = Command::new(&operator).args(args).env_clear().output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let local = |to: &str| args.iter().map(|a| a.replace(&service, to)).collect::<Vec<_>>();
+    assert!(args.iter().any(|a| a.contains(&service)), "{args:?}");
+
+    // The operator serves as soon as it has started: retry until then.
+    let started = std::time::Instant::now();
+    let (code, out, err) = loop {
+        let answer = run(&local(&format!("127.0.0.1:{port}")));
+        if answer.0 == Some(0) || started.elapsed() > std::time::Duration::from_secs(60) {
+            break answer;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    assert_eq!(code, Some(0), "{out}{err}");
+    assert!(out.contains("200 OK"), "{out}");
+
+    // /metrics without a token: refused, and the probe says so.
+    let (code, _, err) = run(&local(&format!("127.0.0.1:{port}")).iter().map(|a| a.replace("/readyz", "/metrics")).collect::<Vec<_>>());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("401"), "{err}");
+    // Nothing listening: fails, naming the address.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let (code, _, err) = run(&local(&format!("127.0.0.1:{closed}")));
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(&format!("127.0.0.1:{closed}")), "{err}");
 }
