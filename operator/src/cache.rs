@@ -5,6 +5,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client};
 
 use crate::department::spec_or_lifecycle;
+use crate::health;
 
 /// What a cached object keeps of its metadata: no managed fields and no
 /// `kubectl apply` copy of the whole object. Both are often larger than the rest of
@@ -26,13 +27,19 @@ const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
 /// A slim cache of the `K` that `config` selects and the watch events that fill it:
 /// the cache is updated before an event is passed on, so a reconcile always sees
-/// what woke it.
+/// what woke it. The watch reports to the process's [`health`] registry as
+/// `watch of <plural>` (with its label selector, if any).
 pub fn reflected<K>(client: Client, config: watcher::Config) -> (Store<K>, impl futures::Stream<Item = std::result::Result<watcher::Event<K>, watcher::Error>> + Send + 'static)
 where
     K: kube::Resource<DynamicType = ()> + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + Sync + 'static,
 {
+    let name = match &config.label_selector {
+        Some(selector) => format!("watch of {} ({selector})", K::plural(&())),
+        None => format!("watch of {}", K::plural(&())),
+    };
     let (reader, writer) = kube::runtime::reflector::store();
-    (reader, watcher(Api::<K>::all(client), config).default_backoff().modify(slim).reflect(writer))
+    let events = watcher(Api::<K>::all(client), config).default_backoff().modify(slim).reflect(writer);
+    (reader, health::watched(events, health::global().register(&name)))
 }
 
 /// A cache of `K` and the stream of its changes that call for work: spec,

@@ -13,6 +13,7 @@ pub mod department;
 pub mod dns;
 pub mod dr;
 pub mod error;
+pub mod health;
 pub mod ipam;
 pub mod leader;
 pub mod metrics;

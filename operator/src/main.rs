@@ -8,18 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use futures::StreamExt;
-use kube::runtime::{Controller, reflector, watcher};
-use kube::{Api, Client};
+use futures::{FutureExt, StreamExt};
+use kube::runtime::{Controller, WatchStreamExt, reflector, watcher};
+use kube::Client;
 use k8s_openapi::api::core::v1::Namespace;
 use pdc_api::{AddressAllocation, Province, SizeClass, Site, TenantVolume};
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use pdc_operator::context::Context;
 use pdc_operator::leader::{LeaderElector, LeaseConfig};
 use pdc_operator::metrics::{self, Metrics};
 use pdc_operator::ipam::{self, Ipam};
-use pdc_operator::{cache, compute, department, dns, dr, province, reorg};
+use pdc_operator::{cache, compute, department, dns, dr, health, province, reorg};
 
 #[derive(Parser, Debug)]
 #[command(name = "pdc-operator", version, about = "The pdc operator: a province's private cloud on Kubernetes")]
@@ -79,6 +79,10 @@ struct Args {
     /// crash tests and demonstrations).
     #[arg(long, env = "PDC_DR_STEP_PAUSE", default_value = "0s", value_parser = parse_duration)]
     dr_step_pause: Duration,
+    /// How long a watch may fail to list or watch, with no success between, before
+    /// /healthz fails (its kind's CRD deleted, the operator's rights to it revoked).
+    #[arg(long, env = "PDC_WATCH_FAILURE_LIMIT", default_value = "5m", value_parser = parse_duration)]
+    watch_failure_limit: Duration,
     /// Check mode: GET this URL (e.g. http://pdc-operator-metrics.pdc-system.svc:8080/readyz),
     /// exit 0 on a 2xx answer and 1 otherwise, and run nothing else. The chart's
     /// `helm test` Pod runs the operator image this way.
@@ -86,16 +90,29 @@ struct Args {
     probe: Option<String>,
 }
 
+/// A duration such as `15s`, `500ms`, `2.5s`, `1m` or `1m30s` (humantime's format:
+/// every number needs a unit).
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let (num, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(s.len()));
-    let n: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration such as 15s, 500ms or 1m"))?;
-    let secs = match unit {
-        "ms" => n / 1000.0,
-        "s" | "" => n,
-        "m" => n * 60.0,
-        _ => return Err(format!("{s:?}: unit must be ms, s or m")),
-    };
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
+    humantime::parse_duration(s.trim()).map_err(|e| format!("{s:?} is not a duration such as 15s, 500ms or 1m: {e}"))
+}
+
+/// Leader election works only with retry period < renew deadline < lease duration
+/// (as client-go requires): a leader must give up before a standby may take over,
+/// and try more than once before it gives up.
+fn check_lease_timings(args: &Args) -> Result<(), String> {
+    let (lease, renew, retry) = (args.lease_duration, args.renew_deadline, args.retry_period);
+    if retry.is_zero() {
+        return Err("the retry period (PDC_RETRY_PERIOD) must be longer than 0s".into());
+    }
+    if !(retry < renew && renew < lease) {
+        return Err(format!(
+            "leader election needs retry period < renew deadline < lease duration; got {} < {} < {} (PDC_RETRY_PERIOD, PDC_RENEW_DEADLINE, PDC_LEASE_DURATION)",
+            humantime::format_duration(retry),
+            humantime::format_duration(renew),
+            humantime::format_duration(lease)
+        ));
+    }
+    Ok(())
 }
 
 fn init_logging(format: &str) {
@@ -161,6 +178,10 @@ async fn counted_client(metrics: &Arc<Metrics>) -> Result<Client, String> {
 }
 
 async fn run(args: Args) -> Result<(), String> {
+    check_lease_timings(&args)?;
+    // Listening from the start: a signal that came while nothing listened would be lost.
+    let mut signals = Signals::new()?;
+    health::global().set_failure_limit(args.watch_failure_limit);
     let identity = args
         .identity
         .clone()
@@ -190,22 +211,86 @@ async fn run(args: Args) -> Result<(), String> {
     metrics.set_ready();
     tokio::select! {
         () = elector.acquire() => {}
-        () = shutdown_signal() => return Ok(()),
+        signal = signals.recv() => {
+            info!(signal, "stopping (standing by, nothing to hand over)");
+            return Ok(());
+        }
     }
     metrics.leader.set(1);
     let ctx = Arc::new(Context::new(client.clone(), metrics.clone(), &identity));
-
-    let outcome = tokio::select! {
-        () = run_controllers(ctx, client, &args) => Err("controllers stopped".to_string()),
-        lost = elector.hold() => Err(format!("lost leadership: {lost}")),
-        () = shutdown_signal() => Ok(()),
-        r = server => Err(format!("metrics server stopped: {r:?}")),
-    };
+    let outcome = lead(ctx, client, &args, &mut elector, &mut signals, server).await;
     metrics.leader.set(0);
     if outcome.is_ok() {
         elector.release().await;
     }
     outcome
+}
+
+/// Run the controllers until leadership is lost (an error: the process exits and
+/// restarts as a standby) or a signal asks to stop (then the controllers drain first).
+async fn lead(
+    ctx: Arc<Context>,
+    client: Client,
+    args: &Args,
+    elector: &mut LeaderElector,
+    signals: &mut Signals,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+) -> Result<(), String> {
+    let metrics = ctx.metrics.clone();
+    let controllers = run_controllers(ctx, client, args);
+    tokio::pin!(controllers);
+    tokio::select! {
+        // The signal first: some controllers also stop on the signal themselves
+        // (kube's shutdown_on_signal), and the registry must know it is a shutdown
+        // before their loops are polled to their end.
+        biased;
+        signal = signals.recv() => info!(signal, "shutting down: no new reconciles, waiting for the running ones"),
+        () = &mut controllers => return Err("controllers stopped".to_string()),
+        lost = elector.hold() => return Err(format!("lost leadership: {lost}")),
+        r = server => return Err(format!("metrics server stopped: {r:?}")),
+    }
+    // The lease was renewed at most a retry period ago and holds at least until the
+    // renew deadline after that: within this, no standby can have taken over while
+    // the reconciles still running finish.
+    let limit = args.renew_deadline.saturating_sub(args.retry_period);
+    health::global().begin_shutdown();
+    let start = std::time::Instant::now();
+    let finished = async {
+        while metrics.reconciles_in_flight() > 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    };
+    tokio::select! {
+        () = &mut controllers => info!(took_ms = start.elapsed().as_millis(), "controllers stopped"),
+        () = finished => info!(took_ms = start.elapsed().as_millis(), "running reconciles finished"),
+        () = tokio::time::sleep(limit) => {
+            warn!(in_flight = metrics.reconciles_in_flight(), limit_ms = limit.as_millis(), "reconciles still running at the limit are cancelled");
+        }
+        signal = signals.recv() => warn!(signal, in_flight = metrics.reconciles_in_flight(), "second signal: running reconciles are cancelled"),
+    }
+    Ok(())
+}
+
+/// SIGTERM (the kubelet stopping the pod) and SIGINT (Ctrl-C).
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> Result<Self, String> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind, name: &str| signal(kind).map_err(|e| format!("listening for {name} failed: {e}"));
+        Ok(Self { term: listen(SignalKind::terminate(), "SIGTERM")?, int: listen(SignalKind::interrupt(), "SIGINT")? })
+    }
+
+    /// The next signal's name.
+    async fn recv(&mut self) -> &'static str {
+        tokio::select! {
+            _ = self.term.recv() => "SIGTERM",
+            _ = self.int.recv() => "SIGINT",
+        }
+    }
 }
 
 /// A cache of `K` kept by a watch that wakes nothing: the cache, and the future that
@@ -218,7 +303,7 @@ where
     (store, events.for_each(|_| futures::future::ready(())))
 }
 
-/// DNS: the record checker and one writer per zone.
+/// DNS: the record checker, and one writer per zone.
 #[allow(clippy::too_many_arguments)]
 fn run_dns<P>(
     ctx: &Arc<Context>,
@@ -229,12 +314,13 @@ fn run_dns<P>(
     provinces: reflector::Store<Province>,
     dr: dr::DrView,
     plan_changes: P,
-) -> impl std::future::Future<Output = ()> + Send + 'static
+) -> (impl Future<Output = ()> + Send + 'static, impl Future<Output = ()> + Send + 'static)
 where
     P: futures::Stream<Item = Result<pdc_api::DrPlan, watcher::Error>> + Send + 'static,
 {
-    let dns_zones = dns::writer::controller(client.clone());
+    let dns_zones = graceful(dns::writer::controller(client.clone()));
     let (dns_records, record_changes) = dns::record::controller(client.clone(), args.concurrency);
+    let dns_records = graceful(dns_records);
     let writer_records = dns_records.store();
     let (allocations, allocation_changes) = cache::watch::<AddressAllocation>(client.clone());
     let record_ctx = Arc::new(dns::record::RecordContext { base: ctx.clone(), namespaces: namespaces.clone(), zones: dns_zones.store() });
@@ -252,22 +338,40 @@ where
         args.dns_max_backoff,
         dr,
     ));
-    async move {
-        tokio::join!(dns::record::run(record_ctx, dns_records), dns::writer::run(writer_ctx, dns_zones, record_changes, allocation_changes, plan_changes));
-    }
+    (dns::record::run(record_ctx, dns_records), dns::writer::run(writer_ctx, dns_zones, record_changes, allocation_changes, plan_changes))
 }
 
+/// `controller`, which stops taking work once the operator shuts down and ends when
+/// its running reconciles have finished.
+fn graceful<K>(controller: Controller<K>) -> Controller<K>
+where
+    K: Clone + kube::Resource + serde::de::DeserializeOwned + std::fmt::Debug + Send + Sync + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    controller.graceful_shutdown_on(health::global().shutdown_requested())
+}
+
+/// Run the leader's work, each loop registered with the health registry by name
+/// (the caches register their watches themselves).
 async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
+    let work = leader_work(ctx, client, args);
+    let health = health::global();
+    futures::future::join_all(work.into_iter().map(|(name, w)| health::supervised(health, name, w))).await;
+}
+
+/// The controllers and the caches they read, by name.
+fn leader_work(ctx: Arc<Context>, client: Client, args: &Args) -> Vec<(&'static str, futures::future::BoxFuture<'static, ()>)> {
     let concurrency = args.concurrency;
     let bound = department::build::Bound {
         namespace: args.namespace.clone(),
         operator: args.service_account.clone(),
         dr_peer: Some(args.dr_peer_service_account.clone()).filter(|s| !s.is_empty()),
     };
-    let provinces = Controller::new(Api::<Province>::all(client.clone()), watcher::Config::default());
-    let departments = department::controller(client.clone(), concurrency);
-    let zones = ipam::zone::controller(client.clone());
-    let claims = ipam::claim::controller(client.clone(), concurrency);
+    let (province_cache, province_events) = cache::reflected::<Province>(client.clone(), watcher::Config::default());
+    let provinces = graceful(Controller::for_stream(province_events.applied_objects(), province_cache));
+    let departments = graceful(department::controller(client.clone(), concurrency));
+    let zones = graceful(ipam::zone::controller(client.clone()));
+    let claims = graceful(ipam::claim::controller(client.clone(), concurrency));
     let province_store = provinces.store();
     let department_store = departments.store();
     let zone_store = zones.store();
@@ -288,14 +392,15 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
     let (ns_store, namespaces) = plain_cache::<Namespace>(&client, watcher::Config::default().labels(pdc_api::labels::DEPARTMENT));
     // DR plans: one controller; the VM controller and the DNS writer see the plans
     // through caches of their own, fed by the streams that wake them.
-    let drplans = dr::controller(client.clone());
+    let drplans = graceful(dr::controller(client.clone()));
     let dr_view = dr::DrView::new(args.site.clone().filter(|s| !s.is_empty()), drplans.store());
     let (vm_plans, vm_plan_changes) = dr::watch_plans(client.clone());
     let (writer_plans, writer_plan_changes) = dr::watch_plans(client.clone());
-    let dns = run_dns(&ctx, &client, args, ns_store, zone_store.clone(), province_store.clone(), dr_view.with_plans(writer_plans), writer_plan_changes);
+    let (dns_records, dns_zones) =
+        run_dns(&ctx, &client, args, ns_store, zone_store.clone(), province_store.clone(), dr_view.with_plans(writer_plans), writer_plan_changes);
     // Tenant VMs.
     let (size_store, sizes) = plain_cache::<SizeClass>(&client, watcher::Config::default());
-    let tenant_vms = compute::vm::controller(client.clone(), concurrency);
+    let tenant_vms = graceful(compute::vm::controller(client.clone(), concurrency));
     let (vm_volumes, volume_changes) = cache::watch::<TenantVolume>(client.clone());
     let (vm_children, vm_child_writers) = compute::vm::child_caches();
     let vm_ctx = Arc::new(compute::vm::VmContext {
@@ -319,23 +424,24 @@ async fn run_controllers(ctx: Arc<Context>, client: Client, args: &Args) {
     ));
     let volumes = compute::volume::run(
         Arc::new(compute::volume::VolumeContext { base: ctx.clone(), provinces: province_store.clone(), departments: department_store.clone() }),
-        compute::volume::controller(client.clone()),
+        graceful(compute::volume::controller(client.clone())),
     );
-    tokio::join!(
-        sites,
-        follow,
-        province::run(ctx.clone(), department_store, provinces),
-        ipam::zone::run(ctx.clone(), ipam.clone(), zones, site_store.clone()),
-        ipam::claim::run(claim_ctx, claims),
-        namespaces,
-        sizes,
-        compute::vm::run(vm_ctx, tenant_vms, volume_changes, vm_plan_changes, vm_child_writers),
-        dr::run(dr_ctx, drplans),
-        volumes,
-        dns,
-        reorg::run(ctx.clone()),
-        run_departments(ctx, province_store, ipam, zone_store, site_store, bound, departments),
-    );
+    vec![
+        ("cache of sites", sites.boxed()),
+        ("cache of department namespaces", namespaces.boxed()),
+        ("cache of sizeclasses", sizes.boxed()),
+        ("IPAM ledger", follow.boxed()),
+        ("controller provinces", province::run(ctx.clone(), department_store, provinces).boxed()),
+        ("controller networkzones", ipam::zone::run(ctx.clone(), ipam.clone(), zones, site_store.clone()).boxed()),
+        ("controller addressclaims", ipam::claim::run(claim_ctx, claims).boxed()),
+        ("controller tenantvms", compute::vm::run(vm_ctx, tenant_vms, volume_changes, vm_plan_changes, vm_child_writers).boxed()),
+        ("controller drplans", dr::run(dr_ctx, drplans).boxed()),
+        ("controller tenantvolumes", volumes.boxed()),
+        ("controller dnsrecords", dns_records.boxed()),
+        ("controller dnszones", dns_zones.boxed()),
+        ("controller reorganizations", reorg::run(ctx.clone()).boxed()),
+        ("controller departments", run_departments(ctx, province_store, ipam, zone_store, site_store, bound, departments).boxed()),
+    ]
 }
 
 /// Departments need the Province, zones and sites: they start once those caches have synced.
@@ -353,21 +459,56 @@ async fn run_departments(
     }
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn args(env: &[&str]) -> Result<Args, clap::Error> {
+        Args::try_parse_from(std::iter::once("pdc-operator").chain(env.iter().copied()))
+    }
+
+    #[test]
+    fn durations_read_as_before_and_in_humantimes_other_forms() {
+        for (text, want) in [
+            ("15s", Duration::from_secs(15)),
+            ("500ms", Duration::from_millis(500)),
+            ("1m", Duration::from_secs(60)),
+            ("0s", Duration::ZERO),
+            ("2.5s", Duration::from_millis(2500)),
+            ("1m30s", Duration::from_secs(90)),
+            ("1h", Duration::from_secs(3600)),
+            (" 10s ", Duration::from_secs(10)),
+        ] {
+            assert_eq!(parse_duration(text), Ok(want), "{text:?}");
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
-    info!("shutting down");
+    }
+
+    #[test]
+    fn bad_durations_are_refused_naming_the_value_and_the_form_expected() {
+        for (text, why) in [("15", "unit needed"), ("ten seconds", "expected number"), ("5x", "unknown time unit"), ("", "empty"), ("-1s", "")] {
+            let err = parse_duration(text).unwrap_err();
+            assert!(err.starts_with(&format!("{text:?} is not a duration such as 15s, 500ms or 1m: ")), "{err}");
+            assert!(err.contains(why), "{text:?}: {err}");
+        }
+        let err = args(&["--lease-duration", "15"]).unwrap_err().to_string();
+        assert!(err.contains("--lease-duration") && err.contains("\"15\" is not a duration"), "{err}");
+    }
+
+    #[test]
+    fn lease_timings_must_be_ordered_retry_renew_lease() {
+        assert_eq!(check_lease_timings(&args(&[]).unwrap()), Ok(()), "the defaults 2s < 10s < 15s");
+        let a = args(&["--lease-duration", "4s", "--renew-deadline", "3s", "--retry-period", "500ms"]).unwrap();
+        assert_eq!(check_lease_timings(&a), Ok(()));
+        let a = args(&["--lease-duration", "10s", "--renew-deadline", "10s"]).unwrap();
+        let err = check_lease_timings(&a).unwrap_err();
+        assert!(err.contains("got 2s < 10s < 10s"), "{err}");
+        let a = args(&["--retry-period", "0s"]).unwrap();
+        assert!(check_lease_timings(&a).unwrap_err().contains("longer than 0s"));
+    }
+
+    #[test]
+    fn the_watch_failure_limit_defaults_to_five_minutes() {
+        assert_eq!(args(&[]).unwrap().watch_failure_limit, Duration::from_secs(300));
+        assert_eq!(args(&["--watch-failure-limit", "2s"]).unwrap().watch_failure_limit, Duration::from_secs(2));
+    }
 }

@@ -2,7 +2,7 @@
 //! Labels are bounded: controller name, result, error kind — never object names.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Instant;
 
 use axum::Router;
@@ -68,6 +68,8 @@ pub struct Metrics {
     /// Reorganization steps carried out, by step and result (`Done`, `Failed`).
     reorg_steps: IntCounterVec,
     ready: AtomicBool,
+    /// Reconciles started and not yet finished (what a shutdown waits for).
+    in_flight: AtomicUsize,
 }
 
 impl Metrics {
@@ -156,12 +158,19 @@ impl Metrics {
             registry: r.0,
             collectors: r.1,
             ready: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
         })
     }
 
     /// Start timing one reconcile of `controller`.
     pub fn reconcile_started(&self, controller: &'static str) -> ReconcileTimer<'_> {
+        self.in_flight.fetch_add(1, Ordering::SeqCst);
         ReconcileTimer { metrics: self, controller, start: Instant::now() }
+    }
+
+    /// Reconciles of any controller running now.
+    pub fn reconciles_in_flight(&self) -> usize {
+        self.in_flight.load(Ordering::SeqCst)
     }
 
     pub fn reconcile_failed(&self, controller: &'static str, error: &'static str) {
@@ -210,6 +219,13 @@ impl ReconcileTimer<'_> {
         self.metrics.duration.with_label_values(&[self.controller]).observe(self.start.elapsed().as_secs_f64());
         let result = if ok { "success" } else { "error" };
         self.metrics.reconciles.with_label_values(&[self.controller, result]).inc();
+    }
+}
+
+impl Drop for ReconcileTimer<'_> {
+    /// Finished or cancelled, the reconcile is no longer in flight.
+    fn drop(&mut self) {
+        self.metrics.in_flight.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
@@ -322,12 +338,23 @@ async fn readyz(State(s): State<Served>) -> StatusCode {
     if s.metrics.ready.load(Ordering::Relaxed) { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE }
 }
 
+/// 200 while every registered watch and controller loop runs; 503 naming each one
+/// that stopped (see [`crate::health`]).
+async fn healthz() -> (StatusCode, String) {
+    let problems = crate::health::global().problems(Instant::now());
+    if problems.is_empty() {
+        (StatusCode::OK, "ok\n".into())
+    } else {
+        (StatusCode::SERVICE_UNAVAILABLE, format!("stopped:\n{}\n", problems.join("\n")))
+    }
+}
+
 /// Serve `/metrics` (behind `guard` when given), `/healthz` and `/readyz` (open, for
 /// the kubelet's probes) on `listener` until the process ends.
 pub async fn serve(listener: tokio::net::TcpListener, m: Arc<Metrics>, guard: Option<Arc<MetricsGuard>>) -> std::io::Result<()> {
     let app = Router::new()
         .route("/metrics", get(metrics))
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .with_state(Served { metrics: m, guard });
     axum::serve(listener, app).await

@@ -99,5 +99,11 @@ async fn only_the_leader_writes_and_the_standby_takes_over() {
     b.stop();
     wait_holder(&client, Duration::from_secs(10), |h| h == "replica-c").await;
     assert!(stopped.elapsed() < Duration::from_secs(4), "released lease taken over in {:?}", stopped.elapsed());
+    // With no standby, an orderly stop leaves the lease held by no one (SIGTERM; a
+    // process still running 5 s later is killed and would leave itself the holder).
     c.stop();
+    let lease = Api::<Lease>::namespaced(client.clone(), SYSTEM_NAMESPACE).get("pdc-operator").await.unwrap();
+    let spec = lease.spec.unwrap();
+    assert_eq!(spec.holder_identity, None, "replica-c released the lease: {spec:?}");
+    assert_eq!(spec.lease_duration_seconds, Some(1), "{spec:?}");
 }
