@@ -641,9 +641,7 @@ async fn set_zone_status(ctx: &WriterContext, z: &DnsZone, conds: &[Cond], f: im
 }
 
 fn error_policy(z: Arc<DnsZone>, err: &Error, ctx: Arc<WriterContext>) -> Action {
-    ctx.base.metrics.reconcile_failed(CONTROLLER, err.kind());
-    warn!(zone = %z.spec.zone, error = %err, "DNS zone reconcile failed");
-    Action::requeue(Duration::from_secs(2))
+    ctx.base.failed(CONTROLLER, z.as_ref(), err, Duration::from_secs(2))
 }
 
 pub fn controller(client: Client) -> Controller<DnsZone> {
