@@ -93,7 +93,12 @@ pub fn estate(o: &Objects, domain: &str) -> reorg::Estate {
         u.claims.insert(c.name_any(), addresses);
     }
     for r in &o.records {
+        // An act's aliases are its own doing, not part of what the unit holds.
+        if r.labels().contains_key(crate::labels::ALIAS) {
+            continue;
+        }
         let Some(u) = r.namespace().and_then(|ns| units.get_mut(&ns)) else { continue };
+        let vm = r.owner_references().iter().find(|o| o.kind == "TenantVM").map(|o| o.name.clone());
         let fqdn = r.status.as_ref().and_then(|s| s.fqdn.clone()).unwrap_or_else(|| {
             match r.spec.name.as_str() {
                 "@" | "" => u.subdomain.clone(),
@@ -101,11 +106,13 @@ pub fn estate(o: &Objects, domain: &str) -> reorg::Estate {
                 n => format!("{n}.{}", u.subdomain),
             }
         });
-        u.records.push(reorg::Record { fqdn: fqdn.trim_end_matches('.').to_string(), rtype: format!("{:?}", r.spec.rtype), vm: None });
+        u.records.push(reorg::Record { fqdn: fqdn.trim_end_matches('.').to_string(), rtype: format!("{:?}", r.spec.rtype), vm });
     }
     for u in units.values_mut() {
-        u.records.sort();
-        u.records.dedup();
+        // A VM's names come from the VM and from the DnsRecords pdc made for it:
+        // one entry per name and type, the VM's.
+        u.records.sort_by(|a, b| (&a.fqdn, &a.rtype, a.vm.is_none()).cmp(&(&b.fqdn, &b.rtype, b.vm.is_none())));
+        u.records.dedup_by(|later, first| later.fqdn == first.fqdn && later.rtype == first.rtype);
     }
     reorg::Estate { units }
 }

@@ -22,6 +22,23 @@ pub const SUBNETS: &str = "pdc.io/subnets";
 pub const LIFECYCLE: &str = "pdc.io/lifecycle";
 /// On a Department and its namespace: the Reorganization that retires it.
 pub const REORGANIZATION: &str = "pdc.io/reorganization";
+/// On a DnsRecord: an old name answering for a new one during a reorganization's
+/// transition (the value is the act's name). Once its target answers, the alias
+/// replaces every other record at its name in one update, so the name never stops
+/// answering; until then the others keep answering.
+pub const ALIAS: &str = "pdc.io/alias";
+/// On an alias DnsRecord: the last day of the transition (`YYYY-MM-DD`).
+pub const ALIAS_UNTIL: &str = "pdc.io/alias-until";
+/// On an alias DnsRecord: `"true"` once the transition is over. The name is
+/// reclaimed: neither the alias nor the records it replaced answer any more.
+pub const ALIAS_EXPIRED: &str = "pdc.io/alias-expired";
+/// On a VolumeSnapshot an act made of a halted VM's disk: the day until which it is
+/// kept (`YYYY-MM-DD`); pdc never deletes it before.
+pub const RETAIN_UNTIL: &str = "pdc.io/retain-until";
+/// On an AddressAllocation: released by an act and held back from reuse, so an old
+/// address is not handed to another unit at once; from this day (`YYYY-MM-DD`) the
+/// hold goes and the address may be handed out again.
+pub const HOLD_UNTIL: &str = "pdc.io/hold-until";
 /// The Department's kind (department, commune, ward, agency).
 pub const KIND: &str = "pdc.io/kind";
 /// Finalizer that keeps a Department until its namespace holds no pdc resources.

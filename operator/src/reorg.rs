@@ -11,6 +11,9 @@
 //! is not started while its plan is refused, or while it has work in a step this
 //! version does not carry out ([`steps::IMPLEMENTED`]): nothing is half-applied.
 
+mod archive;
+mod names;
+mod release;
 mod steps;
 
 use std::collections::BTreeSet;
@@ -89,9 +92,11 @@ pub fn status(act: &Reorganization, plan: &Plan, old: &ReorganizationStatus, now
     }
 }
 
-/// Steps with work in `plan` that this version does not carry out.
+/// Steps with work in `plan` that this version does not carry out: MoveVMs, and
+/// Redeclare when a whole subdomain would alias another (a DNAME).
 pub fn unavailable(plan: &Plan) -> Vec<Step> {
-    reorg::STEPS.into_iter().filter(|s| plan.has_work(*s) && !steps::IMPLEMENTED.contains(s)).collect()
+    let dname = plan.aliases.iter().any(|a| a.kind != "CNAME");
+    reorg::STEPS.into_iter().filter(|s| plan.has_work(*s) && (!steps::IMPLEMENTED.contains(s) || (*s == Step::Redeclare && dname))).collect()
 }
 
 /// Whether an Apply may start; when it may not, `Applied=False` says why.
@@ -153,7 +158,12 @@ async fn reconcile_inner(act: &Reorganization, ctx: &Context) -> Result<Action> 
         write(ctx, act, &old, &st).await?;
         ctx.event(act, false, "ApplyStarted", &format!("carrying out {}", act.spec.reference)).await;
     }
-    run_steps(act, ctx, &plan, &objects.departments, st).await
+    let today = Day(now.as_second().div_euclid(86_400));
+    let expired = release::expire_holds(&ctx.client, &act.name_any(), today).await?;
+    if expired > 0 {
+        ctx.event(act, false, "HoldsExpired", &format!("{expired} addresses held back from reuse are free again")).await;
+    }
+    run_steps(act, ctx, &plan, &objects, st).await
 }
 
 /// Write the status if it changed.
@@ -179,7 +189,7 @@ fn waiting_phase(s: Step) -> &'static str {
 
 /// Run steps until the act is done, a step waits for its date, or one fails. Each
 /// step's start and end are written before and after it runs.
-async fn run_steps(act: &Reorganization, ctx: &Context, plan: &Plan, departments: &[Department], mut st: ReorganizationStatus) -> Result<Action> {
+async fn run_steps(act: &Reorganization, ctx: &Context, plan: &Plan, objects: &Objects, mut st: ReorganizationStatus) -> Result<Action> {
     let time = |t: Timestamp| Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t));
     loop {
         let now = Timestamp::now();
@@ -211,13 +221,24 @@ async fn run_steps(act: &Reorganization, ctx: &Context, plan: &Plan, departments
             Next::Run(s) => {
                 st.current_step = Some(s.as_str().into());
                 if let Some(x) = step_mut(&mut st, s) {
-                    (x.state, x.started, x.finished, x.message) = ("Running".into(), time(now), None, String::new());
+                    // A step resumed (after a wait or a crash) keeps its start.
+                    if x.state != "Running" || x.started.is_none() {
+                        (x.state, x.started, x.finished, x.message) = ("Running".into(), time(now), None, String::new());
+                    }
                 }
                 write(ctx, act, &before, &st).await?;
-                let result = steps::run(&ctx.client, act, plan, departments, s).await;
+                let result = steps::run(&ctx.client, act, plan, objects, s).await;
                 let before = st.clone();
+                if let Ok(steps::Outcome::Waiting(why)) = &result {
+                    // Started and waiting for the cluster: the step stays Running.
+                    if let Some(x) = step_mut(&mut st, s) {
+                        x.message = why.clone();
+                    }
+                    write(ctx, act, &before, &st).await?;
+                    return Ok(Action::requeue(Duration::from_secs(2)));
+                }
                 let (state, message) = match &result {
-                    Ok(m) => ("Done", m.clone()),
+                    Ok(steps::Outcome::Done(m) | steps::Outcome::Waiting(m)) => ("Done", m.clone()),
                     Err(e) => ("Failed", e.to_string()),
                 };
                 if let Some(x) = step_mut(&mut st, s) {

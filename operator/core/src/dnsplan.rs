@@ -230,8 +230,39 @@ pub fn plan(current: &Zone, desired: &Zone, owned: &BTreeSet<(String, RecordType
             deletes.push(Change::Delete(have.clone()));
         }
     }
-    p.changes = deletes.into_iter().chain(replaces).chain(creates).collect();
+    // Per name: what goes before what comes (a CNAME replacing an address, or the
+    // reverse, in one update); the names in order, so a batch boundary never falls
+    // between the two halves of a name's change (see `batch_ends`).
+    let mut changes: Vec<Change> = deletes.into_iter().chain(replaces).chain(creates).collect();
+    changes.sort_by(|a, b| a.name().cmp(b.name()));
+    p.changes = changes;
     p
+}
+
+impl Change {
+    /// The name the change is at.
+    pub fn name(&self) -> &str {
+        match self {
+            Change::Create(s) | Change::Delete(s) | Change::Replace { new: s, .. } => &s.name,
+        }
+    }
+}
+
+/// Split `changes` (ordered by name, as [`plan`] orders them) into batches of about
+/// `batch` changes, never splitting one name's changes: a name whose records are
+/// replaced by a CNAME (or a CNAME by records) changes in one atomic update, so it
+/// never stops answering in between. Returns the end index of each batch.
+pub fn batch_ends(changes: &[Change], batch: usize) -> Vec<usize> {
+    let mut ends = Vec::new();
+    let mut start = 0;
+    for i in 1..=changes.len() {
+        let boundary = i == changes.len() || changes.get(i).map(Change::name) != changes.get(i - 1).map(Change::name);
+        if boundary && (i - start >= batch.max(1) || i == changes.len()) {
+            ends.push(i);
+            start = i;
+        }
+    }
+    ends
 }
 
 /// `current` after `changes`, where every prerequisite holds (what a server does).

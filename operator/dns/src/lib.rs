@@ -252,10 +252,21 @@ pub fn update_message(zone: &str, changes: &[Change]) -> Result<Message> {
     let mut q = Query::new();
     q.set_name(name(zone)?).set_query_class(DNSClass::IN).set_query_type(Wire::SOA);
     m.add_zone(q);
+    // Names whose records a CNAME replaces in this message. A server may refuse (and
+    // Knot silently drops) a CNAME added where other sets were, even when the same
+    // message deleted them type by type; deleting every set at the name first (the
+    // planner made sure they are all pdc's) lets the CNAME in, in the same update.
+    let deleted: std::collections::BTreeSet<&str> =
+        changes.iter().filter_map(|c| if let Change::Delete(d) = c { (d.rtype != RecordType::CNAME).then_some(d.name.as_str()) } else { None }).collect();
     for c in changes {
         match c {
             Change::Create(s) => {
                 m.add_pre_requisite(whole_set(s, DNSClass::NONE)?);
+                if s.rtype == RecordType::CNAME && deleted.contains(s.name.as_str()) {
+                    let mut all = Record::update0(name(&s.name)?, 0, Wire::ANY);
+                    all.dns_class = DNSClass::ANY;
+                    m.add_update(all);
+                }
                 m.add_updates(records_of(s, s.ttl, DNSClass::IN)?);
             }
             Change::Replace { expect, new } => {
@@ -631,9 +642,15 @@ pub async fn soa(server: &Server, zone: &str) -> Result<(u32, bool)> {
     Ok((serial, ans.rrsigs.iter().any(|exp| *exp > now)))
 }
 
-/// Split `changes` into UPDATE-sized batches of at most `batch` changes.
+/// Split `changes` into UPDATE-sized batches of about `batch` changes, never
+/// splitting one name's changes over two updates (see `dnsplan::batch_ends`).
 pub fn batches(changes: &[Change], batch: usize) -> impl Iterator<Item = &[Change]> {
-    changes.chunks(batch.max(1))
+    let mut start = 0;
+    pdc_core::dnsplan::batch_ends(changes, batch).into_iter().filter_map(move |end| {
+        let chunk = changes.get(start..end);
+        start = end;
+        chunk
+    })
 }
 
 #[cfg(test)]
@@ -677,6 +694,29 @@ mod tests {
         assert_eq!(pre[1], (DNSClass::IN, "10.0.0.2".to_string()));
         let ups: Vec<DNSClass> = m.authorities.iter().map(|r| r.dns_class).collect();
         assert_eq!(ups, vec![DNSClass::IN, DNSClass::ANY, DNSClass::IN, DNSClass::ANY]);
+    }
+
+    #[test]
+    fn a_cname_replacing_records_clears_the_name_in_the_same_update() {
+        let set = |t: RecordType, v: &str| RRset { name: "hai.huyen-d.daklak.gov.vn.".into(), rtype: t, ttl: 300, values: BTreeSet::from([v.to_string()]) };
+        let changes = [Change::Delete(set(RecordType::A, "10.15.1.5")), Change::Delete(set(RecordType::AAAA, "2001:db8::5")), Change::Create(set(RecordType::CNAME, "so-e.daklak.gov.vn."))];
+        let m = update_message("daklak.gov.vn", &changes).unwrap();
+        let ups: Vec<(DNSClass, String)> = m.authorities.iter().map(|r| (r.dns_class, r.record_type().to_string())).collect();
+        // The two sets deleted, then every set at the name, then the CNAME.
+        assert_eq!(ups, [(DNSClass::ANY, "A".to_string()), (DNSClass::ANY, "AAAA".into()), (DNSClass::ANY, "ANY".into()), (DNSClass::IN, "CNAME".into())]);
+        // The prerequisites still pin the deleted values.
+        assert_eq!(m.answers.len(), 3);
+        // A CNAME created where nothing was deleted adds no delete-all.
+        let m = update_message("daklak.gov.vn", &changes[2..]).unwrap();
+        assert_eq!(m.authorities.len(), 1);
+        // Batches never split one name's changes.
+        let other = |n: &str| Change::Create(RRset { name: format!("{n}.daklak.gov.vn."), rtype: RecordType::A, ttl: 300, values: BTreeSet::from(["10.0.0.1".to_string()]) });
+        let mut all = vec![other("a")];
+        all.extend(changes.iter().cloned());
+        all.push(other("z"));
+        let sizes: Vec<usize> = batches(&all, 2).map(<[Change]>::len).collect();
+        assert_eq!(sizes, [4, 1], "a batch of about 2 grows to hold the whole name");
+        assert_eq!(batches(&all, 1).map(<[Change]>::len).collect::<Vec<_>>(), [1, 3, 1]);
     }
 
     fn soa(serial: u32) -> Record {

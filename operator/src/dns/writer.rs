@@ -126,6 +126,7 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
     records.sort_by_cached_key(|r| order(r));
     let mut holder: BTreeMap<(String, RecordType), String> = BTreeMap::new();
     let mut types_at: BTreeMap<String, Vec<RecordType>> = BTreeMap::new();
+    let aliases = alias_states(&records, ctx, ttl);
     for rec in records {
         if !has_finalizer(&rec) {
             continue;
@@ -153,6 +154,13 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
         }
         // An invalid record keeps what it was programmed with: neither wanted nor removed.
         let Some(set) = set.filter(|s| in_zone(&s.name)) else { continue };
+        if let Some((reason, msg)) = aliased(&rec, &set.name, &aliases) {
+            // Kept out of the zone by an alias (or waiting to be one): what it was
+            // programmed with goes in the same update that brings the alias.
+            w.owned.extend(prev);
+            w.refused.push((rec.clone(), reason, msg));
+            continue;
+        }
         let key = (set.name.clone(), set.rtype);
         if let Some(other) = holder.get(&key) {
             let msg = format!("{} {} is already declared by DnsRecord {other}", set.name, set.rtype.as_str());
@@ -187,6 +195,58 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
     w
 }
 
+/// What an alias does at its name in this pass.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum AliasState {
+    /// Its target does not answer yet: the records at its name keep answering.
+    Waiting { target: String },
+    /// It answers for the name, in place of every other record there.
+    Active { target: String, until: String },
+    /// The transition is over: nothing answers at the name.
+    Expired,
+}
+
+fn norm(name: &str) -> String {
+    name.trim_end_matches('.').to_ascii_lowercase()
+}
+
+/// The aliases (DnsRecords labelled [`pdc_api::labels::ALIAS`]) by name. An alias
+/// becomes active once a programmed record answers at its target, so the name never
+/// points at nothing.
+fn alias_states(records: &[Arc<DnsRecord>], ctx: &WriterContext, ttl: u32) -> BTreeMap<String, AliasState> {
+    use pdc_api::labels as l;
+    let live = |r: &&Arc<DnsRecord>| r.metadata.deletion_timestamp.is_none() && has_finalizer(r);
+    let answering: BTreeSet<String> = records.iter().filter(live).filter(|r| is_programmed(r)).filter_map(|r| r.status.as_ref()?.fqdn.as_deref().map(norm)).collect();
+    let mut out = BTreeMap::new();
+    for rec in records.iter().filter(live).filter(|r| r.labels().contains_key(l::ALIAS)) {
+        let ns = rec.namespace().unwrap_or_default();
+        let Some(set) = subdomain_of(&ctx.namespaces, &ns).and_then(|sub| rec.rrset(&sub, ttl).ok()) else { continue };
+        let target = norm(rec.spec.values.first().map(String::as_str).unwrap_or_default());
+        let state = if rec.annotations().get(l::ALIAS_EXPIRED).is_some_and(|v| v == "true") {
+            AliasState::Expired
+        } else if answering.contains(&target) {
+            AliasState::Active { target, until: rec.annotations().get(l::ALIAS_UNTIL).cloned().unwrap_or_default() }
+        } else {
+            AliasState::Waiting { target }
+        };
+        out.insert(norm(&set.name), state);
+    }
+    out
+}
+
+/// Why `rec` (whose set is at `name`) is kept out of the zone by the aliases: an
+/// alias waiting for its target or expired, or another record at an alias's name.
+fn aliased(rec: &DnsRecord, name: &str, aliases: &BTreeMap<String, AliasState>) -> Option<(&'static str, String)> {
+    let act = rec.labels().get(pdc_api::labels::ALIAS);
+    match (act, aliases.get(&norm(name))?) {
+        (Some(_), AliasState::Waiting { target }) => Some(("WaitingForTarget", format!("{name} will alias {target} once {target} answers; until then its records keep answering"))),
+        (Some(_), AliasState::Expired) => Some(("Expired", format!("the transition is over: {name} is reclaimed and no longer answers"))),
+        (Some(_), AliasState::Active { .. }) | (None, AliasState::Waiting { .. }) => None,
+        (None, AliasState::Active { target, until }) => Some(("Aliased", format!("{name} answers as an alias of {target} until {until}, in place of this record"))),
+        (None, AliasState::Expired) => Some(("Reclaimed", format!("{name} was aliased during a reorganization and is reclaimed: it no longer answers"))),
+    }
+}
+
 fn reverse_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
     let mut w = Want::default();
     let zones = ctx.zones.state();
@@ -200,7 +260,8 @@ fn reverse_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
     }
     for a in ctx.allocations.state() {
         let (Some(host), Ok(addr)) = (a.spec.hostname.as_ref(), Addr::parse(&a.spec.address)) else { continue };
-        if a.metadata.deletion_timestamp.is_some() {
+        // A released address held back from reuse no longer answers to its old name.
+        if a.metadata.deletion_timestamp.is_some() || a.labels().contains_key(pdc_api::labels::HOLD_UNTIL) {
             continue;
         }
         let vm = crate::compute::build::vm_of_claim(&a.spec.claim.name);

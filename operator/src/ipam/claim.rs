@@ -410,6 +410,9 @@ async fn release(claim: &AddressClaim, ctx: &ClaimContext) -> Result<Action> {
     names.extend(listed.items.iter().map(|a| a.name_any()));
     names.sort();
     names.dedup();
+    // Addresses a reorganization holds back from reuse stay (see reorg::release).
+    let held: Vec<String> = listed.items.iter().filter(|a| a.labels().contains_key(l::HOLD_UNTIL)).map(|a| a.name_any()).collect();
+    names.retain(|n| !held.contains(n));
     for n in &names {
         delete_allocation(&api, &ctx.ipam, n).await?;
     }
@@ -426,6 +429,10 @@ pub async fn sweep_orphans(client: &Client, ipam: &Ipam, known: &Store<AddressCl
     let all = api.list(&ListParams::default()).await.map_err(|source| Error::Read { what: "AddressAllocations".into(), source })?;
     let mut removed = 0;
     for a in all.items {
+        // Held back from reuse by a reorganization: its claim is gone on purpose.
+        if a.labels().contains_key(l::HOLD_UNTIL) {
+            continue;
+        }
         let cached = known.get(&ObjectRef::new(&a.spec.claim.name).within(&a.spec.claim.namespace));
         if cached.and_then(|c| c.uid()).as_deref() == Some(a.spec.claim.uid.as_str()) {
             continue;

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 
 use kube::api::{Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
+use pdc_api::estate::Objects;
 use pdc_api::{Department, Reorganization};
 use pdc_core::reorg::{Fate, Plan, Step};
 use serde_json::json;
@@ -23,7 +24,18 @@ const CODES: &str = "pdc-reorganization-codes";
 
 /// The steps this version carries out. An act with work in any other step is not
 /// started (see [`super::unavailable`]).
-pub const IMPLEMENTED: [Step; 4] = [Step::Freeze, Step::CreateUnits, Step::ReissueCodes, Step::Retire];
+pub const IMPLEMENTED: [Step; 8] =
+    [Step::Freeze, Step::CreateUnits, Step::Archive, Step::Redeclare, Step::ReissueCodes, Step::Retire, Step::RemoveAliases, Step::Release];
+
+/// What a step's run came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// Done, with what it did.
+    Done(String),
+    /// Started, waiting for the cluster (a VM to stop, a snapshot to be cut): run
+    /// again shortly; the message says what it waits for.
+    Waiting(String),
+}
 
 /// Server-side apply `spec` (and `annotations`) to Department `name` as `manager`.
 async fn apply(client: &Client, manager: &str, name: &str, annotations: Option<serde_json::Value>, spec: serde_json::Value) -> Result<()> {
@@ -122,14 +134,18 @@ async fn reissue_codes(client: &Client, plan: &Plan, departments: &[Department])
     Ok(list(&done))
 }
 
-/// Carry out `step` over the plan made from the estate as listed (`departments`):
-/// what it did, in a line.
-pub async fn run(client: &Client, act: &Reorganization, plan: &Plan, departments: &[Department], step: Step) -> Result<String> {
+/// Carry out `step` over the plan made from the estate as listed (`objects`).
+pub async fn run(client: &Client, act: &Reorganization, plan: &Plan, objects: &Objects, step: Step) -> Result<Outcome> {
+    let done = |r: Result<String>| r.map(Outcome::Done);
     match step {
-        Step::Freeze => set_lifecycle(client, act, plan, "Retiring").await,
-        Step::CreateUnits => create_units(client, plan, departments).await,
-        Step::ReissueCodes => reissue_codes(client, plan, departments).await,
-        Step::Retire => set_lifecycle(client, act, plan, "Retired").await,
-        other => Err(Error::Invalid(format!("step {} is not carried out by this version", other.as_str()))),
+        Step::Freeze => done(set_lifecycle(client, act, plan, "Retiring").await),
+        Step::CreateUnits => done(create_units(client, plan, &objects.departments).await),
+        Step::Archive => super::archive::run(client, &act.name_any(), plan, objects).await,
+        Step::Redeclare => super::names::redeclare(client, act, plan, objects).await,
+        Step::ReissueCodes => done(reissue_codes(client, plan, &objects.departments).await),
+        Step::Retire => done(set_lifecycle(client, act, plan, "Retired").await),
+        Step::RemoveAliases => super::names::remove_aliases(client, act).await,
+        Step::Release => super::release::run(client, act, plan).await,
+        Step::MoveVms => Err(Error::Invalid(format!("step {} is not carried out by this version", step.as_str()))),
     }
 }

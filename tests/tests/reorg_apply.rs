@@ -1,0 +1,266 @@
+//! A reorganization carried out on a real kube-apiserver with the operator, the
+//! KubeVirt, CDI and CSI-snapshot stand-ins, and a real Knot signing the zone:
+//! communes merge into a new one, a district unit dissolves. A prober asks every
+//! name that must keep answering every 200 ms during the whole act; old names end
+//! up answering with signed CNAMEs, VMs not kept are halted with their disks
+//! archived, and after the (shortened) transition and retention the aliases go and
+//! the addresses are held back for the cool-down.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
+use kube::{Client, ResourceExt};
+use pdc_api::conditions;
+use pdc_api::{AddressAllocation, AddressClaim, Department, DnsRecord, Reorganization, TenantVM};
+use pdc_tests::addressing::{claim, load_plan};
+use pdc_tests::cluster::{apply_yaml, shared_env, unique, wait_for};
+use pdc_tests::dns::{KnotServer, register_zones};
+
+const SIZES: &str = "apiVersion: pdc.io/v1alpha1\nkind: SizeClass\nmetadata: {name: m1.small}\nspec: {vcpu: 2, memory: 4Gi}\n";
+
+fn tenant_vm(name: &str) -> TenantVM {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": name},
+        "spec": {"size": "m1.small", "image": {"url": "https://images.daklak.gov.vn/ubuntu-24.04.qcow2"},
+                 "rootDisk": {"size": "20Gi", "tier": "ssd"}, "nics": [{"zone": "app"}], "hostname": name}
+    }))
+    .unwrap()
+}
+
+fn record(name: &str, value: &str) -> DnsRecord {
+    let obj = if name == "@" { "apex".to_string() } else { name.to_string() };
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord", "metadata": {"name": obj},
+        "spec": {"name": name, "type": "A", "values": [value]}
+    }))
+    .unwrap()
+}
+
+async fn set_quota(client: &Client, dept: &str, vms: i32) {
+    let q = serde_json::json!({"spec": {"quota": {"vcpu": 2 * vms, "memory": format!("{}Gi", 4 * vms), "storage": {"ssd": format!("{}Gi", 20 * vms)}, "vms": vms}}});
+    Api::<Department>::all(client.clone()).patch(dept, &PatchParams::default(), &Patch::Merge(&q)).await.unwrap();
+}
+
+fn snapshot_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("snapshot.storage.k8s.io", "v1", "VolumeSnapshot"), "volumesnapshots")
+}
+
+fn programmed(r: &DnsRecord) -> bool {
+    r.status.as_ref().and_then(|s| conditions::find(&s.conditions, "Programmed")).is_some_and(|c| c.status == "True")
+}
+
+fn phase(a: &Reorganization) -> Option<String> {
+    a.status.as_ref().and_then(|s| s.phase.clone())
+}
+
+fn steps(a: &Reorganization) -> String {
+    a.status.iter().flat_map(|s| s.steps.iter().map(|x| format!("{}={} ({})", x.name, x.state, x.message))).collect::<Vec<_>>().join("; ")
+}
+
+/// Asks each name for A every 200 ms until stopped; every answer that is not
+/// NOERROR with at least one record is a lost answer: (name, rcode) each time.
+fn prober(addr: SocketAddr, names: Vec<String>, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<(usize, Vec<(String, String)>)> {
+    tokio::spawn(async move {
+        let server = pdc_dns::Server::new(addr);
+        let (mut asked, mut lost) = (0, Vec::new());
+        let t0 = std::time::Instant::now();
+        while !stop.load(Ordering::SeqCst) {
+            for n in &names {
+                asked += 1;
+                let at = t0.elapsed().as_millis();
+                match answer(&server, n).await {
+                    Ok(()) => {}
+                    Err(why) => lost.push((n.clone(), format!("{why} at {at} ms"))),
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        (asked, lost)
+    })
+}
+
+/// Whether `name` answers A with at least one record (a CNAME counts).
+async fn answer(server: &pdc_dns::Server, name: &str) -> Result<(), String> {
+    match pdc_dns::query(server, name, "A", false).await {
+        Ok(a) if a.rcode == "No Error" || a.rcode == "NoError" => {
+            if a.records.is_empty() { Err("NODATA".into()) } else { Ok(()) }
+        }
+        Ok(a) => Err(a.rcode),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+async fn wait_phase(acts: &Api<Reorganization>, name: &str, want: &str, secs: u64) -> Reorganization {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let a = acts.get(name).await.unwrap();
+        if phase(&a).as_deref() == Some(want) {
+            return a;
+        }
+        assert!(std::time::Instant::now() < deadline, "{name} did not reach {want}: phase {:?}, steps {}", phase(&a), steps(&a));
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+#[tokio::test]
+async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
+    let env = shared_env(true).unwrap();
+    let client = env.client().await.unwrap();
+    let [xa_a, xa_b, xa_c, huyen, so] = ["xa-a", "xa-b", "xa-c", "huyen-d", "so-e"].map(unique);
+    let units = vec![xa_a.clone(), xa_b.clone(), xa_c.clone(), huyen.clone(), so.clone()];
+    load_plan(&client, "app", 24, &units).await.unwrap();
+    apply_yaml(&client, SIZES, None).await.unwrap();
+    for u in [&xa_a, &huyen] {
+        set_quota(&client, u, 2).await;
+    }
+    let knot = KnotServer::start(&env.dir, &["daklak.gov.vn", "15.10.in-addr.arpa"]).unwrap();
+    register_zones(&client, &knot, "reorg-tsig").await.unwrap();
+    let sub = |u: &str| format!("{u}.daklak.gov.vn");
+
+    // What runs: a VM in a merged commune and one in the district; portals and a
+    // web name; a claim in the district.
+    for (u, vm) in [(&xa_a, "mot"), (&huyen, "hai")] {
+        Api::<TenantVM>::namespaced(client.clone(), u).create(&PostParams::default(), &tenant_vm(vm)).await.unwrap();
+    }
+    for (u, name, v) in [(&xa_a, "@", "10.15.9.1"), (&xa_b, "@", "10.15.9.2"), (&xa_b, "www", "10.15.9.3"), (&so, "@", "10.15.9.5")] {
+        Api::<DnsRecord>::namespaced(client.clone(), u).create(&PostParams::default(), &record(name, v)).await.unwrap();
+    }
+    Api::<AddressClaim>::namespaced(client.clone(), &huyen).create(&PostParams::default(), &claim("camera", "app")).await.unwrap();
+    let names = vec![sub(&xa_a), sub(&xa_b), format!("www.{}", sub(&xa_b)), format!("mot.{}", sub(&xa_a)), format!("hai.{}", sub(&huyen)), sub(&so)];
+    for (u, vm) in [(&xa_a, "mot"), (&huyen, "hai")] {
+        wait_for(&Api::<TenantVM>::namespaced(client.clone(), u), vm, Duration::from_secs(120), "running", |v| {
+            v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
+        })
+        .await
+        .unwrap();
+    }
+    for u in &units {
+        let recs: Api<DnsRecord> = Api::namespaced(client.clone(), u);
+        for r in recs.list(&ListParams::default()).await.unwrap() {
+            wait_for(&recs, &r.name_any(), Duration::from_secs(90), "programmed", programmed).await.unwrap();
+        }
+    }
+    let addr: SocketAddr = format!("127.0.0.1:{}", knot.port).parse().unwrap();
+    let server = pdc_dns::Server::new(addr);
+    for n in &names {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while let Err(why) = answer(&server, n).await {
+            assert!(std::time::Instant::now() < deadline, "{n} does not answer before the act: {why}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let probe = prober(addr, names.clone(), stop.clone());
+
+    // The act, effective today, with a transition and retention longer than the test.
+    let today = k8s_openapi::jiff::Timestamp::now().strftime("%Y-%m-%d").to_string();
+    let successor = unique("xa-moi");
+    let name = unique("nq-xa-moi");
+    let spec = serde_json::json!({
+        "reference": "Nghị quyết 1680/NQ-UBTVQH15", "effectiveDate": today, "transitionDays": 30, "retentionDays": 60, "coolDownDays": 30,
+        "merges": [{"units": [&xa_a, &xa_b, &xa_c], "successor": &successor, "successorDisplayName": "Xã Ea Mới", "successorCode": "H15.9.1"}],
+        "dissolutions": [{"unit": &huyen, "lookupsGoTo": &so}],
+        "action": "Apply", "actionToken": "1"
+    });
+    let acts: Api<Reorganization> = Api::all(client.clone());
+    let act: Reorganization = serde_json::from_value(serde_json::json!({"apiVersion": "pdc.io/v1alpha1", "kind": "Reorganization", "metadata": {"name": &name}, "spec": spec})).unwrap();
+    acts.create(&PostParams::default(), &act).await.unwrap();
+    let done = wait_phase(&acts, &name, "InTransition", 240).await;
+    let st = done.status.clone().unwrap();
+    for s in ["Freeze", "CreateUnits", "Archive", "Redeclare", "Retire"] {
+        assert!(st.steps.iter().any(|x| x.name == s && x.state == "Done"), "{s}: {}", steps(&done));
+    }
+
+    // Old names answer with signed CNAMEs to the successor's names.
+    let depts: Api<Department> = Api::all(client.clone());
+    for (old, new) in [(sub(&xa_a), sub(&successor)), (sub(&xa_b), sub(&successor)), (format!("www.{}", sub(&xa_b)), format!("www.{}", sub(&successor))), (format!("hai.{}", sub(&huyen)), sub(&so))] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let a = knot.dig(&old, "A", true).unwrap();
+            let signed = a.lines().any(|l| l.contains("RRSIG") && l.contains("CNAME"));
+            if signed && a.contains(&format!("{new}.")) {
+                break;
+            }
+            assert!(std::time::Instant::now() < deadline, "{old} does not answer with a signed CNAME to {new}: {a}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    // The VMs not kept: halted, their disks snapshotted until the retention date.
+    let retain = pdc_core::reorg::Day::parse(&today).unwrap().plus(60).format();
+    for (u, vm) in [(&xa_a, "mot"), (&huyen, "hai")] {
+        let v = Api::<TenantVM>::namespaced(client.clone(), u).get(vm).await.unwrap();
+        assert_eq!(v.spec.run_strategy, pdc_api::RunStrategy::Halted, "{u}/{vm}");
+        let snaps: Api<DynamicObject> = Api::namespaced_with(client.clone(), u, &snapshot_resource());
+        let s = snaps.get(&format!("archive.{name}.{vm}-root")).await.unwrap();
+        assert_eq!(s.labels().get("pdc.io/retain-until"), Some(&retain));
+        assert_eq!(s.data["spec"]["source"]["persistentVolumeClaimName"], format!("{vm}-root"));
+        assert_eq!(s.data["status"]["readyToUse"], true);
+    }
+    for u in [&xa_a, &xa_b, &xa_c, &huyen] {
+        let d = depts.get(u).await.unwrap();
+        assert_eq!(d.spec.lifecycle, pdc_api::Lifecycle::Retired, "{u}");
+    }
+    // The successor holds the merged communes' own names.
+    let copies = Api::<DnsRecord>::namespaced(client.clone(), &successor).list(&ListParams::default()).await.unwrap();
+    assert_eq!(copies.items.len(), 2, "{:?}", copies.items.iter().map(|r| r.spec.name.clone()).collect::<Vec<_>>());
+    assert!(knot.dig(&format!("www.{}", sub(&successor)), "A", false).unwrap().contains("10.15.9.3"));
+
+    // Nothing was lost while the act ran.
+    stop.store(true, Ordering::SeqCst);
+    let (asked, lost) = probe.await.unwrap();
+    assert!(asked > names.len() * 10, "the prober asked only {asked} times");
+    assert!(lost.is_empty(), "{} of {asked} answers lost: {:?}", lost.len(), &lost[..lost.len().min(20)]);
+
+    // The transition ends (shortened): the aliases go, the old names are reclaimed.
+    acts.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"transitionDays": 0}}))).await.unwrap();
+    wait_phase(&acts, &name, "Retained", 90).await;
+    for old in [sub(&xa_b), format!("www.{}", sub(&xa_b)), format!("hai.{}", sub(&huyen))] {
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        while !knot.dig(&old, "A", false).unwrap().trim().is_empty() {
+            assert!(std::time::Instant::now() < deadline, "{old} still answers after the transition");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    }
+    assert!(knot.dig(&format!("www.{}", sub(&successor)), "A", false).unwrap().contains("10.15.9.3"), "the successor's name must stay");
+
+    // The retention ends (shortened): the district's addresses are held back for the
+    // cool-down, its VMs, claims and records go; the archives stay.
+    let allocations: Api<AddressAllocation> = Api::all(client.clone());
+    let of_huyen = |a: &AddressAllocation| a.spec.claim.namespace == huyen;
+    let before: Vec<String> = allocations.list(&ListParams::default()).await.unwrap().items.iter().filter(|a| of_huyen(a)).map(|a| a.spec.address.clone()).collect();
+    assert!(before.len() >= 4, "the VM's and the claim's addresses: {before:?}");
+    acts.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"retentionDays": 1}}))).await.unwrap();
+    // Effective today with one day of retention, Release would wait for tomorrow:
+    // the effective date moves back a day.
+    let back = pdc_core::reorg::Day(pdc_core::reorg::Day::parse(&today).unwrap().0 - 1).format();
+    acts.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"effectiveDate": back}}))).await.unwrap();
+    let finished = wait_phase(&acts, &name, "Done", 120).await;
+    assert!(finished.status.unwrap().steps.iter().any(|s| s.name == "Release" && s.state == "Done"));
+    assert!(Api::<TenantVM>::namespaced(client.clone(), &huyen).list(&ListParams::default()).await.unwrap().items.is_empty());
+    assert!(Api::<AddressClaim>::namespaced(client.clone(), &huyen).list(&ListParams::default()).await.unwrap().items.is_empty());
+    let held: Vec<AddressAllocation> = allocations.list(&ListParams::default()).await.unwrap().items.into_iter().filter(|a| of_huyen(a)).collect();
+    let mut held_addresses: Vec<String> = held.iter().map(|a| a.spec.address.clone()).collect();
+    let mut before_sorted = before.clone();
+    held_addresses.sort();
+    before_sorted.sort();
+    assert_eq!(held_addresses, before_sorted, "every released address is held");
+    let reusable = pdc_core::reorg::Day::parse(&back).unwrap().plus(1 + 30).format();
+    assert!(held.iter().all(|a| a.labels().get("pdc.io/hold-until") == Some(&reusable)), "{:?}", held.iter().map(|a| a.labels().clone()).collect::<Vec<_>>());
+    let snaps: Api<DynamicObject> = Api::namespaced_with(client.clone(), &huyen, &snapshot_resource());
+    assert!(snaps.get_opt(&format!("archive.{name}.hai-root")).await.unwrap().is_some(), "the archive stays");
+
+    // The cool-down ends (the hold's day set back): the addresses are free again.
+    for a in &held {
+        allocations.patch(&a.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"labels": {"pdc.io/hold-until": back}}}))).await.unwrap();
+    }
+    acts.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"pdc.io/replan": "cool-down"}}}))).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while allocations.list(&ListParams::default()).await.unwrap().items.iter().any(of_huyen) {
+        assert!(std::time::Instant::now() < deadline, "held addresses were not freed after the cool-down");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
