@@ -54,6 +54,31 @@ fn pdcctl(kubeconfig: impl AsRef<OsStr>, args: &[&str]) -> Run {
     }
 }
 
+/// Run pdcctl on a terminal (a pseudo-terminal from util-linux's `script`, which
+/// Debian always has), typing `typed`: what a person at a terminal sees and answers.
+fn pdcctl_on_terminal(kubeconfig: &Path, args: &[&str], typed: &str) -> Run {
+    use std::io::Write;
+    let bin = pdc_tests::operator::workspace_binary("pdcctl").unwrap();
+    let line: Vec<String> = std::iter::once(bin.to_string_lossy().into_owned()).chain(args.iter().map(|a| a.to_string())).map(|a| format!("'{a}'")).collect();
+    let start = Instant::now();
+    let mut child = Command::new("script")
+        .args(["-qec", &line.join(" "), "/dev/null"])
+        .env("KUBECONFIG", kubeconfig)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(typed.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    Run {
+        code: o.status.code().unwrap_or(-1),
+        out: String::from_utf8_lossy(&o.stdout).into_owned(),
+        err: String::from_utf8_lossy(&o.stderr).into_owned(),
+        took: start.elapsed(),
+    }
+}
+
 /// The `-o name` lines of a run, as a set.
 fn names(r: &Run) -> BTreeSet<String> {
     assert_eq!(r.code, 0, "{r:?}");
@@ -259,7 +284,7 @@ async fn a_wait_that_runs_out_exits_4_and_says_what_did_not_happen() {
 }
 
 #[tokio::test]
-async fn failover_relocate_and_delete_need_yes_without_a_terminal() {
+async fn failover_relocate_and_delete_ask_on_a_terminal_and_need_yes_without_one() {
     let (env, client) = env().await;
     let (ns, zone) = (unique("so-cli-yes"), unique("zone-cli"));
     department(&client, &ns, "H15.205", &[&zone], &[]).await;
@@ -292,12 +317,26 @@ async fn failover_relocate_and_delete_need_yes_without_a_terminal() {
     let r = pdcctl(&env.kubeconfig, &["vm", "delete", "web", "-d", &ns]);
     assert!(r.code == 1 && r.err.contains("Delete tenantvm") && r.err.contains("pass --yes"), "{r:?}");
     assert!(vms.get("web").await.unwrap().metadata.deletion_timestamp.is_none(), "not deleted without --yes");
+    // On a terminal it asks; anything but y or yes keeps the VM.
+    let r = pdcctl_on_terminal(&env.kubeconfig, &["vm", "delete", "web", "-d", &ns], "n\n");
+    assert!(r.code == 1 && r.out.contains(&format!("Delete tenantvm {ns}/web")) && r.out.contains("[y/N]") && r.out.contains("not confirmed"), "{r:?}");
+    assert!(vms.get("web").await.unwrap().metadata.deletion_timestamp.is_none(), "not deleted when the answer is no");
+    let r = pdcctl_on_terminal(&env.kubeconfig, &["dr", "relocate", "portal", "-n", &ns, "--no-wait"], "\n");
+    assert!(r.code == 1 && r.out.contains("Relocate") && r.out.contains("not confirmed"), "{r:?}");
     let r = pdcctl(&env.kubeconfig, &["vm", "delete", "nothing-here", "-d", &ns]);
     assert!(r.code == 1 && r.err.contains("not found"), "a VM that is not there is said so first: {r:?}");
-    let r = pdcctl(&env.kubeconfig, &["vm", "delete", "web", "-d", &ns, "--yes"]);
+    let r = pdcctl_on_terminal(&env.kubeconfig, &["vm", "delete", "web", "-d", &ns], "y\n");
     assert!(r.code == 0 && r.out.contains(&format!("tenantvm {ns}/web deleted")), "{r:?}");
     let gone = vms.get_opt("web").await.unwrap();
-    assert!(gone.is_none_or(|v| v.metadata.deletion_timestamp.is_some()), "deleted with --yes");
+    assert!(gone.is_none_or(|v| v.metadata.deletion_timestamp.is_some()), "deleted when the answer is y");
+    // --yes deletes without asking, on a terminal or not.
+    let mut api_vm = vm.clone();
+    api_vm.metadata.name = Some("api".into());
+    api_vm.spec.hostname = "api".into();
+    vms.create(&PostParams::default(), &api_vm).await.unwrap();
+    let r = pdcctl(&env.kubeconfig, &["vm", "delete", "api", "-n", &ns, "--yes"]);
+    assert!(r.code == 0 && r.out.contains(&format!("tenantvm {ns}/api deleted")) && !r.err.contains("[y/N]"), "{r:?}");
+    assert!(vms.get_opt("api").await.unwrap().is_none_or(|v| v.metadata.deletion_timestamp.is_some()), "deleted with --yes");
 }
 
 /// A client for `user` in `groups` through the admin's credentials and the API
