@@ -92,8 +92,16 @@ impl LeaderElector {
         }
     }
 
-    /// Give the lease up so a standby takes over at once (on orderly shutdown).
+    /// Give the lease up so a standby takes over at once (on orderly shutdown): no
+    /// holder, and a duration of 1 s. An API server that does not answer within the
+    /// renew deadline does not hold up the exit; the lease then lapses as after a crash.
     pub async fn release(&mut self) {
+        if tokio::time::timeout(self.cfg.renew_deadline, self.try_release()).await.is_err() {
+            warn!(deadline = ?self.cfg.renew_deadline, "releasing leader lease got no answer; it lapses after its duration");
+        }
+    }
+
+    async fn try_release(&mut self) {
         let Ok(Some(mut lease)) = self.api.get_opt(&self.cfg.name).await else { return };
         let spec = lease.spec.get_or_insert_with(LeaseSpec::default);
         if spec.holder_identity.as_deref() != Some(self.cfg.identity.as_str()) {
@@ -177,7 +185,7 @@ mod tests {
     /// An API server that accepts connections and never answers: a renew must end the
     /// leadership at the renew deadline, not hang.
     #[tokio::test]
-    async fn a_renew_that_gets_no_answer_ends_leadership_at_the_deadline() {
+    async fn a_silent_api_server_ends_leadership_and_the_release_at_the_renew_deadline() {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move {
@@ -202,6 +210,11 @@ mod tests {
         let start = Instant::now();
         let lost = tokio::time::timeout(Duration::from_secs(10), e.hold()).await.expect("hold() did not return: a hung renew kept the leadership");
         assert!(matches!(lost, Lost::RenewDeadline(_)), "{lost}");
+        assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
+
+        // Nor does giving the lease up on shutdown hang on it.
+        let start = Instant::now();
+        tokio::time::timeout(Duration::from_secs(10), e.release()).await.expect("release() did not return: a hung API server held up the exit");
         assert!(start.elapsed() < Duration::from_secs(3), "took {:?}", start.elapsed());
     }
 }
