@@ -67,6 +67,17 @@ pub struct Metrics {
     pub kube_requests: IntCounterVec,
     /// Reorganization steps carried out, by step and result (`Done`, `Failed`).
     reorg_steps: IntCounterVec,
+    /// Per act: when its current step should be done by.
+    pub reorg_step_deadline: GaugeVec,
+    /// Per act: when its aliases go (the transition's end), while they are there.
+    pub reorg_alias_expiry: GaugeVec,
+    /// Per act: old names and redeclared names that must answer and do not.
+    pub reorg_not_answering: GaugeVec,
+    /// Per act: archive snapshots kept past their retention date.
+    pub reorg_archives_past_retention: GaugeVec,
+    /// Per act: units still on codes the act reissued, and the reissue's deadline.
+    pub reorg_absorbed_codes: GaugeVec,
+    pub reorg_code_deadline: GaugeVec,
     ready: AtomicBool,
     /// Reconciles started and not yet finished (what a shutdown waits for).
     in_flight: AtomicUsize,
@@ -111,6 +122,8 @@ impl Reg {
 const SITE: &[&str] = &["zone", "site", "family"];
 const ZONE: &[&str] = &["zone"];
 const PLAN: &[&str] = &["namespace", "plan"];
+/// The labels of a reorganization act's gauges.
+const ACT: &[&str] = &["reorganization"];
 
 impl Metrics {
     /// Build the registry (fails only on an invalid metric definition).
@@ -155,6 +168,16 @@ impl Metrics {
             )?,
             dr_action_duration: r.histograms("dr_action_duration_seconds", "DR action request to its last step done", 0.5, 12, &["action"])?,
             reorg_steps: r.counter("reorganization_steps_total", "Reorganization steps carried out, by step and result", &["step", "result"])?,
+            reorg_step_deadline: r.gauges(
+                "reorganization_step_deadline_timestamp_seconds",
+                "UNIX time by which an act's current step should be done (its date plus a day, or its start plus an hour)",
+                &["reorganization", "step"],
+            )?,
+            reorg_alias_expiry: r.gauges("reorganization_alias_expiry_timestamp_seconds", "UNIX time an act's aliases go (the end of its transition)", ACT)?,
+            reorg_not_answering: r.gauges("reorganization_names_not_answering", "Names an act keeps answering (aliases, redeclared records) that the zone does not answer", ACT)?,
+            reorg_archives_past_retention: r.gauges("reorganization_archives_past_retention", "Archive snapshots an act made that are kept past their retention date", ACT)?,
+            reorg_absorbed_codes: r.gauges("reorganization_absorbed_codes_in_use", "Units still holding a code an act reissued", ACT)?,
+            reorg_code_deadline: r.gauges("reorganization_code_deadline_timestamp_seconds", "UNIX time of the earliest deadline of an act's code reissues", ACT)?,
             registry: r.0,
             collectors: r.1,
             ready: AtomicBool::new(false),

@@ -15,6 +15,7 @@ mod archive;
 mod names;
 mod release;
 mod steps;
+mod watch;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -159,6 +160,7 @@ async fn reconcile_inner(act: &Reorganization, ctx: &Context) -> Result<Action> 
         ctx.event(act, false, "ApplyStarted", &format!("carrying out {}", act.spec.reference)).await;
     }
     let today = Day(now.as_second().div_euclid(86_400));
+    watch::observe(ctx, act, &plan, &st, &objects, today).await?;
     let expired = release::expire_holds(&ctx.client, &act.name_any(), today).await?;
     if expired > 0 {
         ctx.event(act, false, "HoldsExpired", &format!("{expired} addresses held back from reuse are free again")).await;

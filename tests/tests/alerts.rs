@@ -25,8 +25,8 @@ fn promtool(args: &[&str], dir: &PathBuf) -> String {
 #[test]
 fn alert_rules_pass_promtool_check_and_unit_tests() {
     let out = promtool(&["check", "rules", "charts/pdc/rules/pdc.rules.yaml"], &root());
-    assert!(out.contains("SUCCESS: 11 rules found"), "{out}");
-    for t in ["ipam_test.yaml", "dns_test.yaml", "dr_test.yaml", "dr_schedule_test.yaml"] {
+    assert!(out.contains("SUCCESS: 16 rules found"), "{out}");
+    for t in ["ipam_test.yaml", "dns_test.yaml", "dr_test.yaml", "dr_schedule_test.yaml", "reorg_test.yaml"] {
         let out = promtool(&["test", "rules", t], &root().join("tests/promtool"));
         assert!(out.contains("SUCCESS"), "{t}: {out}");
     }

@@ -136,7 +136,7 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     assert!(sp.status.unwrap().peer_addresses.contains(&his_p));
 
     // pdcctl and metrics.
-    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "status"]);
+    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "status", "-A"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("PLAN") && out.contains(DEPT) && out.contains(STANDBY) && out.contains("15m") && out.contains("Protected") && out.contains("never"), "{out}");
     let op = s.primary.operator.as_ref().unwrap();
@@ -162,7 +162,7 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     assert!(out.contains("Planned") && out.contains("Fence") && out.contains("Promote") && out.contains("his-root ← volsync-his-root-dst") && out.contains("SwitchDNS"), "{out}");
     assert_eq!(Api::<DrPlan>::namespaced(sc.clone(), DEPT).get(DEPT).await.unwrap().active_site(), PRIMARY);
     // Asking the active site for a failover is refused with where to ask.
-    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "failover", DEPT, "-d", DEPT]);
+    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "failover", DEPT, "-d", DEPT, "--yes"]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("already runs") && out.contains(STANDBY), "{out}");
 
@@ -180,7 +180,7 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     assert!(s.knot.dig(&fqdn("his"), "A", false).unwrap().contains(&his_p));
 
     // Failover with both sites up, the standby's operator killed in every step.
-    let (code, out) = pdc_tests::pdcctl(&s.standby.env.kubeconfig, &["dr", "failover", DEPT, "-d", DEPT, "--no-wait"]);
+    let (code, out) = pdc_tests::pdcctl(&s.standby.env.kubeconfig, &["dr", "failover", DEPT, "-d", DEPT, "--no-wait", "--yes"]);
     assert_eq!(code, 0, "{out}");
     let splans: Api<DrPlan> = Api::namespaced(sc.clone(), DEPT);
     for step in ["Fence", "Promote", "StartVMs", "SwitchDNS"] {
@@ -226,14 +226,14 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     // data: refused, saying why.
     players.failing.lock().unwrap().insert("his-root".into());
     wait_plan(&sc, "phuyen's mover failing", 60, |p| cond(p, "Protected").is_some_and(|c| c.0 == "False" && c.2.contains("mover failed"))).await;
-    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "relocate", DEPT, "-d", DEPT]);
+    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "relocate", DEPT, "-d", DEPT, "--yes"]);
     assert_ne!(code, 0, "{out}");
     assert!(out.contains("does not replicate here yet") && out.contains("use Failover"), "{out}");
     players.failing.lock().unwrap().clear();
     // Relocate back: replication now runs phuyen → daklak; the standby's VMs stop,
     // sync once more, and the primary takes over.
     wait_plan(&sc, "replicating back to the primary", 90, |p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Protected") && cond(p, "Protected").is_some_and(|c| c.0 == "True")).await;
-    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "relocate", DEPT, "-d", DEPT]);
+    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dr", "relocate", DEPT, "-d", DEPT, "--yes"]);
     assert_eq!(code, 0, "{out}");
     for st in ["Fence", "StopSource", "FinalSync", "Promote", "StartVMs", "SwitchDNS", "Succeeded"] {
         assert!(out.contains(st), "{st}: {out}");
@@ -252,7 +252,7 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     players.down.lock().unwrap().insert(0);
     s.primary.plane.stop_apiserver();
     let t = Instant::now();
-    let (code, out) = pdc_tests::pdcctl(&s.standby.env.kubeconfig, &["dr", "failover", DEPT, "-d", DEPT]);
+    let (code, out) = pdc_tests::pdcctl(&s.standby.env.kubeconfig, &["dr", "failover", DEPT, "-d", DEPT, "--yes"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("does not answer") && out.contains("Succeeded"), "{out}");
     wait_dns(&s, &fqdn("his"), "A", &his_s, false, 30);

@@ -189,6 +189,25 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+    // Monitoring sees every name answering and when the aliases go (a pass after
+    // the last alias answered: the act is looked at again).
+    acts.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"pdc.io/replan": "metrics"}}}))).await.unwrap();
+    let expiry = pdc_core::reorg::Day::parse(&today).unwrap().plus(30).0 * 86_400;
+    let want = [
+        format!("pdc_reorganization_names_not_answering{{reorganization=\"{name}\"}} 0"),
+        format!("pdc_reorganization_alias_expiry_timestamp_seconds{{reorganization=\"{name}\"}} {expiry}"),
+        format!("pdc_reorganization_step_deadline_timestamp_seconds{{reorganization=\"{name}\",step=\"RemoveAliases\"}} {}", expiry + 86_400),
+    ];
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let (_, metrics) = env.metrics_get("/metrics").unwrap();
+        if want.iter().all(|w| metrics.lines().any(|l| l == w)) {
+            break;
+        }
+        let ours: Vec<&str> = metrics.lines().filter(|l| l.contains(&name)).collect();
+        assert!(std::time::Instant::now() < deadline, "want {want:?}, the act's series: {ours:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
     // The VMs not kept: halted, their disks snapshotted until the retention date.
     let retain = pdc_core::reorg::Day::parse(&today).unwrap().plus(60).format();
     for (u, vm) in [(&xa_a, "mot"), (&huyen, "hai")] {
