@@ -29,13 +29,15 @@ ONCE=0; [ "${1:-}" = "--once" ] && ONCE=1
 say() { printf '\n\033[1m== %s\033[0m\n' "$*" >&2; }
 RUN=$(mktemp -d /tmp/pdc-demo.XXXXXX)
 PIDS=()
-SJOB=""
+SJOB=""; DNS_PID=""
 cleanup() {
   # A second Ctrl-C or TERM must not cut the cleanup short.
   trap '' INT TERM
   [ -n "$SJOB" ] && kill "$SJOB" 2>/dev/null || true
   for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done
   for p in "${PIDS[@]}"; do wait "$p" 2>/dev/null || true; done
+  # The DNS server's zones and keys (pdc-dns-server names its directory after its pid).
+  [ -n "$DNS_PID" ] && rm -rf "${TMPDIR:-/tmp}/pdc-dns-server/knot-$DNS_PID-"*
   rm -rf "$RUN"
 }
 trap cleanup EXIT
@@ -237,7 +239,7 @@ pdcctl zone rules
 say "Starting the province's DNS server (Knot DNS on 127.0.0.1: DNSSEC signing, updates only with TSIG) and registering its zones"
 "$T/pdc-dns-server" --env-file "$RUN/dns.env" daklak.gov.vn 15.10.in-addr.arpa 0.0.5.1.8.b.d.0.1.0.0.2.ip6.arpa \
   45.10.in-addr.arpa 0.0.5.4.8.b.d.0.1.0.0.2.ip6.arpa >"$RUN/dns.log" 2>&1 &
-PIDS+=($!)
+DNS_PID=$!; PIDS+=("$DNS_PID")
 for _ in $(seq 1 120); do [ -f "$RUN/dns.env" ] && break; sleep 0.5; done
 [ -f "$RUN/dns.env" ] || { cat "$RUN/dns.log" >&2; exit 1; }
 cat "$RUN/dns.log" >&2
