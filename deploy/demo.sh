@@ -15,8 +15,8 @@
 # the local control planes (no kubelet): there the tests' players stand in for them
 # (tests/src/players, run by pdc-demo play), and the demo says so. A cluster that
 # serves KubeVirt and CDI itself is never given stand-ins and nothing is played
-# there; one that has neither is not given them either: the VM and DR parts are
-# skipped there (PDC_DEMO_IMAGE sets the image URL the VMs boot from).
+# there (its VMs boot from PDC_DEMO_IMAGE, an image URL it can reach); one that has
+# neither is not given them either, and the VM and DR parts are skipped.
 #
 # DR (local mode): the health department's DR plan replicates its protected VM to
 # phuyen, a drill runs there, then a failover, and DNS moves to phuyen's addresses.
