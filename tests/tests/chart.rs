@@ -1,5 +1,5 @@
 //! The chart on its own, with helm: its values schema refuses bad values by name,
-//! the PodDisruptionBudget comes only with standbys, the operator's scheduling
+//! every setting the operator reads is set from a value, the PodDisruptionBudget comes only with standbys, the operator's scheduling
 //! defaults spread the replicas and give way to the user's, the install notes
 //! render, the operator's NetworkPolicy lets through what it needs and nothing
 //! else, and the `helm test` Pod runs the operator's image in its check mode (run
@@ -69,6 +69,8 @@ fn defaults_and_values_the_operator_accepts_lint_clean() {
         "replicas=10",
         "logFormat=text",
         "leaderElection.leaseDuration=1m,leaderElection.renewDeadline=2.5s,leaderElection.retryPeriod=500ms",
+        "leaderElection.leaseName=pdc-operator.daklak,concurrency=1,watchFailureLimit=1h,dns.resync=1m30s,dns.maxBackoff=500ms",
+        "concurrency=1000,dr.peerAccess=false,dr.stepPause=2s",
         "metricsPort=1,site=phuyen",
         "image.pullPolicy=Always,image.tag=v0.2.0-rc.1",
         "imageLibraries={golden-images,windows-images}",
@@ -96,6 +98,15 @@ fn bad_values_are_refused_by_lint_and_template_naming_the_key() {
         ("logFormat=xml", "'/logFormat'"),
         ("leaderElection.leaseDuration=15", "'/leaderElection/leaseDuration'"),
         ("leaderElection.renewDeadline=10 seconds", "'/leaderElection/renewDeadline'"),
+        ("leaderElection.leaseName=Pdc_Operator", "'/leaderElection/leaseName'"),
+        ("concurrency=0", "'/concurrency'"),
+        ("concurrency=many", "'/concurrency'"),
+        ("watchFailureLimit=300", "'/watchFailureLimit'"),
+        ("dns.resync=30", "'/dns/resync'"),
+        ("dns.maxBackoff=1 minute", "'/dns/maxBackoff'"),
+        ("dns.resyncPeriod=30s", "'resyncPeriod'"),
+        ("dr.peerAccess=maybe", "'/dr/peerAccess'"),
+        ("dr.stepPause=-1s", "'/dr/stepPause'"),
         ("metricsPort=70000", "'/metricsPort'"),
         ("image.pullPolicy=Sometimes", "'/image/pullPolicy'"),
         ("site=Dak Lak", "'/site'"),
@@ -166,6 +177,104 @@ fn every_value_has_a_described_schema_entry() {
             None => entry,
         }
     }
+}
+
+/// The settings the operator reads from its environment, as its source declares
+/// them (`#[arg(..., env = "NAME", default_value = ...)]` in operator/src/main.rs):
+/// each variable's name and its default, if it has one.
+fn operator_settings() -> Vec<(String, Option<String>)> {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../operator/src/main.rs");
+    let source = std::fs::read_to_string(path).unwrap();
+    let after = |line: &str, key: &str, end: &[char]| {
+        line.split_once(key).and_then(|(_, rest)| rest.split_once(end)).map(|(value, _)| value.to_string())
+    };
+    source
+        .lines()
+        .filter(|line| line.trim_start().starts_with("#[arg("))
+        .filter_map(|line| {
+            let name = after(line, "env = \"", &['"'])?;
+            let default = after(line, "default_value = \"", &['"']).or_else(|| after(line, "default_value_t = ", &[',', ')']));
+            Some((name, default))
+        })
+        .collect()
+}
+
+/// The operator container's environment: variable → its literal value, or `None`
+/// when it comes from elsewhere (the downward API).
+fn operator_env(objects: &[Value]) -> std::collections::BTreeMap<String, Option<String>> {
+    let (pod, _) = operator_pods(objects);
+    let container = pod["containers"].as_array().unwrap().iter().find(|c| c["name"] == "operator").expect("the operator container");
+    container["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_string(), e["value"].as_str().map(str::to_string)))
+        .collect()
+}
+
+/// Every setting the operator reads is set by the chart from a value, so a new
+/// setting without a chart value fails here; the chart's defaults are the
+/// operator's own, and each value reaches its variable.
+#[test]
+fn the_deployment_sets_every_setting_the_operator_reads() {
+    let chart = chart_dir();
+    let settings = operator_settings();
+    let pdc: Vec<&str> = settings.iter().map(|(n, _)| n.as_str()).filter(|n| n.starts_with("PDC_")).collect();
+    assert!(pdc.len() >= 15 && pdc.contains(&"PDC_WATCH_FAILURE_LIMIT"), "reading operator/src/main.rs found only {pdc:?}");
+
+    // A province's install: with a site. Without one, PDC_SITE alone stays unset
+    // (the operator would read an empty one as a site named "").
+    let env = operator_env(&template(&chart, &["--set", "site=daklak"]).unwrap());
+    for (name, _) in &settings {
+        assert!(env.contains_key(name), "the operator reads {name} but the chart's Deployment does not set it: add a value for it");
+    }
+    let defaults = operator_env(&template(&chart, &[]).unwrap());
+    let unset: Vec<&str> = settings.iter().map(|(n, _)| n.as_str()).filter(|n| !defaults.contains_key(*n)).collect();
+    assert_eq!(unset, ["PDC_SITE"], "{defaults:?}");
+
+    // The chart's defaults change nothing the operator would choose by itself.
+    for (name, default) in &settings {
+        if let (Some(Some(chart_value)), Some(default)) = (defaults.get(name), default) {
+            assert_eq!(chart_value, default, "{name}: the chart's default differs from the operator's");
+        }
+    }
+
+    // Each value reaches its variable.
+    let cases = [
+        ("metricsPort=9090", "PDC_METRICS_ADDR", "0.0.0.0:9090"),
+        ("metrics.auth=false", "PDC_METRICS_AUTH", "false"),
+        ("dr.peerAccess=false", "PDC_DR_PEER_SERVICE_ACCOUNT", ""),
+        ("leaderElection.leaseName=pdc-lease-daklak", "PDC_LEASE_NAME", "pdc-lease-daklak"),
+        ("leaderElection.leaseDuration=1m", "PDC_LEASE_DURATION", "1m"),
+        ("leaderElection.renewDeadline=40s", "PDC_RENEW_DEADLINE", "40s"),
+        ("leaderElection.retryPeriod=5s", "PDC_RETRY_PERIOD", "5s"),
+        ("concurrency=7", "PDC_CONCURRENCY", "7"),
+        ("logFormat=text", "PDC_LOG_FORMAT", "text"),
+        ("dns.resync=45s", "PDC_DNS_RESYNC", "45s"),
+        ("dns.maxBackoff=2m", "PDC_DNS_MAX_BACKOFF", "2m"),
+        ("site=phuyen", "PDC_SITE", "phuyen"),
+        ("dr.stepPause=1500ms", "PDC_DR_STEP_PAUSE", "1500ms"),
+        ("watchFailureLimit=1h", "PDC_WATCH_FAILURE_LIMIT", "1h"),
+    ];
+    let set: Vec<&str> = cases.iter().map(|(set, _, _)| *set).collect();
+    let env = operator_env(&template(&chart, &["--set", &set.join(",")]).unwrap());
+    for (set, name, want) in cases {
+        assert_eq!(env[name].as_deref(), Some(want), "--set {set}");
+    }
+    let untested: Vec<&str> = pdc.iter().copied().filter(|n| *n != "PDC_SERVICE_ACCOUNT" && !cases.iter().any(|(_, c, _)| c == n)).collect();
+    assert!(untested.is_empty(), "no value is checked to reach {untested:?}");
+
+    // The ServiceAccounts named are the ones the chart makes: the operator's is
+    // the pod's own, the DR peer's is the chart's pdc-dr-peer.
+    let objects = template(&chart, &[]).unwrap();
+    let (pod, _) = operator_pods(&objects);
+    let container = &pod["containers"][0];
+    let sa_env = container["env"].as_array().unwrap().iter().find(|e| e["name"] == "PDC_SERVICE_ACCOUNT").unwrap();
+    assert_eq!(sa_env["valueFrom"]["fieldRef"]["fieldPath"], "spec.serviceAccountName", "{sa_env}");
+    let accounts: Vec<&Value> = of_kind(&objects, "ServiceAccount").into_iter().map(|a| &a["metadata"]["name"]).collect();
+    assert!(accounts.contains(&&pod["serviceAccountName"]), "{accounts:?}");
+    let peer = operator_env(&objects)["PDC_DR_PEER_SERVICE_ACCOUNT"].clone().unwrap();
+    assert!(accounts.contains(&&Value::String(peer.clone())), "{peer} is not among the chart's ServiceAccounts {accounts:?}");
 }
 
 #[test]
