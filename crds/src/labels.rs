@@ -39,6 +39,12 @@ pub const RETAIN_UNTIL: &str = "pdc.io/retain-until";
 /// address is not handed to another unit at once; from this day (`YYYY-MM-DD`) the
 /// hold goes and the address may be handed out again.
 pub const HOLD_UNTIL: &str = "pdc.io/hold-until";
+/// On an AddressAllocation: `"true"` for an address in use outside pdc, imported
+/// from the declared plan. No claim owns it; claims, the orphan sweep and
+/// reorganizations never release it; `pdcctl ip release-external` does.
+pub const EXTERNAL: &str = "pdc.io/external";
+/// On objects written by `pdcctl ip import`: the plan file's name they came from.
+pub const PLAN: &str = "pdc.io/plan";
 /// The Department's kind (department, commune, ward, agency).
 pub const KIND: &str = "pdc.io/kind";
 /// Finalizer that keeps a Department until its namespace holds no pdc resources.
@@ -74,6 +80,17 @@ pub const DR_DRILL: &str = "pdc.io/dr-drill";
 pub const DR_PEER_ADDRESSES: &str = "pdc.io/dr-peer-addresses";
 /// On a DataVolume restored from a replica: the VolumeSnapshot it came from.
 pub const DR_RESTORED_FROM: &str = "pdc.io/dr-restored-from";
+/// On a TenantVM a reorganization moved to its unit's successor:
+/// `<old namespace>/<act>`. Its disks are restored from the snapshots the act cut
+/// of the old VM's disks in the old namespace ([`move_snapshot`]).
+pub const MOVED_FROM: &str = "pdc.io/moved-from";
+
+/// The VolumeSnapshot an act cuts of disk (DataVolume) `dv` to move it.
+pub fn move_snapshot(act: &str, dv: &str) -> String {
+    let mut n = format!("move.{act}.{dv}");
+    n.truncate(253);
+    n.trim_end_matches(['.', '-']).to_string()
+}
 /// Finalizer that removes a DrPlan's replication objects.
 pub const DR_FINALIZER: &str = "pdc.io/dr-plan";
 /// On a VolumeSnapshot a DR restore or drill reads from: the DrPlan that holds it

@@ -12,6 +12,7 @@
 //! version does not carry out ([`steps::IMPLEMENTED`]): nothing is half-applied.
 
 mod archive;
+mod moves;
 mod names;
 mod release;
 mod steps;
@@ -93,11 +94,15 @@ pub fn status(act: &Reorganization, plan: &Plan, old: &ReorganizationStatus, now
     }
 }
 
-/// Steps with work in `plan` that this version does not carry out: MoveVMs, and
-/// Redeclare when a whole subdomain would alias another (a DNAME).
+/// Steps with work in `plan` that this version does not carry out: MoveVMs when
+/// TenantVolumes or standalone AddressClaims would move (VMs move; their volumes and
+/// claims do not yet), and Redeclare when a whole subdomain would alias another (a
+/// DNAME).
 pub fn unavailable(plan: &Plan) -> Vec<Step> {
     let dname = plan.aliases.iter().any(|a| a.kind != "CNAME");
-    reorg::STEPS.into_iter().filter(|s| plan.has_work(*s) && (!steps::IMPLEMENTED.contains(s) || (*s == Step::Redeclare && dname))).collect()
+    let data = plan.units.iter().any(|u| !u.volumes_moved.is_empty() || !u.claims_moved.is_empty());
+    let partly = |s: &Step| (*s == Step::Redeclare && dname) || (*s == Step::MoveVms && data);
+    reorg::STEPS.into_iter().filter(|s| plan.has_work(*s) && (!steps::IMPLEMENTED.contains(s) || partly(s))).collect()
 }
 
 /// Whether an Apply may start; when it may not, `Applied=False` says why.

@@ -162,7 +162,7 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     let name = unique("nq-xa-moi");
     let spec = serde_json::json!({
         "reference": "Nghị quyết 1680/NQ-UBTVQH15", "effectiveDate": today, "transitionDays": 30, "retentionDays": 60, "coolDownDays": 30,
-        "merges": [{"units": [&xa_a, &xa_b, &xa_c], "successor": &successor, "successorDisplayName": "Xã Ea Mới", "successorCode": "H15.9.1"}],
+        "merges": [{"units": [&xa_a, &xa_b, &xa_c], "successor": &successor, "successorDisplayName": "Xã Ea Mới", "successorCode": "H15.9.1", "keep": [format!("{xa_a}/mot")]}],
         "dissolutions": [{"unit": &huyen, "lookupsGoTo": &so}],
         "action": "Apply", "actionToken": "1"
     });
@@ -171,13 +171,20 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     acts.create(&PostParams::default(), &act).await.unwrap();
     let done = wait_phase(&acts, &name, "InTransition", 240).await;
     let st = done.status.clone().unwrap();
-    for s in ["Freeze", "CreateUnits", "Archive", "Redeclare", "Retire"] {
+    for s in ["Freeze", "CreateUnits", "MoveVMs", "Archive", "Redeclare", "Retire"] {
         assert!(st.steps.iter().any(|x| x.name == s && x.state == "Done"), "{s}: {}", steps(&done));
     }
 
     // Old names answer with signed CNAMEs to the successor's names.
     let depts: Api<Department> = Api::all(client.clone());
-    for (old, new) in [(sub(&xa_a), sub(&successor)), (sub(&xa_b), sub(&successor)), (format!("www.{}", sub(&xa_b)), format!("www.{}", sub(&successor))), (format!("hai.{}", sub(&huyen)), sub(&so))] {
+    let moved = [
+        (sub(&xa_a), sub(&successor)),
+        (sub(&xa_b), sub(&successor)),
+        (format!("www.{}", sub(&xa_b)), format!("www.{}", sub(&successor))),
+        (format!("mot.{}", sub(&xa_a)), format!("mot.{}", sub(&successor))),
+        (format!("hai.{}", sub(&huyen)), sub(&so)),
+    ];
+    for (old, new) in moved {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         loop {
             let a = knot.dig(&old, "A", true).unwrap();
@@ -208,9 +215,26 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
         assert!(std::time::Instant::now() < deadline, "want {want:?}, the act's series: {ours:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // The kept VM moved: it runs at the successor from copies of its disks (cloned
+    // across namespaces from the move's snapshots), with new addresses; the old VM
+    // is gone and its addresses are held back for the cool-down.
+    let mot = Api::<TenantVM>::namespaced(client.clone(), &successor).get("mot").await.unwrap();
+    assert_eq!(mot.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Running"));
+    assert_eq!(mot.annotations().get("pdc.io/moved-from"), Some(&format!("{xa_a}/{name}")));
+    let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), &successor, &kube::api::ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("cdi.kubevirt.io", "v1beta1", "DataVolume"), "datavolumes"));
+    let root = dvs.get("mot-root").await.unwrap();
+    assert_eq!(root.data["spec"]["source"]["snapshot"]["namespace"], xa_a.as_str());
+    assert!(Api::<TenantVM>::namespaced(client.clone(), &xa_a).get_opt("mot").await.unwrap().is_none(), "the old VM is gone");
+    let new_v4 = mot.status.as_ref().unwrap().nics[0].ipv4.clone().unwrap();
+    assert!(knot.dig(&format!("mot.{}", sub(&successor)), "A", false).unwrap().contains(&new_v4));
+    let reusable_move = pdc_core::reorg::Day::parse(&today).unwrap().plus(30).format();
+    let held_move: Vec<AddressAllocation> =
+        Api::<AddressAllocation>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.into_iter().filter(|a| a.spec.claim.namespace == xa_a).collect();
+    assert_eq!(held_move.len(), 2, "the moved VM's two old addresses are held");
+    assert!(held_move.iter().all(|a| a.labels().get("pdc.io/hold-until") == Some(&reusable_move) && a.spec.address != new_v4));
     // The VMs not kept: halted, their disks snapshotted until the retention date.
     let retain = pdc_core::reorg::Day::parse(&today).unwrap().plus(60).format();
-    for (u, vm) in [(&xa_a, "mot"), (&huyen, "hai")] {
+    for (u, vm) in [(&huyen, "hai")] {
         let v = Api::<TenantVM>::namespaced(client.clone(), u).get(vm).await.unwrap();
         assert_eq!(v.spec.run_strategy, pdc_api::RunStrategy::Halted, "{u}/{vm}");
         let snaps: Api<DynamicObject> = Api::namespaced_with(client.clone(), u, &snapshot_resource());
@@ -224,8 +248,9 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
         assert_eq!(d.spec.lifecycle, pdc_api::Lifecycle::Retired, "{u}");
     }
     // The successor holds the merged communes' own names.
-    let copies = Api::<DnsRecord>::namespaced(client.clone(), &successor).list(&ListParams::default()).await.unwrap();
-    assert_eq!(copies.items.len(), 2, "{:?}", copies.items.iter().map(|r| r.spec.name.clone()).collect::<Vec<_>>());
+    let copies: Vec<DnsRecord> =
+        Api::<DnsRecord>::namespaced(client.clone(), &successor).list(&ListParams::default()).await.unwrap().items.into_iter().filter(|r| r.owner_references().is_empty()).collect();
+    assert_eq!(copies.len(), 2, "{:?}", copies.iter().map(|r| r.spec.name.clone()).collect::<Vec<_>>());
     assert!(knot.dig(&format!("www.{}", sub(&successor)), "A", false).unwrap().contains("10.15.9.3"));
 
     // Nothing was lost while the act ran.

@@ -80,13 +80,14 @@ pub fn disk_name(vm: &TenantVM, d: &DiskSpec) -> String {
 }
 
 /// A DataVolume: the root from the image, the others blank, on the tier's StorageClass;
-/// or, with `restore`, from that VolumeSnapshot (a replica promoted by a failover).
-pub fn data_volume(vm: &TenantVM, d: &DiskSpec, root: bool, storage_class: &str, restore: Option<&str>) -> DynamicObject {
+/// or, with `restore` (namespace, name), from that VolumeSnapshot (a replica promoted
+/// by a failover, or the old VM's disk when a reorganization moves the VM).
+pub fn data_volume(vm: &TenantVM, d: &DiskSpec, root: bool, storage_class: &str, restore: Option<(&str, &str)>) -> DynamicObject {
     let ns = vm.namespace().unwrap_or_default();
     let img = &vm.spec.image;
     let storage = serde_json::json!({"resources": {"requests": {"storage": d.size}}, "storageClassName": storage_class, "accessModes": ["ReadWriteOnce"]});
     let (key, source) = match (root, &img.url, &img.registry, &img.data_source) {
-        _ if restore.is_some() => ("source", serde_json::json!({"snapshot": {"namespace": ns, "name": restore}})),
+        _ if restore.is_some() => ("source", serde_json::json!({"snapshot": {"namespace": restore.map(|r| r.0), "name": restore.map(|r| r.1)}})),
         (true, Some(u), _, _) => ("source", serde_json::json!({"http": {"url": u}})),
         (true, None, Some(r), _) => ("source", serde_json::json!({"registry": {"url": r}})),
         (true, None, None, Some(ds)) => {
@@ -105,7 +106,7 @@ pub fn data_volume(vm: &TenantVM, d: &DiskSpec, root: bool, storage_class: &str,
     if vm.spec.disk_deletion_policy == DiskDeletionPolicy::Retain {
         o.metadata.owner_references = None;
     }
-    if let Some(snap) = restore {
+    if let Some((_, snap)) = restore {
         o.metadata.annotations = Some(BTreeMap::from([(l::DR_RESTORED_FROM.to_string(), snap.to_string())]));
     }
     o.data = serde_json::json!({ "spec": spec });

@@ -214,6 +214,9 @@ pub fn children(vm: &TenantVM, i: &Inputs) -> Children {
         Placement::Active { promoted, .. } => promoted.clone(),
         _ => BTreeMap::new(),
     };
+    // A VM a reorganization moved here: its disks come from the old VM's, in the
+    // old namespace.
+    let moved = vm.annotations().get(pdc_api::labels::MOVED_FROM).and_then(|m| m.split_once('/')).map(|(ns, act)| (ns.to_string(), act.to_string()));
     let disks = if standby {
         Vec::new()
     } else {
@@ -221,8 +224,13 @@ pub fn children(vm: &TenantVM, i: &Inputs) -> Children {
             .zip(i.admitted.classes.iter())
             .map(|((root, d), (_, sc))| {
                 let name = build::disk_name(vm, d);
-                let restore = promoted.get(&name).cloned();
-                Disk { dv: build::data_volume(vm, d, root, sc, restore.as_deref()), disk: d.name.clone(), name, size: d.size.clone(), restore }
+                let (ns, snap) = match (promoted.get(&name), moved.as_ref()) {
+                    (Some(s), _) => (vm.namespace().unwrap_or_default(), Some(s.clone())),
+                    (None, Some((from, act))) => (from.to_string(), Some(pdc_api::labels::move_snapshot(act, &name))),
+                    (None, None) => (String::new(), None),
+                };
+                let dv = build::data_volume(vm, d, root, sc, snap.as_deref().map(|s| (ns.as_str(), s)));
+                Disk { dv, disk: d.name.clone(), name, size: d.size.clone(), restore: snap }
             })
             .collect()
     };

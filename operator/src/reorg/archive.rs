@@ -38,20 +38,21 @@ async fn halt(client: &Client, ns: &str, vm: &TenantVM) -> Result<()> {
         .map_err(|source| Error::Apply { what: format!("TenantVM {ns}/{}", vm.name_any()), source })
 }
 
-/// Make `disk`'s archive snapshot if it is not there; whether it is ready to use.
-async fn snapshot(client: &Client, ns: &str, act: &str, disk: &str, until: &str) -> Result<bool> {
+/// Make snapshot `name` of claim `disk` if it is not there (labelled with the act,
+/// and with the day it is kept until when it is an archive); whether it is ready.
+pub async fn snapshot_named(client: &Client, ns: &str, act: &str, name: &str, disk: &str, until: Option<&str>) -> Result<bool> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &snapshot_resource());
-    let name = snapshot_name(act, disk);
     let read = |source| Error::Read { what: format!("VolumeSnapshot {ns}/{name}"), source };
-    if let Some(s) = api.get_opt(&name).await.map_err(read)? {
+    if let Some(s) = api.get_opt(name).await.map_err(read)? {
         return Ok(s.data.pointer("/status/readyToUse").and_then(serde_json::Value::as_bool) == Some(true));
+    }
+    let mut l = json!({labels::REORGANIZATION: act, labels::DEPARTMENT: ns, labels::MANAGED_BY: labels::MANAGED_BY_VALUE});
+    if let (Some(u), Some(m)) = (until, l.as_object_mut()) {
+        m.insert(labels::RETAIN_UNTIL.into(), json!(u));
     }
     let obj: DynamicObject = serde_json::from_value(json!({
         "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
-        "metadata": {"name": &name, "namespace": ns, "labels": {
-            labels::REORGANIZATION: act, labels::RETAIN_UNTIL: until, labels::DEPARTMENT: ns,
-            labels::MANAGED_BY: labels::MANAGED_BY_VALUE,
-        }},
+        "metadata": {"name": name, "namespace": ns, "labels": l},
         "spec": {"source": {"persistentVolumeClaimName": disk}},
     }))
     .map_err(|e| Error::Invalid(format!("VolumeSnapshot {ns}/{name}: {e}")))?;
@@ -74,7 +75,7 @@ pub async fn run(client: &Client, act: &str, plan: &Plan, objects: &Objects) -> 
                 continue;
             }
             for disk in &a.disks {
-                if snapshot(client, &u.unit, act, disk, &a.until.format()).await? {
+                if snapshot_named(client, &u.unit, act, &snapshot_name(act, disk), disk, Some(&a.until.format())).await? {
                     ready += 1;
                 } else {
                     cutting.push(format!("{}/{disk}", u.unit));

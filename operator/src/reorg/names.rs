@@ -40,7 +40,7 @@ fn owner_of<'a>(fqdn: &str, objects: &'a Objects) -> Option<&'a str> {
 }
 
 /// A Kubernetes object name for `fqdn` (a DNS name is one, up to 253 characters).
-fn object_name(prefix: &str, fqdn: &str) -> String {
+pub fn object_name(prefix: &str, fqdn: &str) -> String {
     let mut n = format!("{prefix}.{fqdn}");
     n.truncate(253);
     n.trim_end_matches(['.', '-']).to_string()
@@ -57,6 +57,11 @@ fn alias_record(act: &str, a: &Alias, expired: bool) -> serde_json::Value {
         "metadata": {"name": object_name("alias", &a.from), "labels": {labels::ALIAS: act, labels::REORGANIZATION: act}, "annotations": annotations},
         "spec": {"name": format!("{}.", a.from), "type": "CNAME", "values": [format!("{}.", a.to)]},
     })
+}
+
+/// Declare the alias `a` in `ns` (the namespace whose subdomain holds its old name).
+pub async fn declare_alias(client: &Client, act: &str, ns: &str, a: &Alias) -> Result<()> {
+    apply_record(client, ns, &object_name("alias", &a.from), &alias_record(act, a, false)).await
 }
 
 /// Declare the merged units' own records under the successors' subdomains (same

@@ -65,6 +65,20 @@ async fn hold(client: &Client, act: &str, ns: &str, until: &str) -> Result<usize
     Ok(n)
 }
 
+/// Hold the addresses of VM `vm` in `ns` (its NICs' claims) until `until`.
+pub async fn hold_vm(client: &Client, act: &str, ns: &str, vm: &str, until: &str) -> Result<()> {
+    let api: Api<AddressAllocation> = Api::all(client.clone());
+    let all = api.list(&ListParams::default()).await.map_err(|source| Error::Read { what: "AddressAllocations".into(), source })?;
+    let of_vm = |a: &&AddressAllocation| a.spec.claim.namespace == ns && crate::compute::build::vm_of_claim(&a.spec.claim.name) == Some(vm);
+    for a in all.items.iter().filter(of_vm).filter(|a| !a.labels().contains_key(labels::HOLD_UNTIL)) {
+        let patch = json!({"metadata": {"labels": {labels::HOLD_UNTIL: until, labels::REORGANIZATION: act}}});
+        api.patch(&a.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| Error::Apply { what: format!("AddressAllocation {}", a.name_any()), source })?;
+    }
+    Ok(())
+}
+
 /// Give back what the retired units hold, their addresses held for the cool-down.
 pub async fn run(client: &Client, act: &Reorganization, plan: &Plan) -> Result<Outcome> {
     let name = act.name_any();

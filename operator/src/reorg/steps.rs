@@ -24,8 +24,8 @@ const CODES: &str = "pdc-reorganization-codes";
 
 /// The steps this version carries out. An act with work in any other step is not
 /// started (see [`super::unavailable`]).
-pub const IMPLEMENTED: [Step; 8] =
-    [Step::Freeze, Step::CreateUnits, Step::Archive, Step::Redeclare, Step::ReissueCodes, Step::Retire, Step::RemoveAliases, Step::Release];
+pub const IMPLEMENTED: [Step; 9] =
+    [Step::Freeze, Step::CreateUnits, Step::MoveVms, Step::Archive, Step::Redeclare, Step::ReissueCodes, Step::Retire, Step::RemoveAliases, Step::Release];
 
 /// What a step's run came to.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -89,8 +89,10 @@ async fn create_units(client: &Client, plan: &Plan, departments: &[Department]) 
             json!({"users": users, "groups": groups})
         };
         let kind = from.first().map(|d| d.spec.kind);
+        // The zones the merged units used, so the VMs that move keep their networks.
+        let zones: BTreeSet<&String> = from.iter().flat_map(|d| d.spec.zones.iter()).collect();
         let spec = json!({
-            "displayName": n.display_name, "code": n.code, "kind": kind,
+            "displayName": n.display_name, "code": n.code, "kind": kind, "zones": zones,
             "quota": quota(&n.quota), "admins": people(|d| &d.spec.admins), "viewers": people(|d| &d.spec.viewers),
         });
         apply(client, UNITS, &n.name, None, spec).await?;
@@ -146,6 +148,6 @@ pub async fn run(client: &Client, act: &Reorganization, plan: &Plan, objects: &O
         Step::Retire => done(set_lifecycle(client, act, plan, "Retired").await),
         Step::RemoveAliases => super::names::remove_aliases(client, act).await,
         Step::Release => super::release::run(client, act, plan).await,
-        Step::MoveVms => Err(Error::Invalid(format!("step {} is not carried out by this version", step.as_str()))),
+        Step::MoveVms => super::moves::run(client, act, plan, objects).await,
     }
 }

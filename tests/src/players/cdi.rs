@@ -30,9 +30,51 @@ const DNS_NAMESPACE: &str = "kube-system";
 
 /// CDI's DataVolume validating webhook (`pkg/apiserver/webhooks/datavolume-validate.go`,
 /// v1.66) refuses any UPDATE whose `spec` differs from the stored one ("Cannot update
-/// DataVolume Spec"); a disk is grown through its PersistentVolumeClaim instead. Played
-/// by a ValidatingAdmissionPolicy, so the API server itself refuses the write.
+/// DataVolume Spec"); a disk is grown through its PersistentVolumeClaim instead. It also
+/// authorizes a clone from another namespace (a `pvc` or `snapshot` source, or a
+/// DataSource `sourceRef`): the user creating the DataVolume must be allowed to create
+/// `datavolumes/source` (or pods) in the source namespace, or the create is refused
+/// ("insufficient permissions in clone source namespace"). Played by
+/// ValidatingAdmissionPolicies, so the API server itself refuses the write.
 pub fn webhook_rules() -> String {
+    let clone_auth = "apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: cdi-datavolume-clone-authorization}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+      - apiGroups: [cdi.kubevirt.io]
+        apiVersions: ['*']
+        operations: [CREATE]
+        resources: [datavolumes]
+  variables:
+    - name: source
+      expression: >-
+        has(object.spec.source) && has(object.spec.source.pvc) && has(object.spec.source.pvc.__namespace__) ? object.spec.source.pvc.__namespace__ :
+        has(object.spec.source) && has(object.spec.source.snapshot) && has(object.spec.source.snapshot.__namespace__) ? object.spec.source.snapshot.__namespace__ :
+        has(object.spec.sourceRef) && has(object.spec.sourceRef.__namespace__) ? object.spec.sourceRef.__namespace__ : request.namespace
+  validations:
+    - expression: >-
+        variables.source == request.namespace ||
+        authorizer.group('cdi.kubevirt.io').resource('datavolumes').subresource('source').namespace(variables.source).check('create').allowed() ||
+        authorizer.group('').resource('pods').namespace(variables.source).check('create').allowed()
+      messageExpression: >-
+        'admission webhook \"datavolume-validate.cdi.kubevirt.io\" denied the request: User ' + request.userInfo.username +
+        ' has insufficient permissions in clone source namespace ' + variables.source
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: cdi-datavolume-clone-authorization}
+spec:
+  policyName: cdi-datavolume-clone-authorization
+  validationActions: [Deny]
+---
+";
+    format!("{clone_auth}{}", spec_immutable())
+}
+
+fn spec_immutable() -> String {
     "apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicy
 metadata: {name: cdi-datavolume-spec-immutable}
