@@ -171,6 +171,12 @@ pub struct NetworkZoneSpec {
     #[x_kube(validation = Rule::new("self.all(r, isIP(r))").message("every resolver must be an IPv4 or IPv6 address"))]
     #[schemars(length(max = 8), inner(length(max = 45)))]
     pub resolvers: Vec<String>,
+    /// The zone's addresses are assigned outside pdc (the government data network
+    /// TSLCD, planned centrally): pdc only records the plan imported with `pdcctl ip
+    /// import`. No department subnet is carved from it and no AddressClaim is bound in
+    /// it; the allocations it holds are all external.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub externally_assigned: bool,
     /// Linux bridge the zone's VLAN is attached to on the nodes (Multus bridge CNI);
     /// defaults to `br-<zone name>`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -408,8 +414,10 @@ pub struct SubnetAllocationSpec {
     printcolumn(name = "Site", type_ = "string", json_path = ".spec.site"),
     printcolumn(name = "Department", type_ = "string", json_path = ".spec.department"),
     printcolumn(name = "Claim", type_ = "string", json_path = ".spec.claim.name"),
+    printcolumn(name = "External", type_ = "string", json_path = ".spec.external.role"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    validation = Rule::new("self.spec == oldSelf.spec").message("an allocation cannot be changed; release it and allocate another")
+    validation = Rule::new("self.spec == oldSelf.spec").message("an allocation cannot be changed; release it and allocate another"),
+    validation = Rule::new("!has(self.spec.external) || (self.spec.claim.name == '' && self.spec.claim.uid == '')").message("an external allocation belongs to no AddressClaim: spec.claim must be empty")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct AddressAllocationSpec {
@@ -435,6 +443,27 @@ pub struct AddressAllocationSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 253))]
     pub hostname: Option<String>,
+    /// Set on an address in use outside pdc, imported from the province's declared
+    /// plan (`pdcctl ip import`): held, never handed to a claim, released only by
+    /// `pdcctl ip release-external`. Its `claim` is empty.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub external: Option<ExternalUse>,
+}
+
+/// What holds an external address.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ExternalUse {
+    /// What it is: `server`, `network-point`, `gateway`, `firewall`, …
+    #[schemars(length(max = 63))]
+    pub role: String,
+    /// The plan file it was imported from (its name, without directories).
+    #[schemars(length(max = 253))]
+    pub plan: String,
+    /// A note from the plan (the machine's or the point's description).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 500))]
+    pub description: Option<String>,
 }
 
 /// The claim an address belongs to.

@@ -9,6 +9,7 @@
 pub mod code;
 pub mod dnsplan;
 pub mod dr;
+pub mod import;
 pub mod ipam;
 pub mod netdata;
 pub mod quantity;

@@ -146,6 +146,10 @@ fn pool_of(claim: &AddressClaim, ctx: &ClaimContext, want: Want) -> Result<std::
     if !z.spec.sites.iter().any(|s| s.site == site) {
         return Ok(Err(not_bound("ZoneNotAtSite", format!("zone {zname} has no prefixes at site {site}"), None)));
     }
+    if z.spec.externally_assigned {
+        let msg = format!("zone {zname}'s addresses are assigned outside pdc (spec.externallyAssigned); pdc records them and hands none out, so ask the zone's planners for an address");
+        return Ok(Err(not_bound("ZoneExternallyAssigned", msg, None)));
+    }
     let key = PoolKey { department: ns.clone(), zone: zname.clone(), site: site.clone() };
     let (v4, v6) = (ctx.ipam.ledger.subnet_of(&key, Family::V4), ctx.ipam.ledger.subnet_of(&key, Family::V6));
     for f in want.families() {
@@ -252,8 +256,13 @@ async fn attempt(claim: &AddressClaim, ctx: &ClaimContext, pool: &Pool, want: Wa
         }
         Err(IpamError::Taken(_)) => {
             let h = specific.or(host).unwrap_or_default();
-            let holder = missing.iter().find_map(|f| ctx.ipam.ledger.holder(&pool.key, *f, h)).unwrap_or_else(|| "another claim".to_string());
-            let msg = format!("{} is already allocated (to claim UID {holder}); ask for another address or none", pool.addresses(&missing, h));
+            let holder = missing.iter().find_map(|f| ctx.ipam.ledger.holder(&pool.key, *f, h));
+            let holder = match holder.as_deref() {
+                None => "to another claim".to_string(),
+                Some("") => "outside pdc: an external address from the declared plan".to_string(),
+                Some(uid) => format!("to claim UID {uid}"),
+            };
+            let msg = format!("{} is already allocated ({holder}); ask for another address or none", pool.addresses(&missing, h));
             return Ok(Attempt::Refused(not_bound("AddressTaken", msg, Some(Duration::from_secs(30)))));
         }
         Err(e @ IpamError::Exhausted(_)) => {
@@ -356,6 +365,7 @@ fn allocation(claim: &AddressClaim, key: &PoolKey, addr: Addr, subnet: &Prefix, 
             department: key.department.clone(),
             claim: ClaimRef { namespace: claim.namespace().unwrap_or_default(), name: claim.name_any(), uid },
             hostname: hostname.filter(|h| !h.ends_with('.')),
+            external: None,
         },
     }
 }
@@ -410,8 +420,10 @@ async fn release(claim: &AddressClaim, ctx: &ClaimContext) -> Result<Action> {
     names.extend(listed.items.iter().map(|a| a.name_any()));
     names.sort();
     names.dedup();
-    // Addresses a reorganization holds back from reuse stay (see reorg::release).
-    let held: Vec<String> = listed.items.iter().filter(|a| a.labels().contains_key(l::HOLD_UNTIL)).map(|a| a.name_any()).collect();
+    // Addresses a reorganization holds back from reuse stay (see reorg::release), and
+    // so do external ones (imported from the declared plan; no claim owns them).
+    let held: Vec<String> =
+        listed.items.iter().filter(|a| a.labels().contains_key(l::HOLD_UNTIL) || a.labels().contains_key(l::EXTERNAL)).map(|a| a.name_any()).collect();
     names.retain(|n| !held.contains(n));
     for n in &names {
         delete_allocation(&api, &ctx.ipam, n).await?;
@@ -430,7 +442,8 @@ pub async fn sweep_orphans(client: &Client, ipam: &Ipam, known: &Store<AddressCl
     let mut removed = 0;
     for a in all.items {
         // Held back from reuse by a reorganization: its claim is gone on purpose.
-        if a.labels().contains_key(l::HOLD_UNTIL) {
+        // External (imported from the declared plan): no claim ever owned it.
+        if a.labels().contains_key(l::HOLD_UNTIL) || a.labels().contains_key(l::EXTERNAL) || a.spec.external.is_some() {
             continue;
         }
         let cached = known.get(&ObjectRef::new(&a.spec.claim.name).within(&a.spec.claim.namespace));

@@ -51,6 +51,10 @@ struct State {
     address_names: HashMap<String, AddressEntry>,
     /// Claim UID → AddressAllocation names.
     by_claim: HashMap<String, Vec<String>>,
+    /// External addresses in a zone but in no department subnet (AddressAllocation
+    /// name → zone prefix and address): carved as single points, so no department
+    /// subnet is ever carved over them.
+    points: HashMap<String, (ZoneKey, u128)>,
 }
 
 /// The in-memory ledger. Every method takes the lock briefly and never awaits.
@@ -95,6 +99,15 @@ impl Ledger {
     /// An AddressAllocation exists (watch event or own create).
     pub fn address_seen(&self, a: &AddressAllocation) {
         let (Ok(addr), Ok(subnet)) = (Addr::parse(&a.spec.address), Prefix::parse(&a.spec.subnet)) else { return };
+        if a.spec.external.is_some() && a.spec.department.is_empty() {
+            let zk = ZoneKey { zone: a.spec.zone.clone(), site: a.spec.site.clone(), family: addr.family };
+            let mut s = self.lock();
+            let name = kube::ResourceExt::name_any(a);
+            if !s.points.contains_key(&name) && s.carved.entry(zk.clone()).or_default().insert(addr.value, addr.value).is_ok() {
+                s.points.insert(name, (zk, addr.value));
+            }
+            return;
+        }
         let Some(host) = host_number(&subnet, &addr) else { return };
         let key = PoolKey { department: a.spec.department.clone(), zone: a.spec.zone.clone(), site: a.spec.site.clone() };
         let name = kube::ResourceExt::name_any(a);
@@ -119,7 +132,7 @@ impl Ledger {
     /// After a re-list: forget AddressAllocations the API server no longer has.
     pub fn retain_addresses(&self, names: &std::collections::HashSet<String>) {
         let mut s = self.lock();
-        let gone: Vec<String> = s.address_names.keys().filter(|n| !names.contains(*n)).cloned().collect();
+        let gone: Vec<String> = s.address_names.keys().chain(s.points.keys()).filter(|n| !names.contains(*n)).cloned().collect();
         for n in gone {
             release_address(&mut s, &n);
         }
@@ -258,11 +271,19 @@ fn hold_address(s: &mut State, name: &str, e: AddressEntry) {
     let pool = s.pools.entry(e.pool.clone()).or_insert_with(HostPool::empty);
     // Already held by our own reservation: fine.
     let _ = pool.hold(e.host, &[e.family]);
-    s.by_claim.entry(e.claim_uid.clone()).or_default().push(name.to_string());
+    // External addresses (empty claim UID) belong to no claim.
+    if !e.claim_uid.is_empty() {
+        s.by_claim.entry(e.claim_uid.clone()).or_default().push(name.to_string());
+    }
     s.address_names.insert(name.to_string(), e);
 }
 
 fn release_address(s: &mut State, name: &str) {
+    if let Some((zk, v)) = s.points.remove(name)
+        && let Some(set) = s.carved.get_mut(&zk)
+    {
+        set.remove(v, v);
+    }
     if let Some(e) = s.address_names.remove(name) {
         if let Some(pool) = s.pools.get_mut(&e.pool) {
             pool.release(e.host, &[e.family]);

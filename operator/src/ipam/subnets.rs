@@ -36,6 +36,11 @@ pub async fn ensure(client: &Client, ipam: &Ipam, dept: &Department, zones: &Sto
             out.problems.push(format!("zone {zone_name} does not exist (spec.zones)"));
             continue;
         };
+        if z.spec.externally_assigned {
+            // Nothing is carved here; the subnets imported from the declared plan are shown.
+            out.subnets.extend(z.spec.sites.iter().filter_map(|s| imported(ipam, &name, zone_name, &s.site)));
+            continue;
+        }
         let problems = zone::problems(&z, &all_zones, sites);
         if !problems.is_empty() {
             out.problems.push(format!("zone {zone_name} cannot hand out subnets: {}", problems.join("; ")));
@@ -87,6 +92,13 @@ pub async fn ensure(client: &Client, ipam: &Ipam, dept: &Department, zones: &Sto
     }
     out.subnets.sort_by(|a, b| (&a.zone, &a.site).cmp(&(&b.zone, &b.site)));
     Ok(out)
+}
+
+/// The Department's subnets imported in a zone that pdc does not carve from.
+fn imported(ipam: &Ipam, department: &str, zone: &str, site: &str) -> Option<DepartmentSubnet> {
+    let key = PoolKey { department: department.to_string(), zone: zone.to_string(), site: site.to_string() };
+    let (v4, v6) = (ipam.ledger.subnet_of(&key, Family::V4), ipam.ledger.subnet_of(&key, Family::V6));
+    (v4.is_some() || v6.is_some()).then(|| DepartmentSubnet { zone: zone.to_string(), site: site.to_string(), ipv4: v4.map(|p| p.to_string()), ipv6: v6.map(|p| p.to_string()) })
 }
 
 /// The Department's subnet in `parent`: already held, or carved now.

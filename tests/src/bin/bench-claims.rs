@@ -89,6 +89,7 @@ async fn inherent(client: &Client, n: usize, conc: usize) -> Result<Duration, St
                             department: ns.into(),
                             claim: ClaimRef { namespace: ns.into(), name: name.clone(), uid: uid.clone() },
                             hostname: None,
+                            external: None,
                         },
                     );
                     obj.metadata.labels = Some([("bench".to_string(), "inherent".to_string())].into());
