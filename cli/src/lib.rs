@@ -15,6 +15,7 @@ mod department;
 mod dns;
 mod dr;
 pub mod exit;
+mod install;
 mod ip;
 mod output;
 mod reorg;
@@ -90,6 +91,9 @@ enum Command {
     Reorg(reorg::Cmd),
     /// Suggest slugs (namespace names, subdomain labels) for Vietnamese unit names.
     Slug(slug::Args),
+    /// Install pdc in a cluster: crds creates or upgrades pdc's CRDs (before helm upgrade).
+    #[command(subcommand)]
+    Install(install::Cmd),
     /// Print a shell completion script to stdout, e.g. `source <(... completion bash)`.
     Completion {
         #[arg(value_enum)]
@@ -125,6 +129,10 @@ pub enum CliError {
     /// A wait ran out (`--timeout`).
     #[error("{0}")]
     TimedOut(String),
+    /// The cluster refused what the command needs (the user's rights, an invalid
+    /// change), said with what was done before.
+    #[error("{0}")]
+    Refused(String),
     /// A flag this command does not take (e.g. an `-o` it does not offer): a usage
     /// error clap cannot see, so it exits 2 like clap's.
     #[error("{0}")]
@@ -187,6 +195,7 @@ pub fn main() -> ExitCode {
             Command::Zone(cmd) => zone::run(&cli, cmd).await,
             Command::Reorg(cmd) => reorg::run(&cli, cmd).await,
             Command::Slug(args) => slug::run(&cli, args),
+            Command::Install(cmd) => install::run(&cli, cmd).await,
             Command::Completion { shell } => completion(*shell, invoked),
             Command::Man => man(invoked),
         }
