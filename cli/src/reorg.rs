@@ -12,7 +12,7 @@ use pdc_api::estate::{self, Objects};
 use pdc_api::{AddressClaim, Department, DnsRecord, Province, Reorganization, TenantVM, TenantVolume};
 use pdc_core::reorg::{self, Fate, Plan};
 
-use crate::output::{out, print_data, table};
+use crate::output::{Listing, Row, out, print_data, table};
 use crate::{Cli, CliError, client, exit};
 
 #[derive(Subcommand, Debug)]
@@ -32,6 +32,26 @@ pub enum Cmd {
     },
     /// An act in the cluster: its plan summary, phase and steps.
     Show { name: String },
+    /// Carry an act out (after a confirmation), following its steps as they run
+    /// until it is done or waits for a date (the end of the transition or of the
+    /// retention period). Exit 1 when the act is refused.
+    Apply {
+        name: String,
+        /// The token of this request (any new value applies again; default: the time).
+        #[arg(long)]
+        token: Option<String>,
+        /// Go ahead without asking.
+        #[arg(long, short = 'y')]
+        yes: bool,
+        /// Ask and return without following the steps.
+        #[arg(long)]
+        no_wait: bool,
+        /// How long to follow the steps (`0`: as long as it takes).
+        #[arg(long, default_value = "30m", value_parser = crate::wait::parse_duration)]
+        timeout: std::time::Duration,
+    },
+    /// Every act in the cluster, a line each: phase, current step, steps done.
+    Status,
 }
 
 pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
@@ -48,6 +68,8 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
             }
             Ok(exit::unless(plan.refusals.is_empty(), exit::FAILED))
         }
+        Cmd::Apply { name, token, yes, no_wait, timeout } => apply(cli, name, token.clone(), *yes, *no_wait, *timeout).await,
+        Cmd::Status => status(cli).await,
         Cmd::Show { name } => {
             let r = Api::<Reorganization>::all(client(cli).await?).get(name).await?;
             if cli.output().object(&r)? {
@@ -172,4 +194,81 @@ fn print_plan(act: &Reorganization, p: &Plan) {
 fn section(title: &str, body: String) {
     out(format!("\n{title}"));
     out(if body.lines().count() <= 1 { "  (none)".to_string() } else { body });
+}
+
+/// Steps done out of all, and the current step with its state and message.
+fn progress(st: &pdc_api::ReorganizationStatus) -> (usize, usize, String) {
+    let done = st.steps.iter().filter(|s| s.state == "Done").count();
+    let current = st
+        .current_step
+        .as_ref()
+        .and_then(|c| st.steps.iter().find(|s| &s.name == c))
+        .map(|s| if s.message.is_empty() { format!("{} {}", s.name, s.state) } else { format!("{} {}: {}", s.name, s.state, s.message) })
+        .unwrap_or_default();
+    (done, st.steps.len(), current)
+}
+
+async fn status(cli: &Cli) -> Result<ExitCode, CliError> {
+    let acts = Api::<Reorganization>::all(client(cli).await?).list(&ListParams::default()).await?.items;
+    let rows = acts.iter().map(|a| {
+        let st = a.status.clone().unwrap_or_default();
+        let (done, all, current) = progress(&st);
+        let name = a.metadata.name.clone().unwrap_or_default();
+        let cells = vec![name.clone(), a.spec.reference.clone(), a.spec.effective_date.clone(), st.phase.unwrap_or_else(|| "-".into()), format!("{done}/{all}"), current];
+        Row::object::<Reorganization>(&name, cells).wide(vec![st.token.unwrap_or_default()])
+    });
+    let listing = Listing::objects(&["NAME", "REFERENCE", "EFFECTIVE", "PHASE", "STEPS", "CURRENT"]).wide(&["TOKEN"]).rows(rows);
+    cli.output().list(&listing, &acts)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Phases in which an apply has gone as far as it can today.
+fn settled(phase: Option<&str>) -> bool {
+    matches!(phase, Some("Done" | "InTransition" | "Retained"))
+}
+
+async fn apply(cli: &Cli, name: &str, token: Option<String>, yes: bool, no_wait: bool, timeout: std::time::Duration) -> Result<ExitCode, CliError> {
+    let api = Api::<Reorganization>::all(client(cli).await?);
+    let act = api.get(name).await?;
+    let planned = act.status.as_ref().and_then(|s| pdc_api::conditions::find(&s.conditions, "Planned")).map(|c| (c.status.clone(), c.message.clone()));
+    if let Some((status, message)) = &planned
+        && status == "False"
+    {
+        eprintln!("{name} is refused: {message}");
+        return Ok(ExitCode::from(exit::FAILED));
+    }
+    crate::confirm::confirm(&format!("Carry out {name} ({}), effective {}", act.spec.reference, act.spec.effective_date), yes)?;
+    let token = token.unwrap_or_else(|| k8s_openapi::jiff::Timestamp::now().to_string());
+    let patch = serde_json::json!({"spec": {"action": "Apply", "actionToken": token}});
+    api.patch(name, &kube::api::PatchParams::default(), &kube::api::Patch::Merge(&patch)).await?;
+    eprintln!("{name}: apply requested (token {token})");
+    if no_wait {
+        return Ok(ExitCode::SUCCESS);
+    }
+    follow(&api, name, crate::wait::Deadline::start(timeout)).await
+}
+
+/// Print each step's change as it happens until the act settles or is refused.
+async fn follow(api: &Api<Reorganization>, name: &str, deadline: crate::wait::Deadline) -> Result<ExitCode, CliError> {
+    let mut last = String::new();
+    loop {
+        let a = api.get(name).await?;
+        let st = a.status.clone().unwrap_or_default();
+        let (done, all, current) = progress(&st);
+        let line = format!("[{done}/{all}] {} {current}", st.phase.as_deref().unwrap_or("-"));
+        if line != last {
+            eprintln!("{} {line}", crate::wait::format_duration(std::time::Duration::from_secs(deadline.elapsed().as_secs())));
+            last = line;
+        }
+        if let Some(c) = pdc_api::conditions::find(&st.conditions, "Applied").filter(|c| c.status == "False" && (c.reason == "Refused" || c.reason == "NotAvailable")) {
+            eprintln!("{name} was not started: {}", c.message);
+            return Ok(ExitCode::from(exit::FAILED));
+        }
+        if settled(st.phase.as_deref()) && st.token.is_some() {
+            out(table(&["STEP", "STATE", "FINISHED", "MESSAGE"], st.steps.iter().map(|s| vec![s.name.clone(), s.state.clone(), s.finished.as_ref().map(|t| t.0.to_string()).unwrap_or_default(), s.message.clone()]).collect()));
+            return Ok(ExitCode::SUCCESS);
+        }
+        deadline.check(|| format!("{name} is still {}; `pdcctl reorg show {name}` follows it", st.phase.as_deref().unwrap_or("pending")))?;
+        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    }
 }

@@ -163,12 +163,21 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     let spec = serde_json::json!({
         "reference": "Nghị quyết 1680/NQ-UBTVQH15", "effectiveDate": today, "transitionDays": 30, "retentionDays": 60, "coolDownDays": 30,
         "merges": [{"units": [&xa_a, &xa_b, &xa_c], "successor": &successor, "successorDisplayName": "Xã Ea Mới", "successorCode": "H15.9.1", "keep": [format!("{xa_a}/mot")]}],
-        "dissolutions": [{"unit": &huyen, "lookupsGoTo": &so}],
-        "action": "Apply", "actionToken": "1"
+        "dissolutions": [{"unit": &huyen, "lookupsGoTo": &so}]
     });
     let acts: Api<Reorganization> = Api::all(client.clone());
     let act: Reorganization = serde_json::from_value(serde_json::json!({"apiVersion": "pdc.io/v1alpha1", "kind": "Reorganization", "metadata": {"name": &name}, "spec": spec})).unwrap();
     acts.create(&PostParams::default(), &act).await.unwrap();
+    wait_for(&acts, &name, Duration::from_secs(60), "planned", |a| a.status.as_ref().is_some_and(|s| s.phase.as_deref() == Some("Planned"))).await.unwrap();
+    // pdcctl carries it out and follows the steps until it waits for the transition's end.
+    let kubeconfig = env.kubeconfig.clone();
+    let act_name = name.clone();
+    let (code, out) = tokio::task::spawn_blocking(move || pdc_tests::pdcctl(&kubeconfig, &["reorg", "apply", &act_name, "--yes", "--timeout", "4m"])).await.unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("MoveVMs Running") && out.contains("[7/9] InTransition"), "live progress: {out}");
+    assert!(out.lines().any(|l| l.starts_with("MoveVMs") && l.contains("Done") && l.contains("1 VMs moved")), "{out}");
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["reorg", "status"]);
+    assert!(code == 0 && out.lines().any(|l| l.starts_with(&name) && l.contains("InTransition") && l.contains("7/9")), "{out}");
     let done = wait_phase(&acts, &name, "InTransition", 240).await;
     let st = done.status.clone().unwrap();
     for s in ["Freeze", "CreateUnits", "MoveVMs", "Archive", "Redeclare", "Retire"] {
