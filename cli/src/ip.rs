@@ -27,6 +27,28 @@ pub enum Cmd {
     },
     /// Every allocated subnet and address (`-o csv`, `-o json`, `-o yaml`, or a table).
     Export,
+    /// Take over the declared address plan (CSV or YAML): sites, zones, department
+    /// subnets and the addresses in use outside pdc, kept exactly as declared. The
+    /// file and the cluster are checked whole first; a plan with a conflict writes
+    /// nothing (each conflict is reported with its line and a fix, exit 1).
+    Import {
+        /// The plan: `.csv` (one row per item, a `kind` column) or `.yaml`/`.yml`
+        /// (see deploy/samples/address-plan.csv and address-plan.yaml).
+        file: std::path::PathBuf,
+        /// Check the file alone, offline: no cluster is needed and nothing is written.
+        #[arg(long)]
+        check: bool,
+    },
+    /// Let external addresses (imported from the declared plan) go: they may then be
+    /// handed to claims. Addresses held by claims are refused.
+    ReleaseExternal {
+        /// IPv4 or IPv6 addresses.
+        #[arg(required = true)]
+        addresses: Vec<String>,
+        /// Do not ask.
+        #[arg(long)]
+        yes: bool,
+    },
 }
 
 /// Everything the commands read, in one go.
@@ -59,12 +81,18 @@ async fn load(cli: &Cli) -> Result<Plan, CliError> {
 }
 
 pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
+    match cmd {
+        Cmd::Import { file, check } => return crate::import::run(cli, file, *check).await,
+        Cmd::ReleaseExternal { addresses, yes } => return crate::import::release(cli, addresses, *yes).await,
+        _ => {}
+    }
     let plan = load(cli).await?;
     match cmd {
         Cmd::Plan => show_plan(cli.format, &plan),
         Cmd::Usage => usage(cli.output(), &plan),
         Cmd::Find { address } => find(cli.format, &plan, address),
         Cmd::Export => export(cli.output(), &plan),
+        Cmd::Import { .. } | Cmd::ReleaseExternal { .. } => Ok(ExitCode::SUCCESS),
     }
 }
 
@@ -200,6 +228,8 @@ struct UsageRow {
     subnets_total: String,
     addresses_allocated: String,
     addresses_total: String,
+    /// Addresses in use outside pdc (imported), in or outside department subnets.
+    addresses_external: String,
     percent_subnets: f64,
     percent_addresses: f64,
 }
@@ -235,12 +265,15 @@ fn usage_rows(plan: &Plan) -> Vec<UsageRow> {
                         HostPool::new(v4, v6, reserved).ok().map(|pool| pool.usage(family).1)
                     })
                     .fold(0u128, u128::saturating_add);
-                let held = plan
+                let here: Vec<&AddressAllocation> = plan
                     .addresses
                     .iter()
                     .filter(|a| a.spec.zone == zone && a.spec.site == s.site)
                     .filter(|a| Addr::parse(&a.spec.address).is_ok_and(|x| x.family == family))
-                    .count() as u128;
+                    .collect();
+                let external = here.iter().filter(|a| a.spec.external.is_some()).count();
+                // Inside department subnets; external addresses in none are only counted as external.
+                let held = here.iter().filter(|a| !a.spec.department.is_empty()).count() as u128;
                 let total = ipam::blocks_in(&prefix, len);
                 rows.push(UsageRow {
                     zone: zone.clone(),
@@ -251,6 +284,7 @@ fn usage_rows(plan: &Plan) -> Vec<UsageRow> {
                     subnets_total: total.to_string(),
                     addresses_allocated: held.to_string(),
                     addresses_total: usable.to_string(),
+                    addresses_external: external.to_string(),
                     percent_subnets: percent(subnets.len() as u128, total),
                     percent_addresses: percent(held, usable),
                 });
@@ -270,9 +304,10 @@ fn usage(output: Output, plan: &Plan) -> Result<ExitCode, CliError> {
             r.prefix.clone(),
             format!("{}/{} ({:.1}%)", r.subnets_allocated, r.subnets_total, r.percent_subnets),
             format!("{}/{} ({:.1}%)", r.addresses_allocated, r.addresses_total, r.percent_addresses),
+            r.addresses_external.clone(),
         ])
     });
-    output.list(&Listing::values(&["ZONE", "SITE", "FAMILY", "PREFIX", "SUBNETS", "ADDRESSES (IN SUBNETS)"]).rows(body), &rows)?;
+    output.list(&Listing::values(&["ZONE", "SITE", "FAMILY", "PREFIX", "SUBNETS", "ADDRESSES (IN SUBNETS)", "EXTERNAL"]).rows(body), &rows)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -287,6 +322,8 @@ struct Found {
     subnet: Option<String>,
     claim: Option<String>,
     hostname: Option<String>,
+    /// For an external address: what holds it, the plan it came from, its note.
+    external: Option<pdc_api::ExternalUse>,
     reverse_name: String,
 }
 
@@ -301,6 +338,7 @@ fn find(format: Format, plan: &Plan, text: &str) -> Result<ExitCode, CliError> {
         subnet: None,
         claim: None,
         hostname: None,
+        external: None,
         reverse_name: addr.reverse_name(),
     };
     let name = addr.object_name();
@@ -312,6 +350,11 @@ fn find(format: Format, plan: &Plan, text: &str) -> Result<ExitCode, CliError> {
         f.subnet = Some(a.spec.subnet.clone());
         f.claim = Some(format!("{}/{}", a.spec.claim.namespace, a.spec.claim.name));
         f.hostname = a.spec.hostname.clone();
+        if let Some(e) = &a.spec.external {
+            f.state = format!("external: in use outside pdc ({}), imported from {}; never handed to a claim", e.role, e.plan);
+            f.claim = None;
+            f.external = Some(e.clone());
+        }
     } else if let Some(s) = plan.subnets.iter().find(|s| Prefix::parse(&s.spec.prefix).is_ok_and(|p| p.contains(&addr))) {
         f.state = "free, inside a department subnet".into();
         f.zone = Some(s.spec.zone.clone());
@@ -337,6 +380,9 @@ fn find(format: Format, plan: &Plan, text: &str) -> Result<ExitCode, CliError> {
         outln!("Subnet:      {}", dash(&f.subnet));
         outln!("Claim:       {}", dash(&f.claim));
         outln!("Hostname:    {}", dash(&f.hostname));
+        if let Some(d) = f.external.as_ref().and_then(|e| e.description.clone()) {
+            outln!("Note:        {d}");
+        }
         outln!("Reverse:     {}", f.reverse_name);
     }
     Ok(exit::unless(f.state != "outside the address plan", exit::FAILED))
@@ -398,7 +444,10 @@ fn export_rows(plan: &Plan) -> Vec<ExportRow> {
         zone: a.spec.zone.clone(),
         site: a.spec.site.clone(),
         department: a.spec.department.clone(),
-        claim: format!("{}/{}", a.spec.claim.namespace, a.spec.claim.name),
+        claim: match &a.spec.external {
+            Some(e) => format!("external:{}", e.role),
+            None => format!("{}/{}", a.spec.claim.namespace, a.spec.claim.name),
+        },
         hostname: a.spec.hostname.clone().unwrap_or_default(),
     }));
     rows

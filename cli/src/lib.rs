@@ -16,6 +16,7 @@ mod dns;
 mod dr;
 pub mod exit;
 mod install;
+mod import;
 mod ip;
 mod output;
 mod reorg;
