@@ -79,6 +79,10 @@ struct Args {
     /// crash tests and demonstrations).
     #[arg(long, env = "PDC_DR_STEP_PAUSE", default_value = "0s", value_parser = parse_duration)]
     dr_step_pause: Duration,
+    /// A pause after each reorganization step's effects, before it is recorded done
+    /// (for crash tests and demonstrations).
+    #[arg(long, env = "PDC_REORG_STEP_PAUSE", default_value = "0s", value_parser = parse_duration)]
+    reorg_step_pause: Duration,
     /// How long a watch may fail to list or watch, with no success between, before
     /// /healthz fails (its kind's CRD deleted, the operator's rights to it revoked).
     #[arg(long, env = "PDC_WATCH_FAILURE_LIMIT", default_value = "5m", value_parser = parse_duration)]
@@ -439,7 +443,7 @@ fn leader_work(ctx: Arc<Context>, client: Client, args: &Args) -> Vec<(&'static 
         ("controller tenantvolumes", volumes.boxed()),
         ("controller dnsrecords", dns_records.boxed()),
         ("controller dnszones", dns_zones.boxed()),
-        ("controller reorganizations", reorg::run(ctx.clone()).boxed()),
+        ("controller reorganizations", reorg::run(ctx.clone(), args.reorg_step_pause).boxed()),
         ("controller departments", run_departments(ctx, province_store, ipam, zone_store, site_store, bound, departments).boxed()),
     ]
 }

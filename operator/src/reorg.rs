@@ -235,6 +235,9 @@ async fn run_steps(act: &Reorganization, ctx: &Context, plan: &Plan, objects: &O
                 }
                 write(ctx, act, &before, &st).await?;
                 let result = steps::run(&ctx.client, act, plan, objects, s).await;
+                if let Some(p) = STEP_PAUSE.get().filter(|p| !p.is_zero()) {
+                    tokio::time::sleep(*p).await;
+                }
                 let before = st.clone();
                 if let Ok(steps::Outcome::Waiting(why)) = &result {
                     // Started and waiting for the cluster: the step stays Running.
@@ -264,8 +267,13 @@ fn error_policy(act: Arc<Reorganization>, err: &Error, ctx: Arc<Context>) -> Act
     ctx.failed(CONTROLLER, act.as_ref(), err, Duration::from_secs(10))
 }
 
+/// A pause after each step's effects, before it is recorded done (`PDC_REORG_STEP_PAUSE`;
+/// for crash tests and demonstrations, 0 otherwise).
+static STEP_PAUSE: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+
 /// Run the Reorganization controller.
-pub async fn run(ctx: Arc<Context>) {
+pub async fn run(ctx: Arc<Context>, step_pause: Duration) {
+    let _ = STEP_PAUSE.set(step_pause);
     Controller::new(Api::<Reorganization>::all(ctx.client.clone()), watcher::Config::default())
         .run(reconcile, error_policy, ctx)
         .for_each(|_| futures::future::ready(()))

@@ -365,7 +365,21 @@ pub async fn apply_yaml(client: &Client, text: &str, default_ns: Option<&str>) -
                 Api::namespaced_with(client.clone(), &ns, &ar)
             }
         };
-        api.patch(&d.name_any(), &ssa(), &Patch::Apply(d)).await?;
+        // A CRD reports Established a moment before its resource is served under
+        // load (404 "page not found"): try again for a few seconds.
+        let mut tries = 0;
+        loop {
+            match api.patch(&d.name_any(), &ssa(), &Patch::Apply(d)).await {
+                Err(kube::Error::Api(s)) if s.code == 404 && tries < 20 => {
+                    tries += 1;
+                    tokio::time::sleep(Duration::from_millis(250)).await;
+                }
+                r => {
+                    r?;
+                    break;
+                }
+            }
+        }
     }
     Ok(())
 }

@@ -107,6 +107,7 @@ fn bad_values_are_refused_by_lint_and_template_naming_the_key() {
         ("dns.resyncPeriod=30s", "'resyncPeriod'"),
         ("dr.peerAccess=maybe", "'/dr/peerAccess'"),
         ("dr.stepPause=-1s", "'/dr/stepPause'"),
+        ("reorganization.stepPause=soon", "'/reorganization/stepPause'"),
         ("metricsPort=70000", "'/metricsPort'"),
         ("image.pullPolicy=Sometimes", "'/image/pullPolicy'"),
         ("site=Dak Lak", "'/site'"),
@@ -254,6 +255,7 @@ fn the_deployment_sets_every_setting_the_operator_reads() {
         ("dns.maxBackoff=2m", "PDC_DNS_MAX_BACKOFF", "2m"),
         ("site=phuyen", "PDC_SITE", "phuyen"),
         ("dr.stepPause=1500ms", "PDC_DR_STEP_PAUSE", "1500ms"),
+        ("reorganization.stepPause=2s", "PDC_REORG_STEP_PAUSE", "2s"),
         ("watchFailureLimit=1h", "PDC_WATCH_FAILURE_LIMIT", "1h"),
     ];
     let set: Vec<&str> = cases.iter().map(|(set, _, _)| *set).collect();

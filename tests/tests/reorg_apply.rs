@@ -106,10 +106,29 @@ async fn wait_phase(acts: &Api<Reorganization>, name: &str, want: &str, secs: u6
     }
 }
 
-#[tokio::test]
-async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
-    let env = shared_env(true).unwrap();
-    let client = env.client().await.unwrap();
+/// The units, names and act of a reorganization and the prober watching it.
+struct World {
+    xa_a: String,
+    xa_b: String,
+    xa_c: String,
+    huyen: String,
+    so: String,
+    successor: String,
+    name: String,
+    today: String,
+    names: Vec<String>,
+    stop: Arc<AtomicBool>,
+    probe: tokio::task::JoinHandle<(usize, Vec<(String, String)>)>,
+}
+
+fn sub(u: &str) -> String {
+    format!("{u}.daklak.gov.vn")
+}
+
+/// Three communes (a VM kept, portals, a web name) and a district (a VM, a claim)
+/// running, their names answering and probed, and the act planned.
+async fn world(client: &Client, dir: &std::path::Path, knot: &KnotServer) -> World {
+    let client = client.clone();
     let [xa_a, xa_b, xa_c, huyen, so] = ["xa-a", "xa-b", "xa-c", "huyen-d", "so-e"].map(unique);
     let units = vec![xa_a.clone(), xa_b.clone(), xa_c.clone(), huyen.clone(), so.clone()];
     load_plan(&client, "app", 24, &units).await.unwrap();
@@ -117,9 +136,7 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     for u in [&xa_a, &huyen] {
         set_quota(&client, u, 2).await;
     }
-    let knot = KnotServer::start(&env.dir, &["daklak.gov.vn", "15.10.in-addr.arpa"]).unwrap();
-    register_zones(&client, &knot, "reorg-tsig").await.unwrap();
-    let sub = |u: &str| format!("{u}.daklak.gov.vn");
+    register_zones(&client, knot, "reorg-tsig").await.unwrap();
 
     // What runs: a VM in a merged commune and one in the district; portals and a
     // web name; a claim in the district.
@@ -169,16 +186,17 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     let act: Reorganization = serde_json::from_value(serde_json::json!({"apiVersion": "pdc.io/v1alpha1", "kind": "Reorganization", "metadata": {"name": &name}, "spec": spec})).unwrap();
     acts.create(&PostParams::default(), &act).await.unwrap();
     wait_for(&acts, &name, Duration::from_secs(60), "planned", |a| a.status.as_ref().is_some_and(|s| s.phase.as_deref() == Some("Planned"))).await.unwrap();
-    // pdcctl carries it out and follows the steps until it waits for the transition's end.
-    let kubeconfig = env.kubeconfig.clone();
-    let act_name = name.clone();
-    let (code, out) = tokio::task::spawn_blocking(move || pdc_tests::pdcctl(&kubeconfig, &["reorg", "apply", &act_name, "--yes", "--timeout", "4m"])).await.unwrap();
-    assert_eq!(code, 0, "{out}");
-    assert!(out.contains("MoveVMs Running") && out.contains("[7/9] InTransition"), "live progress: {out}");
-    assert!(out.lines().any(|l| l.starts_with("MoveVMs") && l.contains("Done") && l.contains("1 VMs moved")), "{out}");
-    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["reorg", "status"]);
-    assert!(code == 0 && out.lines().any(|l| l.starts_with(&name) && l.contains("InTransition") && l.contains("7/9")), "{out}");
-    let done = wait_phase(&acts, &name, "InTransition", 240).await;
+    let _ = dir;
+    World { xa_a, xa_b, xa_c, huyen, so, successor, name, today, names, stop, probe }
+}
+
+/// What the act has done once it waits for the transition's end.
+async fn check_carried_out(client: &Client, knot: &KnotServer, w: &World) {
+    let World { xa_a, xa_b, xa_c, huyen, so, successor, name, today, .. } = w;
+    let (xa_a, xa_b, xa_c, huyen, so, successor, name, today) = (xa_a.as_str(), xa_b.as_str(), xa_c.as_str(), huyen.as_str(), so.as_str(), successor.as_str(), name.as_str(), today.as_str());
+    let client = client.clone();
+    let acts: Api<Reorganization> = Api::all(client.clone());
+    let done = wait_phase(&acts, name, "InTransition", 240).await;
     let st = done.status.clone().unwrap();
     for s in ["Freeze", "CreateUnits", "MoveVMs", "Archive", "Redeclare", "Retire"] {
         assert!(st.steps.iter().any(|x| x.name == s && x.state == "Done"), "{s}: {}", steps(&done));
@@ -187,11 +205,11 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     // Old names answer with signed CNAMEs to the successor's names.
     let depts: Api<Department> = Api::all(client.clone());
     let moved = [
-        (sub(&xa_a), sub(&successor)),
-        (sub(&xa_b), sub(&successor)),
-        (format!("www.{}", sub(&xa_b)), format!("www.{}", sub(&successor))),
-        (format!("mot.{}", sub(&xa_a)), format!("mot.{}", sub(&successor))),
-        (format!("hai.{}", sub(&huyen)), sub(&so)),
+        (sub(xa_a), sub(successor)),
+        (sub(xa_b), sub(successor)),
+        (format!("www.{}", sub(xa_b)), format!("www.{}", sub(successor))),
+        (format!("mot.{}", sub(xa_a)), format!("mot.{}", sub(successor))),
+        (format!("hai.{}", sub(huyen)), sub(so)),
     ];
     for (old, new) in moved {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -205,6 +223,64 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+    // The kept VM moved: it runs at the successor from copies of its disks (cloned
+    // across namespaces from the move's snapshots), with new addresses; the old VM
+    // is gone and its addresses are held back for the cool-down.
+    let mot = Api::<TenantVM>::namespaced(client.clone(), successor).get("mot").await.unwrap();
+    assert_eq!(mot.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Running"));
+    assert_eq!(mot.annotations().get("pdc.io/moved-from"), Some(&format!("{xa_a}/{name}")));
+    let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), successor, &kube::api::ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("cdi.kubevirt.io", "v1beta1", "DataVolume"), "datavolumes"));
+    let root = dvs.get("mot-root").await.unwrap();
+    assert_eq!(root.data["spec"]["source"]["snapshot"]["namespace"], xa_a);
+    assert!(Api::<TenantVM>::namespaced(client.clone(), xa_a).get_opt("mot").await.unwrap().is_none(), "the old VM is gone");
+    let new_v4 = mot.status.as_ref().unwrap().nics[0].ipv4.clone().unwrap();
+    assert!(knot.dig(&format!("mot.{}", sub(successor)), "A", false).unwrap().contains(&new_v4));
+    let reusable_move = pdc_core::reorg::Day::parse(today).unwrap().plus(30).format();
+    let held_move: Vec<AddressAllocation> =
+        Api::<AddressAllocation>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.into_iter().filter(|a| a.spec.claim.namespace == xa_a).collect();
+    assert_eq!(held_move.len(), 2, "the moved VM's two old addresses are held");
+    assert!(held_move.iter().all(|a| a.labels().get("pdc.io/hold-until") == Some(&reusable_move) && a.spec.address != new_v4));
+    // The VMs not kept: halted, their disks snapshotted until the retention date.
+    let retain = pdc_core::reorg::Day::parse(today).unwrap().plus(60).format();
+    for (u, vm) in [(huyen, "hai")] {
+        let v = Api::<TenantVM>::namespaced(client.clone(), u).get(vm).await.unwrap();
+        assert_eq!(v.spec.run_strategy, pdc_api::RunStrategy::Halted, "{u}/{vm}");
+        let snaps: Api<DynamicObject> = Api::namespaced_with(client.clone(), u, &snapshot_resource());
+        let s = snaps.get(&format!("archive.{name}.{vm}-root")).await.unwrap();
+        assert_eq!(s.labels().get("pdc.io/retain-until"), Some(&retain));
+        assert_eq!(s.data["spec"]["source"]["persistentVolumeClaimName"], format!("{vm}-root"));
+        assert_eq!(s.data["status"]["readyToUse"], true);
+    }
+    for u in [&xa_a, &xa_b, &xa_c, &huyen] {
+        let d = depts.get(u).await.unwrap();
+        assert_eq!(d.spec.lifecycle, pdc_api::Lifecycle::Retired, "{u}");
+    }
+    // The successor holds the merged communes' own names.
+    let copies: Vec<DnsRecord> =
+        Api::<DnsRecord>::namespaced(client.clone(), successor).list(&ListParams::default()).await.unwrap().items.into_iter().filter(|r| r.owner_references().is_empty()).collect();
+    assert_eq!(copies.len(), 2, "{:?}", copies.iter().map(|r| r.spec.name.clone()).collect::<Vec<_>>());
+    assert!(knot.dig(&format!("www.{}", sub(successor)), "A", false).unwrap().contains("10.15.9.3"));
+
+}
+
+#[tokio::test]
+async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
+    let env = shared_env(true).unwrap();
+    let client = env.client().await.unwrap();
+    let knot = KnotServer::start(&env.dir, &["daklak.gov.vn", "15.10.in-addr.arpa"]).unwrap();
+    let w = world(&client, &env.dir, &knot).await;
+    let acts: Api<Reorganization> = Api::all(client.clone());
+    let (xa_b, huyen, successor, name, today) = (w.xa_b.clone(), w.huyen.clone(), w.successor.clone(), w.name.clone(), w.today.clone());
+    // pdcctl carries it out and follows the steps until it waits for the transition's end.
+    let kubeconfig = env.kubeconfig.clone();
+    let act_name = name.clone();
+    let (code, out) = tokio::task::spawn_blocking(move || pdc_tests::pdcctl(&kubeconfig, &["reorg", "apply", &act_name, "--yes", "--timeout", "4m"])).await.unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("MoveVMs Running") && out.contains("[7/9] InTransition"), "live progress: {out}");
+    assert!(out.lines().any(|l| l.starts_with("MoveVMs") && l.contains("Done") && l.contains("1 VMs moved")), "{out}");
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["reorg", "status"]);
+    assert!(code == 0 && out.lines().any(|l| l.starts_with(&name) && l.contains("InTransition") && l.contains("7/9")), "{out}");
+    check_carried_out(&client, &knot, &w).await;
     // Monitoring sees every name answering and when the aliases go (a pass after
     // the last alias answered: the act is looked at again).
     acts.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"annotations": {"pdc.io/replan": "metrics"}}}))).await.unwrap();
@@ -224,45 +300,8 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
         assert!(std::time::Instant::now() < deadline, "want {want:?}, the act's series: {ours:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    // The kept VM moved: it runs at the successor from copies of its disks (cloned
-    // across namespaces from the move's snapshots), with new addresses; the old VM
-    // is gone and its addresses are held back for the cool-down.
-    let mot = Api::<TenantVM>::namespaced(client.clone(), &successor).get("mot").await.unwrap();
-    assert_eq!(mot.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Running"));
-    assert_eq!(mot.annotations().get("pdc.io/moved-from"), Some(&format!("{xa_a}/{name}")));
-    let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), &successor, &kube::api::ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("cdi.kubevirt.io", "v1beta1", "DataVolume"), "datavolumes"));
-    let root = dvs.get("mot-root").await.unwrap();
-    assert_eq!(root.data["spec"]["source"]["snapshot"]["namespace"], xa_a.as_str());
-    assert!(Api::<TenantVM>::namespaced(client.clone(), &xa_a).get_opt("mot").await.unwrap().is_none(), "the old VM is gone");
-    let new_v4 = mot.status.as_ref().unwrap().nics[0].ipv4.clone().unwrap();
-    assert!(knot.dig(&format!("mot.{}", sub(&successor)), "A", false).unwrap().contains(&new_v4));
-    let reusable_move = pdc_core::reorg::Day::parse(&today).unwrap().plus(30).format();
-    let held_move: Vec<AddressAllocation> =
-        Api::<AddressAllocation>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.into_iter().filter(|a| a.spec.claim.namespace == xa_a).collect();
-    assert_eq!(held_move.len(), 2, "the moved VM's two old addresses are held");
-    assert!(held_move.iter().all(|a| a.labels().get("pdc.io/hold-until") == Some(&reusable_move) && a.spec.address != new_v4));
-    // The VMs not kept: halted, their disks snapshotted until the retention date.
-    let retain = pdc_core::reorg::Day::parse(&today).unwrap().plus(60).format();
-    for (u, vm) in [(&huyen, "hai")] {
-        let v = Api::<TenantVM>::namespaced(client.clone(), u).get(vm).await.unwrap();
-        assert_eq!(v.spec.run_strategy, pdc_api::RunStrategy::Halted, "{u}/{vm}");
-        let snaps: Api<DynamicObject> = Api::namespaced_with(client.clone(), u, &snapshot_resource());
-        let s = snaps.get(&format!("archive.{name}.{vm}-root")).await.unwrap();
-        assert_eq!(s.labels().get("pdc.io/retain-until"), Some(&retain));
-        assert_eq!(s.data["spec"]["source"]["persistentVolumeClaimName"], format!("{vm}-root"));
-        assert_eq!(s.data["status"]["readyToUse"], true);
-    }
-    for u in [&xa_a, &xa_b, &xa_c, &huyen] {
-        let d = depts.get(u).await.unwrap();
-        assert_eq!(d.spec.lifecycle, pdc_api::Lifecycle::Retired, "{u}");
-    }
-    // The successor holds the merged communes' own names.
-    let copies: Vec<DnsRecord> =
-        Api::<DnsRecord>::namespaced(client.clone(), &successor).list(&ListParams::default()).await.unwrap().items.into_iter().filter(|r| r.owner_references().is_empty()).collect();
-    assert_eq!(copies.len(), 2, "{:?}", copies.iter().map(|r| r.spec.name.clone()).collect::<Vec<_>>());
-    assert!(knot.dig(&format!("www.{}", sub(&successor)), "A", false).unwrap().contains("10.15.9.3"));
-
     // Nothing was lost while the act ran.
+    let World { names, stop, probe, .. } = w;
     stop.store(true, Ordering::SeqCst);
     let (asked, lost) = probe.await.unwrap();
     assert!(asked > names.len() * 10, "the prober asked only {asked} times");
@@ -316,4 +355,63 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
         assert!(std::time::Instant::now() < deadline, "held addresses were not freed after the cool-down");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// The operator killed (SIGKILL, no cleanup) at every step of an act and at every
+/// stage a step reports while it waits: each time the status shows a new running
+/// step or stage, the operator is killed and another one started, which resumes
+/// from the API server alone. The act ends as it does uninterrupted, and no name
+/// that must keep answering stops answering.
+#[tokio::test]
+async fn an_operator_killed_at_every_step_resumes_and_ends_the_same() {
+    use pdc_tests::operator::{OperatorOptions, OperatorProcess};
+    let (env, plane) = pdc_tests::cluster::private_env("pdc-reorg-crash").await.unwrap();
+    let players = pdc_tests::players::Players::start(vec![("pdc".into(), plane.kubeconfig())]).unwrap();
+    let client = env.client().await.unwrap();
+    // Each step's effects stay unrecorded for a second: the window a crash leaves.
+    let opts = |id: String| OperatorOptions {
+        lease_duration: "4s",
+        renew_deadline: "3s",
+        retry_period: "500ms",
+        env: vec![("PDC_REORG_STEP_PAUSE".into(), "1s".into())],
+        ..OperatorOptions::new(&id)
+    };
+    let mut operator = OperatorProcess::start(&env.operator_kubeconfig, &opts("reorg-0".into()), &env.dir).unwrap();
+    let knot = KnotServer::start(&env.dir, &["daklak.gov.vn", "15.10.in-addr.arpa"]).unwrap();
+    let w = world(&client, &env.dir, &knot).await;
+    let acts: Api<Reorganization> = Api::all(client.clone());
+    acts.patch(&w.name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"action": "Apply", "actionToken": "1"}}))).await.unwrap();
+
+    let mut seen = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(480);
+    loop {
+        let a = acts.get(&w.name).await.unwrap();
+        if phase(&a).as_deref() == Some("InTransition") {
+            break;
+        }
+        let st = a.status.clone().unwrap_or_default();
+        let running = st.steps.iter().find(|s| s.state == "Running").map(|s| format!("{}: {}", s.name, s.message));
+        if let Some(stage) = running.filter(|r| seen.insert(r.clone())) {
+            operator.kill();
+            eprintln!("killed the operator at {stage}");
+            operator = OperatorProcess::start(&env.operator_kubeconfig, &opts(format!("reorg-{}", seen.len())), &env.dir).unwrap();
+        }
+        assert!(std::time::Instant::now() < deadline, "the act did not reach InTransition: {}", steps(&a));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let started: std::collections::BTreeSet<&str> = seen.iter().filter_map(|s| s.split(':').next()).collect();
+    for s in ["Freeze", "CreateUnits", "MoveVMs", "Archive", "Redeclare", "Retire"] {
+        assert!(started.contains(s), "no kill during {s}: {seen:?}");
+    }
+    check_carried_out(&client, &knot, &w).await;
+    // Exactly one of each: the moved VM, its disks, the archives.
+    assert_eq!(Api::<TenantVM>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.iter().filter(|v| v.name_any() == "mot").count(), 1);
+    let World { names, stop, probe, .. } = w;
+    stop.store(true, Ordering::SeqCst);
+    let (asked, lost) = probe.await.unwrap();
+    eprintln!("{} kills; {asked} answers asked for, {} lost", seen.len(), lost.len());
+    assert!(asked > names.len() * 10, "the prober asked only {asked} times");
+    assert!(lost.is_empty(), "{} of {asked} answers lost: {:?}", lost.len(), &lost[..lost.len().min(20)]);
+    operator.stop();
+    players.stop();
 }
