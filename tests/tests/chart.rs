@@ -395,6 +395,7 @@ fn install_notes_say_how_to_check_the_operator_use_pdcctl_and_upgrade_the_crds()
         "cargo install --path cli",
         "Helm installs the CRDs in crds/ on the first install only",
         "kubectl apply --server-side --force-conflicts -f charts/pdc/crds/",
+        "pdcctl install crds",
         "No site is set",
     ] {
         assert!(text.contains(want), "the notes lack {want:?}:\n{text}");
@@ -405,6 +406,9 @@ fn install_notes_say_how_to_check_the_operator_use_pdcctl_and_upgrade_the_crds()
     assert!(text.contains("The operator does not run (replicas: 0)"), "{text}");
     assert!(!text.contains("get deploy pdc-operator") && !text.contains("No site is set"), "{text}");
     assert!(text.contains("charts/pdc/crds/"), "{text}");
+    // The lease the chart names is the one to look at.
+    let text = notes(&["--set", "leaderElection.leaseName=pdc-leader"]);
+    assert!(text.contains("get lease pdc-leader") && !text.contains("get lease pdc-operator"), "{text}");
 }
 
 fn string_map(v: &Value) -> std::collections::BTreeMap<String, String> {
