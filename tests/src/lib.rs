@@ -1,6 +1,7 @@
 //! pdc's test harness: real control planes ([`controlplane`]), their PKI
 //! ([`pki`]), cluster helpers ([`cluster`]) and operator processes ([`operator`]).
 
+pub mod acts;
 pub mod addressing;
 pub mod bench;
 pub mod cluster;

@@ -14,15 +14,10 @@ use pdc_api::{AddressClaim, Department, DnsRecord, Reorganization, TenantVM};
 use pdc_tests::addressing::{claim, load_plan};
 use pdc_tests::cluster::{apply_yaml, shared_env, unique, wait_for};
 
-const SIZES: &str = "apiVersion: pdc.io/v1alpha1\nkind: SizeClass\nmetadata: {name: m1.small}\nspec: {vcpu: 2, memory: 4Gi}\n";
+use pdc_tests::acts::SIZES;
 
 fn tenant_vm(name: &str) -> TenantVM {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": name},
-        "spec": {"size": "m1.small", "image": {"url": "https://images.daklak.gov.vn/ubuntu-24.04.qcow2"},
-                 "rootDisk": {"size": "20Gi", "tier": "ssd"}, "nics": [{"zone": "app"}], "hostname": name}
-    }))
-    .unwrap()
+    pdc_tests::acts::small_vm(name).unwrap()
 }
 
 fn record(name: &str) -> DnsRecord {
@@ -34,12 +29,11 @@ fn record(name: &str) -> DnsRecord {
 }
 
 fn act(name: &str, spec: serde_json::Value) -> Reorganization {
-    serde_json::from_value(serde_json::json!({"apiVersion": "pdc.io/v1alpha1", "kind": "Reorganization", "metadata": {"name": name}, "spec": spec})).unwrap()
+    pdc_tests::acts::act(name, spec).unwrap()
 }
 
 async fn set_quota(client: &Client, dept: &str, vms: i32) {
-    let q = serde_json::json!({"spec": {"quota": {"vcpu": 2 * vms, "memory": format!("{}Gi", 4 * vms), "storage": {"ssd": format!("{}Gi", 20 * vms)}, "vms": vms}}});
-    Api::<Department>::all(client.clone()).patch(dept, &PatchParams::default(), &Patch::Merge(&q)).await.unwrap();
+    pdc_tests::acts::set_quota(client, dept, vms).await.unwrap();
 }
 
 fn refused(r: Result<Reorganization, kube::Error>) -> String {

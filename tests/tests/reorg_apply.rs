@@ -20,15 +20,10 @@ use pdc_tests::addressing::{claim, load_plan};
 use pdc_tests::cluster::{apply_yaml, shared_env, unique, wait_for};
 use pdc_tests::dns::{KnotServer, register_zones};
 
-const SIZES: &str = "apiVersion: pdc.io/v1alpha1\nkind: SizeClass\nmetadata: {name: m1.small}\nspec: {vcpu: 2, memory: 4Gi}\n";
+use pdc_tests::acts::SIZES;
 
 fn tenant_vm(name: &str) -> TenantVM {
-    serde_json::from_value(serde_json::json!({
-        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": name},
-        "spec": {"size": "m1.small", "image": {"url": "https://images.daklak.gov.vn/ubuntu-24.04.qcow2"},
-                 "rootDisk": {"size": "20Gi", "tier": "ssd"}, "nics": [{"zone": "app"}], "hostname": name}
-    }))
-    .unwrap()
+    pdc_tests::acts::small_vm(name).unwrap()
 }
 
 fn record(name: &str, value: &str) -> DnsRecord {
@@ -41,8 +36,7 @@ fn record(name: &str, value: &str) -> DnsRecord {
 }
 
 async fn set_quota(client: &Client, dept: &str, vms: i32) {
-    let q = serde_json::json!({"spec": {"quota": {"vcpu": 2 * vms, "memory": format!("{}Gi", 4 * vms), "storage": {"ssd": format!("{}Gi", 20 * vms)}, "vms": vms}}});
-    Api::<Department>::all(client.clone()).patch(dept, &PatchParams::default(), &Patch::Merge(&q)).await.unwrap();
+    pdc_tests::acts::set_quota(client, dept, vms).await.unwrap();
 }
 
 fn snapshot_resource() -> kube::api::ApiResource {
@@ -183,7 +177,7 @@ async fn world(client: &Client, dir: &std::path::Path, knot: &KnotServer) -> Wor
         "dissolutions": [{"unit": &huyen, "lookupsGoTo": &so}]
     });
     let acts: Api<Reorganization> = Api::all(client.clone());
-    let act: Reorganization = serde_json::from_value(serde_json::json!({"apiVersion": "pdc.io/v1alpha1", "kind": "Reorganization", "metadata": {"name": &name}, "spec": spec})).unwrap();
+    let act = pdc_tests::acts::act(&name, spec).unwrap();
     acts.create(&PostParams::default(), &act).await.unwrap();
     wait_for(&acts, &name, Duration::from_secs(60), "planned", |a| a.status.as_ref().is_some_and(|s| s.phase.as_deref() == Some("Planned"))).await.unwrap();
     let _ = dir;
