@@ -381,6 +381,17 @@ pdcctl reorg plan -f "$SAMPLES/reorg-communes.yaml"
 say "Phú Yên's merger planned offline, from manifests (deploy/samples/reorg-phuyen.yaml)"
 pdcctl reorg plan -f "$SAMPLES/reorg-phuyen.yaml" --estate "$SAMPLES/phuyen-estate.yaml"
 
+if [ "$LOCAL" = 1 ]; then
+  # Only on the demo's own control plane: an act changes the units it names.
+  say "The commune merger carried out on the demo's cluster: pdcctl reorg apply follows its steps (Release waits for the end of the retention period)"
+  "$T/pdc-controlplane" apply "$SAMPLES/reorg-communes.yaml"
+  wait_until 60 sh -c "pdcctl reorg status | grep -q 'nq-sap-xep-xa-2025.*Planned'" || true
+  pdcctl reorg apply nq-sap-xep-xa-2025 --yes --timeout 2m || true
+  pdcctl reorg status
+  say "pdcctl department list: the merged and dissolved communes are Retired, their successor recorded"
+  pdcctl department list | grep -E 'NAME|xa-ea-(sup|rok|bung|ning)' || true
+fi
+
 if [ "$ONCE" = 1 ]; then
   say "Done (--once): stopping what the demo started"
   exit 0
