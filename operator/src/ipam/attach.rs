@@ -216,6 +216,7 @@ mod tests {
                 subnet_sizes: Default::default(),
                 reserved_hosts: 3,
                 internet_facing: internet,
+                externally_assigned: false,
                 internet_ports: vec![],
                 reachability: reach,
                 resolvers: vec![],
