@@ -388,8 +388,8 @@ if [ "$LOCAL" = 1 ]; then
   wait_until 60 sh -c "pdcctl reorg status | grep -q 'nq-sap-xep-xa-2025.*Planned'" || true
   pdcctl reorg apply nq-sap-xep-xa-2025 --yes --timeout 2m || true
   pdcctl reorg status
-  say "pdcctl department list: the merged and dissolved communes are Retired, their successor recorded"
-  pdcctl department list | grep -E 'NAME|xa-ea-(sup|rok|bung|ning)' || true
+  say "pdcctl department list -o wide: the merged and dissolved communes are Retired"
+  pdcctl department list -o wide | grep -E 'NAME|xa-ea-(sup|rok|bung|ning)' || true
 fi
 
 if [ "$ONCE" = 1 ]; then

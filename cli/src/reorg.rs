@@ -182,7 +182,7 @@ fn print_plan(act: &Reorganization, p: &Plan) {
     }
     if p.refusals.is_empty() {
         let steps: Vec<&str> = reorg::STEPS.iter().map(|s| s.as_str()).collect();
-        out(format!("\nThe plan holds. Its steps: {}. (This version carries out Freeze, CreateUnits, ReissueCodes and Retire; an act with work in another step is planned but not started.)", steps.join(", ")));
+        out(format!("\nThe plan holds. Its steps: {}. (This version carries out every step, but for moving TenantVolumes and standalone AddressClaims with a merge and renaming to a new slug: an act with such work is planned but not started.)", steps.join(", ")));
     } else {
         out("\nREFUSED — change the act or the estate first:");
         for r in &p.refusals {
