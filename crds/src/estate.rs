@@ -79,7 +79,8 @@ pub fn estate(o: &Objects, domain: &str) -> reorg::Estate {
                 u.records.push(reorg::Record { fqdn: fqdn.trim_end_matches('.').to_string(), rtype: rtype.into(), vm: Some(name.clone()) });
             }
         }
-        u.vms.insert(name, reorg::Vm { disks, addresses, running: vm.spec.run_strategy != RunStrategy::Halted });
+        let zones = vm.spec.nics.iter().map(|n| n.zone.clone()).collect();
+        u.vms.insert(name, reorg::Vm { disks, addresses, running: vm.spec.run_strategy != RunStrategy::Halted, zones });
     }
     for v in &o.volumes {
         if let Some(u) = v.namespace().and_then(|ns| units.get_mut(&ns)) {
@@ -130,6 +131,7 @@ fn unit(d: &Department, domain: &str) -> reorg::Unit {
         },
         quota: limits(&d.spec.quota),
         ledger: st.map(|s| s.quota_ledger.iter().map(|(k, c)| (k.clone(), charge(c))).collect()).unwrap_or_default(),
+        zones: d.spec.zones.iter().cloned().collect(),
         ..reorg::Unit::default()
     }
 }

@@ -153,6 +153,8 @@ pub struct Unit {
     pub claims: BTreeMap<String, Vec<String>>,
     /// DnsRecords: fully qualified name (no trailing dot) and type.
     pub records: Vec<Record>,
+    /// The NetworkZones it may use.
+    pub zones: BTreeSet<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -161,6 +163,8 @@ pub struct Vm {
     pub disks: Vec<String>,
     pub addresses: Vec<String>,
     pub running: bool,
+    /// The zones of its NICs.
+    pub zones: Vec<String>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -608,6 +612,13 @@ fn merge(cx: &mut Ctx, m: &Merge, out: &mut Vec<UnitPlan>, new_units: &mut Vec<N
         let mut p = empty_plan(name, Fate::Merged { into: m.successor.clone() });
         for vm in u.vms.keys() {
             if kept(name, vm) {
+                // A moved VM claims its addresses again in the successor's subnets:
+                // an existing successor must use every zone of its NICs.
+                if let Some(s) = cx.estate.units.get(&m.successor) {
+                    for z in u.vms.get(vm).map(|v| v.zones.as_slice()).unwrap_or_default().iter().filter(|z| !s.zones.contains(*z)) {
+                        cx.refusals.push(format!("VM {vm} of {name} has a NIC in zone {z}, which successor {} does not use: add {z} to its zones before the act", m.successor));
+                    }
+                }
                 if let Some(other) = vm_names.insert(vm.clone(), name.clone()) {
                     cx.refusals.push(format!("VM {vm} of {name} would clash with VM {vm} of {other} at {}: rename one of them before the act", m.successor));
                 }

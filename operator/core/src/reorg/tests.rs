@@ -22,11 +22,12 @@ fn unit(name: &str, prefix: &str, vms: usize, quota_vms: u64) -> Unit {
     };
     for i in 0..vms {
         let vm = format!("{prefix}{i}");
-        u.vms.insert(vm.clone(), Vm { disks: vec![format!("{vm}-root")], addresses: vec![format!("10.15.{}.{}", name.len(), i + 2)], running: true });
+        u.vms.insert(vm.clone(), Vm { disks: vec![format!("{vm}-root")], addresses: vec![format!("10.15.{}.{}", name.len(), i + 2)], running: true, zones: vec!["app".into()] });
         u.ledger.insert(format!("vm/{vm}"), charge(2, 4, 20, 1));
         u.records.push(Record { fqdn: format!("{vm}.{subdomain}"), rtype: "A".into(), vm: Some(vm) });
     }
     u.records.push(Record { fqdn: subdomain, rtype: "A".into(), vm: None });
+    u.zones = BTreeSet::from(["app".to_string()]);
     u
 }
 
@@ -219,7 +220,7 @@ fn scenario() -> impl Strategy<Value = (Estate, Act)> {
                 if u.vms.contains_key(&vm) {
                     continue;
                 }
-                u.vms.insert(vm.clone(), Vm { disks: vec![format!("{vm}-root")], addresses: vec![format!("10.15.{i}.{id}")], running: true });
+                u.vms.insert(vm.clone(), Vm { disks: vec![format!("{vm}-root")], addresses: vec![format!("10.15.{i}.{id}")], running: true, zones: vec!["app".into()] });
                 u.ledger.insert(format!("vm/{vm}"), charge(2, 4, 20, 1));
                 u.records.push(Record { fqdn: format!("{vm}.{}", u.subdomain), rtype: "A".into(), vm: Some(vm) });
             }
@@ -294,4 +295,23 @@ proptest! {
     fn days_format_and_parse_back(d in -50_000i64..100_000) {
         prop_assert_eq!(Day::parse(&Day(d).format()), Some(Day(d)));
     }
+}
+
+#[test]
+fn a_kept_vm_needs_its_zones_at_an_existing_successor() {
+    let mut succ = unit("xa-moi", "m", 0, 10);
+    succ.zones = BTreeSet::from(["dmz".to_string()]);
+    let e = estate(vec![("xa-a", unit("xa-a", "a", 1, 2)), ("xa-moi", succ.clone())]);
+    let mut a = act();
+    a.merges.push(Merge { units: vec!["xa-a".into()], successor: "xa-moi".into(), keep: vec!["xa-a/a0".into()], ..Merge::default() });
+    let p = plan(&a, &e);
+    assert!(p.refusals.iter().any(|r| r.contains("VM a0 of xa-a has a NIC in zone app, which successor xa-moi does not use")), "{:?}", p.refusals);
+    succ.zones.insert("app".into());
+    let p = plan(&a, &estate(vec![("xa-a", unit("xa-a", "a", 1, 2)), ("xa-moi", succ)]));
+    assert!(p.refusals.is_empty(), "{:?}", p.refusals);
+    // Not kept: halted and archived, whatever its zones.
+    a.merges[0].keep.clear();
+    let mut bare = unit("xa-moi", "m", 0, 10);
+    bare.zones.clear();
+    assert!(plan(&a, &estate(vec![("xa-a", unit("xa-a", "a", 1, 2)), ("xa-moi", bare)])).refusals.is_empty());
 }
