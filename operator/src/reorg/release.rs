@@ -52,10 +52,16 @@ where
 
 /// Hold every address of `ns`'s claims until `until`.
 async fn hold(client: &Client, act: &str, ns: &str, until: &str) -> Result<usize> {
+    hold_where(client, act, until, |a| a.spec.claim.namespace == ns).await
+}
+
+/// Label the allocations `which` picks (not held yet) as held by `act` until `until`;
+/// how many were labelled.
+async fn hold_where(client: &Client, act: &str, until: &str, which: impl Fn(&AddressAllocation) -> bool) -> Result<usize> {
     let api: Api<AddressAllocation> = Api::all(client.clone());
     let all = api.list(&ListParams::default()).await.map_err(|source| Error::Read { what: "AddressAllocations".into(), source })?;
     let mut n = 0;
-    for a in all.items.iter().filter(|a| a.spec.claim.namespace == ns && !a.labels().contains_key(labels::HOLD_UNTIL)) {
+    for a in all.items.iter().filter(|a| which(a) && !a.labels().contains_key(labels::HOLD_UNTIL)) {
         let patch = json!({"metadata": {"labels": {labels::HOLD_UNTIL: until, labels::REORGANIZATION: act}}});
         api.patch(&a.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
             .await
@@ -66,17 +72,8 @@ async fn hold(client: &Client, act: &str, ns: &str, until: &str) -> Result<usize
 }
 
 /// Hold the addresses of VM `vm` in `ns` (its NICs' claims) until `until`.
-pub async fn hold_vm(client: &Client, act: &str, ns: &str, vm: &str, until: &str) -> Result<()> {
-    let api: Api<AddressAllocation> = Api::all(client.clone());
-    let all = api.list(&ListParams::default()).await.map_err(|source| Error::Read { what: "AddressAllocations".into(), source })?;
-    let of_vm = |a: &&AddressAllocation| a.spec.claim.namespace == ns && crate::compute::build::vm_of_claim(&a.spec.claim.name) == Some(vm);
-    for a in all.items.iter().filter(of_vm).filter(|a| !a.labels().contains_key(labels::HOLD_UNTIL)) {
-        let patch = json!({"metadata": {"labels": {labels::HOLD_UNTIL: until, labels::REORGANIZATION: act}}});
-        api.patch(&a.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
-            .await
-            .map_err(|source| Error::Apply { what: format!("AddressAllocation {}", a.name_any()), source })?;
-    }
-    Ok(())
+pub async fn hold_vm(client: &Client, act: &str, ns: &str, vm: &str, until: &str) -> Result<usize> {
+    hold_where(client, act, until, |a| a.spec.claim.namespace == ns && crate::compute::build::vm_of_claim(&a.spec.claim.name) == Some(vm)).await
 }
 
 /// Give back what the retired units hold, their addresses held for the cool-down.
