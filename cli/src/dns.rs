@@ -1,5 +1,6 @@
 //! `pdcctl dns`: the records departments declare, what a manifest would change
-//! (the operator's own pdc-core plan, offline), and what the server answers.
+//! (the operator's own pdc-core plan, offline), what the server answers, and taking
+//! over the sets that already run in a zone ([`adopt`]).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -16,6 +17,8 @@ use pdc_core::dnsplan::{self, Change, RRset, RecordType, Zone};
 use serde::Serialize;
 
 use crate::connect::{ListScope, Scope};
+
+mod adopt;
 use crate::output::{Listing, Row, age, print_data};
 use crate::{Cli, CliError, client, exit, outln};
 
@@ -54,6 +57,10 @@ pub enum Cmd {
         #[arg(long)]
         server: Option<String>,
     },
+    /// Take over the record sets that already run in a zone: read it (AXFR), propose
+    /// a DnsRecord for each set inside a department's subdomain, report the others;
+    /// with --apply, create them. The zone is not changed.
+    Adopt(adopt::Args),
 }
 
 pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
@@ -62,6 +69,7 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
         Cmd::Zones => zones(cli).await,
         Cmd::Plan { file, scope, subdomain } => plan(cli, file, scope, subdomain.as_deref()).await,
         Cmd::Check { name, rtype, server } => check(cli, name, rtype.as_deref(), server.as_deref()).await,
+        Cmd::Adopt(a) => adopt::run(cli, a).await,
     }
 }
 

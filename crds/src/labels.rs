@@ -32,6 +32,11 @@ pub const ALIAS_UNTIL: &str = "pdc.io/alias-until";
 /// On an alias DnsRecord: `"true"` once the transition is over. The name is
 /// reclaimed: neither the alias nor the records it replaced answer any more.
 pub const ALIAS_EXPIRED: &str = "pdc.io/alias-expired";
+/// On a DnsRecord: `"true"` when it adopts a set that already runs in the zone
+/// (`pdcctl dns adopt`). The set at its name and type is pdc's although pdc did not
+/// write it: when the zone holds exactly the declared set nothing is sent, when it
+/// differs the declared values replace it. No other set becomes pdc's.
+pub const ADOPT: &str = "pdc.io/adopt";
 /// On a VolumeSnapshot an act made of a halted VM's disk: the day until which it is
 /// kept (`YYYY-MM-DD`); pdc never deletes it before.
 pub const RETAIN_UNTIL: &str = "pdc.io/retain-until";
@@ -84,6 +89,11 @@ pub const DR_RESTORED_FROM: &str = "pdc.io/dr-restored-from";
 /// `<old namespace>/<act>`. Its disks are restored from the snapshots the act cut
 /// of the old VM's disks in the old namespace ([`move_snapshot`]).
 pub const MOVED_FROM: &str = "pdc.io/moved-from";
+/// On an AddressClaim a reorganization claimed again at a unit's successor: the
+/// old claim's addresses (`<ipv4>,<ipv6>`), so the names that pointed at them
+/// follow to the new ones. (A TenantVolume it moved carries [`MOVED_FROM`]: its
+/// DataVolume is restored from the act's snapshot of the old one.)
+pub const MOVED_ADDRESSES: &str = "pdc.io/moved-addresses";
 
 /// The VolumeSnapshot an act cuts of disk (DataVolume) `dv` to move it.
 pub fn move_snapshot(act: &str, dv: &str) -> String {

@@ -143,7 +143,7 @@ pub fn canonical_value(t: RecordType, value: &str) -> Result<String, DnsError> {
 }
 
 /// A record set: one name, one type, a TTL and its values (canonical, sorted).
-#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
 pub struct RRset {
     pub name: String,
     pub rtype: RecordType,

@@ -7,6 +7,7 @@
 #![warn(clippy::too_many_lines)]
 
 pub mod code;
+pub mod dnsadopt;
 pub mod dnsplan;
 pub mod dr;
 pub mod import;
@@ -15,5 +16,7 @@ pub mod netdata;
 pub mod quantity;
 pub mod quota;
 pub mod reorg;
+pub mod report;
 pub mod slug;
+pub mod vmadopt;
 pub mod zonerules;

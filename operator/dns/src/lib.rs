@@ -10,6 +10,7 @@
 // split into named steps.
 #![warn(clippy::too_many_lines)]
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -117,6 +118,9 @@ pub struct Transfer {
     pub signed: bool,
     /// Resource records in the transfer, of any type.
     pub records: usize,
+    /// Records of the types pdc does not manage (SOA, NS, DNSSEC, …), counted by
+    /// (owner, type): only [`transfer_everything`] fills it.
+    pub other: BTreeMap<(String, String), u32>,
 }
 
 /// One answer record, as text.
@@ -441,15 +445,17 @@ struct TransferReader {
     state: Reading,
     incremental: bool,
     now: u32,
+    /// Count the records of other types in [`Transfer::other`].
+    keep_other: bool,
 }
 
 impl TransferReader {
     fn axfr(zone: Name, now: u32) -> Self {
-        TransferReader { zone, out: Transfer::default(), newest: 0, state: Reading::Start, incremental: false, now }
+        TransferReader { zone, out: Transfer::default(), newest: 0, state: Reading::Start, incremental: false, now, keep_other: false }
     }
 
     fn ixfr(zone: Name, base: Transfer, now: u32) -> Self {
-        TransferReader { zone, out: base, newest: 0, state: Reading::Start, incremental: true, now }
+        TransferReader { zone, out: base, newest: 0, state: Reading::Start, incremental: true, now, keep_other: false }
     }
 
     /// Take the next record; `Err` names what is wrong with the stream.
@@ -516,6 +522,10 @@ impl TransferReader {
 
     fn full_record(&mut self, r: &Record) {
         self.out.records += 1;
+        if self.keep_other && value_text(&r.data).is_none() {
+            let key = (r.name.to_ascii().to_ascii_lowercase(), r.record_type().to_string());
+            *self.out.other.entry(key).or_default() += 1;
+        }
         if let Some(valid) = soa_signature(r, &self.zone, self.now) {
             self.out.signed |= valid;
         } else {
@@ -574,6 +584,16 @@ pub async fn transfer(server: &Server, zone: &str, key: &Key) -> Result<Transfer
     let zone_name = name(zone)?;
     let q = transfer_request(&zone_name, Wire::AXFR);
     read_transfer(server, zone, key, q, TransferReader::axfr(zone_name, now_u32())).await
+}
+
+/// Transfer `zone` (AXFR) as [`transfer`] does, counting the records of the types
+/// pdc does not manage too (in [`Transfer::other`]), for taking over a zone.
+pub async fn transfer_everything(server: &Server, zone: &str, key: &Key) -> Result<Transfer> {
+    let zone_name = name(zone)?;
+    let q = transfer_request(&zone_name, Wire::AXFR);
+    let mut reader = TransferReader::axfr(zone_name, now_u32());
+    reader.keep_other = true;
+    read_transfer(server, zone, key, q, reader).await
 }
 
 /// Bring `from` up to the zone's current version with an incremental transfer (IXFR,

@@ -127,6 +127,7 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
     let mut holder: BTreeMap<(String, RecordType), String> = BTreeMap::new();
     let mut types_at: BTreeMap<String, Vec<RecordType>> = BTreeMap::new();
     let aliases = alias_states(&records, ctx, ttl);
+    let mut adopted: BTreeSet<SetKey> = BTreeSet::new();
     for rec in records {
         if !has_finalizer(&rec) {
             continue;
@@ -176,8 +177,8 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
         types.push(set.rtype);
         holder.insert(key.clone(), format!("{ns}/{}", rec.name_any()));
         // pdc owns what it programmed: a set found at a new record's name before
-        // pdc wrote it is someone else's (a conflict), and a renamed record's old
-        // set is still pdc's, so it is removed.
+        // pdc wrote it is someone else's (a conflict) unless the record adopts it,
+        // and a renamed record's old set is still pdc's, so it is removed.
         if let Some(p) = prev {
             w.owned.insert(p);
         }
@@ -186,9 +187,14 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
         if dns_here == Some(true) {
             w.owned.insert(key.clone());
         }
+        // An adopted record takes over the set that already runs at its name and type.
+        if rec.annotations().get(pdc_api::labels::ADOPT).is_some_and(|v| v == "true") {
+            adopted.insert(key.clone());
+        }
         w.sets.insert(key.clone(), set);
         w.members.push((rec, key));
     }
+    w.owned = pdc_core::dnsadopt::owned_with_adopted(&w.owned, &w.sets, &adopted);
     for (_, key) in &w.deleting {
         w.owned.extend(key.iter().cloned());
     }
