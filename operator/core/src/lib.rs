@@ -16,7 +16,5 @@ pub mod netdata;
 pub mod quantity;
 pub mod quota;
 pub mod reorg;
-pub mod report;
 pub mod slug;
-pub mod vmadopt;
 pub mod zonerules;
