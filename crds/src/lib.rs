@@ -7,6 +7,7 @@
 pub mod conditions;
 pub mod estate;
 pub mod labels;
+pub mod report;
 pub mod v1alpha1;
 
 pub use v1alpha1::*;

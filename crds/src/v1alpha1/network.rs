@@ -183,6 +183,39 @@ pub struct NetworkZoneSpec {
     #[x_kube(validation = Rule::new("self.matches('^[a-zA-Z0-9._-]{1,15}$')").message("bridge must be a Linux interface name of at most 15 characters"))]
     #[schemars(length(max = 15))]
     pub bridge: Option<String>,
+    /// Where the zone is in switching IPv4 off: `Active` (default; dual-stack),
+    /// `Deprecated` (new AddressClaims get IPv6 only, a claim asking IPv4 itself is
+    /// refused; IPv4 addresses already held stay) or `Off` (no IPv4 is handed out;
+    /// `pdcctl report ipv4-phase` lists the IPv4 addresses still held, to be released).
+    #[serde(default, skip_serializing_if = "Ipv4Phase::is_active")]
+    pub ipv4_phase: Ipv4Phase,
+}
+
+/// A zone's phase in switching IPv4 off (the IPv6 rollout's last step).
+#[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Ipv4Phase {
+    /// Dual-stack: claims get what they ask for.
+    #[default]
+    Active,
+    /// New claims get IPv6 only; IPv4 addresses already held stay.
+    Deprecated,
+    /// No IPv4 is handed out; the IPv4 addresses still held are to be released.
+    Off,
+}
+
+impl Ipv4Phase {
+    fn is_active(&self) -> bool {
+        *self == Ipv4Phase::Active
+    }
+
+    /// The same phase in pdc-core's reports and claim rule.
+    pub fn core(self) -> pdc_core::report::Ipv4Phase {
+        match self {
+            Ipv4Phase::Active => pdc_core::report::Ipv4Phase::Active,
+            Ipv4Phase::Deprecated => pdc_core::report::Ipv4Phase::Deprecated,
+            Ipv4Phase::Off => pdc_core::report::Ipv4Phase::Off,
+        }
+    }
 }
 
 fn default_reserved() -> i32 {

@@ -16,5 +16,6 @@ pub mod netdata;
 pub mod quantity;
 pub mod quota;
 pub mod reorg;
+pub mod report;
 pub mod slug;
 pub mod zonerules;

@@ -221,6 +221,7 @@ mod tests {
                 reachability: reach,
                 resolvers: vec![],
                 bridge: None,
+                ipv4_phase: Default::default(),
             },
         );
         z.metadata.uid = Some(format!("uid-{name}"));

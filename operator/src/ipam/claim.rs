@@ -21,6 +21,7 @@ use pdc_api::{
     NetworkZone, Site, SiteRole,
 };
 use pdc_core::ipam::{Addr, Family, HostPool, IpamError, Prefix, Want};
+use pdc_core::report::Ipv4Phase;
 use tracing::{info, warn};
 
 use super::{Ipam, PoolKey, is_conflict, is_not_found, zone};
@@ -195,8 +196,29 @@ enum Attempt {
     Refused(NotBound),
 }
 
-async fn try_bind(claim: &AddressClaim, ctx: &ClaimContext) -> Result<std::result::Result<AddressClaimStatus, NotBound>> {
+/// The families a claim gets under its zone's IPv4 phase
+/// ([`pdc_core::report::claim_families`]): what it asks in an Active zone; IPv6 only
+/// for a new claim in a Deprecated or Off zone, which refuses a claim asking IPv4
+/// itself. IPv4 the claim already holds stays.
+fn phase_want(claim: &AddressClaim, ctx: &ClaimContext) -> std::result::Result<Want, NotBound> {
     let want = want_of(claim.spec.families);
+    // An unknown zone is reported by `pool_of`.
+    let Some(z) = ctx.zones.get(&ObjectRef::new(&claim.spec.zone)) else { return Ok(want) };
+    let phase = z.spec.ipv4_phase.core();
+    let asks_v4 = claim.spec.families == IpFamilies::IPv4 || claim.spec.ipv4_address.is_some();
+    let holds_v4 = ctx.ipam.ledger.claim_addresses(&claim.uid().unwrap_or_default()).iter().any(|(_, f, _)| *f == Family::V4);
+    pdc_core::report::claim_families(&claim.spec.zone, phase, want, asks_v4, holds_v4).map_err(|e| {
+        let reason = if e.phase == Ipv4Phase::Off { "ZoneIPv4Off" } else { "ZoneIPv4Deprecated" };
+        // The zone may be set back to Active: look again now and then.
+        not_bound(reason, e.to_string(), Some(Duration::from_secs(60)))
+    })
+}
+
+async fn try_bind(claim: &AddressClaim, ctx: &ClaimContext) -> Result<std::result::Result<AddressClaimStatus, NotBound>> {
+    let want = match phase_want(claim, ctx) {
+        Ok(w) => w,
+        Err(nb) => return Ok(Err(nb)),
+    };
     let pool = match pool_of(claim, ctx, want)? {
         Ok(p) => p,
         Err(nb) => return Ok(Err(nb)),
@@ -207,7 +229,10 @@ async fn try_bind(claim: &AddressClaim, ctx: &ClaimContext) -> Result<std::resul
     };
     for _ in 0..ATTEMPTS {
         match attempt(claim, ctx, &pool, want, specific).await? {
-            Attempt::Bound(h) => return Ok(Ok(status_for(claim, &pool.template, want, h, &pool.key.site))),
+            Attempt::Bound(h) => {
+                let note = if want == want_of(claim.spec.families) { String::new() } else { format!(" (IPv6 only: zone {}'s IPv4 is being switched off)", claim.spec.zone) };
+                return Ok(Ok(status_for(claim, &pool.template, want, h, &pool.key.site, &note)));
+            }
             Attempt::Refused(nb) => return Ok(Err(nb)),
             Attempt::Again => {}
         }
@@ -370,7 +395,7 @@ fn allocation(claim: &AddressClaim, key: &PoolKey, addr: Addr, subnet: &Prefix, 
     }
 }
 
-fn status_for(claim: &AddressClaim, pool: &HostPool, want: Want, h: u128, site: &str) -> AddressClaimStatus {
+fn status_for(claim: &AddressClaim, pool: &HostPool, want: Want, h: u128, site: &str, note: &str) -> AddressClaimStatus {
     let claimed = |f: Family| -> Option<ClaimedAddress> {
         if !want.families().contains(&f) {
             return None;
@@ -390,7 +415,7 @@ fn status_for(claim: &AddressClaim, pool: &HostPool, want: Want, h: u128, site: 
         observed_generation: claim.metadata.generation,
         conditions: conditions::merge(
             &old.conditions,
-            &[Cond::new(READY, true, "Bound", format!("allocated {}", shown.join(" and ")))],
+            &[Cond::new(READY, true, "Bound", format!("allocated {}{note}", shown.join(" and ")))],
             claim.metadata.generation,
             Timestamp::now(),
         ),
