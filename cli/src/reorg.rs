@@ -170,8 +170,13 @@ fn print_plan(act: &Reorganization, p: &Plan) {
     }
     let moves = p.units.iter().flat_map(|u| u.vms_moved.iter().map(move |m| vec![format!("{}/{}", u.unit, m.vm), m.to.clone(), m.addresses.join(" "), "re-claimed in the successor's subnets; restarts once".into()]));
     section("VMS MOVED", table(&["VM", "TO", "ADDRESSES NOW", "ADDRESSES"], moves.collect()));
+    print_moved_data(p);
     let archives = p.units.iter().flat_map(|u| u.archives.iter().map(move |a| vec![format!("{}/{}", u.unit, a.vm), "halted".into(), a.disks.join(" "), a.until.format()]));
     section("VMS HALTED, DISKS ARCHIVED", table(&["VM", "STATE", "DISKS SNAPSHOTTED", "KEPT UNTIL"], archives.collect()));
+    let volumes = p.units.iter().flat_map(|u| {
+        u.volumes_archived.iter().map(move |a| vec![format!("{}/{}", u.unit, a.volume), a.vm.clone().map_or_else(|| "none".into(), |vm| format!("{vm} (halted first)")), a.until.format()])
+    });
+    section("VOLUMES ARCHIVED (snapshotted, kept until the retention date)", table(&["VOLUME", "ATTACHED TO", "KEPT UNTIL"], volumes.collect()));
     let aliases = p.aliases.iter().map(|a| vec![a.from.clone(), a.kind.to_string(), a.to.clone(), a.until.format()]).collect();
     section("OLD NAMES ANSWERING (signed, removed after the transition)", table(&["NAME", "TYPE", "TARGET", "UNTIL"], aliases));
     let releases = p.units.iter().flat_map(|u| u.releases.iter().map(move |r| vec![u.unit.clone(), r.addresses.join(" "), r.on.format(), r.reusable_from.format()]));
@@ -182,13 +187,26 @@ fn print_plan(act: &Reorganization, p: &Plan) {
     }
     if p.refusals.is_empty() {
         let steps: Vec<&str> = reorg::STEPS.iter().map(|s| s.as_str()).collect();
-        out(format!("\nThe plan holds. Its steps: {}. (This version carries out every step, but for moving TenantVolumes and standalone AddressClaims with a merge and renaming to a new slug: an act with such work is planned but not started.)", steps.join(", ")));
+        out(format!("\nThe plan holds. Its steps: {}. (This version carries out every step, VMs, volumes and standalone claims moving with a merge included, but for renaming to a new slug (its DNAME alias): an act with such work is planned but not started.)", steps.join(", ")));
     } else {
         out("\nREFUSED — change the act or the estate first:");
         for r in &p.refusals {
             out(format!("  - {r}"));
         }
     }
+}
+
+/// The volumes and standalone claims that move with a merge.
+fn print_moved_data(p: &Plan) {
+    let to = |f: &Fate| match f {
+        Fate::Merged { into } => into.clone(),
+        Fate::Renamed { new_name: Some(n), .. } => n.clone(),
+        _ => String::new(),
+    };
+    let volumes = p.units.iter().flat_map(|u| u.volumes_moved.iter().map(move |v| vec![format!("{}/{v}", u.unit), to(&u.fate), "restored from a snapshot; charged to the successor's quota".into()]));
+    section("VOLUMES MOVED", table(&["VOLUME", "TO", "DATA"], volumes.collect()));
+    let claims = p.units.iter().flat_map(|u| u.claims_moved.iter().map(move |c| vec![format!("{}/{c}", u.unit), to(&u.fate), "re-claimed in the successor's subnets, same zone; names follow".into()]));
+    section("STANDALONE CLAIMS MOVED", table(&["CLAIM", "TO", "ADDRESSES"], claims.collect()));
 }
 
 fn section(title: &str, body: String) {

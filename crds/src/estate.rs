@@ -91,6 +91,7 @@ pub fn estate(o: &Objects, domain: &str) -> reorg::Estate {
         let owned_by_vm = c.owner_references().iter().any(|r| r.kind == "TenantVM");
         let Some(u) = c.namespace().and_then(|ns| units.get_mut(&ns)).filter(|_| !owned_by_vm) else { continue };
         let addresses = c.status.as_ref().map(|s| s.ipv4.iter().chain(s.ipv6.iter()).map(|a| a.address.clone()).collect()).unwrap_or_default();
+        u.claim_zones.insert(c.name_any(), c.spec.zone.clone());
         u.claims.insert(c.name_any(), addresses);
     }
     for r in &o.records {

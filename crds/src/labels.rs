@@ -89,6 +89,11 @@ pub const DR_RESTORED_FROM: &str = "pdc.io/dr-restored-from";
 /// `<old namespace>/<act>`. Its disks are restored from the snapshots the act cut
 /// of the old VM's disks in the old namespace ([`move_snapshot`]).
 pub const MOVED_FROM: &str = "pdc.io/moved-from";
+/// On an AddressClaim a reorganization claimed again at a unit's successor: the
+/// old claim's addresses (`<ipv4>,<ipv6>`), so the names that pointed at them
+/// follow to the new ones. (A TenantVolume it moved carries [`MOVED_FROM`]: its
+/// DataVolume is restored from the act's snapshot of the old one.)
+pub const MOVED_ADDRESSES: &str = "pdc.io/moved-addresses";
 
 /// The VolumeSnapshot an act cuts of disk (DataVolume) `dv` to move it.
 pub fn move_snapshot(act: &str, dv: &str) -> String {

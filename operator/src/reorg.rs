@@ -12,6 +12,7 @@
 //! version does not carry out ([`steps::IMPLEMENTED`]): nothing is half-applied.
 
 mod archive;
+mod carry;
 mod moves;
 mod names;
 mod release;
@@ -94,14 +95,11 @@ pub fn status(act: &Reorganization, plan: &Plan, old: &ReorganizationStatus, now
     }
 }
 
-/// Steps with work in `plan` that this version does not carry out: MoveVMs when
-/// TenantVolumes or standalone AddressClaims would move (VMs move; their volumes and
-/// claims do not yet), and Redeclare when a whole subdomain would alias another (a
-/// DNAME).
+/// Steps with work in `plan` that this version does not carry out: Redeclare when
+/// a whole subdomain would alias another (a DNAME: a rename to a new slug).
 pub fn unavailable(plan: &Plan) -> Vec<Step> {
     let dname = plan.aliases.iter().any(|a| a.kind != "CNAME");
-    let data = plan.units.iter().any(|u| !u.volumes_moved.is_empty() || !u.claims_moved.is_empty());
-    let partly = |s: &Step| (*s == Step::Redeclare && dname) || (*s == Step::MoveVms && data);
+    let partly = |s: &Step| *s == Step::Redeclare && dname;
     reorg::STEPS.into_iter().filter(|s| plan.has_work(*s) && (!steps::IMPLEMENTED.contains(s) || partly(s))).collect()
 }
 
@@ -274,8 +272,9 @@ static STEP_PAUSE: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
 /// Run the Reorganization controller.
 pub async fn run(ctx: Arc<Context>, step_pause: Duration) {
     let _ = STEP_PAUSE.set(step_pause);
-    Controller::new(Api::<Reorganization>::all(ctx.client.clone()), watcher::Config::default())
+    let forget = watch::forget_deleted(ctx.clone());
+    let controller = Controller::new(Api::<Reorganization>::all(ctx.client.clone()), watcher::Config::default())
         .run(reconcile, error_policy, ctx)
-        .for_each(|_| futures::future::ready(()))
-        .await;
+        .for_each(|_| futures::future::ready(()));
+    futures::future::join(controller, forget).await;
 }

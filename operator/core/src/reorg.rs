@@ -9,6 +9,11 @@
 //!   rules tie to its namespace) and each VM restarts once with the new addresses.
 //!   Its DNS names are declared again under the successor's subdomain and the old
 //!   names answer as CNAMEs of the new ones until the transition ends.
+//! - A merged unit's TenantVolumes (unattached, or attached to a kept VM) move to
+//!   the successor, restored there from a snapshot and charged to its quota; its
+//!   standalone AddressClaims are claimed again in the successor's subnets, in the
+//!   same zone. A dissolved unit's volumes, and a merged unit's attached to a VM
+//!   that is not kept, are snapshotted and kept until the retention date.
 //! - Every other VM of a merged or dissolved unit is halted and its disks archived
 //!   (snapshots kept until the retention date). Its names keep their records until
 //!   the transition ends (or alias the unit its lookups go to); its addresses are
@@ -151,6 +156,8 @@ pub struct Unit {
     pub volumes: BTreeMap<String, Option<String>>,
     /// Standalone AddressClaims (not a VM's) by name, with their addresses.
     pub claims: BTreeMap<String, Vec<String>>,
+    /// The NetworkZone of each standalone AddressClaim.
+    pub claim_zones: BTreeMap<String, String>,
     /// DnsRecords: fully qualified name (no trailing dot) and type.
     pub records: Vec<Record>,
     /// The NetworkZones it may use.
@@ -203,6 +210,17 @@ pub struct Archive {
     pub until: Day,
 }
 
+/// A TenantVolume of a unit that ends, snapshotted and kept until `until` (a
+/// dissolved unit's volumes, or those attached to a VM a merge does not keep).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct VolumeArchive {
+    pub volume: String,
+    /// The VM it is attached to: snapshotted once that VM has stopped.
+    pub vm: Option<String>,
+    pub until: Day,
+}
+
 /// An old name answering for a new one.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -233,9 +251,13 @@ pub struct UnitPlan {
     pub fate: Fate,
     pub vms_moved: Vec<VmMove>,
     pub vms_halted: Vec<String>,
+    /// TenantVolumes moved to the successor: restored there from a snapshot, charged
+    /// to its quota, the old ones removed once the new ones are ready.
     pub volumes_moved: Vec<String>,
+    /// Standalone AddressClaims claimed again in the successor's subnets (same zone).
     pub claims_moved: Vec<String>,
     pub archives: Vec<Archive>,
+    pub volumes_archived: Vec<VolumeArchive>,
     /// Record names declared again: old → new.
     pub records_redeclared: Vec<(String, String)>,
     pub releases: Vec<Release>,
@@ -336,6 +358,9 @@ impl Plan {
             ("vmsMoved", sum(&|u| u.vms_moved.len())),
             ("vmsHalted", sum(&|u| u.vms_halted.len())),
             ("archives", sum(&|u| u.archives.len())),
+            ("volumesMoved", sum(&|u| u.volumes_moved.len())),
+            ("claimsMoved", sum(&|u| u.claims_moved.len())),
+            ("volumesArchived", sum(&|u| u.volumes_archived.len())),
             ("recordsRedeclared", sum(&|u| u.records_redeclared.len())),
             ("aliases", self.aliases.len()),
             ("codes", self.codes.len()),
@@ -351,11 +376,11 @@ impl Plan {
             Step::Freeze | Step::Retire => any(&|u| u.retires()),
             Step::CreateUnits => !self.new_units.is_empty() || any(&|u| matches!(u.fate, Fate::Renamed { .. })),
             Step::MoveVms => any(&|u| !u.vms_moved.is_empty() || !u.volumes_moved.is_empty() || !u.claims_moved.is_empty()),
-            Step::Archive => any(&|u| !u.vms_halted.is_empty() || !u.archives.is_empty()),
+            Step::Archive => any(&|u| !u.vms_halted.is_empty() || !u.archives.is_empty() || !u.volumes_archived.is_empty()),
             Step::Redeclare => any(&|u| !u.records_redeclared.is_empty()) || !self.aliases.is_empty(),
             Step::ReissueCodes => !self.codes.is_empty(),
             Step::RemoveAliases => !self.aliases.is_empty(),
-            Step::Release => any(&|u| !u.releases.is_empty()),
+            Step::Release => any(&|u| !u.releases.is_empty() || !u.volumes_archived.is_empty()),
         }
     }
 }
@@ -508,6 +533,44 @@ impl Ctx<'_> {
         }
     }
 
+    /// A merged unit's TenantVolumes and standalone AddressClaims. A volume attached
+    /// to a VM the merge keeps, or to none, moves to the successor (restored there
+    /// from a snapshot, charged to its quota); one attached to a VM that is halted is
+    /// archived with it. A standalone claim is claimed again in the successor's
+    /// subnets, in its zone, which an existing successor must use; its old addresses
+    /// are released at the move and held back for the cool-down. `taken`: the
+    /// volume and claim names at the successor so far.
+    fn carry_data(&mut self, u: &Unit, name: &str, successor: &str, kept: &dyn Fn(&str, &str) -> bool, taken: &mut BTreeMap<String, String>, p: &mut UnitPlan) {
+        for (vol, at) in &u.volumes {
+            if let Some(vm) = attached_to(u, at.as_deref()).filter(|vm| !kept(name, vm)) {
+                p.volumes_archived.push(VolumeArchive { volume: vol.clone(), vm: Some(vm.to_string()), until: self.retention_ends });
+                continue;
+            }
+            if let Some(other) = taken.insert(format!("TenantVolume {vol}"), name.to_string()) {
+                self.refusals.push(format!("TenantVolume {vol} of {name} would clash with TenantVolume {vol} of {other} at {successor}: copy one to a volume of another name before the act"));
+            }
+            p.volumes_moved.push(vol.clone());
+            if let Some(c) = u.ledger.get(&format!("volume/{vol}")) {
+                add(&mut p.quota_moved, c);
+            }
+        }
+        for (claim, addresses) in &u.claims {
+            let zone = u.claim_zones.get(claim);
+            if let (Some(s), Some(z)) = (self.estate.units.get(successor), zone)
+                && !s.zones.contains(z)
+            {
+                self.refusals.push(format!("AddressClaim {claim} of {name} is in zone {z}, which successor {successor} does not use: add {z} to its zones before the act"));
+            }
+            if let Some(other) = taken.insert(format!("AddressClaim {claim}"), name.to_string()) {
+                self.refusals.push(format!("AddressClaim {claim} of {name} would clash with AddressClaim {claim} of {other} at {successor}: rename one of them before the act"));
+            }
+            p.claims_moved.push(claim.clone());
+            if !addresses.is_empty() {
+                p.releases.push(Release { addresses: addresses.clone(), on: self.effective, reusable_from: self.effective.plus(self.act.cool_down_days) });
+            }
+        }
+    }
+
     fn move_vm(&self, u: &Unit, vm: &str, to: &str, p: &mut UnitPlan) {
         let Some(v) = u.vms.get(vm) else { return };
         p.vms_moved.push(VmMove { vm: vm.to_string(), to: to.to_string(), addresses: v.addresses.clone() });
@@ -518,6 +581,12 @@ impl Ctx<'_> {
             p.releases.push(Release { addresses: v.addresses.clone(), on: self.effective, reusable_from: self.effective.plus(self.act.cool_down_days) });
         }
     }
+}
+
+/// The VM a volume is attached to, when that VM exists in the unit (a volume naming
+/// a VM that does not exist is attached to nothing).
+fn attached_to<'a>(u: &Unit, at: Option<&'a str>) -> Option<&'a str> {
+    at.filter(|vm| u.vms.contains_key(*vm))
 }
 
 fn add(total: &mut Charge, c: &Charge) {
@@ -533,6 +602,7 @@ fn empty_plan(unit: &str, fate: Fate) -> UnitPlan {
         volumes_moved: Vec::new(),
         claims_moved: Vec::new(),
         archives: Vec::new(),
+        volumes_archived: Vec::new(),
         records_redeclared: Vec::new(),
         releases: Vec::new(),
         quota_moved: Charge::default(),
@@ -606,6 +676,12 @@ fn merge(cx: &mut Ctx, m: &Merge, out: &mut Vec<UnitPlan>, new_units: &mut Vec<N
         cx.estate.units.get(&m.successor).map(|s| s.vms.keys().map(|v| (v.clone(), m.successor.clone())).collect()).unwrap_or_default();
     let mut names: BTreeMap<String, String> =
         cx.estate.units.get(&m.successor).map(|s| s.records.iter().map(|r| (format!("{} {}", r.fqdn, r.rtype), m.successor.clone())).collect()).unwrap_or_default();
+    let mut data_names: BTreeMap<String, String> = cx
+        .estate
+        .units
+        .get(&m.successor)
+        .map(|s| s.volumes.keys().map(|v| format!("TenantVolume {v}")).chain(s.claims.keys().map(|c| format!("AddressClaim {c}"))).map(|k| (k, m.successor.clone())).collect())
+        .unwrap_or_default();
     let mut moved = Charge::default();
     for name in &m.units {
         let Some(u) = cx.unit(name, "merged unit").cloned() else { continue };
@@ -623,28 +699,11 @@ fn merge(cx: &mut Ctx, m: &Merge, out: &mut Vec<UnitPlan>, new_units: &mut Vec<N
                     cx.refusals.push(format!("VM {vm} of {name} would clash with VM {vm} of {other} at {}: rename one of them before the act", m.successor));
                 }
                 cx.move_vm(&u, vm, &m.successor, &mut p);
-                for (vol, at) in &u.volumes {
-                    if at.as_deref() == Some(vm) {
-                        p.volumes_moved.push(vol.clone());
-                        if let Some(c) = u.ledger.get(&format!("volume/{vol}")) {
-                            add(&mut p.quota_moved, c);
-                        }
-                    }
-                }
             } else {
                 cx.halt_and_archive(&u, vm, &mut p);
             }
         }
-        // Unattached volumes and standalone claims move with the unit's data.
-        for (vol, at) in &u.volumes {
-            if at.is_none() {
-                p.volumes_moved.push(vol.clone());
-                if let Some(c) = u.ledger.get(&format!("volume/{vol}")) {
-                    add(&mut p.quota_moved, c);
-                }
-            }
-        }
-        p.claims_moved = u.claims.keys().cloned().collect();
+        cx.carry_data(&u, name, &m.successor, &kept, &mut data_names, &mut p);
         // The unit's portal (its apex): the successor keeps the first merged unit's
         // when it has none of its own; every other apex aliases the successor's.
         let apex_moves = !names.keys().any(|k| k.split(' ').next() == Some(succ_sub.as_str()));
@@ -687,6 +746,11 @@ fn dissolve(cx: &mut Ctx, d: &Dissolution, out: &mut Vec<UnitPlan>, aliases: &mu
     let mut p = empty_plan(&d.unit, Fate::Dissolved { lookups_go_to: d.lookups_go_to.clone() });
     for vm in u.vms.keys() {
         cx.halt_and_archive(&u, vm, &mut p);
+    }
+    // Every volume is snapshotted and kept until the retention date (one attached
+    // to a VM once that VM has stopped).
+    for (vol, at) in &u.volumes {
+        p.volumes_archived.push(VolumeArchive { volume: vol.clone(), vm: attached_to(&u, at.as_deref()).map(str::to_string), until: cx.retention_ends });
     }
     for addresses in u.claims.values() {
         p.releases.push(Release { addresses: addresses.clone(), on: cx.retention_ends, reusable_from: cx.retention_ends.plus(cx.act.cool_down_days) });

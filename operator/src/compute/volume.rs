@@ -57,8 +57,14 @@ fn data_volume(v: &TenantVolume, storage_class: &str) -> DynamicObject {
         [(l::MANAGED_BY.to_string(), l::MANAGED_BY_VALUE.to_string()), (VOLUME_LABEL.to_string(), v.name_any())].into_iter().collect(),
     );
     o.metadata.owner_references = v.controller_owner_ref(&()).map(|r| vec![r]);
+    // A volume a reorganization moved here (`<old namespace>/<act>`): restored from
+    // the act's snapshot of the old volume, across namespaces.
+    let source = match v.annotations().get(l::MOVED_FROM).and_then(|m| m.split_once('/')) {
+        Some((from, act)) => serde_json::json!({"snapshot": {"namespace": from, "name": l::move_snapshot(act, &dv_name(v))}}),
+        None => serde_json::json!({"blank": {}}),
+    };
     o.data = serde_json::json!({"spec": {
-        "source": {"blank": {}},
+        "source": source,
         "storage": {"resources": {"requests": {"storage": v.spec.size}}, "storageClassName": storage_class, "accessModes": [mode]}
     }});
     o

@@ -2,18 +2,22 @@
 //! `runStrategy: Halted`, written under the act's own field manager), and once it
 //! has stopped each of its disks is snapshotted: a VolumeSnapshot labelled with the
 //! act and the day until which it is kept ([`labels::RETAIN_UNTIL`]). pdc never
-//! deletes those before that day. The step is done when every snapshot is ready to
-//! use; until then it waits, and says for what.
+//! deletes those before that day. A unit's TenantVolumes the act does not move (a
+//! dissolved unit's, or those attached to a halted VM) are archived the same way
+//! (`archive.<act>.vol-<name>`), one attached to a VM once that VM has stopped.
+//! The step is done when every snapshot is ready to use; until then it waits, and
+//! says for what.
 
 use kube::api::{DynamicObject, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use pdc_api::estate::Objects;
 use pdc_api::{RunStrategy, TenantVM, labels};
-use pdc_core::reorg::Plan;
+use pdc_core::reorg::{Plan, UnitPlan};
 use serde_json::json;
 
 use super::steps::Outcome;
 use crate::compute::build::snapshot_resource;
+use crate::compute::volume::dv_name;
 use crate::error::{Error, Result};
 
 const ARCHIVE: &str = "pdc-reorganization-archive";
@@ -62,10 +66,34 @@ pub async fn snapshot_named(client: &Client, ns: &str, act: &str, name: &str, di
     Ok(false)
 }
 
-/// Halt the VMs the act does not keep and snapshot their disks.
+/// Snapshot the volumes unit `u` archives (one attached to a VM once that VM has
+/// stopped): how many are ready; what is still stopping or being cut goes into
+/// `stopping` and `cutting`.
+async fn volumes(client: &Client, act: &str, u: &UnitPlan, objects: &Objects, stopping: &mut Vec<String>, cutting: &mut Vec<String>) -> Result<usize> {
+    let mut ready = 0;
+    for a in &u.volumes_archived {
+        let Some(v) = objects.volumes.iter().find(|v| v.namespace().as_deref() == Some(u.unit.as_str()) && v.name_any() == a.volume) else { continue };
+        let vm = a.vm.as_deref().and_then(|vm| objects.vms.iter().find(|x| x.namespace().as_deref() == Some(u.unit.as_str()) && x.name_any() == vm));
+        if let Some(vm) = vm.filter(|vm| vm.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Stopped")) {
+            stopping.push(format!("{}/{} (for volume {})", u.unit, vm.name_any(), a.volume));
+            continue;
+        }
+        let dv = dv_name(v);
+        if snapshot_named(client, &u.unit, act, &snapshot_name(act, &dv), &dv, Some(&a.until.format())).await? {
+            ready += 1;
+        } else {
+            cutting.push(format!("{}/{dv}", u.unit));
+        }
+    }
+    Ok(ready)
+}
+
+/// Halt the VMs the act does not keep and snapshot their disks, and the volumes it
+/// archives.
 pub async fn run(client: &Client, act: &str, plan: &Plan, objects: &Objects) -> Result<Outcome> {
     let (mut halted, mut stopping, mut ready, mut cutting) = (0, Vec::new(), 0, Vec::new());
     for u in &plan.units {
+        ready += volumes(client, act, u, objects, &mut stopping, &mut cutting).await?;
         for a in &u.archives {
             let Some(vm) = objects.vms.iter().find(|v| v.namespace().as_deref() == Some(u.unit.as_str()) && v.name_any() == a.vm) else { continue };
             halt(client, &u.unit, vm).await?;

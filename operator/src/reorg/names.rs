@@ -65,12 +65,16 @@ pub async fn declare_alias(client: &Client, act: &str, ns: &str, a: &Alias) -> R
 }
 
 /// Declare the merged units' own records under the successors' subdomains (same
-/// type, values and TTL), and the aliases of every old name.
+/// type and TTL; the same values, but for the addresses of a standalone claim the
+/// act claimed again at the successor, which become the new claim's), and the
+/// aliases of every old name.
 pub async fn redeclare(client: &Client, act: &Reorganization, plan: &Plan, objects: &Objects) -> Result<Outcome> {
     let name = act.name_any();
     let mut copies = 0;
     for u in &plan.units {
         let Some(succ) = successor_ns(&u.fate) else { continue };
+        let moved = super::carry::moved_addresses(&name, succ, &objects.claims);
+        let follow = |v: &String| moved.iter().find(|(o, _)| o == v).map_or_else(|| v.clone(), |(_, n)| n.clone());
         for (old, new) in &u.records_redeclared {
             let sources = objects.records.iter().filter(|r| {
                 r.namespace().as_deref() == Some(u.unit.as_str())
@@ -79,7 +83,7 @@ pub async fn redeclare(client: &Client, act: &Reorganization, plan: &Plan, objec
                     && r.status.as_ref().and_then(|s| s.fqdn.as_deref()).is_some_and(|f| f.trim_end_matches('.') == old)
             });
             for r in sources {
-                let spec = pdc_api::DnsRecordSpec { name: format!("{new}."), ..r.spec.clone() };
+                let spec = pdc_api::DnsRecordSpec { name: format!("{new}."), values: r.spec.values.iter().map(follow).collect(), ..r.spec.clone() };
                 let obj = json!({
                     "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord",
                     "metadata": {"name": object_name(&u.unit, &r.name_any()), "labels": {labels::REORGANIZATION: &name}},

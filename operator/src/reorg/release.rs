@@ -2,13 +2,14 @@
 //! is given back. Its addresses are first held back from reuse for the act's
 //! cool-down (each AddressAllocation labelled [`labels::HOLD_UNTIL`]; the claim
 //! controller then leaves it when its claim goes, and no claim can be given it
-//! while it exists), then its VMs (whose disks were archived), address claims and
-//! DNS records are deleted. The archive snapshots stay. [`expire_holds`] deletes a
-//! hold once its day has passed, and the address can be handed out again.
+//! while it exists), then its VMs (whose disks were archived), address claims,
+//! volumes (archived too) and DNS records are deleted. The archive snapshots stay.
+//! [`expire_holds`] deletes a hold once its day has passed, and the address can be
+//! handed out again.
 
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams};
 use kube::{Api, Client, Resource, ResourceExt};
-use pdc_api::{AddressAllocation, AddressClaim, Department, DnsRecord, Lifecycle, Reorganization, TenantVM, labels};
+use pdc_api::{AddressAllocation, AddressClaim, Department, DnsRecord, Lifecycle, Reorganization, TenantVM, TenantVolume, labels};
 use pdc_core::reorg::{Day, Plan};
 use serde::de::DeserializeOwned;
 use serde_json::json;
@@ -76,6 +77,11 @@ pub async fn hold_vm(client: &Client, act: &str, ns: &str, vm: &str, until: &str
     hold_where(client, act, until, |a| a.spec.claim.namespace == ns && crate::compute::build::vm_of_claim(&a.spec.claim.name) == Some(vm)).await
 }
 
+/// Hold the addresses of standalone claim `claim` in `ns` until `until`.
+pub async fn hold_claim(client: &Client, act: &str, ns: &str, claim: &str, until: &str) -> Result<usize> {
+    hold_where(client, act, until, |a| a.spec.claim.namespace == ns && a.spec.claim.name == claim).await
+}
+
 /// Give back what the retired units hold, their addresses held for the cool-down.
 pub async fn run(client: &Client, act: &Reorganization, plan: &Plan) -> Result<Outcome> {
     let name = act.name_any();
@@ -85,10 +91,11 @@ pub async fn run(client: &Client, act: &Reorganization, plan: &Plan) -> Result<O
         held += hold(client, &name, &ns, &until).await?;
         left += delete_all::<TenantVM>(client, &ns, |_| false).await?;
         left += delete_all::<AddressClaim>(client, &ns, |_| false).await?;
+        left += delete_all::<TenantVolume>(client, &ns, |_| false).await?;
         left += delete_all::<DnsRecord>(client, &ns, |_| false).await?;
     }
     if left > 0 {
-        return Ok(Outcome::Waiting(format!("{left} VMs, claims and records still going; {held} more addresses held until {until}")));
+        return Ok(Outcome::Waiting(format!("{left} VMs, claims, volumes and records still going; {held} more addresses held until {until}")));
     }
     Ok(Outcome::Done(format!("released; addresses held back from reuse until {until}")))
 }

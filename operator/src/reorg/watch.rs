@@ -2,6 +2,14 @@
 //! be done, when its aliases go, the names it keeps answering that the zone does
 //! not answer (the zone writer's Programmed condition says what the server holds),
 //! archives kept past their retention date, and units still on reissued codes.
+//! An act's gauges go when the act is deleted ([`forget_deleted`]).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use futures::StreamExt;
+use kube::runtime::watcher::{self, Event, watcher};
+use kube::runtime::WatchStreamExt;
 
 use kube::api::{DynamicObject, ListParams};
 use kube::{Api, Client, ResourceExt};
@@ -13,6 +21,7 @@ use pdc_core::reorg::{Day, Next, Plan, Step};
 use crate::compute::build::snapshot_resource;
 use crate::context::Context;
 use crate::error::{Error, Result};
+use crate::metrics::Metrics;
 
 const DAY: f64 = 86_400.0;
 
@@ -103,4 +112,48 @@ pub async fn observe(ctx: &Context, act: &Reorganization, plan: &Plan, st: &Reor
         }
     }
     Ok(())
+}
+
+/// Remove every gauge of act `name`.
+fn forget(m: &Metrics, name: &str) {
+    for s in pdc_core::reorg::STEPS {
+        let _ = m.reorg_step_deadline.remove_label_values(&[name, s.as_str()]);
+    }
+    for g in [&m.reorg_alias_expiry, &m.reorg_not_answering, &m.reorg_archives_past_retention, &m.reorg_absorbed_codes, &m.reorg_code_deadline] {
+        let _ = g.remove_label_values(&[name]);
+    }
+}
+
+/// Follow the acts and remove the gauges of each one deleted, also of those
+/// deleted while the watch was broken (found at the re-list).
+pub async fn forget_deleted(ctx: Arc<Context>) {
+    let (mut known, mut relisted) = (BTreeSet::new(), BTreeSet::new());
+    let metrics = ctx.metrics.clone();
+    watcher(Api::<Reorganization>::all(ctx.client.clone()), watcher::Config::default().any_semantic())
+        .default_backoff()
+        .for_each(move |ev| {
+            match ev {
+                Ok(Event::Apply(a)) => {
+                    known.insert(a.name_any());
+                }
+                Ok(Event::InitApply(a)) => {
+                    relisted.insert(a.name_any());
+                }
+                Ok(Event::Delete(a)) => {
+                    known.remove(&a.name_any());
+                    forget(&metrics, &a.name_any());
+                }
+                Ok(Event::Init) => relisted.clear(),
+                Ok(Event::InitDone) => {
+                    let now = std::mem::take(&mut relisted);
+                    for gone in known.difference(&now) {
+                        forget(&metrics, gone);
+                    }
+                    known = now;
+                }
+                Err(e) => tracing::warn!(error = %e, "watching Reorganizations for deletions failed; retrying"),
+            }
+            futures::future::ready(())
+        })
+        .await;
 }

@@ -224,6 +224,12 @@ fn scenario() -> impl Strategy<Value = (Estate, Act)> {
                 u.ledger.insert(format!("vm/{vm}"), charge(2, 4, 20, 1));
                 u.records.push(Record { fqdn: format!("{vm}.{}", u.subdomain), rtype: "A".into(), vm: Some(vm) });
             }
+            // A volume of its own, and one on its first VM.
+            let first = u.vms.keys().next().cloned();
+            for (vol, at) in [(format!("loose-{i}"), None), (format!("data-{i}"), first)] {
+                u.ledger.insert(format!("volume/{vol}"), charge(0, 0, 5, 0));
+                u.volumes.insert(vol, at);
+            }
             e.units.insert(names[i].clone(), u);
         }
         let successor = names.last().cloned().unwrap_or_default();
@@ -255,6 +261,27 @@ proptest! {
             let all: Vec<&str> = u.vms.keys().map(String::as_str).collect();
             prop_assert_eq!(seen, all);
             prop_assert_eq!(up.archives.len(), up.vms_halted.len());
+        }
+    }
+
+    /// Every volume of a merged unit is moved or archived, exactly once: moved when
+    /// it is attached to nothing or to a VM that moves, archived with a halted VM.
+    #[test]
+    fn no_volume_is_orphaned((e, a) in scenario()) {
+        let p = plan(&a, &e);
+        for up in &p.units {
+            let u = &e.units[&up.unit];
+            let mut seen: Vec<&str> = up.volumes_moved.iter().map(String::as_str).chain(up.volumes_archived.iter().map(|v| v.volume.as_str())).collect();
+            seen.sort_unstable();
+            let all: Vec<&str> = u.volumes.keys().map(String::as_str).collect();
+            prop_assert_eq!(seen, all);
+            for v in &up.volumes_archived {
+                prop_assert!(v.vm.as_ref().is_some_and(|vm| up.vms_halted.contains(vm)), "{} archived without its VM halted", v.volume);
+            }
+            for v in &up.volumes_moved {
+                let at = u.volumes[v].as_ref();
+                prop_assert!(at.is_none_or(|vm| up.vms_moved.iter().any(|m| &m.vm == vm)), "{} moved without its VM", v);
+            }
         }
     }
 
@@ -314,4 +341,78 @@ fn a_kept_vm_needs_its_zones_at_an_existing_successor() {
     let mut bare = unit("xa-moi", "m", 0, 10);
     bare.zones.clear();
     assert!(plan(&a, &estate(vec![("xa-a", unit("xa-a", "a", 1, 2)), ("xa-moi", bare)])).refusals.is_empty());
+}
+
+#[test]
+fn a_merged_units_volumes_and_claims_move_and_the_rest_are_archived() {
+    let mut xa = unit("xa-a", "a", 2, 2);
+    xa.volumes.insert("du-lieu".into(), None);
+    xa.volumes.insert("a0-data".into(), Some("a0".into()));
+    xa.volumes.insert("a1-data".into(), Some("a1".into()));
+    xa.volumes.insert("mo-coi".into(), Some("khong-co".into()));
+    for v in ["du-lieu", "a0-data", "a1-data", "mo-coi"] {
+        xa.ledger.insert(format!("volume/{v}"), charge(0, 0, 10, 0));
+    }
+    xa.claims.insert("camera".into(), vec!["10.15.4.90".into()]);
+    xa.claim_zones.insert("camera".into(), "dmz".into());
+    let mut succ = unit("xa-moi", "m", 0, 10);
+    let e = |succ: &Unit| estate(vec![("xa-a", xa.clone()), ("xa-moi", succ.clone())]);
+    let mut a = act();
+    a.merges.push(merge(&["xa-a"], "xa-moi", &["xa-a/a0"]));
+    // The claim's zone is not the successor's: refused, saying what to change.
+    let p = plan(&a, &e(&succ));
+    assert_eq!(p.refusals, ["AddressClaim camera of xa-a is in zone dmz, which successor xa-moi does not use: add dmz to its zones before the act"]);
+    succ.zones.insert("dmz".into());
+    let p = plan(&a, &e(&succ));
+    assert_eq!(p.refusals, Vec::<String>::new());
+    let ua = &p.units[0];
+    // Unattached, attached to the kept VM, or to a VM that does not exist: moved;
+    // attached to the halted VM: archived with it.
+    assert_eq!(ua.volumes_moved, ["a0-data", "du-lieu", "mo-coi"]);
+    assert_eq!(ua.volumes_archived, [VolumeArchive { volume: "a1-data".into(), vm: Some("a1".into()), until: p.retention_ends }]);
+    assert_eq!(ua.claims_moved, ["camera"]);
+    assert!(ua.releases.iter().any(|r| r.addresses == ["10.15.4.90"] && r.on == p.effective && r.reusable_from == p.effective.plus(30)));
+    // The VM and three volumes are charged at the successor.
+    assert_eq!(ua.quota_moved, charge(2, 4, 50, 1));
+    assert!(p.has_work(Step::MoveVms) && p.has_work(Step::Archive));
+    assert_eq!((p.summary()["volumesMoved"], p.summary()["claimsMoved"], p.summary()["volumesArchived"]), (3, 1, 1));
+    // The successor's quota must hold the volumes too.
+    succ.quota.storage.insert("ssd".into(), 40 * GI);
+    let p = plan(&a, &e(&succ));
+    assert!(p.refusals.iter().any(|r| r.contains("xa-moi's quota is too small")), "{:?}", p.refusals);
+    // A volume or claim of the same name at the successor clashes.
+    let mut succ = unit("xa-moi", "m", 0, 10);
+    succ.zones.insert("dmz".into());
+    succ.volumes.insert("du-lieu".into(), None);
+    succ.claims.insert("camera".into(), Vec::new());
+    let all = plan(&a, &e(&succ)).refusals.join("\n");
+    assert!(all.contains("TenantVolume du-lieu of xa-a would clash with TenantVolume du-lieu of xa-moi at xa-moi"), "{all}");
+    assert!(all.contains("AddressClaim camera of xa-a would clash with AddressClaim camera of xa-moi"), "{all}");
+}
+
+#[test]
+fn a_dissolved_units_volumes_are_archived_until_the_retention_date() {
+    let mut h = unit("huyen-x", "h", 1, 1);
+    h.volumes.insert("luu-tru".into(), None);
+    h.volumes.insert("h0-data".into(), Some("h0".into()));
+    let e = estate(vec![("huyen-x", h)]);
+    let mut a = act();
+    a.dissolutions.push(Dissolution { unit: "huyen-x".into(), lookups_go_to: None });
+    let p = plan(&a, &e);
+    assert_eq!(p.refusals, Vec::<String>::new());
+    let until = p.retention_ends;
+    assert_eq!(
+        p.units[0].volumes_archived,
+        [VolumeArchive { volume: "h0-data".into(), vm: Some("h0".into()), until }, VolumeArchive { volume: "luu-tru".into(), vm: None, until }]
+    );
+    assert!(p.units[0].volumes_moved.is_empty());
+    // Only a volume: archived, then released (its TenantVolume deleted) after the retention.
+    let mut only = unit("huyen-y", "h", 0, 1);
+    only.records.clear();
+    only.volumes.insert("luu-tru".into(), None);
+    let mut a = act();
+    a.dissolutions.push(Dissolution { unit: "huyen-y".into(), lookups_go_to: None });
+    let p = plan(&a, &estate(vec![("huyen-y", only)]));
+    let with_work: Vec<Step> = STEPS.into_iter().filter(|s| p.has_work(*s)).collect();
+    assert_eq!(with_work, [Step::Freeze, Step::Archive, Step::Retire, Step::Release]);
 }
