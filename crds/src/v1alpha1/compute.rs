@@ -54,6 +54,13 @@ pub struct ImageSource {
     pub data_source: Option<String>,
 }
 
+impl ImageSource {
+    /// No source given (an adopted or external VM has none).
+    pub fn is_unset(&self) -> bool {
+        self.url.is_none() && self.registry.is_none() && self.data_source.is_none()
+    }
+}
+
 /// A disk: its size and storage tier.
 #[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -86,6 +93,41 @@ pub struct NicSpec {
     #[x_kube(validation = Rule::new("self.matches('^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$')").message("zone must be a NetworkZone name such as dmz"))]
     #[schemars(length(max = 63))]
     pub zone: String,
+    /// The IPv4 address this NIC keeps (an adopted or moved VM's): its claim asks for
+    /// exactly it. Without it pdc chooses one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isIP(self) && ip(self).family() == 4").message("ipv4 must be an IPv4 address such as 10.20.1.90"))]
+    #[schemars(length(max = 15))]
+    pub ipv4: Option<String>,
+    /// The IPv6 address this NIC keeps; with `ipv4` it must be its partner under the
+    /// pairing rule.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("isIP(self) && ip(self).family() == 6").message("ipv6 must be an IPv6 address such as 2001:db8:20:1::26"))]
+    #[schemars(length(max = 45))]
+    pub ipv6: Option<String>,
+    /// The MAC address the guest knows this NIC by (an adopted or moved VM's); without
+    /// it pdc derives a stable one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[0-9a-f]{2}(:[0-9a-f]{2}){5}$')").message("mac must be six lowercase hex pairs such as 02:00:0a:14:00:05"))]
+    #[schemars(length(max = 17))]
+    pub mac: Option<String>,
+}
+
+/// A VM pdc takes over rather than makes.
+#[derive(KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq, Default)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.virtualMachine) != (has(self.external) && self.external)").message("adopt needs exactly one of virtualMachine (a KubeVirt VM in the namespace) or external: true (a VM on the old hypervisor)"))]
+pub struct Adopt {
+    /// A KubeVirt VirtualMachine already in the namespace, named as the TenantVM: pdc
+    /// takes it over as it runs (never restarted), its disks named by `rootDisk` and
+    /// `disks` (each the VM's volume name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 63))]
+    pub virtual_machine: Option<String>,
+    /// The VM still runs outside this cluster (the old hypervisor): pdc holds its
+    /// addresses, its quota and its names, and makes no VirtualMachine.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub external: bool,
 }
 
 /// KubeVirt's run strategies.
@@ -116,6 +158,7 @@ pub enum DiskDeletionPolicy {
     shortname = "tvm",
     namespaced,
     status = "TenantVMStatus",
+    validation = Rule::new("!has(self.spec.adopt) || !has(self.spec.adopt.virtualMachine) || self.spec.adopt.virtualMachine == self.metadata.name").message("an adopting TenantVM takes the VirtualMachine's name: spec.adopt.virtualMachine must equal metadata.name"),
     printcolumn(name = "Size", type_ = "string", json_path = ".spec.size"),
     printcolumn(name = "Phase", type_ = "string", json_path = ".status.phase"),
     printcolumn(name = "IPv4", type_ = "string", json_path = ".status.nics[0].ipv4"),
@@ -124,12 +167,19 @@ pub enum DiskDeletionPolicy {
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.image) || has(self.adopt)").message("image is required (only an adopted VM has none)"))]
+#[x_kube(validation = Rule::new("has(self.adopt) == has(oldSelf.adopt) ? (!has(self.adopt) || self.adopt == oldSelf.adopt) : (has(oldSelf.adopt) && has(oldSelf.adopt.external) && oldSelf.adopt.external && has(self.image))").message("adopt cannot be added or changed after creation; only an external VM's record drops it, with an image to import (pdcctl vm import --from-image)"))]
+#[x_kube(validation = Rule::new("!has(self.adopt) || self.nics.all(n, has(n.ipv4) || has(n.ipv6))").message("an adopted VM's NICs name the addresses it has (ipv4 and/or ipv6)"))]
 pub struct TenantVMSpec {
     /// A SizeClass name.
     #[schemars(length(max = 63))]
     pub size: String,
-    /// The root disk's source.
+    /// The root disk's source (none for an adopted VM).
+    #[serde(default, skip_serializing_if = "ImageSource::is_unset")]
     pub image: ImageSource,
+    /// Take over a VM that already runs instead of making one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adopt: Option<Adopt>,
     /// The root disk.
     pub root_disk: DiskSpec,
     /// Blank data disks.

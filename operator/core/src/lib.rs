@@ -18,4 +18,5 @@ pub mod quota;
 pub mod reorg;
 pub mod report;
 pub mod slug;
+pub mod vmadopt;
 pub mod zonerules;

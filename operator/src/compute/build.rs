@@ -53,8 +53,9 @@ pub fn vm_of_claim(claim: &str) -> Option<&str> {
     claim.rsplit_once("-nic").map(|(vm, _)| vm)
 }
 
-/// One dual-stack AddressClaim per NIC at `site` (the Primary site when `None`); the
-/// first carries the hostname (for its PTRs).
+/// One dual-stack AddressClaim per NIC at `site` (the Primary site when `None`),
+/// asking for the addresses the NIC keeps if it names them; the first carries the
+/// hostname (for its PTRs).
 pub fn claims(vm: &TenantVM, site: Option<&str>) -> Vec<AddressClaim> {
     vm.spec
         .nics
@@ -65,9 +66,15 @@ pub fn claims(vm: &TenantVM, site: Option<&str>) -> Vec<AddressClaim> {
             spec: AddressClaimSpec {
                 zone: n.zone.clone(),
                 site: site.map(str::to_string),
-                families: IpFamilies::DualStack,
-                ipv4_address: None,
-                ipv6_address: None,
+                // A NIC that keeps only one family's address (an adopted VM's) asks
+                // for that family alone.
+                families: match (&n.ipv4, &n.ipv6) {
+                    (Some(_), None) => IpFamilies::IPv4,
+                    (None, Some(_)) => IpFamilies::IPv6,
+                    _ => IpFamilies::DualStack,
+                },
+                ipv4_address: n.ipv4.clone(),
+                ipv6_address: n.ipv6.clone(),
                 hostname: (i == 0).then(|| vm.spec.hostname.clone()),
             },
             status: None,

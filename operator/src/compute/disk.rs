@@ -41,7 +41,7 @@ pub fn failure(dv: &DynamicObject) -> Option<String> {
         .then(|| conds.iter().find_map(message).unwrap_or_else(|| "see the DataVolume's events".into()))
 }
 
-fn requested(pvc: &PersistentVolumeClaim) -> Option<String> {
+pub(super) fn requested(pvc: &PersistentVolumeClaim) -> Option<String> {
     pvc.spec.as_ref()?.resources.as_ref()?.requests.as_ref()?.get("storage").map(|q| q.0.clone())
 }
 
@@ -80,12 +80,18 @@ pub async fn ensure(client: &Client, dv: &DynamicObject, size: &str) -> std::res
     if phase != "Succeeded" {
         return Ok(DiskState::Populating(phase.to_string()));
     }
-    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), &ns);
-    let Some(pvc) = pvcs.get_opt(&name).await? else { return Ok(DiskState::Populating("Succeeded, its claim not yet seen".into())) };
+    grow(client, &ns, &name, size).await
+}
+
+/// Grow the claim `name` (a populated disk's) to `size`: its request is raised, and
+/// its capacity says when the CSI driver is done.
+pub async fn grow(client: &Client, ns: &str, name: &str, size: &str) -> std::result::Result<DiskState, kube::Error> {
+    let pvcs: Api<PersistentVolumeClaim> = Api::namespaced(client.clone(), ns);
+    let Some(pvc) = pvcs.get_opt(name).await? else { return Ok(DiskState::Populating("Succeeded, its claim not yet seen".into())) };
     let asked = requested(&pvc).unwrap_or_default();
     if bytes(size) > bytes(&asked) {
         let body = serde_json::json!({"spec": {"resources": {"requests": {"storage": size}}}});
-        pvcs.patch(&name, &apply::strict(), &Patch::Merge(&body)).await?;
+        pvcs.patch(name, &apply::strict(), &Patch::Merge(&body)).await?;
         return Ok(DiskState::Growing { from: capacity(&pvc).unwrap_or(asked), to: size.to_string() });
     }
     match capacity(&pvc) {

@@ -1,5 +1,6 @@
 //! Tenant VMs: the TenantVM controller and the quota ledger it charges.
 
+pub mod adopt;
 pub mod build;
 pub mod disk;
 pub mod ledger;

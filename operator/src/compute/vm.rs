@@ -89,7 +89,7 @@ pub fn contains(have: &serde_json::Value, want: &serde_json::Value) -> bool {
 
 /// The cached copy of a child, if it is not being deleted and already holds all of
 /// `want`.
-fn unchanged<K>(have: Option<Arc<K>>, want: &K) -> Option<K>
+pub(super) fn unchanged<K>(have: Option<Arc<K>>, want: &K) -> Option<K>
 where
     K: kube::Resource + Clone + serde::Serialize,
 {
@@ -99,7 +99,7 @@ where
 }
 
 /// `obj` applied, unless the cached copy already holds all of it.
-async fn apply_unless_cached<K>(api: &Api<K>, cache: &Store<K>, obj: &K) -> Result<K>
+pub(super) async fn apply_unless_cached<K>(api: &Api<K>, cache: &Store<K>, obj: &K) -> Result<K>
 where
     K: kube::Resource + Clone + serde::de::DeserializeOwned + serde::Serialize + std::fmt::Debug,
     K::DynamicType: Default + Eq + std::hash::Hash + Clone,
@@ -117,7 +117,7 @@ fn key(vm: &TenantVM) -> String {
 
 /// Write the planned status, with `more` (addresses, the restart carried out), if it
 /// changed: one status write per pass at most.
-async fn write(vm: &TenantVM, ctx: &VmContext, p: &Planned, more: impl FnOnce(&mut TenantVMStatus)) -> Result<()> {
+pub(super) async fn write(vm: &TenantVM, ctx: &VmContext, p: &Planned, more: impl FnOnce(&mut TenantVMStatus)) -> Result<()> {
     let old = vm.status.clone().unwrap_or_default();
     let mut new = old.clone();
     new.conditions = conditions::merge(&old.conditions, &p.conditions, vm.metadata.generation, Timestamp::now());
@@ -136,7 +136,7 @@ async fn write(vm: &TenantVM, ctx: &VmContext, p: &Planned, more: impl FnOnce(&m
     apply::patch_status(&Api::<TenantVM>::namespaced(ctx.base.client.clone(), &vm.namespace().unwrap_or_default()), &vm.name_any(), &new).await
 }
 
-async fn refuse(vm: &TenantVM, ctx: &VmContext, r: Refusal) -> Result<Action> {
+pub(super) async fn refuse(vm: &TenantVM, ctx: &VmContext, r: Refusal) -> Result<Action> {
     if vm.status.as_ref().and_then(|s| conditions::find(&s.conditions, READY)).is_none_or(|c| c.reason != r.0) {
         ctx.base.event(vm, true, r.0, &r.1).await;
     }
@@ -199,7 +199,7 @@ async fn bind_addresses(vm: &TenantVM, ctx: &VmContext, placement: &Placement, a
             let st = c.status.clone().unwrap_or_default();
             NicPlan {
                 zone: c.spec.zone.clone(),
-                mac: pdc_core::netdata::mac_for(&format!("{uid}/{i}")),
+                mac: vm.spec.nics.get(i).and_then(|n| n.mac.clone()).unwrap_or_else(|| pdc_core::netdata::mac_for(&format!("{uid}/{i}"))),
                 ipv4: st.ipv4.as_ref().map(|a| (format!("{}/{}", a.address, a.prefix_length), a.gateway.clone())),
                 ipv6: st.ipv6.as_ref().map(|a| (format!("{}/{}", a.address, a.prefix_length), a.gateway.clone())),
             }
@@ -229,7 +229,7 @@ async fn ensure_disk(dapi: &Api<DynamicObject>, client: &Client, d: &plan::Disk)
 /// server, so neither a stale cache nor a crash between the delete and the status
 /// write restarts it twice. Returns the live instance's size annotation (`None`: no
 /// live instance) and the request carried out.
-async fn restart_if_asked(vm: &TenantVM, ctx: &VmContext) -> Result<(Option<Option<String>>, Option<String>)> {
+pub(super) async fn restart_if_asked(vm: &TenantVM, ctx: &VmContext) -> Result<(Option<Option<String>>, Option<String>)> {
     let vmis: Api<DynamicObject> = Api::namespaced_with(ctx.base.client.clone(), &vm.namespace().unwrap_or_default(), &build::vmi_resource());
     let name = vm.name_any();
     let live = vmis.get_opt(&name).await.map_err(|source| Error::Read { what: format!("VirtualMachineInstance {name}"), source })?;
@@ -288,16 +288,23 @@ async fn apply_children(vm: &TenantVM, ctx: &VmContext, ch: Children) -> Result<
         Ok(o) => o,
         Err(e) => return missing_integration(vm, ctx, e, "KubeVirt (VirtualMachine)").await.map(ControlFlow::Break),
     };
-    for got in records? {
-        let c = got.status.as_ref().and_then(|s| conditions::find(&s.conditions, crate::dns::record::PROGRAMMED));
-        if !c.is_some_and(|c| c.status == "True" && c.observed_generation == got.metadata.generation) {
-            applied.dns_pending.push(format!("{}: {}", got.name_any(), c.map(|c| c.message.clone()).unwrap_or_else(|| "waiting for the zone writer".into())));
-        }
-    }
+    applied.dns_pending = not_programmed(&records?);
     applied.phase = kv.data.pointer("/status/printableStatus").and_then(|v| v.as_str()).map(str::to_string);
     let (instance, restarted_for) = restart_if_asked(vm, ctx).await?;
     applied.instance = instance;
     Ok(ControlFlow::Continue((applied, restarted_for)))
+}
+
+/// The records the zone writer has not programmed yet, each with why.
+pub(super) fn not_programmed(records: &[DnsRecord]) -> Vec<String> {
+    let mut pending = Vec::new();
+    for got in records {
+        let c = got.status.as_ref().and_then(|s| conditions::find(&s.conditions, crate::dns::record::PROGRAMMED));
+        if !c.is_some_and(|c| c.status == "True" && c.observed_generation == got.metadata.generation) {
+            pending.push(format!("{}: {}", got.name_any(), c.map(|c| c.message.clone()).unwrap_or_else(|| "waiting for the zone writer".into())));
+        }
+    }
+    pending
 }
 
 /// The DataVolumes of the TenantVolumes attached to `vm`, sorted.
@@ -334,6 +341,11 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         Ok(a) => a,
         Err(r) => return refuse(vm, ctx, r).await,
     };
+    // A VM taken over is checked before anything is charged or written.
+    let adoption = match super::adopt::prepare(vm, ctx, &admitted, dept.as_deref()).await? {
+        Ok(a) => a,
+        Err(r) => return refuse(vm, ctx, r).await,
+    };
     if let ControlFlow::Break(a) = charge(vm, ctx, &admitted).await? {
         return Ok(a);
     }
@@ -342,6 +354,9 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         ControlFlow::Break(a) => return Ok(a),
     };
     let subdomain = dept.as_ref().and_then(|d| d.status.as_ref().and_then(|s| s.subdomain.clone())).unwrap_or_default();
+    if let Some(a) = adoption {
+        return super::adopt::finish(vm, ctx, a, &admitted, &nics, &subdomain).await;
+    }
     let resolvers = nics.first().and_then(|n| ctx.zones.get(&ObjectRef::new(&n.zone))).map(|z| z.spec.resolvers.clone()).unwrap_or_default();
     let hotplug = attached(vm, ctx);
     let inputs = plan::Inputs { placement: &placement, admitted: &admitted, nics: &nics, subdomain: &subdomain, resolvers: &resolvers, hotplug: &hotplug };
@@ -366,7 +381,7 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
     Ok(Action::requeue(planned.requeue))
 }
 
-async fn missing_integration(vm: &TenantVM, ctx: &VmContext, e: kube::Error, what: &str) -> Result<Action> {
+pub(super) async fn missing_integration(vm: &TenantVM, ctx: &VmContext, e: kube::Error, what: &str) -> Result<Action> {
     if is_not_found(&e) {
         let msg = format!("{what} is not installed in this cluster: its CRD is missing");
         write(vm, ctx, &plan::integration_missing(msg), |_| {}).await?;
