@@ -16,6 +16,9 @@ use crate::output::{Listing, Row, age};
 use crate::wait::{Deadline, parse_duration};
 use crate::{Cli, CliError, client, confirm, outln};
 
+#[path = "vmimport.rs"]
+mod vmimport;
+
 #[derive(Subcommand, Debug)]
 pub enum Cmd {
     /// VMs of one department (-d/-n, else the context's namespace), or of all (-A).
@@ -31,6 +34,10 @@ pub enum Cmd {
     },
     /// Create a VM and wait (showing progress) until it is Ready.
     Create(CreateArgs),
+    /// Bring a VM pdc did not make under a TenantVM: adopt a running KubeVirt
+    /// VirtualMachine (never restarted), record one still on the old hypervisor
+    /// (--external), or move such a record onto KubeVirt (--from-image).
+    Import(vmimport::ImportArgs),
     /// Start a stopped VM (run strategy Always).
     Start {
         name: String,
@@ -138,6 +145,7 @@ pub async fn run(cli: &Cli, cmd: &Cmd) -> Result<ExitCode, CliError> {
             }
         }
         Cmd::Create(a) => return create(c, a).await,
+        Cmd::Import(a) => return vmimport::run(cli, c, a).await,
         Cmd::Start { name, scope } => run_strategy(c, scope, name, "Always", "started").await?,
         Cmd::Stop { name, scope } => run_strategy(c, scope, name, "Halted", "stopped").await?,
         Cmd::Restart { name, scope } => {
@@ -340,7 +348,10 @@ async fn run_strategy(c: Client, scope: &Scope, name: &str, strategy: &str, done
 
 /// Print each step as it completes until the VM is Ready, or stop at a refusal or
 /// when the deadline passes.
-async fn wait_ready(api: &Api<TenantVM>, name: &str, deadline: Deadline) -> Result<ExitCode, CliError> {
+/// The reasons the operator refuses an adoption with.
+const ADOPTION_REFUSALS: [&str; 9] = ["AddressTaken", "AddressMismatch", "ControlledElsewhere", "VirtualMachineNotFound", "UnknownDisk", "DiskNotFound", "TierMismatch", "DiskUndercharged", "UnchargedDisk"];
+
+pub(crate) async fn wait_ready(api: &Api<TenantVM>, name: &str, deadline: Deadline) -> Result<ExitCode, CliError> {
     let mut seen: Vec<String> = Vec::new();
     loop {
         let v = api.get(name).await?;
@@ -361,6 +372,10 @@ async fn wait_ready(api: &Api<TenantVM>, name: &str, deadline: Deadline) -> Resu
         }
         if let Some(c) = ready.filter(|c| ["UnknownSize", "UnknownTier", "ZoneNotAllowed", "QuotaExceeded", "NotADepartment", "InvalidSize"].contains(&c.reason.as_str())) {
             return Err(CliError::Usage(format!("tenantvm {name}: {}", c.message)));
+        }
+        // An adoption the operator refused: nothing was charged or changed.
+        if let Some(c) = ready.filter(|c| ADOPTION_REFUSALS.contains(&c.reason.as_str())) {
+            return Err(CliError::Refused(format!("tenantvm {name}: {} ({})", c.message, c.reason)));
         }
         deadline.check(|| format!("tenantvm {name} is not Ready (the operator goes on); see `pdcctl vm show {name}`"))?;
         tokio::time::sleep(Duration::from_millis(500)).await;
