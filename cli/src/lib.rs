@@ -20,6 +20,7 @@ mod import;
 mod ip;
 mod output;
 mod reorg;
+mod report;
 mod slug;
 mod vm;
 mod volume;
@@ -54,7 +55,7 @@ pub struct Cli {
     /// (no limit, the default), a number of seconds, or a duration such as 30s or 1m.
     #[arg(long, global = true, value_name = "DURATION", value_parser = wait::parse_duration)]
     request_timeout: Option<Duration>,
-    /// Output: table (default), wide, name, json, yaml; csv for `ip export` and `zone rules`.
+    /// Output: table (default), wide, name, json, yaml; csv for `ip export`, `zone rules` and `report`.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
     format: Format,
     /// Print tables without their header line.
@@ -90,6 +91,9 @@ enum Command {
     /// Reorganization acts: plan one (offline or against the cluster), show one.
     #[command(subcommand)]
     Reorg(reorg::Cmd),
+    /// Reports per unit: inventory, IPv6 readiness, zones' IPv4 phase, domains and DNSSEC (table, -o csv|json|yaml).
+    #[command(subcommand)]
+    Report(report::Cmd),
     /// Suggest slugs (namespace names, subdomain labels) for Vietnamese unit names.
     Slug(slug::Args),
     /// Install pdc in a cluster: crds creates or upgrades pdc's CRDs (before helm upgrade).
@@ -195,6 +199,7 @@ pub fn main() -> ExitCode {
             Command::Dr(cmd) => dr::run(&cli, cmd).await,
             Command::Zone(cmd) => zone::run(&cli, cmd).await,
             Command::Reorg(cmd) => reorg::run(&cli, cmd).await,
+            Command::Report(cmd) => report::run(&cli, cmd).await,
             Command::Slug(args) => slug::run(&cli, args),
             Command::Install(cmd) => install::run(&cli, cmd).await,
             Command::Completion { shell } => completion(*shell, invoked),

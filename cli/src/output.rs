@@ -21,7 +21,7 @@ pub enum Format {
     Name,
     Json,
     Yaml,
-    /// Comma-separated values (`ip export`, `zone rules`).
+    /// Comma-separated values (`ip export`, `zone rules`, `report`).
     Csv,
     /// An nftables ruleset (`zone rules` only).
     Nftables,
@@ -206,7 +206,7 @@ pub fn print_data<T: Serialize>(format: Format, value: &T) -> Result<(), CliErro
         Format::Yaml | Format::Table | Format::Wide => out(serde_yaml::to_string(value).map_err(|e| CliError::Format(e.to_string()))?.trim_end()),
         Format::Name => return Err(CliError::Flag(NOT_OBJECTS.into())),
         Format::Csv | Format::Nftables => {
-            return Err(CliError::Flag("-o csv is offered by `ip export` and `zone rules`, -o nftables by the latter; use -o json or -o yaml here".into()));
+            return Err(CliError::Flag("-o csv is offered by `ip export`, `zone rules` and `report`, -o nftables by `zone rules`; use -o json or -o yaml here".into()));
         }
     }
     Ok(())

@@ -19,3 +19,4 @@ pub mod leader;
 pub mod metrics;
 pub mod province;
 pub mod reorg;
+pub mod report;

@@ -19,7 +19,7 @@ use pdc_operator::context::Context;
 use pdc_operator::leader::{LeaderElector, LeaseConfig};
 use pdc_operator::metrics::{self, Metrics};
 use pdc_operator::ipam::{self, Ipam};
-use pdc_operator::{cache, compute, department, dns, dr, health, province, reorg};
+use pdc_operator::{cache, compute, department, dns, dr, health, province, reorg, report};
 
 #[derive(Parser, Debug)]
 #[command(name = "pdc-operator", version, about = "The pdc operator: a province's private cloud on Kubernetes")]
@@ -417,6 +417,7 @@ fn leader_work(ctx: Arc<Context>, client: Client, args: &Args) -> Vec<(&'static 
         zones: zone_store.clone(),
         dr: Arc::new(dr_view.with_plans(vm_plans)),
     });
+    let report_caches = report::Caches { departments: department_store.clone(), zones: zone_store.clone(), provinces: province_store.clone(), vms: tenant_vms.store() };
     let dr_ctx = Arc::new(dr::DrContext::new(
         ctx.clone(),
         dr_view,
@@ -444,6 +445,7 @@ fn leader_work(ctx: Arc<Context>, client: Client, args: &Args) -> Vec<(&'static 
         ("controller dnsrecords", dns_records.boxed()),
         ("controller dnszones", dns_zones.boxed()),
         ("controller reorganizations", reorg::run(ctx.clone(), args.reorg_step_pause).boxed()),
+        ("report gauges", report::run(ctx.clone(), client.clone(), report_caches).boxed()),
         ("controller departments", run_departments(ctx, province_store, ipam, zone_store, site_store, bound, departments).boxed()),
     ]
 }

@@ -78,6 +78,10 @@ pub struct Metrics {
     /// Per act: units still on codes the act reissued, and the reissue's deadline.
     pub reorg_absorbed_codes: GaugeVec,
     pub reorg_code_deadline: GaugeVec,
+    /// Per department: its IPv6 readiness (see `pdc_core::report::ipv6_readiness`).
+    pub ipv6_ready_ratio: GaugeVec,
+    /// Per zone: 1 for its IPv4 phase, 0 for the others (a state set).
+    pub zone_ipv4_phase: GaugeVec,
     ready: AtomicBool,
     /// Reconciles started and not yet finished (what a shutdown waits for).
     in_flight: AtomicUsize,
@@ -178,6 +182,12 @@ impl Metrics {
             reorg_archives_past_retention: r.gauges("reorganization_archives_past_retention", "Archive snapshots an act made that are kept past their retention date", ACT)?,
             reorg_absorbed_codes: r.gauges("reorganization_absorbed_codes_in_use", "Units still holding a code an act reissued", ACT)?,
             reorg_code_deadline: r.gauges("reorganization_code_deadline_timestamp_seconds", "UNIX time of the earliest deadline of an act's code reissues", ACT)?,
+            ipv6_ready_ratio: r.gauges(
+                "ipv6_ready_ratio",
+                "A department's IPv6 readiness, 0 to 1: the mean of its shares of address names with AAAA, VMs with IPv6 and zones with an IPv6 prefix",
+                &["department"],
+            )?,
+            zone_ipv4_phase: r.gauges("zone_ipv4_phase", "1 for a zone's IPv4 phase (Active, Deprecated, Off), 0 for the others", &["zone", "phase"])?,
             registry: r.0,
             collectors: r.1,
             ready: AtomicBool::new(false),
