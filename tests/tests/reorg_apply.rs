@@ -1,10 +1,11 @@
 //! A reorganization carried out on a real kube-apiserver with the operator, the
 //! KubeVirt, CDI and CSI-snapshot stand-ins, and a real Knot signing the zone:
-//! communes merge into a new one, a district unit dissolves. A prober asks every
-//! name that must keep answering every 200 ms during the whole act; old names end
-//! up answering with signed CNAMEs, VMs not kept are halted with their disks
-//! archived, and after the (shortened) transition and retention the aliases go and
-//! the addresses are held back for the cool-down.
+//! communes merge into a new one (a VM, a standalone volume and a standalone claim
+//! with a name move to it), a district unit dissolves. A prober asks every name
+//! that must keep answering every 200 ms during the whole act; old names end up
+//! answering with signed CNAMEs, VMs not kept are halted with their disks archived,
+//! the district's volume is archived, and after the (shortened) transition and
+//! retention the aliases go and the addresses are held back for the cool-down.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::net::SocketAddr;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use pdc_api::conditions;
-use pdc_api::{AddressAllocation, AddressClaim, Department, DnsRecord, Reorganization, TenantVM};
+use pdc_api::{AddressAllocation, AddressClaim, Department, DnsRecord, Reorganization, TenantVM, TenantVolume};
 use pdc_tests::addressing::{claim, load_plan};
 use pdc_tests::cluster::{apply_yaml, shared_env, unique, wait_for};
 use pdc_tests::dns::{KnotServer, register_zones};
@@ -37,6 +38,21 @@ fn record(name: &str, value: &str) -> DnsRecord {
 
 async fn set_quota(client: &Client, dept: &str, vms: i32) {
     pdc_tests::acts::set_quota(client, dept, vms).await.unwrap();
+}
+
+fn volume(name: &str) -> TenantVolume {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVolume", "metadata": {"name": name}, "spec": {"size": "10Gi", "tier": "ssd"}
+    }))
+    .unwrap()
+}
+
+fn ready(conds: Option<&Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>>) -> bool {
+    conds.and_then(|c| conditions::find(c, "Ready")).is_some_and(|c| c.status == "True")
+}
+
+fn dv_resource() -> kube::api::ApiResource {
+    kube::api::ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("cdi.kubevirt.io", "v1beta1", "DataVolume"), "datavolumes")
 }
 
 fn snapshot_resource() -> kube::api::ApiResource {
@@ -119,8 +135,9 @@ fn sub(u: &str) -> String {
     format!("{u}.daklak.gov.vn")
 }
 
-/// Three communes (a VM kept, portals, a web name) and a district (a VM, a claim)
-/// running, their names answering and probed, and the act planned.
+/// Three communes (a VM kept, portals, a web name; a standalone volume and a
+/// standalone claim with a name) and a district (a VM, a claim, a volume) running,
+/// their names answering and probed, and the act planned.
 async fn world(client: &Client, dir: &std::path::Path, knot: &KnotServer) -> World {
     let client = client.clone();
     let [xa_a, xa_b, xa_c, huyen, so] = ["xa-a", "xa-b", "xa-c", "huyen-d", "so-e"].map(unique);
@@ -130,6 +147,7 @@ async fn world(client: &Client, dir: &std::path::Path, knot: &KnotServer) -> Wor
     for u in [&xa_a, &huyen] {
         set_quota(&client, u, 2).await;
     }
+    set_quota(&client, &xa_b, 1).await;
     register_zones(&client, knot, "reorg-tsig").await.unwrap();
 
     // What runs: a VM in a merged commune and one in the district; portals and a
@@ -141,7 +159,19 @@ async fn world(client: &Client, dir: &std::path::Path, knot: &KnotServer) -> Wor
         Api::<DnsRecord>::namespaced(client.clone(), u).create(&PostParams::default(), &record(name, v)).await.unwrap();
     }
     Api::<AddressClaim>::namespaced(client.clone(), &huyen).create(&PostParams::default(), &claim("camera", "app")).await.unwrap();
-    let names = vec![sub(&xa_a), sub(&xa_b), format!("www.{}", sub(&xa_b)), format!("mot.{}", sub(&xa_a)), format!("hai.{}", sub(&huyen)), sub(&so)];
+    // A commune's own data: a volume no VM uses, and a claimed address with a name.
+    Api::<TenantVolume>::namespaced(client.clone(), &xa_b).create(&PostParams::default(), &volume("du-lieu")).await.unwrap();
+    Api::<TenantVolume>::namespaced(client.clone(), &huyen).create(&PostParams::default(), &volume("luu-tru")).await.unwrap();
+    let claims_b: Api<AddressClaim> = Api::namespaced(client.clone(), &xa_b);
+    claims_b.create(&PostParams::default(), &claim("camera", "app")).await.unwrap();
+    let cam = wait_for(&claims_b, "camera", Duration::from_secs(60), "bound", pdc_tests::addressing::bound).await.unwrap();
+    let cam_v4 = cam.status.unwrap().ipv4.unwrap().address;
+    Api::<DnsRecord>::namespaced(client.clone(), &xa_b).create(&PostParams::default(), &record("camera", &cam_v4)).await.unwrap();
+    for (u, v) in [(&xa_b, "du-lieu"), (&huyen, "luu-tru")] {
+        let vols: Api<TenantVolume> = Api::namespaced(client.clone(), u);
+        wait_for(&vols, v, Duration::from_secs(60), "ready", |x| ready(x.status.as_ref().map(|s| &s.conditions))).await.unwrap();
+    }
+    let names = vec![sub(&xa_a), sub(&xa_b), format!("www.{}", sub(&xa_b)), format!("camera.{}", sub(&xa_b)), format!("mot.{}", sub(&xa_a)), format!("hai.{}", sub(&huyen)), sub(&so)];
     for (u, vm) in [(&xa_a, "mot"), (&huyen, "hai")] {
         wait_for(&Api::<TenantVM>::namespaced(client.clone(), u), vm, Duration::from_secs(120), "running", |v| {
             v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
@@ -202,6 +232,7 @@ async fn check_carried_out(client: &Client, knot: &KnotServer, w: &World) {
         (sub(xa_a), sub(successor)),
         (sub(xa_b), sub(successor)),
         (format!("www.{}", sub(xa_b)), format!("www.{}", sub(successor))),
+        (format!("camera.{}", sub(xa_b)), format!("camera.{}", sub(successor))),
         (format!("mot.{}", sub(xa_a)), format!("mot.{}", sub(successor))),
         (format!("hai.{}", sub(huyen)), sub(so)),
     ];
@@ -252,8 +283,59 @@ async fn check_carried_out(client: &Client, knot: &KnotServer, w: &World) {
     // The successor holds the merged communes' own names.
     let copies: Vec<DnsRecord> =
         Api::<DnsRecord>::namespaced(client.clone(), successor).list(&ListParams::default()).await.unwrap().items.into_iter().filter(|r| r.owner_references().is_empty()).collect();
-    assert_eq!(copies.len(), 2, "{:?}", copies.iter().map(|r| r.spec.name.clone()).collect::<Vec<_>>());
+    assert_eq!(copies.len(), 3, "{:?}", copies.iter().map(|r| r.spec.name.clone()).collect::<Vec<_>>());
     assert!(knot.dig(&format!("www.{}", sub(successor)), "A", false).unwrap().contains("10.15.9.3"));
+    check_data_moved(&client, knot, w).await;
+}
+
+/// The commune's standalone volume and claim moved with it, the district's volume
+/// archived.
+async fn check_data_moved(client: &Client, knot: &KnotServer, w: &World) {
+    let (xa_b, huyen, successor, name) = (w.xa_b.as_str(), w.huyen.as_str(), w.successor.as_str(), w.name.as_str());
+    // The volume: restored at the successor from the act's snapshot of the old one,
+    // charged there and no longer at the old unit; the old volume and the snapshot
+    // are gone.
+    let vol = Api::<TenantVolume>::namespaced(client.clone(), successor).get("du-lieu").await.unwrap();
+    assert!(ready(vol.status.as_ref().map(|s| &s.conditions)), "{:?}", vol.status);
+    assert_eq!(vol.annotations().get("pdc.io/moved-from"), Some(&format!("{xa_b}/{name}")));
+    let dv = Api::<DynamicObject>::namespaced_with(client.clone(), successor, &dv_resource()).get("vol-du-lieu").await.unwrap();
+    assert_eq!(dv.data["spec"]["source"]["snapshot"], serde_json::json!({"namespace": xa_b, "name": format!("move.{name}.vol-du-lieu")}));
+    assert_eq!(dv.data["status"]["phase"], "Succeeded");
+    assert!(Api::<TenantVolume>::namespaced(client.clone(), xa_b).get_opt("du-lieu").await.unwrap().is_none(), "the old volume is gone");
+    let snaps_b: Api<DynamicObject> = Api::namespaced_with(client.clone(), xa_b, &snapshot_resource());
+    assert!(snaps_b.get_opt(&format!("move.{name}.vol-du-lieu")).await.unwrap().is_none(), "the move's snapshot is gone");
+    let depts: Api<Department> = Api::all(client.clone());
+    let ledger = |d: &Department| d.status.as_ref().map(|s| s.quota_ledger.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let (at_succ, at_old) = (ledger(&depts.get(successor).await.unwrap()), ledger(&depts.get(xa_b).await.unwrap()));
+        if at_succ.contains(&"volume/du-lieu".to_string()) && !at_old.contains(&"volume/du-lieu".to_string()) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the volume's charge did not move: successor {at_succ:?}, old unit {at_old:?}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    // The claim: new addresses from the successor's subnets, its name follows; the
+    // old claim is gone and its addresses are held back for the cool-down.
+    let cam = Api::<AddressClaim>::namespaced(client.clone(), successor).get("camera").await.unwrap();
+    assert!(pdc_tests::addressing::bound(&cam), "{:?}", cam.status);
+    let new_v4 = cam.status.as_ref().unwrap().ipv4.clone().unwrap().address;
+    let old = cam.annotations().get("pdc.io/moved-addresses").cloned().unwrap_or_default();
+    let old_v4 = old.split(',').next().unwrap_or_default().to_string();
+    assert!(!old_v4.is_empty() && old_v4 != new_v4, "old {old}, new {new_v4}");
+    assert!(Api::<AddressClaim>::namespaced(client.clone(), xa_b).get_opt("camera").await.unwrap().is_none(), "the old claim is gone");
+    let held: Vec<AddressAllocation> =
+        Api::<AddressAllocation>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.into_iter().filter(|a| a.spec.claim.namespace == xa_b).collect();
+    assert_eq!(held.len(), 2, "the claim's two old addresses are held");
+    assert!(held.iter().any(|a| a.spec.address == old_v4) && held.iter().all(|a| a.labels().contains_key("pdc.io/hold-until")));
+    let answer = knot.dig(&format!("camera.{}", sub(successor)), "A", false).unwrap();
+    assert!(answer.contains(&new_v4) && !answer.contains(&old_v4), "camera answers {answer}, want {new_v4}");
+    // The district's unattached volume: snapshotted, kept until the retention date.
+    let retain = pdc_core::reorg::Day::parse(&w.today).unwrap().plus(60).format();
+    let s = Api::<DynamicObject>::namespaced_with(client.clone(), huyen, &snapshot_resource()).get(&format!("archive.{name}.vol-luu-tru")).await.unwrap();
+    assert_eq!(s.labels().get("pdc.io/retain-until"), Some(&retain));
+    assert_eq!(s.data["spec"]["source"]["persistentVolumeClaimName"], "vol-luu-tru");
+    assert_eq!(s.data["status"]["readyToUse"], true);
 
 }
 
@@ -271,7 +353,7 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     let (code, out) = tokio::task::spawn_blocking(move || pdc_tests::pdcctl(&kubeconfig, &["reorg", "apply", &act_name, "--yes", "--timeout", "4m"])).await.unwrap();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("MoveVMs Running") && out.contains("[7/9] InTransition"), "live progress: {out}");
-    assert!(out.lines().any(|l| l.starts_with("MoveVMs") && l.contains("Done") && l.contains("1 VMs moved")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("MoveVMs") && l.contains("Done") && l.contains("1 VMs moved") && l.contains("1 volumes and 1 standalone claims moved")), "{out}");
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["reorg", "status"]);
     assert!(code == 0 && out.lines().any(|l| l.starts_with(&name) && l.contains("InTransition") && l.contains("7/9")), "{out}");
     check_carried_out(&client, &knot, &w).await;
@@ -328,6 +410,7 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     assert!(finished.status.unwrap().steps.iter().any(|s| s.name == "Release" && s.state == "Done"));
     assert!(Api::<TenantVM>::namespaced(client.clone(), &huyen).list(&ListParams::default()).await.unwrap().items.is_empty());
     assert!(Api::<AddressClaim>::namespaced(client.clone(), &huyen).list(&ListParams::default()).await.unwrap().items.is_empty());
+    assert!(Api::<TenantVolume>::namespaced(client.clone(), &huyen).list(&ListParams::default()).await.unwrap().items.is_empty());
     let held: Vec<AddressAllocation> = allocations.list(&ListParams::default()).await.unwrap().items.into_iter().filter(|a| of_huyen(a)).collect();
     let mut held_addresses: Vec<String> = held.iter().map(|a| a.spec.address.clone()).collect();
     let mut before_sorted = before.clone();
@@ -338,6 +421,7 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     assert!(held.iter().all(|a| a.labels().get("pdc.io/hold-until") == Some(&reusable)), "{:?}", held.iter().map(|a| a.labels().clone()).collect::<Vec<_>>());
     let snaps: Api<DynamicObject> = Api::namespaced_with(client.clone(), &huyen, &snapshot_resource());
     assert!(snaps.get_opt(&format!("archive.{name}.hai-root")).await.unwrap().is_some(), "the archive stays");
+    assert!(snaps.get_opt(&format!("archive.{name}.vol-luu-tru")).await.unwrap().is_some(), "the volume's archive stays");
 
     // The cool-down ends (the hold's day set back): the addresses are free again.
     for a in &held {
@@ -400,6 +484,8 @@ async fn an_operator_killed_at_every_step_resumes_and_ends_the_same() {
     check_carried_out(&client, &knot, &w).await;
     // Exactly one of each: the moved VM, its disks, the archives.
     assert_eq!(Api::<TenantVM>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.iter().filter(|v| v.name_any() == "mot").count(), 1);
+    assert_eq!(Api::<TenantVolume>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.iter().filter(|v| v.name_any() == "du-lieu").count(), 1);
+    assert_eq!(Api::<AddressClaim>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.iter().filter(|c| c.name_any() == "camera" && c.namespace().as_deref() != Some(w.huyen.as_str())).count(), 1);
     let World { names, stop, probe, .. } = w;
     stop.store(true, Ordering::SeqCst);
     let (asked, lost) = probe.await.unwrap();
