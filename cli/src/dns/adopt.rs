@@ -102,7 +102,7 @@ pub async fn run(cli: &Cli, a: &Args) -> Result<ExitCode, CliError> {
         .await
         .map_err(|e| CliError::Unavailable(format!("reading {zone} from {server}: {e}")))?;
     let subs: Vec<String> = all.iter().map(|d| d.subdomain.clone()).collect();
-    let p = dnsadopt::propose(&ZoneContents { zone: &zone, sets: &t.sets, other: &t.other }, &mine, &subs, &owned);
+    let p = dnsadopt::propose(&ZoneContents { zone: &zone, sets: &t.sets, other: &t.other, split_txt: &t.split_txt }, &mine, &subs, &owned);
     let manifests: Vec<serde_json::Value> = p.adopt.iter().map(manifest).collect();
     let report = Report {
         zone: zone.clone(),

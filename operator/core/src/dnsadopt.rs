@@ -69,6 +69,9 @@ pub struct ZoneContents<'a> {
     pub zone: &'a str,
     pub sets: &'a Zone,
     pub other: &'a BTreeMap<(String, String), u32>,
+    /// Owners of TXT records split into character-strings otherwise than pdc would
+    /// write them (255 bytes each, the rest last).
+    pub split_txt: &'a BTreeSet<String>,
 }
 
 fn fqdn(name: &str) -> String {
@@ -206,6 +209,10 @@ pub fn propose(c: &ZoneContents<'_>, departments: &[Department], all_subdomains:
             p.skipped.push(skip(format!("at or below the delegation {cut}: another server answers for it")));
             continue;
         }
+        if set.rtype == RecordType::TXT && c.split_txt.contains(&set.name) {
+            p.skipped.push(skip("its strings are split otherwise than pdc writes a TXT value (255 bytes each): a later change could not name them".into()));
+            continue;
+        }
         let Some(rel) = relative_name(&set.name, &d.subdomain) else { continue };
         if let Some(why) = unwritable(set, &rel, &d.subdomain) {
             p.skipped.push(skip(why));
@@ -283,6 +290,7 @@ mod tests {
             set("ns.lab.so-tc.daklak.gov.vn.", RecordType::A, 300, &["192.0.2.53"]),
             set("odd.so-tc.daklak.gov.vn.", RecordType::CAA, 300, &["0 bogus x"]),
             set("old.so-tc.daklak.gov.vn.", RecordType::A, 300, &["192.0.2.9"]),
+            set("dkim.so-tc.daklak.gov.vn.", RecordType::TXT, 300, &["v=DKIM1; p=abc"]),
         ]);
         let other: BTreeMap<(String, String), u32> = [
             (("daklak.gov.vn.".to_string(), "SOA".to_string()), 1),
@@ -293,8 +301,9 @@ mod tests {
         ]
         .into();
         let owned = BTreeSet::from([("old.so-tc.daklak.gov.vn.".to_string(), RecordType::A)]);
+        let split = BTreeSet::from(["dkim.so-tc.daklak.gov.vn.".to_string()]);
         let d = depts();
-        let p = propose(&ZoneContents { zone: Z, sets: &sets, other: &other }, &d, &subs(&d), &owned);
+        let p = propose(&ZoneContents { zone: Z, sets: &sets, other: &other, split_txt: &split }, &d, &subs(&d), &owned);
         let adopted: Vec<(&str, &str, &str)> = p.adopt.iter().map(|a| (a.namespace.as_str(), a.object.as_str(), a.name.as_str())).collect();
         assert_eq!(adopted, vec![("so-y-te", "mx", "@"), ("bv", "web-a", "web"), ("so-y-te", "www-a", "www")]);
         assert_eq!(p.adopt[0].set.ttl, 3600);
@@ -305,9 +314,10 @@ mod tests {
         assert!(why[&("odd.so-tc.daklak.gov.vn.", "CAA")].contains("tag must be"), "{why:?}");
         assert!(why[&("lab.so-tc.daklak.gov.vn.", "NS")].contains("delegation"), "{why:?}");
         assert!(why[&("so-y-te.daklak.gov.vn.", "NAPTR")].contains("does not manage NAPTR"), "{why:?}");
-        assert_eq!(p.skipped.len(), 4, "{why:?}");
+        assert!(why[&("dkim.so-tc.daklak.gov.vn.", "TXT")].contains("split"), "{why:?}");
+        assert_eq!(p.skipped.len(), 5, "{why:?}");
         // One department only: the others' sets are neither proposed nor foreign.
-        let p = propose(&ZoneContents { zone: Z, sets: &sets, other: &other }, std::slice::from_ref(&d[2]), &subs(&d), &owned);
+        let p = propose(&ZoneContents { zone: Z, sets: &sets, other: &other, split_txt: &split }, std::slice::from_ref(&d[2]), &subs(&d), &owned);
         assert!(p.adopt.is_empty() && p.foreign.len() == 1, "{p:?}");
     }
 

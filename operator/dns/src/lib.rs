@@ -121,6 +121,10 @@ pub struct Transfer {
     /// Records of the types pdc does not manage (SOA, NS, DNSSEC, …), counted by
     /// (owner, type): only [`transfer_everything`] fills it.
     pub other: BTreeMap<(String, String), u32>,
+    /// Owners of TXT records whose character-strings are split otherwise than pdc
+    /// splits a value (at 255 bytes): pdc could not name such a record exactly in a
+    /// prerequisite. Only [`transfer_everything`] fills it.
+    pub split_txt: std::collections::BTreeSet<String>,
 }
 
 /// One answer record, as text.
@@ -525,6 +529,13 @@ impl TransferReader {
         if self.keep_other && value_text(&r.data).is_none() {
             let key = (r.name.to_ascii().to_ascii_lowercase(), r.record_type().to_string());
             *self.out.other.entry(key).or_default() += 1;
+        }
+        if let (true, RData::TXT(t)) = (self.keep_other, &r.data) {
+            // pdc writes a value as 255-byte strings with the rest last.
+            let (last, rest) = t.txt_data.split_last().map_or((0, &[][..]), |(l, r)| (l.len(), r));
+            if last == 0 || rest.iter().any(|s| s.len() != 255) {
+                self.out.split_txt.insert(r.name.to_ascii().to_ascii_lowercase());
+            }
         }
         if let Some(valid) = soa_signature(r, &self.zone, self.now) {
             self.out.signed |= valid;
