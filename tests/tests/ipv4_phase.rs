@@ -1,0 +1,115 @@
+//! A zone's IPv4 phase against a real kube-apiserver with the operator running:
+//! once a zone's IPv4 is Deprecated new claims get IPv6 only and a claim asking IPv4
+//! itself is refused with a condition saying what to ask instead, while IPv4 already
+//! held stays; once Off, `pdcctl report ipv4-phase` lists that IPv4 as to be
+//! released, and the operator's state-set gauge follows the phase.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
+
+use std::time::{Duration, Instant};
+
+use kube::api::{Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use pdc_api::conditions::{self, READY};
+use pdc_api::{AddressAllocation, AddressClaim, IpFamilies, NetworkZone};
+use pdc_tests::addressing::{bound, claim, load_plan};
+use pdc_tests::cluster::{TestEnv, shared_env, wait_for};
+use pdc_tests::operator::metric_value;
+use pdc_tests::pdcctl;
+
+const TIMEOUT: Duration = Duration::from_secs(60);
+const DEPT: &str = "so-y-te";
+const ZONE: &str = "web";
+
+async fn env() -> (&'static TestEnv, Client) {
+    let env = shared_env(true).unwrap_or_else(|e| panic!("test environment: {e}"));
+    let client = env.client().await.unwrap();
+    load_plan(&client, ZONE, 24, &[DEPT.to_string()]).await.unwrap();
+    (env, client)
+}
+
+async fn set_phase(client: &Client, phase: &str) -> Result<NetworkZone, kube::Error> {
+    Api::<NetworkZone>::all(client.clone()).patch(ZONE, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"ipv4Phase": phase}}))).await
+}
+
+fn ready(c: &AddressClaim) -> Option<(String, String, String)> {
+    let c = conditions::find(&c.status.as_ref()?.conditions, READY)?;
+    Some((c.status.clone(), c.reason.clone(), c.message.clone()))
+}
+
+async fn create(client: &Client, mut c: AddressClaim, families: IpFamilies, ipv4: Option<&str>) -> String {
+    c.spec.families = families;
+    c.spec.ipv4_address = ipv4.map(str::to_string);
+    let name = c.metadata.name.clone().unwrap();
+    Api::<AddressClaim>::namespaced(client.clone(), DEPT).create(&PostParams::default(), &c).await.unwrap();
+    name
+}
+
+/// Wait until the operator's /metrics has `series` at `value`.
+fn wait_metric(env: &TestEnv, series: &str, value: f64) {
+    let start = Instant::now();
+    loop {
+        let (_, body) = env.metrics_get("/metrics").unwrap();
+        if metric_value(&body, series) == value {
+            return;
+        }
+        assert!(start.elapsed() < TIMEOUT, "{series} is not {value} within {TIMEOUT:?}: {}", body.lines().filter(|l| l.contains("ipv4_phase")).collect::<Vec<_>>().join("\n"));
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[tokio::test]
+async fn a_deprecated_zone_gives_new_claims_ipv6_only_and_an_off_zone_lists_the_ipv4_still_held() {
+    let (env, client) = env().await;
+    let claims: Api<AddressClaim> = Api::namespaced(client.clone(), DEPT);
+    let phase = |p: &str| format!("pdc_zone_ipv4_phase{{phase=\"{p}\",zone=\"{ZONE}\"}}");
+    wait_metric(env, &phase("Active"), 1.0);
+
+    // A phase the schema does not know is refused by the API server, naming the three.
+    let err = set_phase(&client, "Retired").await.unwrap_err().to_string();
+    assert!(err.contains("Active") && err.contains("Deprecated") && err.contains("Off"), "{err}");
+
+    // Before: a dual-stack pair.
+    create(&client, claim("truoc", ZONE), IpFamilies::DualStack, None).await;
+    let before = wait_for(&claims, "truoc", TIMEOUT, "bound dual-stack", bound).await.unwrap().status.unwrap();
+    let held_v4 = before.ipv4.unwrap().address;
+
+    set_phase(&client, "Deprecated").await.unwrap();
+    wait_metric(env, &phase("Deprecated"), 1.0);
+    assert_eq!(metric_value(&env.metrics_get("/metrics").unwrap().1, &phase("Active")), 0.0, "a state set: one phase at 1");
+
+    // A new dual-stack claim gets IPv6 only, and says why.
+    create(&client, claim("sau", ZONE), IpFamilies::DualStack, None).await;
+    let after = wait_for(&claims, "sau", TIMEOUT, "Ready", |c| ready(c).is_some_and(|r| r.0 == "True")).await.unwrap();
+    let (_, reason, message) = ready(&after).unwrap();
+    let st = after.status.unwrap();
+    assert!(st.ipv4.is_none() && st.ipv6.is_some(), "{st:?}");
+    assert_eq!(reason, "Bound");
+    assert!(message.contains("IPv6 only"), "{message}");
+
+    // One asking IPv4 itself is refused with a condition saying what to ask instead.
+    create(&client, claim("chi-v4", ZONE), IpFamilies::IPv4, None).await;
+    let refused = wait_for(&claims, "chi-v4", TIMEOUT, "refused", |c| ready(c).is_some_and(|r| r.1 == "ZoneIPv4Deprecated")).await.unwrap();
+    let (_, reason, message) = ready(&refused).unwrap();
+    assert_eq!(reason, "ZoneIPv4Deprecated", "{message}");
+    assert!(message.contains("web's IPv4 is Deprecated") && message.contains("families: IPv6"), "{message}");
+    assert!(refused.status.unwrap().ipv4.is_none());
+
+    // The IPv4 address held before stays.
+    let allocations: Api<AddressAllocation> = Api::all(client.clone());
+    let name = pdc_core::ipam::Addr::parse(&held_v4).unwrap().object_name();
+    assert!(allocations.get_opt(&name).await.unwrap().is_some(), "{held_v4} was taken away");
+
+    // Off: an ipv4Address is refused too, and the report lists the IPv4 still held.
+    set_phase(&client, "Off").await.unwrap();
+    wait_metric(env, &phase("Off"), 1.0);
+    create(&client, claim("dia-chi-v4", ZONE), IpFamilies::DualStack, Some("10.15.0.200")).await;
+    let refused = wait_for(&claims, "dia-chi-v4", TIMEOUT, "refused", |c| ready(c).is_some_and(|r| r.1 == "ZoneIPv4Off")).await.unwrap();
+    assert!(ready(&refused).unwrap().2.contains("IPv4 is Off"));
+    let (code, csv) = pdcctl(&env.kubeconfig, &["report", "ipv4-phase", "-d", DEPT, "-o", "csv"]);
+    assert_eq!(code, 0, "{csv}");
+    assert_eq!(csv, format!("department,zone,phase,ipv4_held,ipv6_held,ipv4_to_release\n{DEPT},{ZONE},Off,1,2,{held_v4}\n"));
+    let (code, table) = pdcctl(&env.kubeconfig, &["report", "ipv4-phase", "-d", DEPT]);
+    assert_eq!(code, 0, "{table}");
+    let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
+    assert_eq!(row, [DEPT, ZONE, "Off", "1", "2", held_v4.as_str()], "{table}");
+}
