@@ -162,12 +162,16 @@ async fn world(client: &Client, dir: &std::path::Path, knot: &KnotServer) -> Wor
     // A commune's own data: a volume no VM uses, and a claimed address with a name.
     Api::<TenantVolume>::namespaced(client.clone(), &xa_b).create(&PostParams::default(), &volume("du-lieu")).await.unwrap();
     Api::<TenantVolume>::namespaced(client.clone(), &huyen).create(&PostParams::default(), &volume("luu-tru")).await.unwrap();
+    // A volume hot-plugged into the VM the merge keeps: it goes with the VM.
+    let mut data = volume("mot-data");
+    data.spec.vm = Some("mot".into());
+    Api::<TenantVolume>::namespaced(client.clone(), &xa_a).create(&PostParams::default(), &data).await.unwrap();
     let claims_b: Api<AddressClaim> = Api::namespaced(client.clone(), &xa_b);
     claims_b.create(&PostParams::default(), &claim("camera", "app")).await.unwrap();
     let cam = wait_for(&claims_b, "camera", Duration::from_secs(60), "bound", pdc_tests::addressing::bound).await.unwrap();
     let cam_v4 = cam.status.unwrap().ipv4.unwrap().address;
     Api::<DnsRecord>::namespaced(client.clone(), &xa_b).create(&PostParams::default(), &record("camera", &cam_v4)).await.unwrap();
-    for (u, v) in [(&xa_b, "du-lieu"), (&huyen, "luu-tru")] {
+    for (u, v) in [(&xa_b, "du-lieu"), (&huyen, "luu-tru"), (&xa_a, "mot-data")] {
         let vols: Api<TenantVolume> = Api::namespaced(client.clone(), u);
         wait_for(&vols, v, Duration::from_secs(60), "ready", |x| ready(x.status.as_ref().map(|s| &s.conditions))).await.unwrap();
     }
@@ -315,6 +319,17 @@ async fn check_data_moved(client: &Client, knot: &KnotServer, w: &World) {
         assert!(std::time::Instant::now() < deadline, "the volume's charge did not move: successor {at_succ:?}, old unit {at_old:?}");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    // The volume on the moved VM went with it and is plugged into it there.
+    let xa_a = w.xa_a.as_str();
+    let data = Api::<TenantVolume>::namespaced(client.clone(), successor).get("mot-data").await.unwrap();
+    assert!(ready(data.status.as_ref().map(|s| &s.conditions)) && data.spec.vm.as_deref() == Some("mot"), "{:?}", data.status);
+    let dv = Api::<DynamicObject>::namespaced_with(client.clone(), successor, &dv_resource()).get("vol-mot-data").await.unwrap();
+    assert_eq!(dv.data["spec"]["source"]["snapshot"], serde_json::json!({"namespace": xa_a, "name": format!("move.{name}.vol-mot-data")}));
+    assert!(Api::<TenantVolume>::namespaced(client.clone(), xa_a).get_opt("mot-data").await.unwrap().is_none(), "the old volume is gone");
+    let kv = kube::api::ApiResource::from_gvk_with_plural(&kube::api::GroupVersionKind::gvk("kubevirt.io", "v1", "VirtualMachine"), "virtualmachines");
+    let vm = Api::<DynamicObject>::namespaced_with(client.clone(), successor, &kv).get("mot").await.unwrap();
+    let plugged = vm.data["spec"]["template"]["spec"]["volumes"].as_array().cloned().unwrap_or_default();
+    assert!(plugged.iter().any(|v| v["dataVolume"]["name"] == "vol-mot-data" && v["dataVolume"]["hotpluggable"] == true), "{plugged:?}");
     // The claim: new addresses from the successor's subnets, its name follows; the
     // old claim is gone and its addresses are held back for the cool-down.
     let cam = Api::<AddressClaim>::namespaced(client.clone(), successor).get("camera").await.unwrap();
@@ -353,7 +368,7 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     let (code, out) = tokio::task::spawn_blocking(move || pdc_tests::pdcctl(&kubeconfig, &["reorg", "apply", &act_name, "--yes", "--timeout", "4m"])).await.unwrap();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("MoveVMs Running") && out.contains("[7/9] InTransition"), "live progress: {out}");
-    assert!(out.lines().any(|l| l.starts_with("MoveVMs") && l.contains("Done") && l.contains("1 VMs moved") && l.contains("1 volumes and 1 standalone claims moved")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("MoveVMs") && l.contains("Done") && l.contains("1 VMs moved") && l.contains("2 volumes and 1 standalone claims moved")), "{out}");
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["reorg", "status"]);
     assert!(code == 0 && out.lines().any(|l| l.starts_with(&name) && l.contains("InTransition") && l.contains("7/9")), "{out}");
     check_carried_out(&client, &knot, &w).await;
@@ -484,7 +499,7 @@ async fn an_operator_killed_at_every_step_resumes_and_ends_the_same() {
     check_carried_out(&client, &knot, &w).await;
     // Exactly one of each: the moved VM, its disks, the archives.
     assert_eq!(Api::<TenantVM>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.iter().filter(|v| v.name_any() == "mot").count(), 1);
-    assert_eq!(Api::<TenantVolume>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.iter().filter(|v| v.name_any() == "du-lieu").count(), 1);
+    assert_eq!(Api::<TenantVolume>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.iter().filter(|v| v.name_any() == "du-lieu" || v.name_any() == "mot-data").count(), 2);
     assert_eq!(Api::<AddressClaim>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.iter().filter(|c| c.name_any() == "camera" && c.namespace().as_deref() != Some(w.huyen.as_str())).count(), 1);
     let World { names, stop, probe, .. } = w;
     stop.store(true, Ordering::SeqCst);
