@@ -160,17 +160,30 @@ async fn a_merge_is_planned_alike_by_the_operator_and_pdcctl_online_and_offline(
     let new = format!("portal.{}.daklak.gov.vn", units[3]);
     assert!(out.lines().any(|l| l.contains(&old) && l.contains("CNAME") && l.contains(&new)), "{out}");
     assert!(out.contains("re-claimed in the successor's subnets"), "{out}");
+    // The standalone claim moves with its commune: re-claimed at the successor.
+    assert!(out.lines().any(|l| l.contains(&format!("{}/camera", units[2])) && l.contains(&units[3]) && l.contains("same zone")), "{out}");
+    assert_eq!(st.summary.get("claimsMoved"), Some(&1), "{:?}", st.summary);
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["reorg", "show", &name]);
     assert!(code == 0 && out.contains("vmsMoved") && out.contains("RemoveAliases"), "{out}");
 
-    // Applying is not part of this version: said in a condition, nothing changed.
-    acts.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"action": "Apply", "actionToken": "1"}}))).await.unwrap();
-    let got = wait_for(&acts, &name, Duration::from_secs(60), "Applied answered", |a| {
+    // A rename to a new slug (its DNAME alias) is not carried out by this version:
+    // planned, and on Apply said in a condition, nothing changed.
+    let renaming = unique("nq-doi-ten");
+    let spec = serde_json::json!({
+        "reference": "Nghị quyết 1681/NQ-UBTVQH15", "effectiveDate": "2025-07-01", "transitionDays": 90,
+        "renames": [{"unit": &units[3], "displayName": "Xã Ea Mới", "newName": unique("xa-ea-moi")}],
+        "action": "Apply", "actionToken": "1"
+    });
+    acts.create(&PostParams::default(), &act(&renaming, spec)).await.unwrap();
+    let got = wait_for(&acts, &renaming, Duration::from_secs(60), "Applied answered", |a| {
         a.status.as_ref().and_then(|s| conditions::find(&s.conditions, "Applied")).is_some_and(|c| c.status == "False" && c.reason == "NotAvailable")
     })
     .await
     .unwrap();
-    assert!(got.status.unwrap().steps.iter().all(|s| s.state == "Pending"));
+    let st = got.status.unwrap();
+    assert!(st.steps.iter().all(|s| s.state == "Pending") && st.token.is_none(), "{:?}", st.steps);
+    let why = conditions::find(&st.conditions, "Applied").map(|c| c.message.clone()).unwrap_or_default();
+    assert!(why.contains("Redeclare") && why.contains("nothing was changed"), "{why}");
     for u in &units {
         assert_eq!(Api::<Department>::all(client.clone()).get(u).await.unwrap().spec.lifecycle, pdc_api::Lifecycle::Active);
     }
