@@ -333,9 +333,15 @@ async fn from_image(c: &Client, ns: &str, a: &ImportArgs, url: &str) -> Result<E
     }
     confirm::confirm(&format!("Move {ns}/{} onto KubeVirt (shut it down on the old hypervisor first)", a.name), a.yes)?;
     let patch = serde_json::json!({"spec": {"adopt": null, "image": image}});
-    api.patch(&a.name, &PatchParams::default(), &Patch::Merge(&patch)).await?;
-    outln!("tenantvm {ns}/{} now a KubeVirt VM; its disk is imported", a.name);
-    crate::vm::wait_ready(&api, &a.name, Deadline::start(a.timeout)).await
+    let generation = api.patch(&a.name, &PatchParams::default(), &Patch::Merge(&patch)).await?.metadata.generation;
+    outln!("tenantvm {ns}/{} is now a KubeVirt VM; its disk is being imported", a.name);
+    // The record's Ready speaks of the external VM until the operator has seen the move.
+    let deadline = Deadline::start(a.timeout);
+    while api.get(&a.name).await?.status.and_then(|s| s.observed_generation) < generation {
+        deadline.check(|| format!("the operator has not taken up the move of tenantvm {ns}/{} yet (it goes on)", a.name))?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    crate::vm::wait_ready(&api, &a.name, deadline).await
 }
 
 #[cfg(test)]
