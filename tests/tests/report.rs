@@ -22,6 +22,7 @@ use pdc_api::conditions::{self, READY};
 use pdc_api::{AddressClaim, Department, DnsRecord, DnsZone, TenantVM};
 use pdc_tests::cluster::{TestEnv, apply_sample_province, apply_yaml, shared_env, wait_for};
 use pdc_tests::dns::{KnotServer, register_zones};
+use pdc_tests::operator::metric_value;
 use pdc_tests::pdcctl;
 
 const SETTLE: Duration = Duration::from_secs(300);
@@ -163,4 +164,33 @@ async fn the_reports_on_the_sample_province_match_the_expected_files() {
         }
     }
     assert!(differences.is_empty(), "{}", differences.join("\n"));
+    gauges_agree_with_the_report(env).await;
+}
+
+/// The operator's `pdc_ipv6_ready_ratio` carries, for every unit, the ratio the
+/// report prints (computed from its caches, within its 15 s period), and
+/// `pdc_zone_ipv4_phase` one phase per zone.
+async fn gauges_agree_with_the_report(env: &TestEnv) {
+    let (code, csv) = pdcctl(&env.kubeconfig, &["report", "ipv6", "-o", "csv"]);
+    assert_eq!(code, 0, "{csv}");
+    let ratios: Vec<(String, f64)> = csv.lines().skip(1).filter_map(|l| {
+        let (dept, rest) = l.split_once(',')?;
+        Some((dept.to_string(), rest.rsplit(',').next()?.parse().ok()?))
+    }).collect();
+    assert_eq!(ratios.len(), 109, "{csv}");
+    let start = Instant::now();
+    loop {
+        let (_, body) = env.metrics_get("/metrics").unwrap();
+        let off: Vec<String> = ratios
+            .iter()
+            .filter(|(d, r)| (metric_value(&body, &format!("pdc_ipv6_ready_ratio{{department=\"{d}\"}}")) - r).abs() > 0.0005)
+            .map(|(d, r)| format!("{d}: report {r}"))
+            .collect();
+        let phases = body.lines().filter(|l| l.starts_with("pdc_zone_ipv4_phase{") && l.ends_with(" 1")).count();
+        if off.is_empty() && phases == 5 {
+            return;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "the gauges disagree with the report: {off:?}; {phases} zones with a phase at 1");
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
 }
