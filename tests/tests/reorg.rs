@@ -351,4 +351,15 @@ async fn an_act_is_carried_out_as_steps_and_resumes_where_it_stopped() {
     let again = acts.get(&name).await.unwrap();
     assert_eq!(again.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Done"));
     assert_eq!(act_writes().await, before);
+
+    // The act's series are there while it exists and go when it is deleted.
+    let label = format!("reorganization=\"{name}\"");
+    let series = || env.metrics_get("/metrics").unwrap().1.lines().filter(|l| l.contains(&label)).map(str::to_string).collect::<Vec<_>>();
+    assert!(series().iter().any(|l| l.starts_with("pdc_reorganization_names_not_answering")), "{:?}", series());
+    acts.delete(&name, &Default::default()).await.unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !series().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "series of a deleted act linger: {:?}", series());
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
 }
