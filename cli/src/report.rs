@@ -258,6 +258,26 @@ mod tests {
     }
 
     #[test]
+    fn every_report_serializes_as_json_and_yaml() {
+        let mut u = Unit { department: "so-y-te".into(), memory: 4 << 30, ..Default::default() };
+        u.storage.insert("ssd".into(), 20 << 30);
+        u.zones.push(r::Zone { name: "dmz".into(), ipv6: true, phase: r::Ipv4Phase::Off });
+        u.addresses.push(r::Address { zone: "dmz".into(), address: "10.15.0.4".into(), ipv6: false });
+        let inv = [r::inventory(&u, &["hdd".into(), "ssd".into()])];
+        let json = serde_json::to_value(&inv).unwrap();
+        assert_eq!(json[0]["storageBytes"]["ssd"], 20u64 << 30);
+        assert_eq!(json[0]["drProtected"], serde_json::json!({"have": 0, "of": 0}));
+        let yaml = serde_yaml::to_string(&inv).unwrap();
+        assert!(yaml.contains("memoryBytes: 4294967296"), "{yaml}");
+        let phase = serde_json::to_value(r::ipv4_phase(&u, &Default::default())).unwrap();
+        assert_eq!(phase[0]["phase"], "Off");
+        assert_eq!(phase[0]["toRelease"], serde_json::json!(["10.15.0.4"]));
+        let ready = serde_json::to_value(r::ipv6_readiness(&u)).unwrap();
+        assert_eq!(ready["ratio"], 1.0);
+        serde_yaml::to_string(&r::domains(&u, &[])).unwrap();
+    }
+
+    #[test]
     fn the_command_line_takes_each_report_with_d_or_a() {
         use clap::Parser;
         for report in ["inventory", "ipv6", "ipv4-phase", "domains"] {
