@@ -57,7 +57,7 @@ async fn create(api: &Api<DynamicObject>, pp: &PostParams, o: &DynamicObject) {
 /// A VM as another system makes it: a DataVolume of its own naming, a pod-network
 /// NIC and a bridge NIC on the zone's network, 2 vCPU as two sockets, run strategy
 /// Always; once KubeVirt runs it, its guest agent reports `addrs` on the bridge NIC.
-async fn foreign_vm(client: &Client, ns: &str, name: &str, addrs: &[&str]) -> DynamicObject {
+async fn foreign_vm(client: &Client, ns: &str, name: &str, addrs: &[&str], deprecated_running: bool) -> DynamicObject {
     let pp = PostParams { field_manager: Some("legacy-provisioner".into()), ..Default::default() };
     let dvs: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &dv_resource());
     let mut dv = DynamicObject::new(&format!("{name}-os"), &dv_resource()).within(ns);
@@ -73,6 +73,12 @@ async fn foreign_vm(client: &Client, ns: &str, name: &str, addrs: &[&str]) -> Dy
         "networks": [{"name": "default", "pod": {}}, {"name": "lan", "multus": {"networkName": "pdc-zone-app"}}],
         "volumes": [{"name": "os", "dataVolume": {"name": format!("{name}-os")}}]
     }}}});
+    if deprecated_running {
+        // An older tool's VM: `running: true`, which KubeVirt refuses beside a run strategy.
+        let spec = vm.data["spec"].as_object_mut().unwrap();
+        spec.remove("runStrategy");
+        spec.insert("running".into(), serde_json::json!(true));
+    }
     create(&vms, &pp, &vm).await;
     let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), ns, &vmi_resource());
     let vmi = wait_for(&vmis, name, Duration::from_secs(60), "running", |i| i.data["status"]["phase"] == "Running").await.unwrap();
@@ -133,7 +139,7 @@ async fn running_vms_are_adopted_without_a_restart_and_external_ones_recorded() 
 /// charged, its names declared, and its instance keeps running.
 async fn adopt_running(env: &pdc_tests::cluster::TestEnv, client: &Client, dept: &str, knot: &KnotServer) -> String {
     let (v4, v6) = pair(client, dept, 50).await;
-    let vmi = foreign_vm(client, dept, "legacy", &[&v4, &v6]).await;
+    let vmi = foreign_vm(client, dept, "legacy", &[&v4, &v6], false).await;
     let uid = vmi.uid().unwrap();
     // A dry run shows what would be claimed and changes nothing.
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["vm", "import", "legacy", "-d", dept, "--dry-run"]);
@@ -233,7 +239,7 @@ async fn refused(client: &Client, dept: &str, v: &TenantVM, reason: &str, says: 
 /// Adoptions that would overrun the quota or take an address someone holds.
 async fn refusals(env: &pdc_tests::cluster::TestEnv, client: &Client, dept: &str) {
     let (v4, _) = pair(client, dept, 60).await;
-    foreign_vm(client, dept, "ledger", &[&v4]).await;
+    foreign_vm(client, dept, "ledger", &[&v4], true).await;
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["vm", "import", "ledger", "-d", dept, "--dry-run", "-o", "json"]);
     assert_eq!(code, 0, "{out}");
     let v: TenantVM = serde_json::from_str(&out).unwrap();
@@ -269,6 +275,14 @@ async fn refusals(env: &pdc_tests::cluster::TestEnv, client: &Client, dept: &str
     allocs.create(&PostParams::default(), &ext).await.unwrap();
     refused(client, dept, &v, "AddressTaken", "held outside pdc as an external address").await;
     allocs.delete(&name, &DeleteParams::default()).await.unwrap();
+
+    // Released, the VM is adopted; it keeps its deprecated `running` (pdc writes no
+    // run strategy beside it, which KubeVirt would refuse).
+    let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["vm", "import", "ledger", "-d", dept, "--yes"]);
+    assert_eq!(code, 0, "{out}");
+    let kv = Api::<DynamicObject>::namespaced_with(client.clone(), dept, &vm_resource()).get("ledger").await.unwrap();
+    assert_eq!((&kv.data["spec"]["running"], kv.data["spec"].get("runStrategy")), (&serde_json::json!(true), None));
+    assert_eq!(kv.labels().get("pdc.io/tenantvm").map(String::as_str), Some("ledger"));
 }
 
 /// A VM of the old hypervisor: recorded as external (addresses held, quota charged,

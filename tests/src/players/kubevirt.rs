@@ -10,9 +10,14 @@ use pdc_operator::compute::build::{dv_resource, vm_resource, vmi_resource};
 use super::{Cluster, text};
 
 /// Run strategies that want an instance (`Always`, `RerunOnFailure`; `Manual` and
-/// `Once` start on request only, which pdc never makes).
+/// `Once` start on request only, which pdc never makes), or the deprecated
+/// `running: true` (KubeVirt reads it as `Always`, `false` as `Halted`:
+/// `VirtualMachine.RunStrategy()` in `staging/src/kubevirt.io/api/core/v1`).
 fn wants_running(vm: &DynamicObject) -> bool {
-    matches!(text(&vm.data, "/spec/runStrategy"), Some("Always" | "RerunOnFailure"))
+    match vm.data.pointer("/spec/running").and_then(serde_json::Value::as_bool) {
+        Some(r) => r,
+        None => matches!(text(&vm.data, "/spec/runStrategy"), Some("Always" | "RerunOnFailure")),
+    }
 }
 
 /// What keeps a started VM from running, as KubeVirt v1.9 reports it
