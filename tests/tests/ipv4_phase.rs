@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use kube::api::{Patch, PatchParams, PostParams};
 use kube::{Api, Client};
 use pdc_api::conditions::{self, READY};
-use pdc_api::{AddressAllocation, AddressClaim, IpFamilies, NetworkZone};
+use pdc_api::{AddressAllocation, AddressClaim, Department, DnsRecord, IpFamilies, NetworkZone, TenantVM};
 use pdc_tests::addressing::{bound, claim, load_plan};
-use pdc_tests::cluster::{TestEnv, shared_env, wait_for};
+use pdc_tests::cluster::{TestEnv, apply_yaml, shared_env, wait_for};
 use pdc_tests::operator::metric_value;
 use pdc_tests::pdcctl;
 
@@ -57,6 +57,23 @@ fn wait_metric(env: &TestEnv, series: &str, value: f64) {
     }
 }
 
+/// A TenantVM with one NIC in the zone, once its addresses are allocated.
+async fn vm_in_zone(client: &Client, name: &str) -> TenantVM {
+    let size = "apiVersion: pdc.io/v1alpha1\nkind: SizeClass\nmetadata: {name: m1.small}\nspec: {vcpu: 2, memory: 4Gi}\n";
+    apply_yaml(client, size, None).await.unwrap();
+    let quota = serde_json::json!({"spec": {"quota": {"vcpu": 4, "memory": "8Gi", "storage": {"ssd": "100Gi"}, "vms": 2}}});
+    Api::<Department>::all(client.clone()).patch(DEPT, &PatchParams::default(), &Patch::Merge(quota)).await.unwrap();
+    let vm: TenantVM = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM", "metadata": {"name": name},
+        "spec": {"size": "m1.small", "image": {"url": "https://images.daklak.gov.vn/ubuntu-24.04.qcow2"},
+                 "rootDisk": {"size": "20Gi", "tier": "ssd"}, "nics": [{"zone": ZONE}], "hostname": name}
+    }))
+    .unwrap();
+    let api: Api<TenantVM> = Api::namespaced(client.clone(), DEPT);
+    api.create(&PostParams::default(), &vm).await.unwrap();
+    wait_for(&api, name, TIMEOUT, "addresses allocated", |v| v.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, "AddressesAllocated"))).await.unwrap()
+}
+
 #[tokio::test]
 async fn a_deprecated_zone_gives_new_claims_ipv6_only_and_an_off_zone_lists_the_ipv4_still_held() {
     let (env, client) = env().await;
@@ -94,6 +111,14 @@ async fn a_deprecated_zone_gives_new_claims_ipv6_only_and_an_off_zone_lists_the_
     assert!(message.contains("web's IPv4 is Deprecated") && message.contains("families: IPv6"), "{message}");
     assert!(refused.status.unwrap().ipv4.is_none());
 
+    // A VM's NIC in the zone is a new claim too: IPv6 only, and only an AAAA name.
+    let vm = vm_in_zone(&client, "cong-v6").await;
+    let nic = &vm.status.unwrap().nics[0];
+    assert!(nic.ipv4.is_none() && nic.ipv6.is_some(), "{nic:?}");
+    let records = Api::<DnsRecord>::namespaced(client.clone(), DEPT);
+    assert!(records.get_opt("cong-v6-aaaa").await.unwrap().is_some(), "the VM's AAAA record");
+    assert!(records.get_opt("cong-v6-a").await.unwrap().is_none(), "no A record without IPv4");
+
     // The IPv4 address held before stays.
     let allocations: Api<AddressAllocation> = Api::all(client.clone());
     let name = pdc_core::ipam::Addr::parse(&held_v4).unwrap().object_name();
@@ -107,9 +132,9 @@ async fn a_deprecated_zone_gives_new_claims_ipv6_only_and_an_off_zone_lists_the_
     assert!(ready(&refused).unwrap().2.contains("IPv4 is Off"));
     let (code, csv) = pdcctl(&env.kubeconfig, &["report", "ipv4-phase", "-d", DEPT, "-o", "csv"]);
     assert_eq!(code, 0, "{csv}");
-    assert_eq!(csv, format!("department,zone,phase,ipv4_held,ipv6_held,ipv4_to_release\n{DEPT},{ZONE},Off,1,2,{held_v4}\n"));
+    assert_eq!(csv, format!("department,zone,phase,ipv4_held,ipv6_held,ipv4_to_release\n{DEPT},{ZONE},Off,1,3,{held_v4}\n"));
     let (code, table) = pdcctl(&env.kubeconfig, &["report", "ipv4-phase", "-d", DEPT]);
     assert_eq!(code, 0, "{table}");
     let row: Vec<&str> = table.lines().nth(1).unwrap().split_whitespace().collect();
-    assert_eq!(row, [DEPT, ZONE, "Off", "1", "2", held_v4.as_str()], "{table}");
+    assert_eq!(row, [DEPT, ZONE, "Off", "1", "3", held_v4.as_str()], "{table}");
 }
