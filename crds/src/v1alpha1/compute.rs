@@ -170,6 +170,7 @@ pub enum DiskDeletionPolicy {
 #[x_kube(validation = Rule::new("has(self.image) || has(self.adopt)").message("image is required (only an adopted VM has none)"))]
 #[x_kube(validation = Rule::new("has(self.adopt) == has(oldSelf.adopt) ? (!has(self.adopt) || self.adopt == oldSelf.adopt) : (has(oldSelf.adopt) && has(oldSelf.adopt.external) && oldSelf.adopt.external && has(self.image))").message("adopt cannot be added or changed after creation; only an external VM's record drops it, with an image to import (pdcctl vm import --from-image)"))]
 #[x_kube(validation = Rule::new("!has(self.adopt) || self.nics.all(n, has(n.ipv4) || has(n.ipv6))").message("an adopted VM's NICs name the addresses it has (ipv4 and/or ipv6)"))]
+#[x_kube(validation = Rule::new("!has(self.adopt) || !has(self.drProtected) || !self.drProtected").message("an adopted or external VM is not DR-protected: protect it once it is pdc's own VM (after pdcctl vm import --from-image)"))]
 pub struct TenantVMSpec {
     /// A SizeClass name.
     #[schemars(length(max = 63))]

@@ -426,3 +426,136 @@ fn contains_meta(have: &kube::api::ObjectMeta, want: &kube::api::ObjectMeta) -> 
     let owners = want.owner_references.iter().flatten().all(|o| have.owner_references.iter().flatten().any(|h| h.uid == o.uid));
     labels && owners
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+    use super::*;
+    use serde_json::json;
+
+    fn tvm(nics: serde_json::Value) -> TenantVM {
+        serde_json::from_value(json!({
+            "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVM",
+            "metadata": {"name": "legacy", "namespace": "so-noi-vu", "uid": "t-1", "generation": 1},
+            "spec": {"size": "m1.small", "adopt": {"virtualMachine": "legacy"}, "rootDisk": {"name": "os", "size": "30Gi", "tier": "ssd"},
+                     "disks": [{"name": "data", "size": "100Gi", "tier": "hdd"}], "nics": nics, "hostname": "legacy"}
+        }))
+        .unwrap()
+    }
+
+    fn size(vcpu: i32, memory: &str) -> SizeClass {
+        serde_json::from_value(json!({"apiVersion": "pdc.io/v1alpha1", "kind": "SizeClass", "metadata": {"name": "m1.small"}, "spec": {"vcpu": vcpu, "memory": memory}})).unwrap()
+    }
+
+    fn admitted() -> Admitted {
+        Admitted { size: size(2, "4Gi"), charge: pdc_core::quota::Charge::default(), classes: vec![(true, "pdc-ssd".into()), (false, "pdc-hdd".into())] }
+    }
+
+    fn kv(owner: Option<(&str, bool)>) -> DynamicObject {
+        let mut o: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "kubevirt.io/v1", "kind": "VirtualMachine", "metadata": {"name": "legacy", "namespace": "so-noi-vu"},
+            "spec": {"runStrategy": "Always", "template": {"spec": {
+                "domain": {"cpu": {"sockets": 2}, "memory": {"guest": "4Gi"}, "devices": {}},
+                "volumes": [{"name": "os", "dataVolume": {"name": "legacy-os"}}, {"name": "data", "persistentVolumeClaim": {"claimName": "legacy-data"}},
+                            {"name": "ci", "cloudInitNoCloud": {"userData": "#cloud-config"}}, {"name": "scratch", "dataVolume": {"name": "x", "hotpluggable": true}}]
+            }}}
+        }))
+        .unwrap();
+        if let Some((uid, controller)) = owner {
+            o.metadata.owner_references = Some(vec![OwnerReference { uid: uid.into(), controller: Some(controller), kind: "VirtualMachinePool".into(), name: "pool".into(), ..Default::default() }]);
+        }
+        o
+    }
+
+    fn pvc(name: &str, class: &str, size: &str) -> (String, PersistentVolumeClaim) {
+        let p = serde_json::from_value(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": name},
+            "spec": {"storageClassName": class, "resources": {"requests": {"storage": size}}}}))
+        .unwrap();
+        (name.to_string(), p)
+    }
+
+    fn vmi(addrs: &[&str]) -> DynamicObject {
+        serde_json::from_value(json!({"apiVersion": "kubevirt.io/v1", "kind": "VirtualMachineInstance", "metadata": {"name": "legacy"},
+            "spec": {"domain": {"cpu": {"sockets": 2}, "memory": {"guest": "4Gi"}}},
+            "status": {"interfaces": [{"name": "default", "ipAddress": "10.244.0.3"}, {"name": "lan", "ipAddresses": addrs}]}}))
+        .unwrap()
+    }
+
+    fn seen(vm: DynamicObject, claims: Vec<(String, PersistentVolumeClaim)>, addrs: &[&str]) -> Seen {
+        Seen { vm, vmi: Some(vmi(addrs)), claims: claims.into_iter().collect() }
+    }
+
+    fn pfx() -> (ZonePrefixes, ZonePrefixes) {
+        let p = |s: &str| Prefix::parse(s).unwrap();
+        (vec![("app".into(), p("10.15.1.0/24"))], vec![("app".into(), p("10.15.0.0/16"))])
+    }
+
+    #[test]
+    fn an_adoption_is_refused_before_anything_is_written_when_it_does_not_fit() {
+        let good = || vec![pvc("legacy-os", "pdc-ssd", "30Gi"), pvc("legacy-data", "pdc-hdd", "80Gi")];
+        let nic = json!([{"zone": "app", "ipv4": "10.15.1.50"}]);
+        let (subnets, zones) = pfx();
+        let ok = plan_vm(&tvm(nic.clone()), seen(kv(None), good(), &["10.15.1.50"]), &admitted(), &subnets, &zones).unwrap();
+        assert!(!ok.adopted);
+        assert_eq!(ok.disks.iter().map(|d| (d.disk.as_str(), d.claim.as_str(), d.data_volume)).collect::<Vec<_>>(), vec![("os", "legacy-os", true), ("data", "legacy-data", false)]);
+        // Once pdc owns it, the addresses are its claims' and are not checked again.
+        let mine = plan_vm(&tvm(nic.clone()), seen(kv(Some(("t-1", true))), good(), &["10.15.1.77"]), &admitted(), &subnets, &zones).unwrap();
+        assert!(mine.adopted);
+        let mut no_data = tvm(nic.clone());
+        no_data.spec.disks.clear();
+        let mut wrong_name = tvm(nic.clone());
+        wrong_name.spec.root_disk.name = "root".into();
+        let cases: Vec<(TenantVM, Seen, &str, &str)> = vec![
+            (tvm(nic.clone()), seen(kv(Some(("pool-1", true))), good(), &["10.15.1.50"]), "ControlledElsewhere", "controlled by VirtualMachinePool pool"),
+            (wrong_name, seen(kv(None), good(), &["10.15.1.50"]), "UnknownDisk", "disk root: VirtualMachine legacy has no disk volume of that name (its disk volumes: os, data)"),
+            (tvm(nic.clone()), seen(kv(None), vec![pvc("legacy-os", "pdc-ssd", "30Gi")], &["10.15.1.50"]), "DiskNotFound", "PersistentVolumeClaim legacy-data does not exist"),
+            (tvm(nic.clone()), seen(kv(None), vec![pvc("legacy-os", "local-path", "30Gi"), pvc("legacy-data", "pdc-hdd", "80Gi")], &["10.15.1.50"]), "TierMismatch", "StorageClass \"local-path\""),
+            (tvm(nic.clone()), seen(kv(None), vec![pvc("legacy-os", "pdc-ssd", "40Gi"), pvc("legacy-data", "pdc-hdd", "80Gi")], &["10.15.1.50"]), "DiskUndercharged", "holds 40Gi, more than the 30Gi charged"),
+            (no_data, seen(kv(None), good(), &["10.15.1.50"]), "UnchargedDisk", "volume data (claim legacy-data) is not among"),
+            (tvm(nic.clone()), seen(kv(None), good(), &["10.15.1.50", "10.15.1.51"]), "AddressMismatch", "uses 10.15.1.51 in zone app but no NIC keeps it"),
+        ];
+        for (v, s, reason, says) in cases {
+            let admitted = if v.spec.disks.is_empty() { Admitted { classes: vec![(true, "pdc-ssd".into())], ..admitted() } } else { admitted() };
+            let Err(r) = plan_vm(&v, s, &admitted, &subnets, &zones) else { panic!("{reason} not refused") };
+            assert_eq!(r.0, reason, "{r:?}");
+            assert!(r.1.contains(says), "{r:?}");
+        }
+    }
+
+    #[test]
+    fn pdc_applies_only_what_it_manages_and_nothing_that_restarts_a_vm_of_its_size() {
+        let nics = vec![NicPlan { zone: "app".into(), mac: "02:aa:00:00:00:01".into(), ipv4: None, ipv6: None }];
+        let v = tvm(json!([{"zone": "app", "ipv4": "10.15.1.50"}]));
+        let same = managed_part(&v, &kv(None), &size(2, "4Gi"), &nics);
+        let spec = &same.data["spec"];
+        // The template's own CPU and memory, as they are: applying them changes nothing.
+        assert_eq!(spec["template"]["spec"], json!({"domain": {"cpu": {"sockets": 2}, "memory": {"guest": "4Gi"}}}));
+        assert_eq!(spec["runStrategy"], "Always");
+        assert_eq!(spec["template"]["metadata"]["annotations"][l::VM_SIZE], "m1.small");
+        assert_eq!(same.metadata.owner_references.as_ref().unwrap()[0].uid, "t-1");
+        // Another size: the size's figures, which the instance takes at its next start.
+        let bigger = managed_part(&v, &kv(None), &size(4, "8Gi"), &nics);
+        assert_eq!(bigger.data["spec"]["template"]["spec"]["domain"], json!({"cpu": {"sockets": 1, "cores": 4, "threads": 1}, "memory": {"guest": "8Gi"}, "resources": {"requests": {"memory": "8Gi"}}}));
+        // A VM that says `running` gets no run strategy beside it.
+        let mut old = kv(None);
+        old.data["spec"] = json!({"running": true, "template": old.data["spec"]["template"].clone()});
+        assert!(managed_part(&v, &old, &size(2, "4Gi"), &nics).data["spec"].get("runStrategy").is_none());
+        assert_eq!(running_as(&v, &size(2, "4Gi"), &vmi(&[])), "m1.small");
+        assert_eq!(running_as(&v, &size(4, "8Gi"), &vmi(&[])), "2 vCPU and 4Gi memory, as adopted");
+    }
+
+    #[test]
+    fn an_address_held_by_anyone_but_the_nics_own_claim_is_refused() {
+        let alloc = |ns: &str, claim: &str, external: bool| -> AddressAllocation {
+            serde_json::from_value(json!({"apiVersion": "pdc.io/v1alpha1", "kind": "AddressAllocation", "metadata": {"name": "10.15.1.50"},
+                "spec": {"address": "10.15.1.50", "subnet": "10.15.1.0/24", "zone": "app", "site": "daklak", "department": ns,
+                         "claim": {"namespace": ns, "name": claim, "uid": "c"}, "external": if external { json!({"role": "server", "plan": "p.yaml"}) } else { json!(null) }}}))
+            .unwrap()
+        };
+        assert_eq!(holder_refusal(&alloc("so-noi-vu", "legacy-nic0", false), "so-noi-vu", "legacy-nic0", "10.15.1.50"), None);
+        let r = holder_refusal(&alloc("so-y-te", "legacy-nic0", false), "so-noi-vu", "legacy-nic0", "10.15.1.50").unwrap();
+        assert!(r.1.contains("allocated to AddressClaim so-y-te/legacy-nic0"), "{r:?}");
+        let r = holder_refusal(&alloc("", "", true), "so-noi-vu", "legacy-nic0", "10.15.1.50").unwrap();
+        assert!(r.1.contains("pdcctl ip release-external 10.15.1.50"), "{r:?}");
+    }
+}
