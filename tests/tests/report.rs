@@ -1,13 +1,15 @@
 //! `pdcctl report` on the sample province, compared byte for byte with the files in
 //! tests/expected. The samples are loaded as the demo loads them (deploy/samples:
 //! the Province, the address plan and sizes, the 109 tenants imported with
-//! `pdcctl department import`, the health department's claims, DNS records and VM)
-//! into a real control plane with the operator, the KubeVirt/CDI players and a Knot
-//! DNS server signing the province's zones; once the estate has settled, each report
-//! runs in table and CSV form.
+//! `pdcctl department import` at both sites, the health department's claims, DNS
+//! records, VM and DR plan) into two real control planes (daklak, the primary, and
+//! phuyen, the standby), each with its operator, linked with `pdc-demo link-sites`,
+//! with the KubeVirt/CDI/VolSync players and a Knot DNS server signing the
+//! province's zones; once the estate has settled (the DR plan Protected), each report
+//! runs at the primary in table and CSV form.
 //!
-//! The DR plan sample is not applied: it needs a second site. The reports carry no
-//! ages, times, UIDs or addresses chosen at run time, so the files are stable.
+//! The reports carry no ages, times, UIDs or addresses chosen at run time, so the
+//! files are stable.
 //!
 //! To write the files again after a deliberate change, run
 //! `PDC_UPDATE_EXPECTED=1 cargo test -p pdc-tests --test report` and review the diff.
@@ -19,10 +21,12 @@ use std::time::{Duration, Instant};
 use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use pdc_api::conditions::{self, READY};
-use pdc_api::{AddressClaim, Department, DnsRecord, DnsZone, TenantVM};
-use pdc_tests::cluster::{TestEnv, apply_sample_province, apply_yaml, shared_env, wait_for};
+use pdc_api::{AddressClaim, Department, DnsRecord, DnsZone, DrPlan, TenantVM};
+use pdc_tests::cluster::{TestEnv, apply_sample_province, apply_yaml, private_env, wait_for};
+use pdc_tests::controlplane::ControlPlane;
 use pdc_tests::dns::{KnotServer, register_zones};
-use pdc_tests::operator::metric_value;
+use pdc_tests::operator::{OperatorOptions, OperatorProcess, metric_value, workspace_binary};
+use pdc_tests::players::Players;
 use pdc_tests::pdcctl;
 
 const SETTLE: Duration = Duration::from_secs(300);
@@ -57,30 +61,67 @@ where
     }
 }
 
-/// The province, its address plan and sizes, and the 109 tenants, as the demo loads them.
-async fn load_province(env: &TestEnv, client: &Client) {
-    apply_sample_province(client).await.unwrap();
-    apply_sample(client, "network.yaml").await;
-    apply_sample(client, "sizes.yaml").await;
+/// The province, its address plan and sizes, and the 109 tenants, as the demo loads
+/// them at each site.
+async fn load_province(env: TestEnv) {
+    let client = env.client().await.unwrap();
+    apply_sample_province(&client).await.unwrap();
+    apply_sample(&client, "network.yaml").await;
+    apply_sample(&client, "sizes.yaml").await;
     let tenants = sample("daklak-tenants.yaml");
-    let args = [
-        "department", "import", tenants.to_str().unwrap(), "--code-prefix", "H15", "--zone", "dmz", "--vcpu", "16", "--memory", "32Gi", "--storage",
-        "ssd=200Gi", "--storage", "hdd=500Gi", "--vms", "8", "--public-addresses", "1", "--timeout", "5m",
-    ];
-    let (code, out) = pdcctl(&env.kubeconfig, &args);
+    let import = tokio::task::spawn_blocking(move || {
+        let args = [
+            "department", "import", tenants.to_str().unwrap(), "--code-prefix", "H15", "--zone", "dmz", "--vcpu", "16", "--memory", "32Gi",
+            "--storage", "ssd=200Gi", "--storage", "hdd=500Gi", "--vms", "8", "--public-addresses", "1", "--timeout", "5m",
+        ];
+        pdcctl(&env.kubeconfig, &args)
+    });
+    let (code, out) = import.await.unwrap();
     assert_eq!(code, 0, "department import: {out}");
 }
 
-/// The health department's claims, DNS records and VM, with the province's zones on
-/// a signing DNS server.
-async fn load_health_department(env: &TestEnv, client: &Client) -> KnotServer {
+/// Run the workspace's `pdc-demo` with `args`, as the demo does.
+fn demo(args: &[&str]) {
+    let bin = workspace_binary("pdc-demo").unwrap();
+    let out = std::process::Command::new(bin).args(args).output().unwrap();
+    assert!(out.status.success(), "pdc-demo {args:?}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+}
+
+/// What the test keeps running until it ends.
+struct Province {
+    primary: TestEnv,
+    _planes: [ControlPlane; 2],
+    _operators: [OperatorProcess; 2],
+    _players: Players,
+    _knot: KnotServer,
+}
+
+/// Two sites with the sample province, linked for DR, their operators running and
+/// the province's zones on a signing DNS server both write to; then, at the primary,
+/// the health department's claims, DNS records, VM and DR plan.
+async fn sample_province() -> Province {
+    let ((mut penv, pplane), (senv, splane)) = tokio::try_join!(private_env("daklak"), private_env("phuyen")).unwrap();
+    let players = Players::start(vec![("daklak".into(), penv.kubeconfig.clone()), ("phuyen".into(), senv.kubeconfig.clone())]).unwrap();
+    let operator = |env: &TestEnv, site: &str| {
+        let mut o = OperatorOptions::new(&format!("pdc-{site}"));
+        o.env = vec![("PDC_SITE".into(), site.into())];
+        OperatorProcess::start(&env.operator_kubeconfig, &o, &env.dir).unwrap()
+    };
+    let operators = [operator(&penv, "daklak"), operator(&senv, "phuyen")];
+    penv.operator_metrics_port = Some(operators[0].metrics_port);
+    tokio::join!(load_province(penv.clone()), load_province(senv.clone()));
     let zones = ["daklak.gov.vn", "15.10.in-addr.arpa", "0.0.5.1.8.b.d.0.1.0.0.2.ip6.arpa", "45.10.in-addr.arpa", "0.0.5.4.8.b.d.0.1.0.0.2.ip6.arpa"];
-    let knot = KnotServer::start(&env.dir, &zones).unwrap();
-    register_zones(client, &knot, "report-test-tsig").await.unwrap();
-    apply_sample(client, "so-y-te-claims.yaml").await;
-    apply_sample(client, "so-y-te-dns.yaml").await;
-    apply_sample(client, "so-y-te-vm.yaml").await;
-    knot
+    let knot = KnotServer::start(&penv.dir, &zones).unwrap();
+    let client = penv.client().await.unwrap();
+    register_zones(&client, &knot, "report-test-tsig").await.unwrap();
+    let (pk, sk) = (penv.kubeconfig.to_str().unwrap(), senv.kubeconfig.to_str().unwrap());
+    demo(&["copy-dns", pk, sk]);
+    demo(&["link-sites", &format!("daklak={pk}"), &format!("phuyen={sk}")]);
+    apply_sample(&client, "so-y-te-claims.yaml").await;
+    apply_sample(&client, "so-y-te-dns.yaml").await;
+    apply_sample(&client, "so-y-te-vm.yaml").await;
+    apply_sample(&client, "so-y-te-drplan.yaml").await;
+    Province { primary: penv, _planes: [pplane, splane], _operators: operators, _players: players, _knot: knot }
 }
 
 /// Whether `conds` has condition `t` True.
@@ -113,6 +154,10 @@ async fn unsettled(client: &Client) -> Vec<String> {
     if records.len() < 7 || programmed < records.len() {
         missing.push(format!("{programmed}/{} records of so-y-te programmed", records.len()));
     }
+    let plan = Api::<DrPlan>::namespaced(client.clone(), "so-y-te").get_opt("so-y-te").await.unwrap();
+    if !plan.as_ref().is_some_and(|p| is(p.status.as_ref().map(|s| &s.conditions), "Protected")) {
+        missing.push("DR plan so-y-te not Protected".into());
+    }
     for z in Api::<DnsZone>::all(client.clone()).list(&lp).await.unwrap().items {
         if !is(z.status.as_ref().map(|s| &s.conditions), "DnssecValid") {
             missing.push(format!("zone {} not signed", z.spec.zone));
@@ -143,12 +188,11 @@ fn check(env: &TestEnv, report: &str, format: &str) -> Option<String> {
     })
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_reports_on_the_sample_province_match_the_expected_files() {
-    let env = shared_env(true).unwrap_or_else(|e| panic!("test environment: {e}"));
+    let province = sample_province().await;
+    let env = &province.primary;
     let client = env.client().await.unwrap();
-    load_province(env, &client).await;
-    let _knot = load_health_department(env, &client).await;
     settle("the sample province", || unsettled(&client)).await;
     // A Department's status is written a moment after its children; wait for the
     // health department's ledger to carry the VM.
