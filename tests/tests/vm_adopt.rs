@@ -197,6 +197,20 @@ async fn adopt_running(env: &pdc_tests::cluster::TestEnv, client: &Client, dept:
     let o = wait_for(&claims, "other", Duration::from_secs(30), "bound", |c| c.status.as_ref().is_some_and(|s| s.ipv4.is_some())).await.unwrap();
     assert_ne!(o.status.unwrap().ipv4.unwrap().address, v4);
 
+    // A TenantVolume attached to it is hot-plugged into the running instance, as into
+    // any TenantVM; the VM's own disks stay.
+    let vol: pdc_api::TenantVolume = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "TenantVolume", "metadata": {"name": "scans"}, "spec": {"size": "10Gi", "tier": "ssd", "vm": "legacy"}
+    }))
+    .unwrap();
+    Api::<pdc_api::TenantVolume>::namespaced(client.clone(), dept).create(&PostParams::default(), &vol).await.unwrap();
+    let hot = |v: &serde_json::Value| v.as_array().into_iter().flatten().any(|v| v["dataVolume"]["name"] == "vol-scans" && v["dataVolume"]["hotpluggable"] == true);
+    let i = wait_for(&vmis, "legacy", Duration::from_secs(60), "the volume hot-plugged", |i| hot(&i.data["spec"]["volumes"])).await.unwrap();
+    assert_eq!(i.uid().unwrap(), uid);
+    assert!(i.data["spec"]["volumes"].as_array().unwrap().iter().any(|v| v["dataVolume"]["name"] == "legacy-os"));
+    let kv = Api::<DynamicObject>::namespaced_with(client.clone(), dept, &vm_resource()).get("legacy").await.unwrap();
+    assert!(kv.data["status"]["conditions"].as_array().unwrap().iter().all(|c| c["type"] != "RestartRequired"), "{}", kv.data["status"]);
+
     // A resize waits for a restart the user asks for: the template changes, the instance does not.
     api.patch("legacy", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"size": "m1.large"}}))).await.unwrap();
     let t = wait_for(&api, "legacy", Duration::from_secs(30), "RestartRequired", |v| cond(v, "RestartRequired").is_some_and(|c| c.0 == "True")).await.unwrap();

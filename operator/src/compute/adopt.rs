@@ -182,11 +182,29 @@ pub fn running_as(vm: &TenantVM, size: &SizeClass, vmi: &DynamicObject) -> Strin
     format!("{vcpu} vCPU and {} memory, as adopted", pdc_core::quantity::format_bytes(mem))
 }
 
+/// The template's volumes and disks with the hot-plugged ones those of `hotplug`
+/// (the DataVolumes of the TenantVolumes attached): the VM's own stay as they are.
+/// KubeVirt's lists are atomic, so pdc applies them whole, every time (leaving them
+/// out once applied would remove them).
+fn with_hotplug(current: &DynamicObject, hotplug: &[String]) -> (serde_json::Value, serde_json::Value) {
+    let list = |p: &str| current.data.pointer(p).and_then(|v| v.as_array()).cloned().unwrap_or_default();
+    let volumes = list("/spec/template/spec/volumes");
+    let was_hot: Vec<String> = volumes.iter().filter(|v| hotpluggable(v)).filter_map(|v| text(v, "/name").map(str::to_string)).collect();
+    let mut vols: Vec<serde_json::Value> = volumes.into_iter().filter(|v| !hotpluggable(v)).collect();
+    let mut disks: Vec<serde_json::Value> = list("/spec/template/spec/domain/devices/disks").into_iter().filter(|d| !text(d, "/name").is_some_and(|n| was_hot.iter().any(|h| h == n))).collect();
+    for dv in hotplug {
+        vols.push(serde_json::json!({"name": dv, "dataVolume": {"name": dv, "hotpluggable": true}}));
+        disks.push(serde_json::json!({"name": dv, "disk": {"bus": "scsi"}}));
+    }
+    (serde_json::Value::Array(vols), serde_json::Value::Array(disks))
+}
+
 /// The VirtualMachine as pdc applies it to an adopted one: only the fields pdc
 /// manages. The template keeps the CPU and memory it has when they are the size's
 /// (the same values, so applying them changes nothing); otherwise it gets the
-/// size's, which the instance takes at its next start.
-pub fn managed_part(vm: &TenantVM, current: &DynamicObject, size: &SizeClass, nics: &[NicPlan]) -> DynamicObject {
+/// size's, which the instance takes at its next start. Attached TenantVolumes are
+/// hot-plugged (KubeVirt attaches them to the running instance).
+pub fn managed_part(vm: &TenantVM, current: &DynamicObject, size: &SizeClass, nics: &[NicPlan], hotplug: &[String]) -> DynamicObject {
     let domain = current.data.pointer("/spec/template/spec/domain");
     let mut dom = serde_json::Map::new();
     if fits(domain, size) {
@@ -213,8 +231,19 @@ pub fn managed_part(vm: &TenantVM, current: &DynamicObject, size: &SizeClass, ni
     if let Some(tok) = &vm.spec.restart_request {
         annotations.insert(l::VM_RESTART_REQUEST.into(), serde_json::json!(tok));
     }
+    // An empty list where the template has none would be a change of the template.
+    let (volumes, disks) = with_hotplug(current, hotplug);
+    let keep = |list: &serde_json::Value, p: &str| list.as_array().is_some_and(|l| !l.is_empty()) || current.data.pointer(p).is_some();
+    if keep(&disks, "/spec/template/spec/domain/devices/disks") {
+        dom.insert("devices".into(), serde_json::json!({"disks": disks}));
+    }
+    let mut tspec = serde_json::Map::new();
+    tspec.insert("domain".into(), serde_json::Value::Object(dom));
+    if keep(&volumes, "/spec/template/spec/volumes") {
+        tspec.insert("volumes".into(), volumes);
+    }
     let mut spec = serde_json::Map::new();
-    spec.insert("template".into(), serde_json::json!({"metadata": {"labels": labels, "annotations": annotations}, "spec": {"domain": dom}}));
+    spec.insert("template".into(), serde_json::json!({"metadata": {"labels": labels, "annotations": annotations}, "spec": tspec}));
     // KubeVirt refuses `runStrategy` beside the older `running`: a VM that still says
     // `running` keeps it.
     if current.data.pointer("/spec/running").is_none() {
@@ -298,7 +327,8 @@ pub fn holder_refusal(alloc: &AddressAllocation, ns: &str, claim: &str, address:
 }
 
 /// Carry out an adoption once the quota is charged and the claims are bound.
-pub async fn finish(vm: &TenantVM, ctx: &VmContext, adoption: Adoption, admitted: &Admitted, nics: &[NicPlan], subdomain: &str) -> Result<Action> {
+pub async fn finish(vm: &TenantVM, ctx: &VmContext, adoption: Adoption, i: &plan::Inputs<'_>) -> Result<Action> {
+    let (admitted, nics, subdomain) = (i.admitted, i.nics, i.subdomain);
     let rapi: Api<DnsRecord> = Api::namespaced(ctx.base.client.clone(), &vm.namespace().unwrap_or_default());
     let first = nics.first();
     let want = build::dns_records(vm, first.and_then(NicPlan::ipv4_address).as_deref(), first.and_then(NicPlan::ipv6_address).as_deref());
@@ -306,7 +336,7 @@ pub async fn finish(vm: &TenantVM, ctx: &VmContext, adoption: Adoption, admitted
     let dns_pending = not_programmed(&records);
     let (planned, restarted_for) = match adoption {
         Adoption::External => (external_status(vm, admitted, nics.len(), subdomain, &dns_pending), None),
-        Adoption::Vm(t) => match take_over(vm, ctx, *t, admitted, nics).await? {
+        Adoption::Vm(t) => match take_over(vm, ctx, *t, admitted, nics, i.hotplug).await? {
             std::ops::ControlFlow::Continue((mut applied, restarted_for)) => {
                 applied.dns_pending = dns_pending;
                 (plan::status(vm, &Placement::Unprotected, admitted, nics.len(), subdomain, &applied), restarted_for)
@@ -344,7 +374,7 @@ pub fn external_status(vm: &TenantVM, admitted: &Admitted, nics: usize, subdomai
 }
 
 /// Own the disks, apply the managed part of the VirtualMachine, and say what runs.
-async fn take_over(vm: &TenantVM, ctx: &VmContext, t: Taken, admitted: &Admitted, nics: &[NicPlan]) -> Result<std::ops::ControlFlow<Action, (Applied, Option<String>)>> {
+async fn take_over(vm: &TenantVM, ctx: &VmContext, t: Taken, admitted: &Admitted, nics: &[NicPlan], hotplug: &[String]) -> Result<std::ops::ControlFlow<Action, (Applied, Option<String>)>> {
     let (client, ns, name) = (&ctx.base.client, vm.namespace().unwrap_or_default(), vm.name_any());
     let mut applied = Applied::default();
     for d in &t.disks {
@@ -355,7 +385,7 @@ async fn take_over(vm: &TenantVM, ctx: &VmContext, t: Taken, admitted: &Admitted
             Err(source) => return Err(Error::Apply { what: format!("disk {} of TenantVM {name}", d.disk), source }),
         }
     }
-    let want = managed_part(vm, &t.seen.vm, &admitted.size, nics);
+    let want = managed_part(vm, &t.seen.vm, &admitted.size, nics, hotplug);
     let vapi: Api<DynamicObject> = Api::namespaced_with(client.clone(), &ns, &build::vm_resource());
     let cached = unchanged(ctx.children.vms.get(&kube::runtime::reflector::ObjectRef::new_with(&name, build::vm_resource()).within(&ns)), &want);
     let kv = match cached {
@@ -526,20 +556,27 @@ mod tests {
     fn pdc_applies_only_what_it_manages_and_nothing_that_restarts_a_vm_of_its_size() {
         let nics = vec![NicPlan { zone: "app".into(), mac: "02:aa:00:00:00:01".into(), ipv4: None, ipv6: None }];
         let v = tvm(json!([{"zone": "app", "ipv4": "10.15.1.50"}]));
-        let same = managed_part(&v, &kv(None), &size(2, "4Gi"), &nics);
+        let same = managed_part(&v, &kv(None), &size(2, "4Gi"), &nics, &[]);
         let spec = &same.data["spec"];
-        // The template's own CPU and memory, as they are: applying them changes nothing.
-        assert_eq!(spec["template"]["spec"], json!({"domain": {"cpu": {"sockets": 2}, "memory": {"guest": "4Gi"}}}));
+        // The template's own CPU, memory, disks and volumes, as they are: applying
+        // them changes nothing. (The old hot-plugged one is gone: no TenantVolume
+        // names it.)
+        let own_volumes = kv(None).data["spec"]["template"]["spec"]["volumes"].as_array().unwrap()[..3].to_vec();
+        assert_eq!(spec["template"]["spec"], json!({"domain": {"cpu": {"sockets": 2}, "memory": {"guest": "4Gi"}}, "volumes": own_volumes}));
+        let hot = managed_part(&v, &kv(None), &size(2, "4Gi"), &nics, &["vol-scans".to_string()]);
+        let vols = hot.data["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+        assert_eq!((vols.len(), &vols[3]), (4, &json!({"name": "vol-scans", "dataVolume": {"name": "vol-scans", "hotpluggable": true}})));
+        assert_eq!(hot.data["spec"]["template"]["spec"]["domain"]["devices"]["disks"], json!([{"name": "vol-scans", "disk": {"bus": "scsi"}}]));
         assert_eq!(spec["runStrategy"], "Always");
         assert_eq!(spec["template"]["metadata"]["annotations"][l::VM_SIZE], "m1.small");
         assert_eq!(same.metadata.owner_references.as_ref().unwrap()[0].uid, "t-1");
         // Another size: the size's figures, which the instance takes at its next start.
-        let bigger = managed_part(&v, &kv(None), &size(4, "8Gi"), &nics);
+        let bigger = managed_part(&v, &kv(None), &size(4, "8Gi"), &nics, &[]);
         assert_eq!(bigger.data["spec"]["template"]["spec"]["domain"], json!({"cpu": {"sockets": 1, "cores": 4, "threads": 1}, "memory": {"guest": "8Gi"}, "resources": {"requests": {"memory": "8Gi"}}}));
         // A VM that says `running` gets no run strategy beside it.
         let mut old = kv(None);
         old.data["spec"] = json!({"running": true, "template": old.data["spec"]["template"].clone()});
-        assert!(managed_part(&v, &old, &size(2, "4Gi"), &nics).data["spec"].get("runStrategy").is_none());
+        assert!(managed_part(&v, &old, &size(2, "4Gi"), &nics, &[]).data["spec"].get("runStrategy").is_none());
         assert_eq!(running_as(&v, &size(2, "4Gi"), &vmi(&[])), "m1.small");
         assert_eq!(running_as(&v, &size(4, "8Gi"), &vmi(&[])), "2 vCPU and 4Gi memory, as adopted");
     }

@@ -354,12 +354,12 @@ async fn provision(vm: &TenantVM, ctx: &VmContext) -> Result<Action> {
         ControlFlow::Break(a) => return Ok(a),
     };
     let subdomain = dept.as_ref().and_then(|d| d.status.as_ref().and_then(|s| s.subdomain.clone())).unwrap_or_default();
-    if let Some(a) = adoption {
-        return super::adopt::finish(vm, ctx, a, &admitted, &nics, &subdomain).await;
-    }
     let resolvers = nics.first().and_then(|n| ctx.zones.get(&ObjectRef::new(&n.zone))).map(|z| z.spec.resolvers.clone()).unwrap_or_default();
     let hotplug = attached(vm, ctx);
     let inputs = plan::Inputs { placement: &placement, admitted: &admitted, nics: &nics, subdomain: &subdomain, resolvers: &resolvers, hotplug: &hotplug };
+    if let Some(a) = adoption {
+        return super::adopt::finish(vm, ctx, a, &inputs).await;
+    }
     let (applied, restarted_for) = match apply_children(vm, ctx, plan::children(vm, &inputs)).await? {
         ControlFlow::Continue(a) => a,
         ControlFlow::Break(a) => return Ok(a),
