@@ -133,6 +133,12 @@ async fn provision(v: &TenantVolume, ctx: &VolumeContext) -> Result<Action> {
                 "DrProtected",
                 format!("TenantVM {name} is protected by DR, which replicates a VM's root and data disks only: after a failover this volume would not be there. Make it a data disk of the VM (spec.disks), or attach it to a VM that is not drProtected"),
             ),
+            Some(vm) if vm.spec.adopt.as_ref().is_some_and(|a| a.external) => Cond::new(
+                ATTACHED,
+                false,
+                "ExternalVM",
+                format!("TenantVM {name} is a record of a VM outside the cluster: the volume is hot-plugged once the VM is moved onto KubeVirt (pdcctl vm import --from-image)"),
+            ),
             Some(_) => Cond::new(ATTACHED, true, "HotPlugged", format!("a hot-plugged disk of TenantVM {name}")),
         });
     } else {
