@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use kube::ResourceExt;
 use pdc_core::report::{self as r, Dnssec, Dr, Ipv4Phase};
 
-use crate::conditions;
+use crate::{conditions, labels};
 use crate::{AddressAllocation, Department, DnsRecord, DnsRecordType, DnsZone, DrPlan, Lifecycle, NetworkZone, Province, TenantVM};
 
 /// The objects the reports are read from.
@@ -155,20 +155,78 @@ impl Objects {
         zones
     }
 
-    /// Its own subdomain, then the subdomains of the units merged into it that are
-    /// not Active any more (their names alias to it during the transition).
+    /// Its own subdomain, then the subdomains of the units merged into it (no longer
+    /// Active) whose names still answer as aliases of its own: a reorganization's
+    /// alias DnsRecords in their namespaces, not yet expired.
     fn domains_of(&self, d: &Department, subdomain: String) -> Vec<r::Domain> {
         let legacy = self.province.as_ref().map(|p| p.spec.legacy_domains.clone()).unwrap_or_default();
         let mut out = vec![r::Domain { role: r::own_role(&subdomain, &legacy), name: subdomain }];
         let name = d.name_any();
-        let mut kept: Vec<(String, String)> = self
+        let mut kept: Vec<(String, r::DomainRole)> = self
             .departments
             .iter()
             .filter(|p| p.spec.successor.as_deref() == Some(name.as_str()) && p.spec.lifecycle != Lifecycle::Active)
-            .map(|p| (self.subdomain(p), p.name_any()))
+            .filter_map(|p| {
+                let until = self.aliases_until(&p.name_any())?;
+                Some((self.subdomain(p), r::DomainRole::KeptFrom { unit: p.name_any(), until }))
+            })
             .collect();
-        kept.sort();
-        out.extend(kept.into_iter().map(|(s, from)| r::Domain { name: s, role: r::DomainRole::KeptFrom(from) }));
+        kept.sort_by(|a, b| a.0.cmp(&b.0));
+        out.extend(kept.into_iter().map(|(name, role)| r::Domain { name, role }));
         out
+    }
+
+    /// Whether namespace `ns` holds a reorganization's alias that still answers:
+    /// `Some` with the latest end of transition among them (if they carry one).
+    fn aliases_until(&self, ns: &str) -> Option<Option<String>> {
+        let live: Vec<&DnsRecord> = self
+            .records
+            .iter()
+            .filter(|r| r.namespace().as_deref() == Some(ns) && r.labels().contains_key(labels::ALIAS))
+            .filter(|r| r.annotations().get(labels::ALIAS_EXPIRED).map(String::as_str) != Some("true"))
+            .collect();
+        (!live.is_empty()).then(|| live.iter().filter_map(|r| r.annotations().get(labels::ALIAS_UNTIL).cloned()).max())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+    use super::*;
+
+    fn obj<K: serde::de::DeserializeOwned>(v: serde_json::Value) -> K {
+        serde_json::from_value(v).unwrap()
+    }
+
+    fn dept(name: &str, lifecycle: &str, successor: Option<&str>) -> Department {
+        obj(serde_json::json!({"apiVersion": "pdc.io/v1alpha1", "kind": "Department", "metadata": {"name": name},
+            "spec": {"displayName": name, "code": "H15.101", "lifecycle": lifecycle, "successor": successor},
+            "status": {"subdomain": format!("{name}.daklak.gov.vn")}}))
+    }
+
+    fn alias(ns: &str, until: &str, expired: bool) -> DnsRecord {
+        let mut annotations = serde_json::json!({labels::ALIAS_UNTIL: until});
+        if expired {
+            annotations[labels::ALIAS_EXPIRED] = "true".into();
+        }
+        obj(serde_json::json!({"apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord",
+            "metadata": {"name": format!("alias.www.{ns}.daklak.gov.vn"), "namespace": ns, "labels": {labels::ALIAS: "nq-1"}, "annotations": annotations},
+            "spec": {"name": format!("www.{ns}.daklak.gov.vn."), "type": "CNAME", "values": ["www.xa-ea-sup.daklak.gov.vn."]}}))
+    }
+
+    #[test]
+    fn a_merged_units_subdomain_is_kept_by_its_successor_while_an_alias_answers() {
+        let mut o = Objects {
+            departments: vec![dept("xa-ea-sup", "Active", None), dept("xa-ea-rok", "Retired", Some("xa-ea-sup")), dept("xa-ea-bung", "Retired", Some("xa-ea-sup"))],
+            records: vec![alias("xa-ea-rok", "2026-12-28", false), alias("xa-ea-bung", "2026-12-28", true)],
+            ..Default::default()
+        };
+        let units = o.units();
+        let sup = units.iter().find(|u| u.department == "xa-ea-sup").unwrap();
+        let roles: Vec<String> = sup.domains.iter().map(|d| format!("{} {}", d.name, d.role)).collect();
+        assert_eq!(roles, ["xa-ea-sup.daklak.gov.vn own", "xa-ea-rok.daklak.gov.vn kept from xa-ea-rok until 2026-12-28"], "an expired alias keeps nothing");
+        o.records.clear();
+        let sup = o.units().into_iter().find(|u| u.department == "xa-ea-sup").unwrap();
+        assert_eq!(sup.domains.len(), 1, "no alias, nothing kept");
     }
 }

@@ -133,8 +133,9 @@ pub enum DomainRole {
     Own,
     /// Its own subdomain, under a legacy domain of an absorbed province.
     Legacy,
-    /// The subdomain of a unit merged into it, kept answering by a reorganization.
-    KeptFrom(String),
+    /// The subdomain of a unit merged into it, kept answering by a reorganization's
+    /// aliases until the end of its transition (`YYYY-MM-DD`, when known).
+    KeptFrom { unit: String, until: Option<String> },
 }
 
 impl fmt::Display for DomainRole {
@@ -142,7 +143,8 @@ impl fmt::Display for DomainRole {
         match self {
             DomainRole::Own => f.write_str("own"),
             DomainRole::Legacy => f.write_str("legacy"),
-            DomainRole::KeptFrom(u) => write!(f, "kept from {u}"),
+            DomainRole::KeptFrom { unit, until: None } => write!(f, "kept from {unit}"),
+            DomainRole::KeptFrom { unit, until: Some(d) } => write!(f, "kept from {unit} until {d}"),
         }
     }
 }

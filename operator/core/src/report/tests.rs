@@ -28,7 +28,7 @@ fn unit() -> Unit {
         zones: vec![zone("dmz", true, Ipv4Phase::Active), zone("app", false, Ipv4Phase::Off)],
         domains: vec![
             Domain { name: "so-y-te.daklak.gov.vn".into(), role: DomainRole::Own },
-            Domain { name: "ea-sup.phuyen.gov.vn".into(), role: DomainRole::KeptFrom("xa-ea-sup".into()) },
+            Domain { name: "ea-sup.phuyen.gov.vn".into(), role: DomainRole::KeptFrom { unit: "xa-ea-sup".into(), until: Some("2025-12-28".into()) } },
         ],
     }
 }
@@ -82,7 +82,7 @@ fn a_domain_is_held_by_the_most_specific_zone_and_shows_its_dnssec_state() {
     assert_eq!(rows[0].dns_zone.as_deref(), Some("daklak.gov.vn."));
     assert_eq!((rows[0].dnssec, rows[0].role.as_str()), (Dnssec::Signed, "own"));
     assert_eq!((rows[1].dns_zone.as_deref(), rows[1].dnssec), (Some("gov.vn"), Dnssec::Unsigned), "a label suffix is no parent");
-    assert_eq!(rows[1].role, "kept from xa-ea-sup");
+    assert_eq!(rows[1].role, "kept from xa-ea-sup until 2025-12-28");
     assert_eq!(domains(&unit(), &[])[0].dnssec, Dnssec::NoZone);
     assert_eq!(own_role("xa-hoa-phu.phuyen.gov.vn", &["phuyen.gov.vn".into()]), DomainRole::Legacy);
     assert_eq!(own_role("so-y-te.daklak.gov.vn", &["phuyen.gov.vn".into()]), DomainRole::Own);
