@@ -43,6 +43,10 @@ pub struct ImportArgs {
     /// instance reports none (no guest agent), the addresses it has.
     #[arg(long = "address")]
     addresses: Vec<String>,
+    /// With --external: the MAC of each NIC, in the order of their addresses
+    /// (repeatable), for a guest whose network configuration matches on MAC.
+    #[arg(long = "mac")]
+    macs: Vec<String>,
     /// With --external: its root disk as SIZE:TIER, charged to the quota.
     #[arg(long, default_value = "20Gi:ssd")]
     root: String,
@@ -229,7 +233,13 @@ fn size_tier(s: &str, flag: &str) -> Result<(String, String), CliError> {
 }
 
 fn external(_c: &Client, _ns: &str, a: &ImportArgs, subnets: &[(String, Prefix)]) -> Result<TenantVM, CliError> {
-    let nics = nics_from_flags(&a.addresses, subnets)?;
+    let mut nics = nics_from_flags(&a.addresses, subnets)?;
+    if a.macs.len() > nics.len() {
+        return Err(CliError::Usage(format!("{} --mac values for {} NIC(s): give one per NIC, in the order of their addresses", a.macs.len(), nics.len())));
+    }
+    for (n, m) in nics.iter_mut().zip(&a.macs) {
+        n.mac = Some(m.to_lowercase());
+    }
     let size = a.size.clone().ok_or_else(|| CliError::Usage("an external VM needs --size (the SizeClass it is charged as)".into()))?;
     let (rsize, rtier) = size_tier(&a.root, "--root")?;
     let mut disks = Vec::new();

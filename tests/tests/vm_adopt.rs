@@ -303,7 +303,7 @@ async fn refusals(env: &pdc_tests::cluster::TestEnv, client: &Client, dept: &str
 /// names declared, no VirtualMachine), then moved with a CDI import of its image.
 async fn external_then_moved(env: &pdc_tests::cluster::TestEnv, client: &Client, dept: &str) {
     let (v4, v6) = pair(client, dept, 70).await;
-    let args = ["vm", "import", "erp", "-d", dept, "--external", "--size", "m1.small", "--address", &v4, "--address", &v6, "--root", "40Gi:hdd", "--yes"];
+    let args = ["vm", "import", "erp", "-d", dept, "--external", "--size", "m1.small", "--address", &v4, "--address", &v6, "--mac", "02:BB:00:00:00:07", "--root", "40Gi:hdd", "--yes"];
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &args);
     assert_eq!(code, 0, "{out}");
     let api: Api<TenantVM> = Api::namespaced(client.clone(), dept);
@@ -329,6 +329,8 @@ async fn external_then_moved(env: &pdc_tests::cluster::TestEnv, client: &Client,
     let kv = vms.get("erp").await.unwrap();
     let net = kv.data["spec"]["template"]["spec"]["volumes"].as_array().unwrap().iter().find(|v| v["name"] == "cloudinit").unwrap()["cloudInitNoCloud"]["networkData"].as_str().unwrap().to_string();
     assert!(net.contains(&format!("{v4}/24")) && net.contains(&format!("{v6}/64")), "{net}");
+    // The guest keeps the MAC it had on the old hypervisor.
+    assert_eq!(kv.data["spec"]["template"]["spec"]["domain"]["devices"]["interfaces"][0]["macAddress"], "02:bb:00:00:00:07");
     // The same claim holds the same addresses throughout.
     let claim = Api::<AddressClaim>::namespaced(client.clone(), dept).get("erp-nic0").await.unwrap();
     assert_eq!((claim.uid().unwrap(), claim.status.unwrap().ipv6.unwrap().address), (claim_uid, v6));
