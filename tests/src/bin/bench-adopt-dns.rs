@@ -8,7 +8,7 @@
 //! baseline POSTs N DnsRecords identical to the ones the command proposes (same
 //! names, specs, TTL, the adoption marker), `--concurrency` in flight, and waits
 //! until all are Programmed; the command transfers the zone (AXFR), proposes, applies
-//! (server-side apply, 32 in flight) and waits until all are Programmed, timed from
+//! (server-side apply, 16 in flight, as the baseline) and waits until all are Programmed, timed from
 //! start to exit. Neither may change the zone: the SOA serial and the UPDATE count
 //! are checked at the end. API requests are the API server's own counts
 //! (`apiserver_request_total`, group pdc.io: pdcctl and operator together) and the
