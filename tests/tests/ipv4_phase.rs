@@ -1,8 +1,9 @@
 //! A zone's IPv4 phase against a real kube-apiserver with the operator running:
 //! once a zone's IPv4 is Deprecated new claims get IPv6 only and a claim asking IPv4
 //! itself is refused with a condition saying what to ask instead, while IPv4 already
-//! held stays; once Off, `pdcctl report ipv4-phase` lists that IPv4 as to be
-//! released, and the operator's state-set gauge follows the phase.
+//! held stays; once Off, a department newly allowed the zone gets no IPv4 subnet,
+//! `pdcctl report ipv4-phase` lists the IPv4 still held as to be released, and the
+//! operator's state-set gauge follows the phase.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::time::{Duration, Instant};
@@ -130,6 +131,24 @@ async fn a_deprecated_zone_gives_new_claims_ipv6_only_and_an_off_zone_lists_the_
     create(&client, claim("dia-chi-v4", ZONE), IpFamilies::DualStack, Some("10.15.0.200")).await;
     let refused = wait_for(&claims, "dia-chi-v4", TIMEOUT, "refused", |c| ready(c).is_some_and(|r| r.1 == "ZoneIPv4Off")).await.unwrap();
     assert!(ready(&refused).unwrap().2.contains("IPv4 is Off"));
+    // A department allowed the zone now gets its IPv6 subnet and no IPv4 one.
+    let late: Department = serde_json::from_value(serde_json::json!({
+        "apiVersion": "pdc.io/v1alpha1", "kind": "Department", "metadata": {"name": "so-noi-vu"},
+        "spec": {"displayName": "Sở Nội vụ", "code": "H15.2", "zones": [ZONE]}
+    }))
+    .unwrap();
+    let depts: Api<Department> = Api::all(client.clone());
+    depts.create(&PostParams::default(), &late).await.unwrap();
+    let late = wait_for(&depts, "so-noi-vu", TIMEOUT, "Ready with its subnets", |d| {
+        d.status.as_ref().is_some_and(|s| conditions::is_true(&s.conditions, READY) && !s.subnets.is_empty())
+    })
+    .await
+    .unwrap();
+    let subnets = late.status.unwrap().subnets;
+    assert!(subnets.iter().all(|s| s.ipv4.is_none() && s.ipv6.is_some()), "{subnets:?}");
+    let held = depts.get(DEPT).await.unwrap().status.unwrap().subnets;
+    assert!(held.iter().all(|s| s.ipv4.is_some()), "the IPv4 subnet held before stays: {held:?}");
+
     let (code, csv) = pdcctl(&env.kubeconfig, &["report", "ipv4-phase", "-d", DEPT, "-o", "csv"]);
     assert_eq!(code, 0, "{csv}");
     assert_eq!(csv, format!("department,zone,phase,ipv4_held,ipv6_held,ipv4_to_release\n{DEPT},{ZONE},Off,1,3,{held_v4}\n"));

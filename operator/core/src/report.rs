@@ -88,6 +88,13 @@ pub fn claim_families(zone: &str, phase: Ipv4Phase, requested: Want, asks_v4: bo
     }
 }
 
+/// Whether a department is given a new IPv4 subnet in a zone under the zone's IPv4
+/// `phase`: only while it is Active (no new claim could use one afterwards). A subnet
+/// it already `holds` stays.
+pub fn carves_ipv4_subnet(phase: Ipv4Phase, holds: bool) -> bool {
+    holds || phase == Ipv4Phase::Active
+}
+
 /// How a unit's VM is protected by disaster recovery.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
 pub enum Dr {

@@ -51,6 +51,12 @@ pub async fn ensure(client: &Client, ipam: &Ipam, dept: &Department, zones: &Sto
             let mut entry = DepartmentSubnet { zone: zone_name.clone(), site: s.site.clone(), ipv4: None, ipv6: None };
             for family in [Family::V4, Family::V6] {
                 let Some(parent) = zone::prefix_at(&z, &s.site, family) else { continue };
+                // Once the zone's IPv4 is Deprecated or Off, a department without an
+                // IPv4 subnet there gets none; one it holds stays.
+                let holds = ipam.ledger.subnet_of(&key, family).is_some();
+                if family == Family::V4 && !pdc_core::report::carves_ipv4_subnet(z.spec.ipv4_phase.core(), holds) {
+                    continue;
+                }
                 match allocate(client, ipam, &key, &parent, zone::subnet_len(&z, family)).await? {
                     Some(p) => match family {
                         Family::V4 => entry.ipv4 = Some(p.to_string()),

@@ -116,6 +116,13 @@ fn a_deprecated_or_off_zone_gives_new_claims_ipv6_and_refuses_ipv4_asked_for() {
     }
 }
 
+#[test]
+fn a_new_ipv4_subnet_is_carved_only_while_the_zone_is_active_and_one_held_stays() {
+    assert!(carves_ipv4_subnet(Ipv4Phase::Active, false));
+    assert!(!carves_ipv4_subnet(Ipv4Phase::Deprecated, false) && !carves_ipv4_subnet(Ipv4Phase::Off, false));
+    assert!(Ipv4Phase::ALL.iter().all(|p| carves_ipv4_subnet(*p, true)));
+}
+
 fn arb_unit() -> impl Strategy<Value = Unit> {
     let vm = (any::<bool>(), 0u8..3).prop_map(|(ipv6, dr)| Vm { name: "vm".into(), ipv6, dr: [Dr::None, Dr::Covered, Dr::Protected][usize::from(dr)] });
     let names = prop::collection::btree_map("[a-z]{1,6}", (any::<bool>(), any::<bool>()), 0..8);
