@@ -185,8 +185,9 @@ pub struct NetworkZoneSpec {
     pub bridge: Option<String>,
     /// Where the zone is in switching IPv4 off: `Active` (default; dual-stack),
     /// `Deprecated` (new AddressClaims get IPv6 only, a claim asking IPv4 itself is
-    /// refused; IPv4 addresses already held stay) or `Off` (no IPv4 is handed out;
-    /// `pdcctl report ipv4-phase` lists the IPv4 addresses still held, to be released).
+    /// refused, a department newly allowed the zone gets no IPv4 subnet; IPv4
+    /// addresses and subnets already held stay) or `Off` (likewise, and `pdcctl
+    /// report ipv4-phase` lists the IPv4 addresses still held, to be released).
     #[serde(default, skip_serializing_if = "Ipv4Phase::is_active")]
     pub ipv4_phase: Ipv4Phase,
 }
