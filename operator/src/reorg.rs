@@ -96,7 +96,8 @@ pub fn status(act: &Reorganization, plan: &Plan, old: &ReorganizationStatus, now
 }
 
 /// Steps with work in `plan` that this version does not carry out: Redeclare when
-/// a whole subdomain would alias another (a DNAME: a rename to a new slug).
+/// a whole subdomain would alias another (a DNAME, which the zone writer does not
+/// manage; the planner makes none: a rename to a new slug aliases name by name).
 pub fn unavailable(plan: &Plan) -> Vec<Step> {
     let dname = plan.aliases.iter().any(|a| a.kind != "CNAME");
     let partly = |s: &Step| *s == Step::Redeclare && dname;

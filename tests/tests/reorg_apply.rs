@@ -123,6 +123,9 @@ struct World {
     xa_c: String,
     huyen: String,
     so: String,
+    /// A department renamed to a new slug, and that slug.
+    so_f: String,
+    so_g: String,
     successor: String,
     name: String,
     today: String,
@@ -140,22 +143,23 @@ fn sub(u: &str) -> String {
 /// their names answering and probed, and the act planned.
 async fn world(client: &Client, dir: &std::path::Path, knot: &KnotServer) -> World {
     let client = client.clone();
-    let [xa_a, xa_b, xa_c, huyen, so] = ["xa-a", "xa-b", "xa-c", "huyen-d", "so-e"].map(unique);
-    let units = vec![xa_a.clone(), xa_b.clone(), xa_c.clone(), huyen.clone(), so.clone()];
+    let [xa_a, xa_b, xa_c, huyen, so, so_f, so_g] = ["xa-a", "xa-b", "xa-c", "huyen-d", "so-e", "so-f", "so-g"].map(unique);
+    let units = vec![xa_a.clone(), xa_b.clone(), xa_c.clone(), huyen.clone(), so.clone(), so_f.clone()];
     load_plan(&client, "app", 24, &units).await.unwrap();
     apply_yaml(&client, SIZES, None).await.unwrap();
     for u in [&xa_a, &huyen] {
         set_quota(&client, u, 2).await;
     }
     set_quota(&client, &xa_b, 1).await;
+    set_quota(&client, &so_f, 1).await;
     register_zones(&client, knot, "reorg-tsig").await.unwrap();
 
     // What runs: a VM in a merged commune and one in the district; portals and a
     // web name; a claim in the district.
-    for (u, vm) in [(&xa_a, "mot"), (&huyen, "hai")] {
+    for (u, vm) in [(&xa_a, "mot"), (&huyen, "hai"), (&so_f, "ba")] {
         Api::<TenantVM>::namespaced(client.clone(), u).create(&PostParams::default(), &tenant_vm(vm)).await.unwrap();
     }
-    for (u, name, v) in [(&xa_a, "@", "10.15.9.1"), (&xa_b, "@", "10.15.9.2"), (&xa_b, "www", "10.15.9.3"), (&so, "@", "10.15.9.5")] {
+    for (u, name, v) in [(&xa_a, "@", "10.15.9.1"), (&xa_b, "@", "10.15.9.2"), (&xa_b, "www", "10.15.9.3"), (&so, "@", "10.15.9.5"), (&so_f, "@", "10.15.9.6"), (&so_f, "www", "10.15.9.7")] {
         Api::<DnsRecord>::namespaced(client.clone(), u).create(&PostParams::default(), &record(name, v)).await.unwrap();
     }
     Api::<AddressClaim>::namespaced(client.clone(), &huyen).create(&PostParams::default(), &claim("camera", "app")).await.unwrap();
@@ -175,8 +179,19 @@ async fn world(client: &Client, dir: &std::path::Path, knot: &KnotServer) -> Wor
         let vols: Api<TenantVolume> = Api::namespaced(client.clone(), u);
         wait_for(&vols, v, Duration::from_secs(60), "ready", |x| ready(x.status.as_ref().map(|s| &s.conditions))).await.unwrap();
     }
-    let names = vec![sub(&xa_a), sub(&xa_b), format!("www.{}", sub(&xa_b)), format!("camera.{}", sub(&xa_b)), format!("mot.{}", sub(&xa_a)), format!("hai.{}", sub(&huyen)), sub(&so)];
-    for (u, vm) in [(&xa_a, "mot"), (&huyen, "hai")] {
+    let names = vec![
+        sub(&xa_a),
+        sub(&xa_b),
+        format!("www.{}", sub(&xa_b)),
+        format!("camera.{}", sub(&xa_b)),
+        format!("mot.{}", sub(&xa_a)),
+        format!("hai.{}", sub(&huyen)),
+        sub(&so),
+        sub(&so_f),
+        format!("www.{}", sub(&so_f)),
+        format!("ba.{}", sub(&so_f)),
+    ];
+    for (u, vm) in [(&xa_a, "mot"), (&huyen, "hai"), (&so_f, "ba")] {
         wait_for(&Api::<TenantVM>::namespaced(client.clone(), u), vm, Duration::from_secs(120), "running", |v| {
             v.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running")
         })
@@ -208,14 +223,15 @@ async fn world(client: &Client, dir: &std::path::Path, knot: &KnotServer) -> Wor
     let spec = serde_json::json!({
         "reference": "Nghị quyết 1680/NQ-UBTVQH15", "effectiveDate": today, "transitionDays": 30, "retentionDays": 60, "coolDownDays": 30,
         "merges": [{"units": [&xa_a, &xa_b, &xa_c], "successor": &successor, "successorDisplayName": "Xã Ea Mới", "successorCode": "H15.9.1", "keep": [format!("{xa_a}/mot")]}],
-        "dissolutions": [{"unit": &huyen, "lookupsGoTo": &so}]
+        "dissolutions": [{"unit": &huyen, "lookupsGoTo": &so}],
+        "renames": [{"unit": &so_f, "displayName": "Sở F (tên mới)", "newName": &so_g}]
     });
     let acts: Api<Reorganization> = Api::all(client.clone());
     let act = pdc_tests::acts::act(&name, spec).unwrap();
     acts.create(&PostParams::default(), &act).await.unwrap();
     wait_for(&acts, &name, Duration::from_secs(60), "planned", |a| a.status.as_ref().is_some_and(|s| s.phase.as_deref() == Some("Planned"))).await.unwrap();
     let _ = dir;
-    World { xa_a, xa_b, xa_c, huyen, so, successor, name, today, names, stop, probe }
+    World { xa_a, xa_b, xa_c, huyen, so, so_f, so_g, successor, name, today, names, stop, probe }
 }
 
 /// What the act has done once it waits for the transition's end.
@@ -239,6 +255,9 @@ async fn check_carried_out(client: &Client, knot: &KnotServer, w: &World) {
         (format!("camera.{}", sub(xa_b)), format!("camera.{}", sub(successor))),
         (format!("mot.{}", sub(xa_a)), format!("mot.{}", sub(successor))),
         (format!("hai.{}", sub(huyen)), sub(so)),
+        (sub(&w.so_f), sub(&w.so_g)),
+        (format!("www.{}", sub(&w.so_f)), format!("www.{}", sub(&w.so_g))),
+        (format!("ba.{}", sub(&w.so_f)), format!("ba.{}", sub(&w.so_g))),
     ];
     for (old, new) in moved {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
@@ -280,16 +299,36 @@ async fn check_carried_out(client: &Client, knot: &KnotServer, w: &World) {
         assert_eq!(s.data["spec"]["source"]["persistentVolumeClaimName"], format!("{vm}-root"));
         assert_eq!(s.data["status"]["readyToUse"], true);
     }
-    for u in [&xa_a, &xa_b, &xa_c, &huyen] {
+    for u in [&xa_a, &xa_b, &xa_c, &huyen, &w.so_f.as_str()] {
         let d = depts.get(u).await.unwrap();
         assert_eq!(d.spec.lifecycle, pdc_api::Lifecycle::Retired, "{u}");
     }
+    check_renamed(&client, knot, w).await;
     // The successor holds the merged communes' own names.
     let copies: Vec<DnsRecord> =
         Api::<DnsRecord>::namespaced(client.clone(), successor).list(&ListParams::default()).await.unwrap().items.into_iter().filter(|r| r.owner_references().is_empty()).collect();
     assert_eq!(copies.len(), 3, "{:?}", copies.iter().map(|r| r.spec.name.clone()).collect::<Vec<_>>());
     assert!(knot.dig(&format!("www.{}", sub(successor)), "A", false).unwrap().contains("10.15.9.3"));
     check_data_moved(&client, knot, w).await;
+}
+
+/// The department renamed to a new slug moved whole: a Department of the new name
+/// with the new display name and the old one's code, its VM running there, its
+/// names under the new subdomain (the old ones checked as signed CNAMEs above).
+async fn check_renamed(client: &Client, knot: &KnotServer, w: &World) {
+    let (so_f, so_g) = (w.so_f.as_str(), w.so_g.as_str());
+    let depts: Api<Department> = Api::all(client.clone());
+    let (old, new) = (depts.get(so_f).await.unwrap(), depts.get(so_g).await.unwrap());
+    assert_eq!(old.spec.successor.as_deref(), Some(so_g));
+    assert_eq!((new.spec.display_name.as_str(), new.spec.code.as_str(), new.spec.lifecycle), ("Sở F (tên mới)", old.spec.code.as_str(), pdc_api::Lifecycle::Active));
+    let ba = Api::<TenantVM>::namespaced(client.clone(), so_g).get("ba").await.unwrap();
+    assert_eq!(ba.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Running"));
+    assert!(Api::<TenantVM>::namespaced(client.clone(), so_f).get_opt("ba").await.unwrap().is_none(), "the old VM is gone");
+    let v4 = ba.status.as_ref().unwrap().nics[0].ipv4.clone().unwrap();
+    assert!(knot.dig(&format!("ba.{}", sub(so_g)), "A", false).unwrap().contains(&v4));
+    for (n, v) in [(sub(so_g), "10.15.9.6"), (format!("www.{}", sub(so_g)), "10.15.9.7")] {
+        assert!(knot.dig(&n, "A", false).unwrap().contains(v), "{n} does not answer {v}");
+    }
 }
 
 /// The commune's standalone volume and claim moved with it, the district's volume
@@ -368,7 +407,7 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     let (code, out) = tokio::task::spawn_blocking(move || pdc_tests::pdcctl(&kubeconfig, &["reorg", "apply", &act_name, "--yes", "--timeout", "4m"])).await.unwrap();
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("MoveVMs Running") && out.contains("[7/9] InTransition"), "live progress: {out}");
-    assert!(out.lines().any(|l| l.starts_with("MoveVMs") && l.contains("Done") && l.contains("1 VMs moved") && l.contains("2 volumes and 1 standalone claims moved")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("MoveVMs") && l.contains("Done") && l.contains("2 VMs moved") && l.contains("2 volumes and 1 standalone claims moved")), "{out}");
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["reorg", "status"]);
     assert!(code == 0 && out.lines().any(|l| l.starts_with(&name) && l.contains("InTransition") && l.contains("7/9")), "{out}");
     check_carried_out(&client, &knot, &w).await;
@@ -498,7 +537,7 @@ async fn an_operator_killed_at_every_step_resumes_and_ends_the_same() {
     }
     check_carried_out(&client, &knot, &w).await;
     // Exactly one of each: the moved VM, its disks, the archives.
-    assert_eq!(Api::<TenantVM>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.iter().filter(|v| v.name_any() == "mot").count(), 1);
+    assert_eq!(Api::<TenantVM>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.iter().filter(|v| v.name_any() == "mot" || v.name_any() == "ba").count(), 2);
     assert_eq!(Api::<TenantVolume>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.iter().filter(|v| v.name_any() == "du-lieu" || v.name_any() == "mot-data").count(), 2);
     assert_eq!(Api::<AddressClaim>::all(client.clone()).list(&ListParams::default()).await.unwrap().items.iter().filter(|c| c.name_any() == "camera" && c.namespace().as_deref() != Some(w.huyen.as_str())).count(), 1);
     let World { names, stop, probe, .. } = w;

@@ -21,8 +21,9 @@
 //! - The successor keeps one portal: its own (the records at its subdomain), or the
 //!   first merged unit's when it has none; every other merged unit's subdomain
 //!   becomes a CNAME of the successor's.
-//! - A renamed unit with a new slug moves whole: every VM kept, the old subdomain a
-//!   DNAME of the new one for the transition.
+//! - A renamed unit with a new slug moves whole to a new Department of that name:
+//!   every VM, volume and claim moves as in a merge, and each old name pdc serves
+//!   answers as a CNAME of its new name for the transition.
 //! - Nothing the act does not name is touched, and every alias is made from a name
 //!   pdc already serves for the unit.
 
@@ -227,7 +228,7 @@ pub struct VolumeArchive {
 pub struct Alias {
     pub from: String,
     pub to: String,
-    /// `CNAME` for one name, `DNAME` for a whole subdomain.
+    /// `CNAME`: the planner makes one per name pdc serves (never a `DNAME`).
     pub kind: &'static str,
     pub until: Day,
 }
@@ -779,12 +780,22 @@ fn rename(cx: &mut Ctx, r: &Rename, out: &mut Vec<UnitPlan>, new_units: &mut Vec
         }
         p.volumes_moved = u.volumes.keys().cloned().collect();
         p.claims_moved = u.claims.keys().cloned().collect();
+        for addresses in u.claims.values().filter(|a| !a.is_empty()) {
+            p.releases.push(Release { addresses: addresses.clone(), on: cx.effective, reusable_from: cx.effective.plus(cx.act.cool_down_days) });
+        }
+        // Each name pdc serves under the old subdomain answers as a CNAME of its new
+        // name (not the whole subdomain as a DNAME: that would also redirect names
+        // below it that pdc does not own).
         for rec in &u.records {
             if let Some(rel) = relative(&rec.fqdn, &u.subdomain) {
-                p.records_redeclared.push((rec.fqdn.clone(), under(rel, &new_sub)));
+                let new = under(rel, &new_sub);
+                p.records_redeclared.push((rec.fqdn.clone(), new.clone()));
+                let alias = Alias { from: rec.fqdn.clone(), to: new, kind: "CNAME", until: cx.transition_ends };
+                if !aliases.contains(&alias) {
+                    aliases.push(alias);
+                }
             }
         }
-        aliases.push(Alias { from: u.subdomain.clone(), to: new_sub, kind: "DNAME", until: cx.transition_ends });
     }
     out.push(p);
 }

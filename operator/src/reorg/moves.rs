@@ -1,5 +1,5 @@
-//! The MoveVMs step: each VM a merge keeps goes to its successor's namespace, one at
-//! a time through the same stages, each idempotent and read back from the API
+//! The MoveVMs step: each VM a merge keeps (and every VM of a unit renamed to a new
+//! slug) goes to its successor's namespace, one at a time through the same stages, each idempotent and read back from the API
 //! server on the next pass, so a crash anywhere resumes where it was:
 //!
 //! 1. the old VM is halted (its run strategy before is kept in an annotation);
@@ -24,7 +24,7 @@ use kube::api::{DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
 use pdc_api::estate::Objects;
 use pdc_api::{Reorganization, RunStrategy, TenantVM, TenantVolume, labels};
-use pdc_core::reorg::{Alias, Fate, Plan, UnitPlan, VmMove};
+use pdc_core::reorg::{Alias, Plan, UnitPlan, VmMove};
 use serde_json::json;
 
 use super::steps::Outcome;
@@ -192,8 +192,8 @@ pub async fn run(client: &Client, act: &Reorganization, plan: &Plan, objects: &O
                 waiting.push(format!("{}/{}: {why}", u.unit, m.vm));
             }
         }
-        if let Fate::Merged { into } = &u.fate {
-            waiting.extend(super::carry::run(client, &name, u, into, objects, &reusable_from).await?);
+        if let Some(to) = super::names::successor_ns(&u.fate) {
+            waiting.extend(super::carry::run(client, &name, u, to, objects, &reusable_from).await?);
         }
     }
     let lp = ListParams::default().labels(&format!("{}={name}", labels::REORGANIZATION));

@@ -1,9 +1,9 @@
-//! Old names keep answering: the Redeclare step declares a merged unit's own
-//! records again under its successor's subdomain and makes an alias DnsRecord (a
-//! CNAME, labelled [`labels::ALIAS`]) for every old name; the zone writer puts the
-//! alias in place of the old records in one update once its target answers. The
-//! RemoveAliases step marks them expired after the transition: the names are
-//! reclaimed and no longer answer.
+//! Old names keep answering: the Redeclare step declares a merged (or renamed to a
+//! new slug) unit's own records again under its successor's subdomain and makes an
+//! alias DnsRecord (a CNAME, labelled [`labels::ALIAS`]) for every old name; the
+//! zone writer puts the alias in place of the old records in one update once its
+//! target answers. The RemoveAliases step marks them expired after the transition:
+//! the names are reclaimed and no longer answer.
 
 use kube::api::{ListParams, Patch, PatchParams};
 use kube::{Api, Client, ResourceExt};
@@ -108,10 +108,12 @@ pub async fn redeclare(client: &Client, act: &Reorganization, plan: &Plan, objec
     Ok(Outcome::Done(format!("{copies} records declared under the successors; {made} aliases")))
 }
 
-/// Where a merged unit's records go (its successor's namespace).
-fn successor_ns(f: &pdc_core::reorg::Fate) -> Option<&str> {
+/// Where a merged or moved unit's records, VMs, volumes and claims go: its
+/// successor's namespace, or its new slug's.
+pub fn successor_ns(f: &pdc_core::reorg::Fate) -> Option<&str> {
     match f {
         pdc_core::reorg::Fate::Merged { into } => Some(into),
+        pdc_core::reorg::Fate::Renamed { new_name: Some(n), .. } => Some(n),
         _ => None,
     }
 }

@@ -130,7 +130,7 @@ fn a_dissolved_unit_is_halted_archived_and_its_names_alias_the_lookup_unit() {
 }
 
 #[test]
-fn a_rename_with_a_new_slug_moves_everything_under_a_dname() {
+fn a_rename_with_a_new_slug_moves_everything_and_aliases_each_name() {
     let e = estate(vec![("so-tttt", unit("so-tttt", "w", 2, 2)), ("so-khcn", unit("so-khcn", "k", 0, 1))]);
     let mut a = act();
     a.renames.push(Rename { unit: "so-tttt".into(), display_name: "Sở KH&CN".into(), new_name: Some("so-khcn".into()) });
@@ -139,7 +139,20 @@ fn a_rename_with_a_new_slug_moves_everything_under_a_dname() {
     let p = plan(&a, &e);
     assert_eq!(p.refusals, Vec::<String>::new());
     assert_eq!(p.units[0].vms_moved.len(), 2);
-    assert_eq!(p.aliases, vec![Alias { from: "so-tttt.daklak.gov.vn".into(), to: "so-khcn-moi.daklak.gov.vn".into(), kind: "DNAME", until: p.transition_ends }]);
+    assert!(p.units[0].vms_moved.iter().all(|m| m.to == "so-khcn-moi"));
+    assert_eq!(p.new_units[0].from, ["so-tttt"]);
+    // Every name pdc serves there aliases its new name, one CNAME per name.
+    let cname = |from: &str, to: &str| Alias { from: from.into(), to: to.into(), kind: "CNAME", until: p.transition_ends };
+    assert_eq!(
+        p.aliases,
+        vec![
+            cname("so-tttt.daklak.gov.vn", "so-khcn-moi.daklak.gov.vn"),
+            cname("w0.so-tttt.daklak.gov.vn", "w0.so-khcn-moi.daklak.gov.vn"),
+            cname("w1.so-tttt.daklak.gov.vn", "w1.so-khcn-moi.daklak.gov.vn"),
+        ]
+    );
+    let with_work: Vec<Step> = STEPS.into_iter().filter(|s| p.has_work(*s)).collect();
+    assert_eq!(with_work, [Step::Freeze, Step::CreateUnits, Step::MoveVms, Step::Redeclare, Step::Retire, Step::RemoveAliases, Step::Release]);
 }
 
 #[test]
