@@ -14,7 +14,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::PersistentVolumeClaim;
 use kube::api::{ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
-use pdc_api::{Department, Province, SizeClass, TenantVM};
+use pdc_api::{Department, NetworkZone, Province, SizeClass, TenantVM};
 use pdc_core::ipam::{Addr, Family, Prefix};
 
 use crate::connect::Scope;
@@ -97,13 +97,22 @@ fn zone_of(a: &Addr, subnets: &[(String, Prefix)]) -> Option<String> {
 /// NICs from addresses grouped per interface (`(mac, addresses)`); addresses in no
 /// department subnet (the pod network, link-local) are left out, and an interface
 /// with none is no NIC of pdc's.
-pub fn nics_from(interfaces: &[(Option<String>, Vec<String>)], subnets: &[(String, Prefix)]) -> Result<Vec<FoundNic>, CliError> {
+/// An address in a zone (`zones`: every zone's prefixes) but outside the
+/// department's subnets there is refused: pdc could not claim it.
+pub fn nics_from(interfaces: &[(Option<String>, Vec<String>)], subnets: &[(String, Prefix)], zones: &[(String, Prefix)]) -> Result<Vec<FoundNic>, CliError> {
     let mut out = Vec::new();
     for (mac, addrs) in interfaces {
         let mut nic = FoundNic { mac: mac.clone(), ..Default::default() };
         for text in addrs {
             let a = Addr::parse(text.split('/').next().unwrap_or(text)).map_err(|e| CliError::Usage(format!("{text}: {e}")))?;
-            let Some(zone) = zone_of(&a, subnets) else { continue };
+            let Some(zone) = zone_of(&a, subnets) else {
+                if let Some(z) = zone_of(&a, zones) {
+                    return Err(CliError::Refused(format!(
+                        "the VM uses {a} in zone {z}, outside the department's subnets there: pdc cannot claim it for this department; renumber the VM or move it to the department that holds the subnet"
+                    )));
+                }
+                continue;
+            };
             if !nic.zone.is_empty() && nic.zone != zone {
                 return Err(CliError::Refused(format!("one interface has addresses in zones {} and {zone}: pdc keeps one zone per NIC", nic.zone)));
             }
@@ -274,7 +283,14 @@ async fn adopting(c: &Client, ns: &str, a: &ImportArgs, subnets: &[(String, Pref
             (text(i, "/mac").map(str::to_lowercase), addrs)
         })
         .collect();
-    let mut nics = nics_from(&ifaces, subnets)?;
+    let zones: Vec<(String, Prefix)> = Api::<NetworkZone>::all(c.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .flat_map(|z| z.spec.sites.iter().flat_map(|s| [&s.ipv4, &s.ipv6]).flatten().filter_map(|p| Prefix::parse(p).ok()).map(|p| (z.name_any(), p)).collect::<Vec<_>>())
+        .collect();
+    let mut nics = nics_from(&ifaces, subnets, &zones)?;
     if nics.is_empty() {
         // No guest agent reports them: the addresses given.
         nics = nics_from_flags(&a.addresses, subnets)?;
@@ -370,12 +386,15 @@ mod tests {
             (Some("02:aa:00:00:00:01".to_string()), vec!["10.15.1.50/24".into(), "2001:db8:15:1::32".into(), "fe80::1".into()]),
             (None, vec!["10.16.1.7".into()]),
         ];
-        let n = nics_from(&ifaces, &subnets()).unwrap();
+        let zones = vec![("app".to_string(), Prefix::parse("10.15.0.0/16").unwrap())];
+        let n = nics_from(&ifaces, &subnets(), &zones).unwrap();
         assert_eq!(n.len(), 2);
         assert_eq!((n[0].zone.as_str(), n[0].ipv4.as_deref(), n[0].ipv6.as_deref(), n[0].mac.as_deref()), ("app", Some("10.15.1.50"), Some("2001:db8:15:1::32"), Some("02:aa:00:00:00:01")));
         assert_eq!((n[1].zone.as_str(), n[1].ipv4.as_deref()), ("dmz", Some("10.16.1.7")));
         let two = vec![(None, vec!["10.15.1.50".to_string(), "10.15.1.51".into()])];
-        assert!(nics_from(&two, &subnets()).unwrap_err().to_string().contains("two IPv4 addresses"));
+        assert!(nics_from(&two, &subnets(), &zones).unwrap_err().to_string().contains("two IPv4 addresses"));
+        let elsewhere = vec![(None, vec!["10.15.9.4".to_string()])];
+        assert!(nics_from(&elsewhere, &subnets(), &zones).unwrap_err().to_string().contains("uses 10.15.9.4 in zone app, outside the department's subnets"));
     }
 
     #[test]
