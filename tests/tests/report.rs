@@ -174,8 +174,10 @@ fn check(env: &TestEnv, report: &str, format: &str) -> Option<String> {
     if format == "csv" {
         args.extend(["-o", "csv"]);
     }
+    let start = Instant::now();
     let (code, out) = pdcctl(&env.kubeconfig, &args);
     assert_eq!(code, 0, "pdcctl report {report} -o {format}: {out}");
+    eprintln!("pdcctl report {report} -o {format}: {} lines in {} ms", out.lines().count(), start.elapsed().as_millis());
     if std::env::var_os("PDC_UPDATE_EXPECTED").is_some() {
         std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, &out).unwrap();
