@@ -372,6 +372,13 @@ pdcctl ip plan | head -12
 say "pdcctl ip usage"
 pdcctl ip usage
 
+say "pdcctl report inventory -d so-y-te (VMs, vCPU, memory, storage per tier, addresses, names, DR)"
+pdcctl report inventory -d so-y-te
+
+say "pdcctl report ipv6 (the IPv6 rollout per unit; first lines) and ipv4-phase"
+pdcctl report ipv6 | sed -n 1,8p
+pdcctl report ipv4-phase | sed -n 1,8p
+
 say "pdcctl slug \"Xã Cư M’gar\" \"Xã M’Drắk\" \"Phường Phú Yên\""
 pdcctl slug "Xã Cư M’gar" "Xã M’Drắk" "Phường Phú Yên"
 
