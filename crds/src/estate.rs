@@ -80,7 +80,8 @@ pub fn estate(o: &Objects, domain: &str) -> reorg::Estate {
             }
         }
         let zones = vm.spec.nics.iter().map(|n| n.zone.clone()).collect();
-        u.vms.insert(name, reorg::Vm { disks, addresses, running: vm.spec.run_strategy != RunStrategy::Halted, zones });
+        let taken_over = vm.spec.adopt.as_ref().map(|a| if a.external { reorg::TakenOver::External } else { reorg::TakenOver::Adopted });
+        u.vms.insert(name, reorg::Vm { disks, addresses, running: vm.spec.run_strategy != RunStrategy::Halted, zones, taken_over });
     }
     for v in &o.volumes {
         if let Some(u) = v.namespace().and_then(|ns| units.get_mut(&ns)) {

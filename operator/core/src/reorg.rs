@@ -173,6 +173,18 @@ pub struct Vm {
     pub running: bool,
     /// The zones of its NICs.
     pub zones: Vec<String>,
+    /// Taken over rather than made by pdc (`spec.adopt`): an act neither moves nor
+    /// archives such a VM yet, and refuses it up front.
+    pub taken_over: Option<TakenOver>,
+}
+
+/// How a VM came to pdc without pdc making it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TakenOver {
+    /// A KubeVirt VirtualMachine another system made, adopted as it runs.
+    Adopted,
+    /// A record of a VM still running outside the cluster.
+    External,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
@@ -438,6 +450,7 @@ pub fn plan(act: &Act, estate: &Estate) -> Plan {
         rename(&mut cx, r, &mut units, &mut new_units, &mut aliases);
     }
     let codes = reissue(&mut cx, &new_units);
+    refuse_taken_over(&mut cx, &units);
     aliases.sort();
     Plan {
         effective,
@@ -448,6 +461,28 @@ pub fn plan(act: &Act, estate: &Estate) -> Plan {
         aliases,
         codes,
         refusals: cx.refusals,
+    }
+}
+
+/// A VM pdc took over (adopted or external) that the act would move or halt and
+/// archive: its disks are not named as pdc names them and an external one is not
+/// in the cluster at all, so the act is refused with what to do first.
+fn refuse_taken_over(cx: &mut Ctx, units: &[UnitPlan]) {
+    for p in units {
+        let Some(u) = cx.estate.units.get(&p.unit) else { continue };
+        for vm in p.vms_moved.iter().map(|m| &m.vm).chain(&p.vms_halted) {
+            match u.vms.get(vm).and_then(|v| v.taken_over) {
+                Some(TakenOver::Adopted) => cx.refusals.push(format!(
+                    "VM {vm} of {} was adopted from a VirtualMachine pdc did not make (spec.adopt): an act does not move or archive it yet; move it by hand before the act (a TenantVM at the successor from a copy of its disks) or delete its TenantVM",
+                    p.unit
+                )),
+                Some(TakenOver::External) => cx.refusals.push(format!(
+                    "VM {vm} of {} runs outside the cluster (spec.adopt.external): move it onto KubeVirt first (pdcctl vm import {vm} --from-image <url>) or delete its record before the act",
+                    p.unit
+                )),
+                None => {}
+            }
+        }
     }
 }
 

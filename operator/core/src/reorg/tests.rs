@@ -22,7 +22,7 @@ fn unit(name: &str, prefix: &str, vms: usize, quota_vms: u64) -> Unit {
     };
     for i in 0..vms {
         let vm = format!("{prefix}{i}");
-        u.vms.insert(vm.clone(), Vm { disks: vec![format!("{vm}-root")], addresses: vec![format!("10.15.{}.{}", name.len(), i + 2)], running: true, zones: vec!["app".into()] });
+        u.vms.insert(vm.clone(), Vm { disks: vec![format!("{vm}-root")], addresses: vec![format!("10.15.{}.{}", name.len(), i + 2)], running: true, zones: vec!["app".into()], taken_over: None });
         u.ledger.insert(format!("vm/{vm}"), charge(2, 4, 20, 1));
         u.records.push(Record { fqdn: format!("{vm}.{subdomain}"), rtype: "A".into(), vm: Some(vm) });
     }
@@ -51,6 +51,25 @@ fn days_round_trip_and_refuse_what_is_not_a_date() {
     for bad in ["2025-02-29", "2025-13-01", "2025-7-1", "yesterday", ""] {
         assert_eq!(Day::parse(bad), None, "{bad}");
     }
+}
+
+#[test]
+fn a_vm_pdc_took_over_is_refused_moved_or_archived_and_stays_at_the_successor() {
+    let mut a_unit = unit("xa-a", "a", 2, 2);
+    a_unit.vms.get_mut("a0").unwrap().taken_over = Some(TakenOver::Adopted);
+    a_unit.vms.get_mut("a1").unwrap().taken_over = Some(TakenOver::External);
+    let mut successor = unit("xa-moi", "m", 1, 10);
+    successor.vms.get_mut("m0").unwrap().taken_over = Some(TakenOver::Adopted);
+    let e = estate(vec![("xa-a", a_unit), ("xa-moi", successor)]);
+    let mut a = act();
+    // a0 is kept (moved), a1 is not (halted and archived): both refused.
+    a.merges.push(merge(&["xa-a"], "xa-moi", &["xa-a/a0"]));
+    let p = plan(&a, &e);
+    assert_eq!(p.refusals.len(), 2, "{:?}", p.refusals);
+    assert!(p.refusals[0].contains("VM a0 of xa-a was adopted") && p.refusals[0].contains("move it by hand"), "{}", p.refusals[0]);
+    assert!(p.refusals[1].contains("VM a1 of xa-a runs outside the cluster") && p.refusals[1].contains("pdcctl vm import a1 --from-image"), "{}", p.refusals[1]);
+    // The successor's own adopted VM does not move: nothing refused for it.
+    assert!(!p.refusals.iter().any(|r| r.contains("m0")));
 }
 
 #[test]
@@ -233,7 +252,7 @@ fn scenario() -> impl Strategy<Value = (Estate, Act)> {
                 if u.vms.contains_key(&vm) {
                     continue;
                 }
-                u.vms.insert(vm.clone(), Vm { disks: vec![format!("{vm}-root")], addresses: vec![format!("10.15.{i}.{id}")], running: true, zones: vec!["app".into()] });
+                u.vms.insert(vm.clone(), Vm { disks: vec![format!("{vm}-root")], addresses: vec![format!("10.15.{i}.{id}")], running: true, zones: vec!["app".into()], taken_over: None });
                 u.ledger.insert(format!("vm/{vm}"), charge(2, 4, 20, 1));
                 u.records.push(Record { fqdn: format!("{vm}.{}", u.subdomain), rtype: "A".into(), vm: Some(vm) });
             }
