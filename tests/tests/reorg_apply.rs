@@ -515,9 +515,11 @@ async fn an_operator_killed_at_every_step_resumes_and_ends_the_same() {
     acts.patch(&w.name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"action": "Apply", "actionToken": "1"}}))).await.unwrap();
 
     let mut seen = std::collections::BTreeSet::new();
+    let mut timeline = pdc_tests::acts::Timeline::new();
     let deadline = std::time::Instant::now() + Duration::from_secs(480);
     loop {
         let a = acts.get(&w.name).await.unwrap();
+        timeline.record(&a);
         if phase(&a).as_deref() == Some("InTransition") {
             break;
         }
@@ -526,9 +528,14 @@ async fn an_operator_killed_at_every_step_resumes_and_ends_the_same() {
         if let Some(stage) = running.filter(|r| seen.insert(r.clone())) {
             operator.kill();
             eprintln!("killed the operator at {stage}");
+            timeline.note(&format!("killed {} at {stage}", operator.identity));
             operator = OperatorProcess::start(&env.operator_kubeconfig, &opts(format!("reorg-{}", seen.len())), &env.dir).unwrap();
         }
-        assert!(std::time::Instant::now() < deadline, "the act did not reach InTransition: {}", steps(&a));
+        if std::time::Instant::now() >= deadline {
+            let units = [w.xa_a.as_str(), w.xa_b.as_str(), w.huyen.as_str(), w.so_f.as_str(), w.so_g.as_str(), w.successor.as_str()];
+            let why = pdc_tests::acts::explain(&client, &w.name, &timeline, &units, &operator.log, &env.dir).await;
+            panic!("the act did not reach InTransition: {}\n{why}", steps(&a));
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let started: std::collections::BTreeSet<&str> = seen.iter().filter_map(|s| s.split(':').next()).collect();
