@@ -106,7 +106,8 @@ fn op_delta(after: &ApiRequests, before: &ApiRequests) -> ApiRequests {
 
 fn per_object(by_verb: &BTreeMap<String, f64>, n: usize) -> serde_json::Value {
     let total: f64 = by_verb.values().sum();
-    let writes: f64 = ["create", "update", "patch", "delete", "apply"].iter().filter_map(|v| by_verb.get(*v)).sum();
+    // The API server names verbs in capitals (POST, PATCH, APPLY, PUT, DELETE).
+    let writes: f64 = by_verb.iter().filter(|(v, _)| ["POST", "PUT", "PATCH", "APPLY", "DELETE"].contains(&v.to_ascii_uppercase().as_str())).map(|(_, n)| n).sum();
     serde_json::json!({"by_verb": by_verb, "total": total, "writes": writes, "per_object": total / n.max(1) as f64, "writes_per_object": writes / n.max(1) as f64})
 }
 
