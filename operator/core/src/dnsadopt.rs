@@ -24,6 +24,9 @@ pub fn owned_with_adopted(owned: &BTreeSet<Key>, desired: &Zone, adopted: &BTree
 /// DNSSEC records: the server's own signing, never adopted nor reported.
 pub const DNSSEC_TYPES: [&str; 8] = ["RRSIG", "NSEC", "NSEC3", "NSEC3PARAM", "DNSKEY", "CDS", "CDNSKEY", "DS"];
 
+/// The types a DnsRecord may declare (the others, PTR included, only pdc writes).
+const DECLARABLE: [RecordType; 7] = [RecordType::A, RecordType::AAAA, RecordType::CNAME, RecordType::TXT, RecordType::MX, RecordType::SRV, RecordType::CAA];
+
 /// A department as adoption sees it: its namespace and its subdomain.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Department {
@@ -132,8 +135,8 @@ pub fn object_name(relative: &str, rtype: RecordType) -> String {
 
 /// Why pdc cannot declare `set` at `relative` as it stands, if it cannot.
 fn unwritable(set: &RRset, relative: &str, subdomain: &str) -> Option<String> {
-    if set.rtype == RecordType::PTR {
-        return Some("PTR records in a forward zone are not a department's to declare".into());
+    if !DECLARABLE.contains(&set.rtype) {
+        return Some(format!("{} records are not a department's to declare", set.rtype.as_str()));
     }
     match dnsplan::fqdn_in(relative, subdomain) {
         Ok(n) if n == set.name => {}
@@ -291,6 +294,7 @@ mod tests {
             set("odd.so-tc.daklak.gov.vn.", RecordType::CAA, 300, &["0 bogus x"]),
             set("old.so-tc.daklak.gov.vn.", RecordType::A, 300, &["192.0.2.9"]),
             set("dkim.so-tc.daklak.gov.vn.", RecordType::TXT, 300, &["v=DKIM1; p=abc"]),
+            set("host.so-tc.daklak.gov.vn.", RecordType::PTR, 300, &["x.daklak.gov.vn."]),
         ]);
         let other: BTreeMap<(String, String), u32> = [
             (("daklak.gov.vn.".to_string(), "SOA".to_string()), 1),
@@ -315,7 +319,8 @@ mod tests {
         assert!(why[&("lab.so-tc.daklak.gov.vn.", "NS")].contains("delegation"), "{why:?}");
         assert!(why[&("so-y-te.daklak.gov.vn.", "NAPTR")].contains("does not manage NAPTR"), "{why:?}");
         assert!(why[&("dkim.so-tc.daklak.gov.vn.", "TXT")].contains("split"), "{why:?}");
-        assert_eq!(p.skipped.len(), 5, "{why:?}");
+        assert!(why[&("host.so-tc.daklak.gov.vn.", "PTR")].contains("not a department's to declare"), "{why:?}");
+        assert_eq!(p.skipped.len(), 6, "{why:?}");
         // One department only: the others' sets are neither proposed nor foreign.
         let p = propose(&ZoneContents { zone: Z, sets: &sets, other: &other, split_txt: &split }, std::slice::from_ref(&d[2]), &subs(&d), &owned);
         assert!(p.adopt.is_empty() && p.foreign.len() == 1, "{p:?}");
