@@ -174,8 +174,8 @@ impl DnsRecord {
 }
 
 impl DnsRecordType {
-    /// The type a department may declare for a pdc-core type (`None` for PTR, which
-    /// only pdc writes).
+    /// The type a department may declare for a pdc-core type (`None` for PTR and
+    /// DNAME, which only pdc writes).
     pub fn from_core(t: pdc_core::dnsplan::RecordType) -> Option<DnsRecordType> {
         use pdc_core::dnsplan::RecordType as T;
         Some(match t {
@@ -186,7 +186,7 @@ impl DnsRecordType {
             T::MX => DnsRecordType::MX,
             T::SRV => DnsRecordType::SRV,
             T::CAA => DnsRecordType::CAA,
-            T::PTR => return None,
+            T::PTR | T::DNAME => return None,
         })
     }
 

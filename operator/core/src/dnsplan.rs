@@ -16,6 +16,9 @@ pub enum RecordType {
     SRV,
     CAA,
     PTR,
+    /// Only pdc writes one: a renamed unit's old subdomain aliasing its new one
+    /// (RFC 6672) for the transition.
+    DNAME,
 }
 
 impl RecordType {
@@ -29,6 +32,7 @@ impl RecordType {
             RecordType::SRV => "SRV",
             RecordType::CAA => "CAA",
             RecordType::PTR => "PTR",
+            RecordType::DNAME => "DNAME",
         }
     }
 }
@@ -106,7 +110,7 @@ pub fn canonical_value(t: RecordType, value: &str) -> Result<String, DnsError> {
     match t {
         RecordType::A => v.parse::<Ipv4Addr>().map(|a| a.to_string()).map_err(|_| bad("not an IPv4 address")),
         RecordType::AAAA => v.parse::<Ipv6Addr>().map(|a| a.to_string()).map_err(|_| bad("not an IPv6 address")),
-        RecordType::CNAME | RecordType::PTR => host(v),
+        RecordType::CNAME | RecordType::PTR | RecordType::DNAME => host(v),
         RecordType::TXT => {
             if v.len() > 4000 {
                 return Err(bad("longer than 4000 characters"));
@@ -210,9 +214,12 @@ pub fn plan(current: &Zone, desired: &Zone, owned: &BTreeSet<(String, RecordType
                 let clash = current
                     .range((key.0.clone(), RecordType::A)..)
                     .take_while(|((n, _), _)| *n == key.0)
-                    .find(|((_, t), _)| *t != key.1 && (*t == RecordType::CNAME || key.1 == RecordType::CNAME))
+                    .find(|((_, t), _)| *t != key.1 && exclusive(*t, key.1))
                     .filter(|(k, _)| !owned.contains(*k));
-                match clash {
+                // A DNAME occludes every name below it (RFC 6672 §2.4): it comes only
+                // where every set below is pdc's, and those go in the same update.
+                let occluded = || (key.1 == RecordType::DNAME).then(|| current.iter().find(|(k, _)| is_below(&k.0, &key.0) && !owned.contains(*k))).flatten();
+                match clash.or_else(occluded) {
                     Some((_, found)) => p.conflicts.push(Conflict { wanted: want.clone(), found: found.clone() }),
                     None => creates.push(Change::Create(want.clone())),
                 }
@@ -231,12 +238,42 @@ pub fn plan(current: &Zone, desired: &Zone, owned: &BTreeSet<(String, RecordType
         }
     }
     // Per name: what goes before what comes (a CNAME replacing an address, or the
-    // reverse, in one update); the names in order, so a batch boundary never falls
-    // between the two halves of a name's change (see `batch_ends`).
+    // reverse, in one update); the names in order, and a DNAME's changes with those
+    // of every name below it, so a batch boundary never falls between the two halves
+    // of a name's change (see `batch_ends`).
     let mut changes: Vec<Change> = deletes.into_iter().chain(replaces).chain(creates).collect();
-    changes.sort_by(|a, b| a.name().cmp(b.name()));
+    let owners = dname_owners(&changes);
+    // Within a DNAME's group the names below it go first: a server adds a DNAME only
+    // where nothing is below it any more.
+    let key = |c: &Change| (group(c.name(), &owners).to_string(), owners.iter().any(|o| o == c.name()), c.name().to_string());
+    changes.sort_by_cached_key(key);
     p.changes = changes;
     p
+}
+
+/// Whether two types may not share a name: a CNAME shares it with nothing (RFC 1034
+/// §3.6.2), and a DNAME not with a CNAME (RFC 6672 §2.4).
+fn exclusive(a: RecordType, b: RecordType) -> bool {
+    a == RecordType::CNAME || b == RecordType::CNAME || (a == RecordType::DNAME && b == RecordType::DNAME)
+}
+
+/// Whether `name` lies strictly below `owner` (both dot-terminated, lowercase).
+pub fn is_below(name: &str, owner: &str) -> bool {
+    !owner.is_empty() && name.strip_suffix(owner).is_some_and(|rest| rest.ends_with('.'))
+}
+
+/// The names of the DNAMEs that `changes` create, replace or delete.
+fn dname_owners(changes: &[Change]) -> Vec<String> {
+    let rtype = |c: &Change| match c {
+        Change::Create(s) | Change::Delete(s) | Change::Replace { new: s, .. } => s.rtype,
+    };
+    changes.iter().filter(|c| rtype(c) == RecordType::DNAME).map(|c| c.name().to_string()).collect()
+}
+
+/// The name whose changes go with `name`'s in one update: the highest DNAME among
+/// `owners` at or above it, or the name itself.
+fn group<'a>(name: &'a str, owners: &'a [String]) -> &'a str {
+    owners.iter().filter(|o| name == o.as_str() || is_below(name, o)).min_by_key(|o| o.len()).map_or(name, String::as_str)
 }
 
 impl Change {
@@ -251,12 +288,15 @@ impl Change {
 /// Split `changes` (ordered by name, as [`plan`] orders them) into batches of about
 /// `batch` changes, never splitting one name's changes: a name whose records are
 /// replaced by a CNAME (or a CNAME by records) changes in one atomic update, so it
-/// never stops answering in between. Returns the end index of each batch.
+/// never stops answering in between, and so does a DNAME with every name below it
+/// (which it occludes). Returns the end index of each batch.
 pub fn batch_ends(changes: &[Change], batch: usize) -> Vec<usize> {
+    let owners = dname_owners(changes);
+    let at = |i: usize| changes.get(i).map(|c| group(c.name(), &owners));
     let mut ends = Vec::new();
     let mut start = 0;
     for i in 1..=changes.len() {
-        let boundary = i == changes.len() || changes.get(i).map(Change::name) != changes.get(i - 1).map(Change::name);
+        let boundary = i == changes.len() || at(i) != at(i - 1);
         if boundary && (i - start >= batch.max(1) || i == changes.len()) {
             ends.push(i);
             start = i;
@@ -349,6 +389,56 @@ mod tests {
         assert!(matches!(p.changes.as_slice(), [Change::Delete(_), Change::Create(_)]), "{:?}", p.changes);
     }
 
+    fn set(name: &str, t: RecordType, v: &str) -> RRset {
+        RRset { name: name.into(), rtype: t, ttl: 300, values: BTreeSet::from([v.to_string()]) }
+    }
+
+    #[test]
+    fn a_dname_replaces_the_whole_subtree_in_one_batch() {
+        let old = "cu.x.";
+        let current: Zone = [
+            set("cu.x.", RecordType::A, "10.0.0.1"),
+            set("a.cu.x.", RecordType::A, "10.0.0.2"),
+            set("b.a.cu.x.", RecordType::TXT, "t"),
+            set("cux.x.", RecordType::A, "10.0.0.9"),
+            set("d.x.", RecordType::A, "10.0.0.3"),
+        ]
+        .into_iter()
+        .map(|s| ((s.name.clone(), s.rtype), s))
+        .collect();
+        let mut desired: Zone = [set("cu.x.", RecordType::DNAME, "moi.x."), set("cu.x.", RecordType::A, "10.0.0.1")].into_iter().map(|s| ((s.name.clone(), s.rtype), s)).collect();
+        desired.insert(("d.x.".into(), RecordType::A), set("d.x.", RecordType::A, "10.0.0.4"));
+        // pdc owns everything at and below the old apex; cux.x. only looks alike.
+        let owned: BTreeSet<(String, RecordType)> = current.keys().filter(|(n, _)| n == old || is_below(n, old)).cloned().chain(desired.keys().cloned()).collect();
+        let p = plan(&current, &desired, &owned);
+        assert!(p.conflicts.is_empty(), "{:?}", p.conflicts);
+        let names: Vec<&str> = p.changes.iter().map(Change::name).collect();
+        assert_eq!(names, ["a.cu.x.", "b.a.cu.x.", "cu.x.", "d.x."], "the subtree is contiguous, the DNAME last");
+        // However small the batches, the DNAME and the deletions below it go together.
+        assert_eq!(batch_ends(&p.changes, 1), [3, 4]);
+        let after = apply(&current, &p.changes);
+        assert!(after.keys().all(|(n, _)| !is_below(n, old)), "{after:?}");
+        assert_eq!(after.get(&("cux.x.".into(), RecordType::A)), current.get(&("cux.x.".into(), RecordType::A)));
+        assert!(after.contains_key(&(old.into(), RecordType::DNAME)) && after.contains_key(&(old.into(), RecordType::A)), "a DNAME keeps its owner's addresses");
+    }
+
+    #[test]
+    fn a_dname_never_occludes_a_foreign_set() {
+        let current: Zone = [set("a.cu.x.", RecordType::A, "10.0.0.2"), set("ns.cu.x.", RecordType::TXT, "foreign")].into_iter().map(|s| ((s.name.clone(), s.rtype), s)).collect();
+        let desired: Zone = [(("cu.x.".to_string(), RecordType::DNAME), set("cu.x.", RecordType::DNAME, "moi.x."))].into();
+        let owned: BTreeSet<_> = [("a.cu.x.".to_string(), RecordType::A), ("cu.x.".to_string(), RecordType::DNAME)].into();
+        let p = plan(&current, &desired, &owned);
+        assert_eq!(p.conflicts.len(), 1);
+        assert_eq!(p.conflicts.first().map(|c| c.found.name.as_str()), Some("ns.cu.x."));
+        assert!(p.changes.iter().all(|c| c.name() != "cu.x."), "{:?}", p.changes);
+        // A CNAME and a DNAME never share a name.
+        let current: Zone = [(("cu.x.".to_string(), RecordType::CNAME), set("cu.x.", RecordType::CNAME, "y.x."))].into();
+        let p = plan(&current, &desired, &[("cu.x.".to_string(), RecordType::DNAME)].into());
+        assert_eq!(p.conflicts.len(), 1);
+        assert!(canonical_value(RecordType::DNAME, "Moi.X").is_ok_and(|v| v == "moi.x."));
+        assert!(!is_below("cux.x.", "x.x.") && is_below("a.x.", "x.") && !is_below("x.", "x."));
+    }
+
     fn rrset() -> impl Strategy<Value = RRset> {
         (0u8..6, prop_oneof![Just(RecordType::A), Just(RecordType::AAAA), Just(RecordType::TXT)], 0u32..3, proptest::collection::btree_set(0u8..4, 1..3))
             .prop_map(|(n, t, ttl, vals)| RRset { name: format!("h{n}.x."), rtype: t, ttl: 300 + ttl, values: vals.iter().map(|v| format!("v{v}")).collect() })
@@ -384,6 +474,31 @@ mod tests {
             }
             let again = plan(&after, &desired, &owned);
             prop_assert!(again.changes.is_empty(), "{:?}", again.changes);
+        }
+
+        /// A DNAME that replaces a subtree never lands in a batch without the changes
+        /// below it, whatever the batch size, and no batch splits a name.
+        #[test]
+        fn batches_keep_a_dname_with_its_subtree(current in zone(), apex in 0u8..6, batch in 1usize..4) {
+            let owner = format!("h{apex}.x.");
+            // The zone's names nested: h3.x. lies below h{apex}.x. when renamed so.
+            let current: Zone = current.into_values().map(|mut s| { if s.name != owner { s.name = format!("{}{owner}", s.name.trim_end_matches("x.")); } ((s.name.clone(), s.rtype), s) }).collect();
+            let desired: Zone = [((owner.clone(), RecordType::DNAME), set(&owner, RecordType::DNAME, "moi.x."))].into();
+            let owned: BTreeSet<_> = current.keys().cloned().chain(desired.keys().cloned()).collect();
+            let p = plan(&current, &desired, &owned);
+            prop_assert!(p.conflicts.is_empty());
+            let ends = batch_ends(&p.changes, batch);
+            let mut start = 0;
+            for end in ends {
+                let part = p.changes.get(start..end).unwrap_or_default();
+                let has_dname = part.iter().any(|c| matches!(c, Change::Create(s) if s.rtype == RecordType::DNAME));
+                if has_dname {
+                    prop_assert_eq!(part.len(), p.changes.len(), "the DNAME went without its subtree: {:?}", part);
+                }
+                start = end;
+            }
+            let after = apply(&current, &p.changes);
+            prop_assert!(after.keys().all(|(n, _)| !is_below(n, &owner)));
         }
     }
 }

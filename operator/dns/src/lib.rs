@@ -18,7 +18,7 @@ use base64::Engine;
 use hickory_proto::dnssec::rdata::DNSSECRData;
 use hickory_proto::op::{Edns, Message, MessageType, OpCode, Query, ResponseCode, UpdateMessage};
 use hickory_proto::rr::rdata::tsig::TsigAlgorithm;
-use hickory_proto::rr::rdata::{A, AAAA, CAA, CNAME, MX, PTR, SOA, SRV, TXT};
+use hickory_proto::rr::rdata::{A, AAAA, CAA, CNAME, MX, NULL, PTR, SOA, SRV, TXT};
 use hickory_proto::rr::{DNSClass, Name, RData, Record, RecordType as Wire, TSigVerifier, TSigner};
 use pdc_core::dnsplan::{Change, RRset, RecordType, Zone, canonical_value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -112,7 +112,7 @@ impl Server {
 #[derive(Clone, Debug, Default)]
 pub struct Transfer {
     pub serial: u32,
-    /// The record sets of the types pdc manages (A, AAAA, CNAME, TXT, MX, SRV, CAA, PTR).
+    /// The record sets of the types pdc manages (A, AAAA, CNAME, TXT, MX, SRV, CAA, PTR, DNAME).
     pub sets: Zone,
     /// Whether the apex SOA carries an RRSIG that has not expired.
     pub signed: bool,
@@ -170,6 +170,7 @@ fn wire_type(t: RecordType) -> Wire {
         RecordType::SRV => Wire::SRV,
         RecordType::CAA => Wire::CAA,
         RecordType::PTR => Wire::PTR,
+        RecordType::DNAME => Wire::DNAME,
     }
 }
 
@@ -183,6 +184,9 @@ pub fn rdata(t: RecordType, value: &str) -> Result<RData> {
         RecordType::AAAA => RData::AAAA(AAAA(v.parse().map_err(|_| bad("not IPv6"))?)),
         RecordType::CNAME => RData::CNAME(CNAME(name(&v)?)),
         RecordType::PTR => RData::PTR(PTR(name(&v)?)),
+        // The wire library has no DNAME type: its data is the target, uncompressed
+        // (RFC 6672 §2.5), sent as opaque record data of type 39.
+        RecordType::DNAME => RData::Unknown { code: Wire::DNAME, rdata: NULL::with(uncompressed(&v)) },
         RecordType::TXT => {
             // A character-string holds at most 255 bytes; longer values are split.
             let chunks = v.as_bytes().chunks(255).map(|c| String::from_utf8_lossy(c).into_owned()).collect();
@@ -224,11 +228,39 @@ pub fn value_text(data: &RData) -> Option<(RecordType, String)> {
         RData::MX(m) => (RecordType::MX, format!("{} {}", m.preference, m.exchange.to_ascii())),
         RData::SRV(s) => (RecordType::SRV, format!("{} {} {} {}", s.priority, s.weight, s.port, s.target.to_ascii())),
         RData::CAA(c) => (RecordType::CAA, format!("{} {} \"{}\"", c.flags(), c.tag, String::from_utf8_lossy(&c.value))),
+        RData::Unknown { code: Wire::DNAME, rdata } => (RecordType::DNAME, name_text(&rdata.anything)?),
         _ => return None,
     };
     // What does not parse as pdc would write it is kept as the server shows it, so
     // it compares unequal to anything pdc wants.
     Some((t, canonical_value(t, &raw).unwrap_or(raw)))
+}
+
+/// A host name (canonical: lowercase, dot-terminated, labels checked) in wire
+/// form, without compression.
+fn uncompressed(host: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(host.len() + 1);
+    for label in host.trim_end_matches('.').split('.').filter(|l| !l.is_empty()) {
+        out.push(u8::try_from(label.len()).unwrap_or(63));
+        out.extend_from_slice(label.as_bytes());
+    }
+    out.push(0);
+    out
+}
+
+/// The text of an uncompressed wire name (a DNAME's data), or `None` when it is not one.
+fn name_text(mut wire: &[u8]) -> Option<String> {
+    let mut labels = Vec::new();
+    loop {
+        let (&len, rest) = wire.split_first()?;
+        if len == 0 {
+            break;
+        }
+        let label = rest.get(..usize::from(len)).filter(|_| len < 64)?;
+        labels.push(String::from_utf8_lossy(label).to_ascii_lowercase());
+        wire = rest.get(usize::from(len)..)?;
+    }
+    Some(format!("{}.", labels.join(".")))
 }
 
 fn records_of(set: &RRset, ttl: u32, class: DNSClass) -> Result<Vec<Record>> {
@@ -266,14 +298,28 @@ pub fn update_message(zone: &str, changes: &[Change]) -> Result<Message> {
     // planner made sure they are all pdc's) lets the CNAME in, in the same update.
     let deleted: std::collections::BTreeSet<&str> =
         changes.iter().filter_map(|c| if let Change::Delete(d) = c { (d.rtype != RecordType::CNAME).then_some(d.name.as_str()) } else { None }).collect();
+    // Likewise Knot refuses (REFUSED) a DNAME added while names below it remain, even
+    // when the same message deletes their sets type by type (measured with Knot
+    // 3.2); deleting every set at each of those names first lets it in. The planner
+    // made sure every set below the DNAME is pdc's and deleted in this message.
+    let below: Vec<&str> = changes.iter().filter_map(|c| if let Change::Delete(d) = c { Some(d.name.as_str()) } else { None }).collect();
+    let delete_all = |n: &str| -> Result<Record> {
+        let mut all = Record::update0(name(n)?, 0, Wire::ANY);
+        all.dns_class = DNSClass::ANY;
+        Ok(all)
+    };
     for c in changes {
         match c {
             Change::Create(s) => {
                 m.add_pre_requisite(whole_set(s, DNSClass::NONE)?);
                 if s.rtype == RecordType::CNAME && deleted.contains(s.name.as_str()) {
-                    let mut all = Record::update0(name(&s.name)?, 0, Wire::ANY);
-                    all.dns_class = DNSClass::ANY;
-                    m.add_update(all);
+                    m.add_update(delete_all(&s.name)?);
+                }
+                if s.rtype == RecordType::DNAME {
+                    let occluded: std::collections::BTreeSet<&str> = below.iter().copied().filter(|n| pdc_core::dnsplan::is_below(n, &s.name)).collect();
+                    for n in occluded {
+                        m.add_update(delete_all(n)?);
+                    }
                 }
                 m.add_updates(records_of(s, s.ttl, DNSClass::IN)?);
             }
@@ -702,10 +748,15 @@ mod tests {
             (RecordType::SRV, "0 5 5060 sip.daklak.gov.vn."),
             (RecordType::CAA, "0 issue \"letsencrypt.org\""),
             (RecordType::CAA, "128 iodef \"mailto:soc@daklak.gov.vn\""),
+            (RecordType::DNAME, "moi.daklak.gov.vn."),
         ] {
             let data = rdata(t, v).unwrap();
             assert_eq!(value_text(&data), Some((t, v.to_string())), "{t:?} {v}");
         }
+        // A DNAME's data is its target in wire form, never compressed.
+        assert_eq!(uncompressed("moi.x."), b"\x03moi\x01x\x00");
+        assert_eq!(name_text(b"\x03MOI\x01x\x00"), Some("moi.x.".into()));
+        assert_eq!(name_text(b"\x03mo"), None);
         let long = "x".repeat(600);
         assert_eq!(value_text(&rdata(RecordType::TXT, &long).unwrap()).unwrap().1, long);
     }
