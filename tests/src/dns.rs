@@ -191,3 +191,34 @@ pub async fn register_zones(client: &kube::Client, knot: &KnotServer, secret: &s
     }
     Ok(names)
 }
+
+/// A DnsRecord's `Programmed` condition (status, reason), when it speaks of the
+/// record's current generation.
+pub fn programmed(r: &pdc_api::DnsRecord) -> Option<(String, String)> {
+    let c = pdc_api::conditions::find(&r.status.as_ref()?.conditions, "Programmed")?;
+    (c.observed_generation == r.metadata.generation).then(|| (c.status.clone(), c.reason.clone()))
+}
+
+/// Wait (30 s at most) until the DnsRecord `name` is `Programmed=status` for `reason`.
+pub async fn wait_programmed(api: &kube::Api<pdc_api::DnsRecord>, name: &str, status: &str, reason: &str) -> Result<pdc_api::DnsRecord, HarnessError> {
+    let want = (status.to_string(), reason.to_string());
+    crate::cluster::wait_for(api, name, Duration::from_secs(30), &format!("Programmed={status} ({reason})"), |r| programmed(r).as_ref() == Some(&want)).await
+}
+
+impl KnotServer {
+    /// Poll `kdig` (with DNSSEC) until `ok` holds for the answer; `Err` after 30 s
+    /// with the last answer.
+    pub fn wait_dig(&self, name: &str, rtype: &str, what: &str, ok: impl Fn(&str) -> bool) -> Result<String, HarnessError> {
+        let start = Instant::now();
+        loop {
+            let out = self.dig(name, rtype, true).unwrap_or_default();
+            if ok(&out) {
+                return Ok(out);
+            }
+            if start.elapsed() >= Duration::from_secs(30) {
+                return Err(HarnessError::Other(format!("{name} {rtype}: {what} within 30 s; last answer: {out}")));
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}

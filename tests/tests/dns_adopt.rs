@@ -7,7 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
 use std::collections::BTreeMap;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, ResourceExt};
@@ -15,7 +15,7 @@ use pdc_api::conditions::{self, READY};
 use pdc_api::{DnsRecord, DnsZone};
 use pdc_tests::addressing::load_plan;
 use pdc_tests::cluster::{private_env, wait_for};
-use pdc_tests::dns::{KnotServer, register_zones};
+use pdc_tests::dns::{KnotServer, programmed, register_zones, wait_programmed};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
 
 const ZONE: &str = "daklak.gov.vn";
@@ -29,27 +29,8 @@ fn record(name: &str, rname: &str, rtype: &str, values: &[&str], adopt: bool) ->
     .unwrap()
 }
 
-fn programmed(r: &DnsRecord) -> Option<(String, String)> {
-    let c = conditions::find(&r.status.as_ref()?.conditions, "Programmed")?;
-    (c.observed_generation == r.metadata.generation).then(|| (c.status.clone(), c.reason.clone()))
-}
 
-async fn wait_programmed(api: &Api<DnsRecord>, name: &str, status: &str, reason: &str) -> DnsRecord {
-    let want = (status.to_string(), reason.to_string());
-    wait_for(api, name, Duration::from_secs(30), &format!("Programmed={status} ({reason})"), |r| programmed(r).as_ref() == Some(&want)).await.unwrap()
-}
 
-fn wait_dig(knot: &KnotServer, name: &str, rtype: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let out = knot.dig(name, rtype, true).unwrap_or_default();
-        if ok(&out) {
-            return out;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{name} {rtype}: {what} within 30 s; last answer: {out}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// The signed answer of every set in `sets`, as the server gives it.
 fn answers(knot: &KnotServer, sets: &[(String, &str)]) -> BTreeMap<String, String> {
@@ -113,9 +94,9 @@ async fn a_running_zone_is_adopted_without_a_change_on_the_server() {
     tc_api.create(&pp, &record("legacy", "legacy", "A", &["10.15.0.21"], true)).await.unwrap();
     tc_api.create(&pp, &record("clash", "clash", "A", &["10.15.0.22"], false)).await.unwrap();
     tc_api.create(&pp, &record("api", "api", "A", &["10.15.0.23"], false)).await.unwrap();
-    wait_programmed(&tc_api, "legacy", "True", "Programmed").await;
-    wait_programmed(&tc_api, "clash", "False", "Conflict").await;
-    wait_programmed(&tc_api, "api", "True", "Programmed").await;
+    wait_programmed(&tc_api, "legacy", "True", "Programmed").await.unwrap();
+    wait_programmed(&tc_api, "clash", "False", "Conflict").await.unwrap();
+    wait_programmed(&tc_api, "api", "True", "Programmed").await.unwrap();
     let legacy = knot.dig(&format!("legacy.{st}"), "A", false).unwrap();
     assert!(legacy.contains("10.15.0.21") && !legacy.contains("192.0.2.21"), "{legacy}");
     assert!(knot.dig(&format!("clash.{st}"), "A", false).unwrap().contains("192.0.2.22"));
@@ -203,12 +184,12 @@ async fn a_running_zone_is_adopted_without_a_change_on_the_server() {
     // pdc owns them now: a change goes out as an UPDATE (the serial moves), a
     // deletion removes the set; the foreign sets never change.
     yte_api.patch("www-a", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"values": ["10.15.0.10"]}}))).await.unwrap();
-    wait_dig(&knot, &format!("www.{sy}"), "A", "the new value", |o| o.contains("10.15.0.10") && !o.contains("192.0.2.1") && o.contains("RRSIG"));
-    wait_programmed(&yte_api, "www-a", "True", "Programmed").await;
+    knot.wait_dig(&format!("www.{sy}"), "A", "the new value", |o| o.contains("10.15.0.10") && !o.contains("192.0.2.1") && o.contains("RRSIG")).unwrap();
+    wait_programmed(&yte_api, "www-a", "True", "Programmed").await.unwrap();
     assert!(knot.serial(ZONE).unwrap() > serial0, "the change moved the serial");
     assert!(updates_sent(&op) > updates0, "the change went out as an UPDATE");
     yte_api.delete("txt", &DeleteParams::default()).await.unwrap();
-    wait_dig(&knot, &sy, "TXT", "the adopted TXT removed with its record", |o| !o.contains("v=spf1"));
+    knot.wait_dig(&sy, "TXT", "the adopted TXT removed with its record", |o| !o.contains("v=spf1")).unwrap();
     let after = answers(&knot, &foreign);
     for (k, v) in &after {
         assert_eq!(Some(v), before.get(k), "foreign set {k} untouched");

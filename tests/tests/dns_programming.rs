@@ -14,7 +14,7 @@ use pdc_api::conditions::{self, READY};
 use pdc_api::{AddressClaim, DnsRecord, DnsZone};
 use pdc_tests::addressing::{bound, claim, load_plan};
 use pdc_tests::cluster::{SYSTEM_NAMESPACE, private_env, wait_for};
-use pdc_tests::dns::{KnotServer, random_secret, register_zones};
+use pdc_tests::dns::{KnotServer, random_secret, register_zones, wait_programmed};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess, promtool_check_metrics};
 
 const REV4: &str = "15.10.in-addr.arpa";
@@ -28,28 +28,8 @@ fn record(name: &str, rname: &str, rtype: &str, values: &[&str]) -> DnsRecord {
     .unwrap()
 }
 
-fn programmed(r: &DnsRecord) -> Option<(String, String)> {
-    let c = conditions::find(&r.status.as_ref()?.conditions, "Programmed")?;
-    (c.observed_generation == r.metadata.generation).then(|| (c.status.clone(), c.reason.clone()))
-}
 
-async fn wait_programmed(api: &Api<DnsRecord>, name: &str, status: &str, reason: &str) -> DnsRecord {
-    let want = (status.to_string(), reason.to_string());
-    wait_for(api, name, Duration::from_secs(30), &format!("Programmed={status} ({reason})"), |r| programmed(r).as_ref() == Some(&want)).await.unwrap()
-}
 
-/// Poll `kdig` until `ok` holds for the answer.
-fn wait_dig(knot: &KnotServer, name: &str, rtype: &str, what: &str, ok: impl Fn(&str) -> bool) -> String {
-    let start = Instant::now();
-    loop {
-        let out = knot.dig(name, rtype, true).unwrap_or_default();
-        if ok(&out) {
-            return out;
-        }
-        assert!(start.elapsed() < Duration::from_secs(30), "{name} {rtype}: {what} within 30 s; last answer: {out}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 async fn zone_status(client: &Client, name: &str) -> DnsZone {
     Api::<DnsZone>::all(client.clone()).get(name).await.unwrap()
@@ -95,12 +75,12 @@ async fn records_reach_a_signed_zone_and_stay_right() {
         api.create(&pp, &r).await.unwrap();
     }
     for n in ["www", "www6", "spf", "mx", "portal", "caa", "sip"] {
-        let r = wait_programmed(&api, n, "True", "Programmed").await;
+        let r = wait_programmed(&api, n, "True", "Programmed").await.unwrap();
         let st = r.status.unwrap();
         assert!(st.fqdn.unwrap().ends_with(&format!("{sub}.")) && st.last_change_time.is_some());
     }
     // Answers, signed.
-    let a = wait_dig(&knot, &format!("www.{sub}"), "A", "both addresses", |o| o.contains("10.15.0.5") && o.contains("10.15.0.6"));
+    let a = knot.wait_dig(&format!("www.{sub}"), "A", "both addresses", |o| o.contains("10.15.0.5") && o.contains("10.15.0.6")).unwrap();
     assert!(a.contains("RRSIG"), "{a}");
     for (n, t, v) in [("www", "AAAA", "2001:db8:1500::5"), ("", "TXT", "v=spf1 mx -all"), ("", "MX", "mail.daklak.gov.vn."), ("portal", "CNAME", "www."), ("", "CAA", "letsencrypt.org"), ("_sip._tcp", "SRV", "5060")] {
         let name = if n.is_empty() { sub.clone() } else { format!("{n}.{sub}") };
@@ -110,15 +90,15 @@ async fn records_reach_a_signed_zone_and_stay_right() {
     assert!(knot.serial("daklak.gov.vn").unwrap() > serial0);
 
     // Refusals the department can act on.
-    let bad = wait_programmed(&api, "bad", "False", "Invalid").await;
+    let bad = wait_programmed(&api, "bad", "False", "Invalid").await.unwrap();
     let msg = conditions::find(&bad.status.unwrap().conditions, "Programmed").unwrap().message.clone();
     assert!(msg.contains("not an IPv4 address"), "{msg}");
     // A second record at the CNAME's name (the older record keeps it).
     api.create(&pp, &record("clash", "portal", "A", &["10.15.0.7"])).await.unwrap();
-    let clash = wait_programmed(&api, "clash", "False", "CnameConflict").await;
+    let clash = wait_programmed(&api, "clash", "False", "CnameConflict").await.unwrap();
     assert!(conditions::find(&clash.status.unwrap().conditions, "Programmed").unwrap().message.contains("CNAME"));
     // A set pdc does not own: reported, untouched.
-    let legacy = wait_programmed(&api, "legacy", "False", "Conflict").await;
+    let legacy = wait_programmed(&api, "legacy", "False", "Conflict").await.unwrap();
     let msg = conditions::find(&legacy.status.unwrap().conditions, "Programmed").unwrap().message.clone();
     assert!(msg.contains("192.0.2.10") && msg.contains("does not manage"), "{msg}");
     let out = knot.dig(&format!("legacy.{sub}"), "A", false).unwrap();
@@ -130,14 +110,14 @@ async fn records_reach_a_signed_zone_and_stay_right() {
 
     // An edit outside pdc to a set pdc owns is put back at the next serial check.
     knot.update(&format!("zone daklak.gov.vn.\nupdate delete www.{sub}. A\nupdate add www.{sub}. 300 A 192.0.2.77")).unwrap();
-    wait_dig(&knot, &format!("www.{sub}"), "A", "repaired", |o| o.contains("10.15.0.5") && o.contains("10.15.0.6") && !o.contains("192.0.2.77"));
+    knot.wait_dig(&format!("www.{sub}"), "A", "repaired", |o| o.contains("10.15.0.5") && o.contains("10.15.0.6") && !o.contains("192.0.2.77")).unwrap();
 
     // A change and a deletion.
     api.patch("www", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"values": ["10.15.0.8"]}}))).await.unwrap();
-    wait_dig(&knot, &format!("www.{sub}"), "A", "the new value", |o| o.contains("10.15.0.8") && !o.contains("10.15.0.5"));
-    wait_programmed(&api, "www", "True", "Programmed").await;
+    knot.wait_dig(&format!("www.{sub}"), "A", "the new value", |o| o.contains("10.15.0.8") && !o.contains("10.15.0.5")).unwrap();
+    wait_programmed(&api, "www", "True", "Programmed").await.unwrap();
     api.delete("spf", &DeleteParams::default()).await.unwrap();
-    wait_dig(&knot, &sub, "TXT", "no TXT", |o| !o.contains("v=spf1"));
+    knot.wait_dig(&sub, "TXT", "no TXT", |o| !o.contains("v=spf1")).unwrap();
     let start = Instant::now();
     while api.get_opt("spf").await.unwrap().is_some() {
         assert!(start.elapsed() < Duration::from_secs(30), "the deleted DnsRecord keeps its finalizer");
@@ -183,16 +163,16 @@ async fn records_reach_a_signed_zone_and_stay_right() {
     let (v4, v6) = (st.ipv4.unwrap().address, st.ipv6.unwrap().address);
     for addr in [&v4, &v6] {
         let rev = pdc_core::ipam::Addr::parse(addr).unwrap().reverse_name();
-        let out = wait_dig(&knot, &rev, "PTR", "the PTR", |o| o.contains(&format!("db1.{sub}.")));
+        let out = knot.wait_dig(&rev, "PTR", "the PTR", |o| o.contains(&format!("db1.{sub}."))).unwrap();
         assert!(out.contains("RRSIG"), "{out}");
     }
     // A PTR outside pdc's prefixes in the same reverse zone is not pdc's.
     knot.update(&format!("zone {REV4}.\nupdate add 9.9.15.10.in-addr.arpa. 300 PTR printer.daklak.gov.vn.")).unwrap();
     claims.delete("db1", &DeleteParams::default()).await.unwrap();
     let rev4 = pdc_core::ipam::Addr::parse(&v4).unwrap().reverse_name();
-    wait_dig(&knot, &rev4, "PTR", "the PTR removed with the address", |o| !o.contains("db1"));
+    knot.wait_dig(&rev4, "PTR", "the PTR removed with the address", |o| !o.contains("db1")).unwrap();
     // 10.15.9.9 is inside the zone's prefix, so pdc owns it: with no allocation, it goes.
-    wait_dig(&knot, "9.9.15.10.in-addr.arpa", "PTR", "a stray PTR in pdc's prefix removed", |o| !o.contains("printer"));
+    knot.wait_dig("9.9.15.10.in-addr.arpa", "PTR", "a stray PTR in pdc's prefix removed", |o| !o.contains("printer")).unwrap();
 
     // A wrong TSIG key: the zone says so, new records wait, nothing is lost.
     let secrets: Api<Secret> = Api::namespaced(client.clone(), SYSTEM_NAMESPACE);
@@ -206,17 +186,17 @@ async fn records_reach_a_signed_zone_and_stay_right() {
     .unwrap();
     let c = conditions::find(&z.status.as_ref().unwrap().conditions, READY).unwrap();
     assert!(c.message.contains("pdc-key") && !c.message.contains(&wrong), "{}", c.message);
-    let r = wait_programmed(&api, "api", "False", "Pending").await;
+    let r = wait_programmed(&api, "api", "False", "Pending").await.unwrap();
     assert!(conditions::find(&r.status.unwrap().conditions, "Programmed").unwrap().message.contains("TSIG"));
     assert!(z.status.unwrap().pending >= 1);
     secrets.patch("knot-tsig", &PatchParams::default(), &Patch::Merge(serde_json::json!({"stringData": {"secret": knot.key_secret}}))).await.unwrap();
-    wait_programmed(&api, "api", "True", "Programmed").await;
+    wait_programmed(&api, "api", "True", "Programmed").await.unwrap();
     assert!(knot.dig(&format!("api.{sub}"), "A", false).unwrap().contains("10.15.0.20"));
 
     // The server stops: changes stay pending (status and metric) and go out when it returns.
     knot.stop();
     api.create(&pp, &record("ftp", "ftp", "A", &["10.15.0.21"])).await.unwrap();
-    wait_programmed(&api, "ftp", "False", "Pending").await;
+    wait_programmed(&api, "ftp", "False", "Pending").await.unwrap();
     let z = wait_for(&Api::<DnsZone>::all(client.clone()), "daklak-gov-vn", Duration::from_secs(30), "ServerUnreachable", |z| {
         z.status.as_ref().is_some_and(|s| s.pending >= 1 && conditions::find(&s.conditions, READY).is_some_and(|c| c.reason == "ServerUnreachable"))
     })
@@ -226,7 +206,7 @@ async fn records_reach_a_signed_zone_and_stay_right() {
     assert!(op.metric("pdc_dns_pending_changes{zone=\"daklak.gov.vn\"}").unwrap() >= 1.0);
     assert_eq!(op.metric("pdc_dns_zone_in_sync{zone=\"daklak.gov.vn\"}").unwrap(), 0.0);
     knot.restart().unwrap();
-    wait_programmed(&api, "ftp", "True", "Programmed").await;
+    wait_programmed(&api, "ftp", "True", "Programmed").await.unwrap();
     assert!(knot.dig(&format!("ftp.{sub}"), "A", true).unwrap().contains("10.15.0.21"));
     // What was there before the stop survived it.
     assert!(knot.dig(&format!("www.{sub}"), "A", false).unwrap().contains("10.15.0.8"));
