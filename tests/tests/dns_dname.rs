@@ -65,6 +65,16 @@ async fn a_dname_takes_over_a_subtree_in_one_signed_update() {
     let later = knot.dig("api.cu.daklak.gov.vn", "A", true).unwrap();
     assert!(later.contains("10.15.1.12") && later.contains("DNAME"), "{later}");
 
+    // Knot refuses a name added below the DNAME, which would sink the whole batch:
+    // the plan reports it as a conflict instead while the DNAME is not pdc's.
+    let www = set("www.cu.daklak.gov.vn.", RecordType::A, &["10.15.0.11"]);
+    let refused = pdc_dns::update(&server, zone, &key, &[Change::Create(www.clone())]).await;
+    assert!(matches!(refused, Err(pdc_dns::DnsIoError::Refused { .. })), "{refused:?}");
+    let now = pdc_dns::transfer(&server, zone, &key).await.unwrap().sets;
+    let want: Zone = [((www.name.clone(), RecordType::A), www.clone())].into();
+    let p = dnsplan::plan(&now, &want, &want.keys().cloned().collect());
+    assert!(p.changes.is_empty() && p.conflicts.len() == 1, "{p:?}");
+
     // The transition over: the DNAME goes, and nothing answers below the old name.
     let end = pdc_dns::transfer(&server, zone, &key).await.unwrap().sets;
     let dname = end.get(&(old.to_string(), RecordType::DNAME)).cloned().unwrap();

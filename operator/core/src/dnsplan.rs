@@ -208,6 +208,8 @@ pub struct Plan {
 pub fn plan(current: &Zone, desired: &Zone, owned: &BTreeSet<(String, RecordType)>) -> Plan {
     let mut p = Plan::default();
     let (mut deletes, mut replaces, mut creates) = (Vec::new(), Vec::new(), Vec::new());
+    // Another owner's DNAMEs: nothing can be added below one (RFC 6672 §2.4).
+    let dnames: Vec<(&(String, RecordType), &RRset)> = current.iter().filter(|(k, _)| k.1 == RecordType::DNAME && !owned.contains(*k)).collect();
     for (key, want) in desired {
         match current.get(key) {
             None => {
@@ -219,7 +221,8 @@ pub fn plan(current: &Zone, desired: &Zone, owned: &BTreeSet<(String, RecordType
                 // A DNAME occludes every name below it (RFC 6672 §2.4): it comes only
                 // where every set below is pdc's, and those go in the same update.
                 let occluded = || (key.1 == RecordType::DNAME).then(|| current.iter().find(|(k, _)| is_below(&k.0, &key.0) && !owned.contains(*k))).flatten();
-                match clash.or_else(occluded) {
+                let under_dname = || dnames.iter().find(|(k, _)| is_below(&key.0, &k.0)).copied();
+                match clash.or_else(occluded).or_else(under_dname) {
                     Some((_, found)) => p.conflicts.push(Conflict { wanted: want.clone(), found: found.clone() }),
                     None => creates.push(Change::Create(want.clone())),
                 }
@@ -435,6 +438,11 @@ mod tests {
         let current: Zone = [(("cu.x.".to_string(), RecordType::CNAME), set("cu.x.", RecordType::CNAME, "y.x."))].into();
         let p = plan(&current, &desired, &[("cu.x.".to_string(), RecordType::DNAME)].into());
         assert_eq!(p.conflicts.len(), 1);
+        // Nothing is added below another owner's DNAME.
+        let current: Zone = [(("cu.x.".to_string(), RecordType::DNAME), set("cu.x.", RecordType::DNAME, "moi.x."))].into();
+        let desired: Zone = [(("www.cu.x.".to_string(), RecordType::A), set("www.cu.x.", RecordType::A, "10.0.0.1"))].into();
+        let p = plan(&current, &desired, &desired.keys().cloned().collect());
+        assert_eq!((p.changes.len(), p.conflicts.first().map(|c| c.found.rtype)), (0, Some(RecordType::DNAME)));
         assert!(canonical_value(RecordType::DNAME, "Moi.X").is_ok_and(|v| v == "moi.x."));
         assert!(!is_below("cux.x.", "x.x.") && is_below("a.x.", "x.") && !is_below("x.", "x."));
     }
