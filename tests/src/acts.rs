@@ -113,8 +113,14 @@ pub fn keep_logs(dir: &std::path::Path, tag: &str) -> std::path::PathBuf {
 /// act's status as the API server has it, the leader lease, the TenantVMs of
 /// `namespaces`, and the tail of the operator's log; the logs are copied to a
 /// directory that stays (named in the text).
-pub async fn explain(client: &kube::Client, act: &str, timeline: &Timeline, namespaces: &[&str], operator_log: &std::path::Path, log_dir: &std::path::Path) -> String {
+pub async fn explain(client: &kube::Client, act: &str, timeline: &Timeline, namespaces: &[&str], operator: &mut crate::operator::OperatorProcess, log_dir: &std::path::Path) -> String {
     let mut out = format!("status timeline (last 40):\n{}\n", timeline.tail(40));
+    match operator.exit_status() {
+        Some(s) => out += &format!("operator {} has exited: {s}\n", operator.identity),
+        None => out += &format!("operator {} is running (pid {:?})\n", operator.identity, operator.pid()),
+    }
+    let operator_log = operator.log.clone();
+    let operator_log = operator_log.as_path();
     match Api::<Reorganization>::all(client.clone()).get(act).await {
         Ok(a) => out += &format!("status of {act}:\n{}\n", serde_yaml::to_string(&a.status).unwrap_or_default()),
         Err(e) => out += &format!("reading {act}: {e}\n"),

@@ -156,6 +156,12 @@ impl OperatorProcess {
         Ok(ApiRequests { by_verb })
     }
 
+    /// How the process ended, when it has ended on its own (`None` while it runs, and
+    /// after [`Self::kill`] or [`Self::stop`]).
+    pub fn exit_status(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.as_mut().and_then(|c| c.try_wait().ok().flatten())
+    }
+
     /// Kill the process at once (SIGKILL), as a crash would.
     pub fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
