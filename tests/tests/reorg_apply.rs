@@ -516,6 +516,7 @@ async fn an_operator_killed_at_every_step_resumes_and_ends_the_same() {
 
     let mut seen = std::collections::BTreeSet::new();
     let mut timeline = pdc_tests::acts::Timeline::new();
+    let mut self_exits = 0;
     let deadline = std::time::Instant::now() + Duration::from_secs(480);
     loop {
         let a = acts.get(&w.name).await.unwrap();
@@ -532,8 +533,16 @@ async fn an_operator_killed_at_every_step_resumes_and_ends_the_same() {
             operator = OperatorProcess::start(&env.operator_kubeconfig, &opts(format!("reorg-{}", seen.len())), &env.dir).unwrap();
         }
         if let Some(exit) = operator.exit_status() {
-            // Nothing restarts it here: a stall, said at once rather than at the deadline.
+            // An operator that loses its lease steps down and exits (on this loaded
+            // 2-core machine a renewal can miss the 3 s deadline); its Deployment
+            // would start it again, so the test does, a few times at most: more is a
+            // crash loop, said at once rather than at the deadline.
             timeline.note(&format!("{} exited on its own: {exit}", operator.identity));
+            eprintln!("{} exited on its own ({exit}); started again", operator.identity);
+            self_exits += 1;
+            if self_exits <= 3 {
+                operator = OperatorProcess::start(&env.operator_kubeconfig, &opts(format!("reorg-restart-{self_exits}")), &env.dir).unwrap();
+            }
         }
         if std::time::Instant::now() >= deadline || operator.exit_status().is_some() {
             let units = [w.xa_a.as_str(), w.xa_b.as_str(), w.huyen.as_str(), w.so_f.as_str(), w.so_g.as_str(), w.successor.as_str()];
