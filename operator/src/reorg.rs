@@ -64,7 +64,15 @@ async fn objects(client: &Client) -> Result<(Objects, Option<String>)> {
 /// The status a plan comes down to, keeping the steps already recorded.
 pub fn status(act: &Reorganization, plan: &Plan, old: &ReorganizationStatus, now: Timestamp) -> ReorganizationStatus {
     let ok = plan.refusals.is_empty();
-    let cond = if ok {
+    // Once started, the estate changes under the act (its new units exist, its
+    // objects have moved), so a plan made now refuses what the act itself did: the
+    // plan it was started with stays on record.
+    let started = old.token.is_some();
+    let kept = conditions::find(&old.conditions, PLANNED).filter(|_| started);
+    let cond = if let Some(c) = kept {
+        let holds = c.status == "True";
+        Cond::new(PLANNED, holds, if holds { "PlanHolds" } else { "Refused" }, c.message.clone())
+    } else if ok {
         let s = plan.summary();
         let n = |k: &str| s.get(k).copied().unwrap_or(0);
         Cond::new(PLANNED, true, "PlanHolds", format!("{} units, {} VMs moved, {} halted, {} aliases, {} codes", n("units"), n("vmsMoved"), n("vmsHalted"), n("aliases"), n("codes")))
@@ -90,18 +98,14 @@ pub fn status(act: &Reorganization, plan: &Plan, old: &ReorganizationStatus, now
         current_step: old.current_step.clone(),
         token: old.token.clone(),
         steps,
-        summary: plan.summary().into_iter().map(|(k, v)| (k.to_string(), i64::try_from(v).unwrap_or(i64::MAX))).collect(),
-        refusals: plan.refusals.clone(),
+        summary: if started { old.summary.clone() } else { plan.summary().into_iter().map(|(k, v)| (k.to_string(), i64::try_from(v).unwrap_or(i64::MAX))).collect() },
+        refusals: if started { old.refusals.clone() } else { plan.refusals.clone() },
     }
 }
 
-/// Steps with work in `plan` that this version does not carry out: Redeclare when
-/// a whole subdomain would alias another (a DNAME, which the zone writer does not
-/// manage; the planner makes none: a rename to a new slug aliases name by name).
+/// Steps with work in `plan` that this version does not carry out.
 pub fn unavailable(plan: &Plan) -> Vec<Step> {
-    let dname = plan.aliases.iter().any(|a| a.kind != "CNAME");
-    let partly = |s: &Step| *s == Step::Redeclare && dname;
-    reorg::STEPS.into_iter().filter(|s| plan.has_work(*s) && (!steps::IMPLEMENTED.contains(s) || partly(s))).collect()
+    reorg::STEPS.into_iter().filter(|s| plan.has_work(*s) && !steps::IMPLEMENTED.contains(s)).collect()
 }
 
 /// Whether an Apply may start; when it may not, `Applied=False` says why.
