@@ -69,6 +69,9 @@ async fn records_stay_inside_the_department_subdomain() {
     // A CNAME has one value.
     let m = refused(api.create(&pp, &record("alias", "portal", "CNAME", &["a.daklak.gov.vn.", "b.daklak.gov.vn."])).await);
     assert!(m.contains("exactly one value"), "{m}");
+    // A DNAME (a whole subtree, names other teams may hold) is the operator's alone.
+    let m = refused(api.create(&pp, &record("cu", "cu", "DNAME", &["moi.daklak.gov.vn."])).await);
+    assert!(m.contains("only pdc's reorganizations declare one"), "{m}");
 
     // Outside any department namespace: refused, whoever asks.
     let ns = unique("plain");

@@ -3,7 +3,9 @@
 //! communes merge into a new one (a VM, a standalone volume and a standalone claim
 //! with a name move to it), a district unit dissolves. A prober asks every name
 //! that must keep answering every 200 ms during the whole act; old names end up
-//! answering with signed CNAMEs, VMs not kept are halted with their disks archived,
+//! answering through a signed DNAME of the new subdomain where every name of a unit
+//! moved, and with signed CNAMEs where one did not or where a set pdc does not own
+//! lies below the old subdomain (which stays untouched), VMs not kept are halted with their disks archived,
 //! the district's volume is archived, and after the (shortened) transition and
 //! retention the aliases go and the addresses are held back for the cool-down.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
@@ -163,6 +165,9 @@ async fn world(client: &Client, dir: &std::path::Path, knot: &KnotServer) -> Wor
         Api::<DnsRecord>::namespaced(client.clone(), u).create(&PostParams::default(), &record(name, v)).await.unwrap();
     }
     Api::<AddressClaim>::namespaced(client.clone(), &huyen).create(&PostParams::default(), &claim("camera", "app")).await.unwrap();
+    // A set pdc does not own below a merged commune's subdomain: a DNAME there would
+    // hide it, so that commune's names answer as CNAMEs instead.
+    knot.update(&format!("zone daklak.gov.vn.\nupdate add ngoai.{}. 300 TXT \"not pdc's\"", sub(&xa_b))).unwrap();
     // A commune's own data: a volume no VM uses, and a claimed address with a name.
     Api::<TenantVolume>::namespaced(client.clone(), &xa_b).create(&PostParams::default(), &volume("du-lieu")).await.unwrap();
     Api::<TenantVolume>::namespaced(client.clone(), &huyen).create(&PostParams::default(), &volume("luu-tru")).await.unwrap();
@@ -234,6 +239,29 @@ async fn world(client: &Client, dir: &std::path::Path, knot: &KnotServer) -> Wor
     World { xa_a, xa_b, xa_c, huyen, so, so_f, so_g, successor, name, today, names, stop, probe }
 }
 
+/// Whether a `kdig` answer holds an RRSIG over `rtype`.
+fn signed(answer: &str, rtype: &str) -> bool {
+    answer.lines().any(|l| l.split_whitespace().nth(3) == Some("RRSIG") && l.split_whitespace().nth(4) == Some(rtype))
+}
+
+/// Whether a `kdig` answer holds a record of `rtype` with `value`.
+fn holds(answer: &str, rtype: &str, value: &str) -> bool {
+    answer.lines().any(|l| l.split_whitespace().nth(3) == Some(rtype) && l.split_whitespace().nth(4) == Some(value))
+}
+
+/// Ask Knot (with DNSSEC) until `ok` holds for the answer, for 60 s at most.
+async fn dig_until(knot: &KnotServer, name: &str, rtype: &str, what: &str, ok: impl Fn(&str) -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let a = knot.dig(name, rtype, true).unwrap();
+        if ok(&a) {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{name} {rtype} does not answer {what}: {a}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
 /// What the act has done once it waits for the transition's end.
 async fn check_carried_out(client: &Client, knot: &KnotServer, w: &World) {
     let World { xa_a, xa_b, xa_c, huyen, so, successor, name, today, .. } = w;
@@ -246,31 +274,38 @@ async fn check_carried_out(client: &Client, knot: &KnotServer, w: &World) {
         assert!(st.steps.iter().any(|x| x.name == s && x.state == "Done"), "{s}: {}", steps(&done));
     }
 
-    // Old names answer with signed CNAMEs to the successor's names.
+    // Old names answer with signed CNAMEs to the successor's names: one per name
+    // where a set pdc does not own lies below the old subdomain (xa-b) or a unit
+    // has no successor (the district), ...
     let depts: Api<Department> = Api::all(client.clone());
-    let moved = [
-        (sub(xa_a), sub(successor)),
+    let by_name = [
         (sub(xa_b), sub(successor)),
         (format!("www.{}", sub(xa_b)), format!("www.{}", sub(successor))),
         (format!("camera.{}", sub(xa_b)), format!("camera.{}", sub(successor))),
-        (format!("mot.{}", sub(xa_a)), format!("mot.{}", sub(successor))),
         (format!("hai.{}", sub(huyen)), sub(so)),
-        (sub(&w.so_f), sub(&w.so_g)),
+    ];
+    for (old, new) in by_name {
+        dig_until(knot, &old, "A", &format!("a signed CNAME to {new}"), |a| signed(a, "CNAME") && holds(a, "CNAME", &format!("{new}."))).await;
+    }
+    // ... and through a signed DNAME of the new subdomain where every name of the
+    // unit moved (a merged commune, the renamed department); the old apex answers
+    // the new apex's addresses beside it.
+    for (old, new, apex) in [(sub(xa_a), sub(successor), "10.15.9.1"), (sub(&w.so_f), sub(&w.so_g), "10.15.9.6")] {
+        dig_until(knot, &old, "DNAME", &format!("a signed DNAME of {new}"), |a| signed(a, "DNAME") && holds(a, "DNAME", &format!("{new}."))).await;
+        dig_until(knot, &old, "A", &format!("{apex}, signed"), |a| signed(a, "A") && holds(a, "A", apex)).await;
+    }
+    for (old, new) in [
+        (format!("mot.{}", sub(xa_a)), format!("mot.{}", sub(successor))),
         (format!("www.{}", sub(&w.so_f)), format!("www.{}", sub(&w.so_g))),
         (format!("ba.{}", sub(&w.so_f)), format!("ba.{}", sub(&w.so_g))),
-    ];
-    for (old, new) in moved {
-        let deadline = std::time::Instant::now() + Duration::from_secs(60);
-        loop {
-            let a = knot.dig(&old, "A", true).unwrap();
-            let signed = a.lines().any(|l| l.contains("RRSIG") && l.contains("CNAME"));
-            if signed && a.contains(&format!("{new}.")) {
-                break;
-            }
-            assert!(std::time::Instant::now() < deadline, "{old} does not answer with a signed CNAME to {new}: {a}");
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
+    ] {
+        dig_until(knot, &old, "A", &format!("through the signed DNAME to {new}"), |a| signed(a, "DNAME") && holds(a, "CNAME", &format!("{new}."))).await;
     }
+    // Why xa-b answers name by name, on its DNAME's DnsRecord; the foreign set stays.
+    let dname = Api::<DnsRecord>::namespaced(client.clone(), xa_b).get(&format!("dname.{}", sub(xa_b))).await.unwrap();
+    let why = dname.status.as_ref().and_then(|s| conditions::find(&s.conditions, "Programmed")).cloned().unwrap();
+    assert!(why.status == "False" && why.reason == "NameByName" && why.message.contains(&format!("ngoai.{}.", sub(xa_b))), "{why:?}");
+    assert!(knot.dig(&format!("ngoai.{}", sub(xa_b)), "TXT", false).unwrap().contains("not pdc's"));
     // The kept VM moved: it runs at the successor from copies of its disks (cloned
     // across namespaces from the move's snapshots), with new addresses; the old VM
     // is gone and its addresses are held back for the cool-down.
@@ -440,13 +475,15 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     // The transition ends (shortened): the aliases go, the old names are reclaimed.
     acts.patch(&name, &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"transitionDays": 0}}))).await.unwrap();
     wait_phase(&acts, &name, "Retained", 90).await;
-    for old in [sub(&xa_b), format!("www.{}", sub(&xa_b)), format!("hai.{}", sub(&huyen))] {
+    for old in [sub(&xa_b), format!("www.{}", sub(&xa_b)), format!("hai.{}", sub(&huyen)), sub(&w.xa_a), format!("mot.{}", sub(&w.xa_a)), format!("www.{}", sub(&w.so_f))] {
         let deadline = std::time::Instant::now() + Duration::from_secs(60);
         while !knot.dig(&old, "A", false).unwrap().trim().is_empty() {
             assert!(std::time::Instant::now() < deadline, "{old} still answers after the transition");
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
     }
+    assert!(knot.dig(&sub(&w.xa_a), "DNAME", false).unwrap().trim().is_empty(), "the DNAME goes with the transition");
+    assert!(knot.dig(&format!("ngoai.{}", sub(&xa_b)), "TXT", false).unwrap().contains("not pdc's"), "a set pdc does not own is never touched");
     assert!(knot.dig(&format!("www.{}", sub(&successor)), "A", false).unwrap().contains("10.15.9.3"), "the successor's name must stay");
 
     // The retention ends (shortened): the district's addresses are held back for the

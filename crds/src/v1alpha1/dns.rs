@@ -130,7 +130,7 @@ pub struct DnsZoneStatus {
     pub last_sync_time: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
-/// A DNS record type a department may declare.
+/// A DNS record type: a department declares any but `DNAME`.
 #[derive(schemars::JsonSchema, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
 #[allow(clippy::upper_case_acronyms)]
 pub enum DnsRecordType {
@@ -141,6 +141,10 @@ pub enum DnsRecordType {
     MX,
     SRV,
     CAA,
+    /// A whole subdomain answering for another (RFC 6672): only pdc's
+    /// reorganizations declare one, for a unit whose every name moves; a
+    /// ValidatingAdmissionPolicy refuses it from anyone else.
+    DNAME,
 }
 
 impl DnsZoneSpec {
@@ -174,8 +178,8 @@ impl DnsRecord {
 }
 
 impl DnsRecordType {
-    /// The type a department may declare for a pdc-core type (`None` for PTR and
-    /// DNAME, which only pdc writes).
+    /// The type a DnsRecord declares for a pdc-core type (`None` for PTR, which only
+    /// the reverse zones' writer makes).
     pub fn from_core(t: pdc_core::dnsplan::RecordType) -> Option<DnsRecordType> {
         use pdc_core::dnsplan::RecordType as T;
         Some(match t {
@@ -186,7 +190,8 @@ impl DnsRecordType {
             T::MX => DnsRecordType::MX,
             T::SRV => DnsRecordType::SRV,
             T::CAA => DnsRecordType::CAA,
-            T::PTR | T::DNAME => return None,
+            T::DNAME => DnsRecordType::DNAME,
+            T::PTR => return None,
         })
     }
 
@@ -201,6 +206,7 @@ impl DnsRecordType {
             DnsRecordType::MX => T::MX,
             DnsRecordType::SRV => T::SRV,
             DnsRecordType::CAA => T::CAA,
+            DnsRecordType::DNAME => T::DNAME,
         }
     }
 }
@@ -221,7 +227,7 @@ impl DnsRecordType {
     printcolumn(name = "Values", type_ = "string", json_path = ".spec.values"),
     printcolumn(name = "Programmed", type_ = "string", json_path = ".status.conditions[?(@.type==\"Programmed\")].status"),
     printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp"),
-    validation = Rule::new("self.spec.type != 'CNAME' || size(self.spec.values) == 1").message("a CNAME has exactly one value")
+    validation = Rule::new("!(self.spec.type in ['CNAME', 'DNAME']) || size(self.spec.values) == 1").message("a CNAME or DNAME has exactly one value")
 )]
 #[serde(rename_all = "camelCase")]
 pub struct DnsRecordSpec {

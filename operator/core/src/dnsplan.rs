@@ -220,7 +220,7 @@ pub fn plan(current: &Zone, desired: &Zone, owned: &BTreeSet<(String, RecordType
                     .filter(|(k, _)| !owned.contains(*k));
                 // A DNAME occludes every name below it (RFC 6672 §2.4): it comes only
                 // where every set below is pdc's, and those go in the same update.
-                let occluded = || (key.1 == RecordType::DNAME).then(|| current.iter().find(|(k, _)| is_below(&k.0, &key.0) && !owned.contains(*k))).flatten();
+                let occluded = || (key.1 == RecordType::DNAME).then(|| dname_blocker(current, &key.0, |k| owned.contains(k)).map(|s| (key, s))).flatten();
                 let under_dname = || dnames.iter().find(|(k, _)| is_below(&key.0, &k.0)).copied();
                 match clash.or_else(occluded).or_else(under_dname) {
                     Some((_, found)) => p.conflicts.push(Conflict { wanted: want.clone(), found: found.clone() }),
@@ -258,6 +258,14 @@ pub fn plan(current: &Zone, desired: &Zone, owned: &BTreeSet<(String, RecordType
 /// §3.6.2), and a DNAME not with a CNAME (RFC 6672 §2.4).
 fn exclusive(a: RecordType, b: RecordType) -> bool {
     a == RecordType::CNAME || b == RecordType::CNAME || (a == RecordType::DNAME && b == RecordType::DNAME)
+}
+
+/// The first set of `current` that keeps a DNAME from `owner`: one below it (a
+/// DNAME hides every name below its owner, RFC 6672 §2.4) or a CNAME or DNAME at
+/// it, that is not pdc's (`pdcs`). pdc's own go in the same update as the DNAME.
+pub fn dname_blocker<'a>(current: &'a Zone, owner: &str, pdcs: impl Fn(&(String, RecordType)) -> bool) -> Option<&'a RRset> {
+    let at_owner = |k: &(String, RecordType)| k.0 == owner && matches!(k.1, RecordType::CNAME | RecordType::DNAME);
+    current.iter().find(|(k, _)| (is_below(&k.0, owner) || at_owner(k)) && !pdcs(k)).map(|(_, s)| s)
 }
 
 /// Whether `name` lies strictly below `owner` (both dot-terminated, lowercase).
@@ -444,6 +452,15 @@ mod tests {
         let p = plan(&current, &desired, &desired.keys().cloned().collect());
         assert_eq!((p.changes.len(), p.conflicts.first().map(|c| c.found.rtype)), (0, Some(RecordType::DNAME)));
         assert!(canonical_value(RecordType::DNAME, "Moi.X").is_ok_and(|v| v == "moi.x."));
+        // What keeps a DNAME out: a foreign set below its owner, or a foreign CNAME at it.
+        let current: Zone = [set("cu.x.", RecordType::A, "10.0.0.1"), set("a.cu.x.", RecordType::A, "10.0.0.2"), set("cux.x.", RecordType::A, "10.0.0.9")]
+            .into_iter()
+            .map(|s| ((s.name.clone(), s.rtype), s))
+            .collect();
+        assert_eq!(dname_blocker(&current, "cu.x.", |_| false).map(|s| s.name.as_str()), Some("a.cu.x."));
+        assert_eq!(dname_blocker(&current, "cu.x.", |k| k.0 == "a.cu.x."), None, "the owner's own addresses stay beside a DNAME");
+        let cname: Zone = [set("cu.x.", RecordType::CNAME, "y.x.")].into_iter().map(|s| ((s.name.clone(), s.rtype), s)).collect();
+        assert!(dname_blocker(&cname, "cu.x.", |_| false).is_some() && dname_blocker(&cname, "cu.x.", |_| true).is_none());
         assert!(!is_below("cux.x.", "x.x.") && is_below("a.x.", "x.") && !is_below("x.", "x."));
     }
 

@@ -240,7 +240,10 @@ pub struct VolumeArchive {
 pub struct Alias {
     pub from: String,
     pub to: String,
-    /// `CNAME`: the planner makes one per name pdc serves (never a `DNAME`).
+    /// `CNAME`: one per name pdc serves; `DNAME`: the unit's whole subdomain, where
+    /// every one of its names moves to the same name under `to` (the zone writer
+    /// uses it in place of those CNAMEs once they all answer and every set below
+    /// the old subdomain is pdc's; until then, or where it never is, the CNAMEs).
     pub kind: &'static str,
     pub until: Day,
 }
@@ -654,6 +657,21 @@ fn relative<'a>(name: &'a str, subdomain: &str) -> Option<&'a str> {
     name.strip_suffix(subdomain).and_then(|r| r.strip_suffix('.'))
 }
 
+/// The DNAME alias of `u`'s whole subdomain to `to`, when every name the unit serves
+/// aliases the same name under `to` (a name left behind, such as a VM that is not
+/// kept, rules it out: a DNAME hides every name below its owner). The CNAMEs stay in
+/// the plan: they answer until the DNAME can, and wherever it cannot.
+fn whole_subdomain(u: &Unit, to: &str, until: Day, aliases: &mut Vec<Alias>) {
+    let mut names = u.records.iter().map(|r| r.fqdn.as_str()).peekable();
+    if names.peek().is_none() || u.subdomain == to {
+        return;
+    }
+    let follows = |n: &str| relative(n, &u.subdomain).is_some_and(|rel| aliases.iter().any(|a| a.kind == "CNAME" && a.from == n && a.to == under(rel, to)));
+    if names.all(follows) {
+        aliases.push(Alias { from: u.subdomain.clone(), to: to.to_string(), kind: "DNAME", until });
+    }
+}
+
 fn under(rel: &str, subdomain: &str) -> String {
     if rel.is_empty() { subdomain.to_string() } else { format!("{rel}.{subdomain}") }
 }
@@ -763,6 +781,7 @@ fn merge(cx: &mut Ctx, m: &Merge, out: &mut Vec<UnitPlan>, new_units: &mut Vec<N
                 aliases.push(alias);
             }
         }
+        whole_subdomain(&u, &succ_sub, cx.transition_ends, aliases);
         add(&mut moved, &p.quota_moved);
         out.push(p);
     }
@@ -819,8 +838,8 @@ fn rename(cx: &mut Ctx, r: &Rename, out: &mut Vec<UnitPlan>, new_units: &mut Vec
             p.releases.push(Release { addresses: addresses.clone(), on: cx.effective, reusable_from: cx.effective.plus(cx.act.cool_down_days) });
         }
         // Each name pdc serves under the old subdomain answers as a CNAME of its new
-        // name (not the whole subdomain as a DNAME: that would also redirect names
-        // below it that pdc does not own).
+        // name, and the whole subdomain as a DNAME of the new one once that is safe
+        // (see `whole_subdomain`).
         for rec in &u.records {
             if let Some(rel) = relative(&rec.fqdn, &u.subdomain) {
                 let new = under(rel, &new_sub);
@@ -831,6 +850,7 @@ fn rename(cx: &mut Ctx, r: &Rename, out: &mut Vec<UnitPlan>, new_units: &mut Vec
                 }
             }
         }
+        whole_subdomain(&u, &new_sub, cx.transition_ends, aliases);
     }
     out.push(p);
 }

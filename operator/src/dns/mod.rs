@@ -8,6 +8,7 @@
 //! finalizer) declares it now or was programmed with it, or, in a reverse zone, when
 //! it is the PTR of an address inside a NetworkZone's prefixes.
 
+pub mod alias;
 pub mod record;
 pub mod writer;
 

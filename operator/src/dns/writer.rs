@@ -30,6 +30,7 @@ use pdc_core::ipam::{Addr, Prefix};
 use pdc_dns::{DnsIoError, Key, Server, Transfer};
 use tracing::{info, warn};
 
+use super::alias::{self, Aliases, UnderDname, Verdicts};
 use super::record::{PROGRAMMED, set_condition, set_finalizer};
 use super::{has_finalizer, subdomain_of, zone_for};
 use crate::context::Context;
@@ -102,6 +103,10 @@ struct Want {
     deleting: Vec<(Arc<DnsRecord>, Option<SetKey>)>,
     /// Records refused because another record holds their name: reason, message.
     refused: Vec<(Arc<DnsRecord>, &'static str, String)>,
+    /// Alias records whose names answer through a DNAME: message.
+    covered: Vec<(Arc<DnsRecord>, String)>,
+    /// The aliases, for deciding which DNAMEs answer.
+    aliases: Aliases,
     /// Reverse zones: the NetworkZone prefixes whose PTRs are pdc's.
     ptr_prefixes: Vec<Prefix>,
 }
@@ -114,7 +119,9 @@ fn default_ttl(z: &DnsZone, provinces: &Store<Province>) -> u32 {
         .unwrap_or(300)
 }
 
-fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
+/// What the records want of a forward zone, with the DNAME aliases that answer as
+/// `dnames` says (none until the zone has been read: see [`alias::verdicts`]).
+fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32, dnames: &Verdicts) -> Want {
     let mut w = Want::default();
     let zones = ctx.zones.state();
     let me = z.name_any();
@@ -126,7 +133,10 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
     records.sort_by_cached_key(|r| order(r));
     let mut holder: BTreeMap<(String, RecordType), String> = BTreeMap::new();
     let mut types_at: BTreeMap<String, Vec<RecordType>> = BTreeMap::new();
-    let aliases = alias_states(&records, ctx, ttl);
+    let aliases = aliases_of(&records, ctx, ttl);
+    let on: BTreeMap<&String, &alias::Dname> = aliases.dnames.iter().filter(|(o, d)| !d.expired && dnames.get(*o).is_some_and(Result::is_ok)).collect();
+    // The old apex's types under a DNAME that answers: they answer with the new apex's sets.
+    let mut apex: BTreeSet<SetKey> = BTreeSet::new();
     let mut adopted: BTreeSet<SetKey> = BTreeSet::new();
     for rec in records {
         if !has_finalizer(&rec) {
@@ -155,7 +165,12 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
         }
         // An invalid record keeps what it was programmed with: neither wanted nor removed.
         let Some(set) = set.filter(|s| in_zone(&s.name)) else { continue };
-        if let Some((reason, msg)) = aliased(&rec, &set.name, &aliases) {
+        let under = alias::under_dname(&rec, &set, &on);
+        if w.take_under_dname(&rec, &set, under.as_ref(), prev.clone(), &mut apex) {
+            continue;
+        }
+        let member = matches!(under, Some(UnderDname::Member));
+        if let Some((reason, msg)) = alias::aliased(&rec, &set, &aliases, dnames).filter(|_| !member) {
             // Kept out of the zone by an alias (or waiting to be one): what it was
             // programmed with goes in the same update that brings the alias.
             w.owned.extend(prev);
@@ -194,6 +209,8 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
         w.sets.insert(key.clone(), set);
         w.members.push((rec, key));
     }
+    alias::apex_sets(&mut w.sets, apex, &on);
+    w.aliases = aliases;
     w.owned = pdc_core::dnsadopt::owned_with_adopted(&w.owned, &w.sets, &adopted);
     for (_, key) in &w.deleting {
         w.owned.extend(key.iter().cloned());
@@ -201,55 +218,35 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
     w
 }
 
-/// What an alias does at its name in this pass.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum AliasState {
-    /// Its target does not answer yet: the records at its name keep answering.
-    Waiting { target: String },
-    /// It answers for the name, in place of every other record there.
-    Active { target: String, until: String },
-    /// The transition is over: nothing answers at the name.
-    Expired,
-}
-
-fn norm(name: &str) -> String {
-    name.trim_end_matches('.').to_ascii_lowercase()
-}
-
-/// The aliases (DnsRecords labelled [`pdc_api::labels::ALIAS`]) by name. An alias
-/// becomes active once a programmed record answers at its target, so the name never
-/// points at nothing.
-fn alias_states(records: &[Arc<DnsRecord>], ctx: &WriterContext, ttl: u32) -> BTreeMap<String, AliasState> {
-    use pdc_api::labels as l;
+/// The aliases among the live records.
+fn aliases_of(records: &[Arc<DnsRecord>], ctx: &WriterContext, ttl: u32) -> Aliases {
     let live = |r: &&Arc<DnsRecord>| r.metadata.deletion_timestamp.is_none() && has_finalizer(r);
-    let answering: BTreeSet<String> = records.iter().filter(live).filter(|r| is_programmed(r)).filter_map(|r| r.status.as_ref()?.fqdn.as_deref().map(norm)).collect();
-    let mut out = BTreeMap::new();
-    for rec in records.iter().filter(live).filter(|r| r.labels().contains_key(l::ALIAS)) {
-        let ns = rec.namespace().unwrap_or_default();
-        let Some(set) = subdomain_of(&ctx.namespaces, &ns).and_then(|sub| rec.rrset(&sub, ttl).ok()) else { continue };
-        let target = norm(rec.spec.values.first().map(String::as_str).unwrap_or_default());
-        let state = if rec.annotations().get(l::ALIAS_EXPIRED).is_some_and(|v| v == "true") {
-            AliasState::Expired
-        } else if answering.contains(&target) {
-            AliasState::Active { target, until: rec.annotations().get(l::ALIAS_UNTIL).cloned().unwrap_or_default() }
-        } else {
-            AliasState::Waiting { target }
-        };
-        out.insert(norm(&set.name), state);
-    }
-    out
+    let answering: BTreeSet<String> = records.iter().filter(live).filter(|r| is_programmed(r)).filter_map(|r| r.status.as_ref()?.fqdn.as_deref().map(alias::norm)).collect();
+    let live_records: Vec<Arc<DnsRecord>> = records.iter().filter(live).cloned().collect();
+    alias::states(&live_records, |r| subdomain_of(&ctx.namespaces, &r.namespace().unwrap_or_default()).and_then(|sub| r.rrset(&sub, ttl).ok()), |n| answering.contains(n))
 }
 
-/// Why `rec` (whose set is at `name`) is kept out of the zone by the aliases: an
-/// alias waiting for its target or expired, or another record at an alias's name.
-fn aliased(rec: &DnsRecord, name: &str, aliases: &BTreeMap<String, AliasState>) -> Option<(&'static str, String)> {
-    let act = rec.labels().get(pdc_api::labels::ALIAS);
-    match (act, aliases.get(&norm(name))?) {
-        (Some(_), AliasState::Waiting { target }) => Some(("WaitingForTarget", format!("{name} will alias {target} once {target} answers; until then its records keep answering"))),
-        (Some(_), AliasState::Expired) => Some(("Expired", format!("the transition is over: {name} is reclaimed and no longer answers"))),
-        (Some(_), AliasState::Active { .. }) | (None, AliasState::Waiting { .. }) => None,
-        (None, AliasState::Active { target, until }) => Some(("Aliased", format!("{name} answers as an alias of {target} until {until}, in place of this record"))),
-        (None, AliasState::Expired) => Some(("Reclaimed", format!("{name} was aliased during a reorganization and is reclaimed: it no longer answers"))),
+impl Want {
+    /// A record at or below a DNAME that answers: an alias answers through it, any
+    /// other is kept out (at the DNAME's owner, its type is noted in `apex`). Whether
+    /// `rec` was taken care of here.
+    fn take_under_dname(&mut self, rec: &Arc<DnsRecord>, set: &RRset, under: Option<&UnderDname>, prev: Option<SetKey>, apex: &mut BTreeSet<SetKey>) -> bool {
+        match under {
+            Some(UnderDname::Member) | None => false,
+            Some(UnderDname::Covered(msg)) => {
+                self.owned.extend(prev);
+                self.covered.push((rec.clone(), msg.clone()));
+                true
+            }
+            Some(UnderDname::KeptOut { owner, message }) => {
+                self.owned.extend(prev);
+                if set.name == *owner {
+                    apex.insert((owner.clone(), set.rtype));
+                }
+                self.refused.push((rec.clone(), "Aliased", message.clone()));
+                true
+            }
+        }
     }
 }
 
@@ -487,18 +484,29 @@ async fn sync(z: &DnsZone, ctx: &WriterContext) -> Result<Action> {
     let zone = z.spec.zone.trim_end_matches('.').to_ascii_lowercase();
     let ttl = default_ttl(z, &ctx.provinces);
     let mut want = match z.spec.kind {
-        ZoneKind::Forward => forward_want(z, ctx, ttl),
+        ZoneKind::Forward => forward_want(z, ctx, ttl, &Verdicts::new()),
         ZoneKind::Reverse => reverse_want(z, ctx, ttl),
     };
-    report_refused(ctx, &want).await?;
     let (key, server) = match credentials(z, ctx).await? {
         Ok(ks) => ks,
-        Err(message) => return fail(z, ctx, &want, None, Failure { reason: "KeyUnusable", message, metric: "key" }).await,
+        Err(message) => {
+            report_refused(ctx, &want).await?;
+            return fail(z, ctx, &want, None, Failure { reason: "KeyUnusable", message, metric: "key" }).await;
+        }
     };
     let current = match read_zone(ctx, &obj, &server, &zone, &key).await {
         Ok(t) => t,
-        Err(e) => return fail(z, ctx, &want, None, e.into()).await,
+        Err(e) => {
+            report_refused(ctx, &want).await?;
+            return fail(z, ctx, &want, None, e.into()).await;
+        }
     };
+    // A reorganization's DNAMEs answer where the zone as read allows it.
+    if !want.aliases.dnames.is_empty() {
+        let verdicts = alias::verdicts(&want.aliases, &current.sets, |k| want.owned.contains(k) || want.sets.contains_key(k));
+        want = forward_want(z, ctx, ttl, &verdicts);
+    }
+    report_refused(ctx, &want).await?;
     if z.spec.kind == ZoneKind::Reverse {
         // Every PTR of an address inside pdc's prefixes is pdc's to keep right.
         let mine = current.sets.keys().filter(|(n, t)| {
@@ -593,6 +601,10 @@ async fn report_refused(ctx: &WriterContext, want: &Want) -> Result<()> {
         if set_condition(&ctx.base.client, rec, Cond::new(PROGRAMMED, false, reason, msg.clone()), |_| {}).await? {
             ctx.base.event(rec.as_ref(), true, reason, msg).await;
         }
+    }
+    // An alias whose name answers through a DNAME answers: Programmed, as it says.
+    for (rec, msg) in &want.covered {
+        set_condition(&ctx.base.client, rec, Cond::new(PROGRAMMED, true, "ThroughDname", msg.clone()), |_| {}).await?;
     }
     Ok(())
 }

@@ -1,8 +1,9 @@
 //! Old names keep answering: the Redeclare step declares a merged (or renamed to a
 //! new slug) unit's own records again under its successor's subdomain and makes an
-//! alias DnsRecord (a CNAME, labelled [`labels::ALIAS`]) for every old name; the
-//! zone writer puts the alias in place of the old records in one update once its
-//! target answers. The RemoveAliases step marks them expired after the transition:
+//! alias DnsRecord (a CNAME, labelled [`labels::ALIAS`]) for every old name, and a
+//! DNAME for a subdomain whose every name moves; the zone writer puts the alias in
+//! place of the old records in one update once its target answers (the DNAME in
+//! place of the CNAMEs below it once they all answer and every set below is pdc's). The RemoveAliases step marks them expired after the transition:
 //! the names are reclaimed and no longer answer.
 
 use kube::api::{ListParams, Patch, PatchParams};
@@ -47,6 +48,12 @@ pub fn object_name(prefix: &str, fqdn: &str) -> String {
 }
 
 /// The alias DnsRecord for `a`, expired or not.
+/// The object name of the alias DnsRecord for `a` (a CNAME and a DNAME may share
+/// an old name, the apex).
+fn alias_name(a: &Alias) -> String {
+    object_name(if a.kind == "DNAME" { "dname" } else { "alias" }, &a.from)
+}
+
 fn alias_record(act: &str, a: &Alias, expired: bool) -> serde_json::Value {
     let mut annotations = json!({labels::ALIAS_UNTIL: a.until.format()});
     if expired && let Some(m) = annotations.as_object_mut() {
@@ -54,14 +61,14 @@ fn alias_record(act: &str, a: &Alias, expired: bool) -> serde_json::Value {
     }
     json!({
         "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord",
-        "metadata": {"name": object_name("alias", &a.from), "labels": {labels::ALIAS: act, labels::REORGANIZATION: act}, "annotations": annotations},
-        "spec": {"name": format!("{}.", a.from), "type": "CNAME", "values": [format!("{}.", a.to)]},
+        "metadata": {"name": alias_name(a), "labels": {labels::ALIAS: act, labels::REORGANIZATION: act}, "annotations": annotations},
+        "spec": {"name": format!("{}.", a.from), "type": a.kind, "values": [format!("{}.", a.to)]},
     })
 }
 
 /// Declare the alias `a` in `ns` (the namespace whose subdomain holds its old name).
 pub async fn declare_alias(client: &Client, act: &str, ns: &str, a: &Alias) -> Result<()> {
-    apply_record(client, ns, &object_name("alias", &a.from), &alias_record(act, a, false)).await
+    apply_record(client, ns, &alias_name(a), &alias_record(act, a, false)).await
 }
 
 /// Declare the merged units' own records under the successors' subdomains (same
@@ -96,13 +103,10 @@ pub async fn redeclare(client: &Client, act: &Reorganization, plan: &Plan, objec
     }
     let mut made = 0;
     for a in &plan.aliases {
-        if a.kind != "CNAME" {
-            return Err(Error::Invalid(format!("alias {} → {} is a {}: this pdc version declares CNAME aliases only", a.from, a.to, a.kind)));
-        }
         let Some(ns) = owner_of(&a.from, objects) else {
             return Err(Error::Invalid(format!("no Department's subdomain holds {}: the alias has nowhere to live", a.from)));
         };
-        apply_record(client, ns, &object_name("alias", &a.from), &alias_record(&name, a, false)).await?;
+        apply_record(client, ns, &alias_name(a), &alias_record(&name, a, false)).await?;
         made += 1;
     }
     Ok(Outcome::Done(format!("{copies} records declared under the successors; {made} aliases")))

@@ -41,7 +41,8 @@ fn not_answering(act: &str, objects: &Objects) -> usize {
         .filter(|r| r.labels().get(labels::REORGANIZATION).map(String::as_str) == Some(act))
         .filter(|r| r.annotations().get(labels::ALIAS_EXPIRED).is_none_or(|v| v != "true"))
         .filter(|r| r.metadata.deletion_timestamp.is_none())
-        .filter(|r| r.status.as_ref().and_then(|s| conditions::find(&s.conditions, "Programmed")).is_none_or(|c| c.status != "True"))
+        // A DNAME that answers name by name (its CNAMEs) for now is no name lost.
+        .filter(|r| r.status.as_ref().and_then(|s| conditions::find(&s.conditions, "Programmed")).is_none_or(|c| c.status != "True" && c.reason != "NameByName"))
         .count()
 }
 

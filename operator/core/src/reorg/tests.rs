@@ -88,6 +88,10 @@ fn communes_merge_kept_vms_move_the_rest_are_archived() {
     assert!(ua.records_redeclared.contains(&("a0.xa-a.daklak.gov.vn".into(), "a0.xa-moi.daklak.gov.vn".into())));
     assert!(!ua.records_redeclared.iter().any(|(o, _)| o.starts_with("a1.")));
     assert!(p.aliases.contains(&Alias { from: "a0.xa-a.daklak.gov.vn".into(), to: "a0.xa-moi.daklak.gov.vn".into(), kind: "CNAME", until: Day::parse("2025-12-28").unwrap() }));
+    // xa-a leaves a name behind (a1's), so it aliases name by name; every name of
+    // xa-b moves, so its whole subdomain may answer as a DNAME of the successor's.
+    let dnames: Vec<(&str, &str)> = p.aliases.iter().filter(|a| a.kind == "DNAME").map(|a| (a.from.as_str(), a.to.as_str())).collect();
+    assert_eq!(dnames, [("xa-b.daklak.gov.vn", "xa-moi.daklak.gov.vn")]);
     // The moved VM's old address is released at the move, reusable after the cool-down;
     // the halted VM's at the retention date.
     let moved = ua.releases.iter().find(|r| r.addresses == ["10.15.4.2"]).unwrap();
@@ -160,12 +164,16 @@ fn a_rename_with_a_new_slug_moves_everything_and_aliases_each_name() {
     assert_eq!(p.units[0].vms_moved.len(), 2);
     assert!(p.units[0].vms_moved.iter().all(|m| m.to == "so-khcn-moi"));
     assert_eq!(p.new_units[0].from, ["so-tttt"]);
-    // Every name pdc serves there aliases its new name, one CNAME per name.
-    let cname = |from: &str, to: &str| Alias { from: from.into(), to: to.into(), kind: "CNAME", until: p.transition_ends };
+    // Every name pdc serves there aliases its new name, one CNAME per name, and the
+    // whole subdomain its new one as a DNAME (which the zone writer puts in place of
+    // the CNAMEs once that is safe).
+    let alias = |from: &str, to: &str, kind| Alias { from: from.into(), to: to.into(), kind, until: p.transition_ends };
+    let cname = |from: &str, to: &str| alias(from, to, "CNAME");
     assert_eq!(
         p.aliases,
         vec![
             cname("so-tttt.daklak.gov.vn", "so-khcn-moi.daklak.gov.vn"),
+            alias("so-tttt.daklak.gov.vn", "so-khcn-moi.daklak.gov.vn", "DNAME"),
             cname("w0.so-tttt.daklak.gov.vn", "w0.so-khcn-moi.daklak.gov.vn"),
             cname("w1.so-tttt.daklak.gov.vn", "w1.so-khcn-moi.daklak.gov.vn"),
         ]
