@@ -318,7 +318,7 @@ fn run_dns<P>(
     provinces: reflector::Store<Province>,
     dr: dr::DrView,
     plan_changes: P,
-) -> (impl Future<Output = ()> + Send + 'static, impl Future<Output = ()> + Send + 'static)
+) -> (impl Future<Output = ()> + Send + 'static, impl Future<Output = ()> + Send + 'static, reflector::Store<pdc_api::DnsRecord>)
 where
     P: futures::Stream<Item = Result<pdc_api::DrPlan, watcher::Error>> + Send + 'static,
 {
@@ -342,7 +342,8 @@ where
         args.dns_max_backoff,
         dr,
     ));
-    (dns::record::run(record_ctx, dns_records), dns::writer::run(writer_ctx, dns_zones, record_changes, allocation_changes, plan_changes))
+    let records = dns_records.store();
+    (dns::record::run(record_ctx, dns_records), dns::writer::run(writer_ctx, dns_zones, record_changes, allocation_changes, plan_changes), records)
 }
 
 /// `controller`, which stops taking work once the operator shuts down and ends when
@@ -400,7 +401,7 @@ fn leader_work(ctx: Arc<Context>, client: Client, args: &Args) -> Vec<(&'static 
     let dr_view = dr::DrView::new(args.site.clone().filter(|s| !s.is_empty()), drplans.store());
     let (vm_plans, vm_plan_changes) = dr::watch_plans(client.clone());
     let (writer_plans, writer_plan_changes) = dr::watch_plans(client.clone());
-    let (dns_records, dns_zones) =
+    let (dns_records, dns_zones, record_store) =
         run_dns(&ctx, &client, args, ns_store, zone_store.clone(), province_store.clone(), dr_view.with_plans(writer_plans), writer_plan_changes);
     // Tenant VMs.
     let (size_store, sizes) = plain_cache::<SizeClass>(&client, watcher::Config::default());
@@ -417,6 +418,8 @@ fn leader_work(ctx: Arc<Context>, client: Client, args: &Args) -> Vec<(&'static 
         zones: zone_store.clone(),
         dr: Arc::new(dr_view.with_plans(vm_plans)),
     });
+    let (vms, volumes, claim_store) = (tenant_vms.store(), vm_ctx.volumes.clone(), claims.store());
+    let reorg_caches = reorg::Caches { provinces: province_store.clone(), departments: department_store.clone(), vms, volumes, claims: claim_store, records: record_store };
     let report_caches = report::Caches { departments: department_store.clone(), zones: zone_store.clone(), provinces: province_store.clone(), vms: tenant_vms.store() };
     let dr_ctx = Arc::new(dr::DrContext::new(
         ctx.clone(),
@@ -444,7 +447,7 @@ fn leader_work(ctx: Arc<Context>, client: Client, args: &Args) -> Vec<(&'static 
         ("controller tenantvolumes", volumes.boxed()),
         ("controller dnsrecords", dns_records.boxed()),
         ("controller dnszones", dns_zones.boxed()),
-        ("controller reorganizations", reorg::run(ctx.clone(), args.reorg_step_pause).boxed()),
+        ("controller reorganizations", reorg::run(ctx.clone(), args.reorg_step_pause, reorg_caches).boxed()),
         ("report gauges", report::run(ctx.clone(), client.clone(), report_caches).boxed()),
         ("controller departments", run_departments(ctx, province_store, ipam, zone_store, site_store, bound, departments).boxed()),
     ]

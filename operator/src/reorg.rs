@@ -25,10 +25,10 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::ListParams;
 use kube::runtime::controller::Action;
+use kube::runtime::reflector::Store;
 use kube::runtime::{Controller, watcher};
-use kube::{Api, Client, ResourceExt};
+use kube::{Api, ResourceExt};
 use pdc_api::conditions::{self, Cond};
 use pdc_api::estate::{self, Objects};
 use pdc_api::{AddressClaim, Department, DnsRecord, Province, ReorgAction, ReorgStepStatus, Reorganization, ReorganizationStatus, TenantVM, TenantVolume};
@@ -43,22 +43,35 @@ const CONTROLLER: &str = "reorganization";
 pub const PLANNED: &str = "Planned";
 pub const APPLIED: &str = "Applied";
 
-/// Every object the planner reads, listed from the API server.
-async fn objects(client: &Client) -> Result<(Objects, Option<String>)> {
-    let lp = ListParams::default();
-    let read = |what: &str| {
-        let what = what.to_string();
-        move |source| Error::Read { what, source }
-    };
-    let domain = Api::<Province>::all(client.clone()).list(&lp).await.map_err(read("Provinces"))?.items.into_iter().next().map(|p| p.spec.domain);
-    let o = Objects {
-        departments: Api::<Department>::all(client.clone()).list(&lp).await.map_err(read("Departments"))?.items,
-        vms: Api::<TenantVM>::all(client.clone()).list(&lp).await.map_err(read("TenantVMs"))?.items,
-        volumes: Api::<TenantVolume>::all(client.clone()).list(&lp).await.map_err(read("TenantVolumes"))?.items,
-        claims: Api::<AddressClaim>::all(client.clone()).list(&lp).await.map_err(read("AddressClaims"))?.items,
-        records: Api::<DnsRecord>::all(client.clone()).list(&lp).await.map_err(read("DnsRecords"))?.items,
-    };
-    Ok((o, domain))
+/// The caches the controller plans from: the operator's own (the controllers of
+/// these kinds fill them), so a pass reads no list from the API server.
+#[derive(Clone)]
+pub struct Caches {
+    pub provinces: Store<Province>,
+    pub departments: Store<Department>,
+    pub vms: Store<TenantVM>,
+    pub volumes: Store<TenantVolume>,
+    pub claims: Store<AddressClaim>,
+    pub records: Store<DnsRecord>,
+}
+
+/// Every object the planner reads, from the caches; `None` until each holds its
+/// first full list (an empty cache is not an empty estate).
+fn objects(c: &Caches) -> Option<(Objects, Option<String>)> {
+    use crate::cache::synced;
+    let all = synced(&c.provinces) && synced(&c.departments) && synced(&c.vms) && synced(&c.volumes) && synced(&c.claims) && synced(&c.records);
+    if !all {
+        return None;
+    }
+    fn owned<K: Clone + kube::Resource + 'static>(s: &Store<K>) -> Vec<K>
+    where
+        K::DynamicType: Eq + std::hash::Hash + Clone,
+    {
+        s.state().iter().map(|o| K::clone(o)).collect()
+    }
+    let domain = c.provinces.state().first().map(|p| p.spec.domain.clone());
+    let o = Objects { departments: owned(&c.departments), vms: owned(&c.vms), volumes: owned(&c.volumes), claims: owned(&c.claims), records: owned(&c.records) };
+    Some((o, domain))
 }
 
 /// The status a plan comes down to, keeping the steps already recorded.
@@ -144,15 +157,17 @@ fn start(act: &Reorganization, plan: &Plan, st: &mut ReorganizationStatus, now: 
 }
 
 #[instrument(skip_all, fields(reorganization = %act.name_any()))]
-async fn reconcile(act: Arc<Reorganization>, ctx: Arc<Context>) -> Result<Action> {
-    let timer = ctx.metrics.reconcile_started(CONTROLLER);
-    let res = reconcile_inner(&act, &ctx).await;
+async fn reconcile(act: Arc<Reorganization>, ctx: Arc<ReorgContext>) -> Result<Action> {
+    let timer = ctx.base.metrics.reconcile_started(CONTROLLER);
+    let res = reconcile_inner(&act, &ctx.base, &ctx.caches).await;
     timer.finish(res.is_ok());
     res
 }
 
-async fn reconcile_inner(act: &Reorganization, ctx: &Context) -> Result<Action> {
-    let (objects, domain) = objects(&ctx.client).await?;
+async fn reconcile_inner(act: &Reorganization, ctx: &Context, caches: &Caches) -> Result<Action> {
+    let Some((objects, domain)) = objects(caches) else {
+        return Ok(Action::requeue(Duration::from_secs(1)));
+    };
     let plan = reorg::plan(&estate::act(&act.spec), &estate::estate(&objects, domain.as_deref().unwrap_or_default()));
     let old = act.status.clone().unwrap_or_default();
     let now = Timestamp::now();
@@ -266,8 +281,13 @@ async fn run_steps(act: &Reorganization, ctx: &Context, plan: &Plan, objects: &O
     }
 }
 
-fn error_policy(act: Arc<Reorganization>, err: &Error, ctx: Arc<Context>) -> Action {
-    ctx.failed(CONTROLLER, act.as_ref(), err, Duration::from_secs(10))
+fn error_policy(act: Arc<Reorganization>, err: &Error, ctx: Arc<ReorgContext>) -> Action {
+    ctx.base.failed(CONTROLLER, act.as_ref(), err, Duration::from_secs(10))
+}
+
+pub struct ReorgContext {
+    base: Arc<Context>,
+    caches: Caches,
 }
 
 /// A pause after each step's effects, before it is recorded done (`PDC_REORG_STEP_PAUSE`;
@@ -275,11 +295,11 @@ fn error_policy(act: Arc<Reorganization>, err: &Error, ctx: Arc<Context>) -> Act
 static STEP_PAUSE: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
 
 /// Run the Reorganization controller.
-pub async fn run(ctx: Arc<Context>, step_pause: Duration) {
+pub async fn run(ctx: Arc<Context>, step_pause: Duration, caches: Caches) {
     let _ = STEP_PAUSE.set(step_pause);
     let forget = watch::forget_deleted(ctx.clone());
     let controller = Controller::new(Api::<Reorganization>::all(ctx.client.clone()), watcher::Config::default())
-        .run(reconcile, error_policy, ctx)
+        .run(reconcile, error_policy, Arc::new(ReorgContext { base: ctx, caches }))
         .for_each(|_| futures::future::ready(()));
     futures::future::join(controller, forget).await;
 }
