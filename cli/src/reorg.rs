@@ -187,7 +187,7 @@ fn print_plan(act: &Reorganization, p: &Plan) {
     }
     if p.refusals.is_empty() {
         let steps: Vec<&str> = reorg::STEPS.iter().map(|s| s.as_str()).collect();
-        out(format!("\nThe plan holds. Its steps: {}. (This version carries out every step: VMs, volumes and standalone claims move with a merge and with a rename to a new slug, and each old name answers as a signed CNAME of its new one until the transition ends.)", steps.join(", ")));
+        out(format!("\nThe plan holds. Its steps: {}. (This version carries out every step: VMs, volumes and standalone claims move with a merge and with a rename to a new slug, and each old name answers as a signed CNAME of its new one until the transition ends; a DNAME row takes the place of the CNAMEs below it once they answer and every set below its name is pdc's.)", steps.join(", ")));
     } else {
         out("\nREFUSED — change the act or the estate first:");
         for r in &p.refusals {
