@@ -514,7 +514,9 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
     assert!(snaps.get_opt(&format!("archive.{name}.hai-root")).await.unwrap().is_some(), "the archive stays");
     assert!(snaps.get_opt(&format!("archive.{name}.vol-luu-tru")).await.unwrap().is_some(), "the volume's archive stays");
 
-    // The cool-down ends (the hold's day set back): the addresses are free again.
+    // The cool-down ends (the hold's day set back): the addresses are free again,
+    // and `pdcctl ip usage` counts them out of the zone's allocated addresses.
+    let in_use_before = allocated(&env.kubeconfig);
     for a in &held {
         allocations.patch(&a.name_any(), &PatchParams::default(), &Patch::Merge(serde_json::json!({"metadata": {"labels": {"pdc.io/hold-until": back}}}))).await.unwrap();
     }
@@ -524,6 +526,25 @@ async fn communes_merge_and_a_district_dissolves_without_losing_an_answer() {
         assert!(std::time::Instant::now() < deadline, "held addresses were not freed after the cool-down");
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+    let freed_v4 = held.iter().filter(|a| !a.spec.address.contains(':')).count() as u64;
+    let freed_v6 = held.len() as u64 - freed_v4;
+    assert!(freed_v4 > 0 && freed_v6 > 0, "{held_addresses:?}");
+    let in_use_after = allocated(&env.kubeconfig);
+    assert_eq!(in_use_after, (in_use_before.0 - freed_v4, in_use_before.1 - freed_v6), "pdcctl ip usage of zone app, (IPv4, IPv6) allocated, before {in_use_before:?}");
+}
+
+/// The addresses `pdcctl ip usage -o json` counts allocated in zone `app`: (IPv4, IPv6).
+fn allocated(kubeconfig: &std::path::Path) -> (u64, u64) {
+    let (code, out) = pdc_tests::pdcctl(kubeconfig, &["ip", "usage", "-o", "json"]);
+    assert_eq!(code, 0, "{out}");
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"));
+    let count = |family: &str| {
+        rows.iter()
+            .filter(|r| r["zone"] == "app" && r["family"] == family)
+            .map(|r| r["addressesAllocated"].as_str().and_then(|n| n.parse::<u64>().ok()).unwrap_or_else(|| panic!("{r}")))
+            .sum::<u64>()
+    };
+    (count("IPv4"), count("IPv6"))
 }
 
 /// The operator killed (SIGKILL, no cleanup) at every step of an act and at every
