@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use futures::{StreamExt, TryStreamExt};
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
 use kube::{Api, Client, ResourceExt};
 use pdc_api::labels as l;
 use pdc_api::{AddressAllocation, NetworkZone, Site, SiteRole, SubnetAllocation};
@@ -18,6 +18,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::output::{Format, print_data};
+use crate::pages::paged;
 use crate::{Cli, CliError, client, exit, outln};
 
 /// The field manager of every import write.
@@ -45,28 +46,6 @@ pub fn plan_name(path: &Path) -> String {
     let clean: String = stem.chars().map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '-' }).take(63).collect();
     let clean = clean.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string();
     if clean.is_empty() { "plan".into() } else { clean }
-}
-
-/// Objects per list request: the check keeps a small summary of each object, so
-/// a page is dropped before the next one is read (a whole list of 100,000
-/// allocations, managed fields and all, is what made a no-op import peak at 885 MiB).
-const PAGE: u32 = 1000;
-
-/// Every `K`, a page at a time, each kept as `keep` makes it.
-async fn paged<K, T>(api: &Api<K>, keep: impl Fn(&K) -> Option<T>) -> Result<Vec<T>, CliError>
-where
-    K: Clone + serde::de::DeserializeOwned + std::fmt::Debug,
-{
-    let mut out = Vec::new();
-    let mut lp = ListParams::default().limit(PAGE);
-    loop {
-        let page = api.list(&lp).await?;
-        out.extend(page.items.iter().filter_map(&keep));
-        match page.metadata.continue_.filter(|c| !c.is_empty()) {
-            Some(token) => lp = lp.continue_token(&token),
-            None => return Ok(out),
-        }
-    }
 }
 
 /// What the cluster holds, as the check reads it.

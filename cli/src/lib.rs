@@ -19,6 +19,7 @@ mod install;
 mod import;
 mod ip;
 mod output;
+mod pages;
 mod reorg;
 mod report;
 mod slug;

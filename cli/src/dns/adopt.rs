@@ -198,16 +198,13 @@ async fn departments(c: &Client, zone: &str, only: Option<&str>) -> Result<(Vec<
 /// The sets DnsRecords own already: what each declares and what it was programmed with.
 async fn owned_sets(c: &Client, depts: &[Department]) -> Result<BTreeSet<(String, RecordType)>, CliError> {
     let sub: BTreeMap<&str, &str> = depts.iter().map(|d| (d.namespace.as_str(), d.subdomain.as_str())).collect();
-    let records = Api::<DnsRecord>::all(c.clone()).list(&ListParams::default()).await?.items;
-    let mut owned = BTreeSet::new();
-    for r in &records {
-        owned.extend(r.programmed_key());
+    let keys = crate::pages::paged(&Api::<DnsRecord>::all(c.clone()), |r| {
         let ns = r.namespace().unwrap_or_default();
-        if let Some(set) = sub.get(ns.as_str()).and_then(|s| r.rrset(s, 0).ok()) {
-            owned.insert((set.name, set.rtype));
-        }
-    }
-    Ok(owned)
+        let declared = sub.get(ns.as_str()).and_then(|s| r.rrset(s, 0).ok()).map(|set| (set.name, set.rtype));
+        Some(r.programmed_key().into_iter().chain(declared).collect::<Vec<_>>())
+    })
+    .await?;
+    Ok(keys.into_iter().flatten().collect())
 }
 
 /// The DnsRecord that adopts `a`: exactly the zone's set, TTL included.
