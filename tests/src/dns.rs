@@ -21,6 +21,23 @@ pub struct KnotServer {
     child: Option<Child>,
 }
 
+/// A record set for pdc's DNS wire client (TTL 300).
+pub fn rrset(name: &str, t: pdc_core::dnsplan::RecordType, values: &[&str]) -> pdc_core::dnsplan::RRset {
+    pdc_core::dnsplan::RRset { name: name.into(), rtype: t, ttl: 300, values: values.iter().map(|v| v.to_string()).collect() }
+}
+
+impl KnotServer {
+    /// The server, for pdc's DNS wire client.
+    pub fn server(&self) -> pdc_dns::Server {
+        pdc_dns::Server::new(std::net::SocketAddr::from(([127, 0, 0, 1], self.port)))
+    }
+
+    /// The TSIG key that may update and transfer.
+    pub fn key(&self) -> Result<pdc_dns::Key, HarnessError> {
+        pdc_dns::Key::from_base64(&self.key_name, &self.key_algorithm, &self.key_secret).map_err(|e| HarnessError::Other(e.to_string()))
+    }
+}
+
 /// A fresh base64 secret of 32 random bytes.
 pub fn random_secret() -> Result<String, HarnessError> {
     Ok(run_command(Command::new("openssl").args(["rand", "-base64", "32"]), None, "openssl rand")?.trim().to_string())

@@ -5,24 +5,15 @@
 //! removing it leaves nothing below the old name.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::collections::BTreeSet;
-use std::net::SocketAddr;
-
-use pdc_core::dnsplan::{self, Change, RRset, RecordType, Zone};
-use pdc_dns::{Key, Server};
-use pdc_tests::dns::KnotServer;
-
-fn set(name: &str, t: RecordType, values: &[&str]) -> RRset {
-    RRset { name: name.into(), rtype: t, ttl: 300, values: values.iter().map(|v| v.to_string()).collect::<BTreeSet<_>>() }
-}
+use pdc_core::dnsplan::{self, Change, RecordType, Zone};
+use pdc_tests::dns::{KnotServer, rrset as set};
 
 #[tokio::test]
 async fn a_dname_takes_over_a_subtree_in_one_signed_update() {
     let base = std::env::temp_dir().join("pdc-test");
     std::fs::create_dir_all(&base).unwrap();
     let mut knot = KnotServer::start(&base, &["daklak.gov.vn"]).unwrap();
-    let server = Server::new(SocketAddr::from(([127, 0, 0, 1], knot.port)));
-    let key = Key::from_base64(&knot.key_name, &knot.key_algorithm, &knot.key_secret).unwrap();
+    let (server, key) = (knot.server(), knot.key().unwrap());
     let zone = "daklak.gov.vn";
     let (old, new) = ("cu.daklak.gov.vn.", "moi.daklak.gov.vn.");
 

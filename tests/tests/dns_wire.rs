@@ -3,24 +3,16 @@
 //! reported as such.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::indexing_slicing)]
 
-use std::collections::BTreeSet;
-use std::net::SocketAddr;
-
-use pdc_core::dnsplan::{Change, RRset, RecordType};
-use pdc_dns::{DnsIoError, Key, Server};
-use pdc_tests::dns::{KnotServer, random_secret};
-
-fn set(name: &str, t: RecordType, values: &[&str]) -> RRset {
-    RRset { name: name.into(), rtype: t, ttl: 300, values: values.iter().map(|v| v.to_string()).collect::<BTreeSet<_>>() }
-}
+use pdc_core::dnsplan::{Change, RecordType};
+use pdc_dns::{DnsIoError, Key};
+use pdc_tests::dns::{KnotServer, random_secret, rrset as set};
 
 #[tokio::test]
 async fn updates_transfers_and_refusals_against_knot() {
     let base = std::env::temp_dir().join("pdc-test");
     std::fs::create_dir_all(&base).unwrap();
     let mut knot = KnotServer::start(&base, &["daklak.gov.vn"]).unwrap();
-    let server = Server::new(SocketAddr::from(([127, 0, 0, 1], knot.port)));
-    let key = Key::from_base64(&knot.key_name, &knot.key_algorithm, &knot.key_secret).unwrap();
+    let (server, key) = (knot.server(), knot.key().unwrap());
     let zone = "daklak.gov.vn";
 
     let (serial0, signed) = pdc_dns::soa(&server, zone).await.unwrap();

@@ -17,7 +17,6 @@
 //!     bash bench/adopt-dns.sh [--count 20000] [--concurrency 16] [--out FILE]
 
 use std::collections::BTreeMap;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -60,8 +59,7 @@ fn set_of(depts: &[String], i: usize) -> (String, RRset) {
 
 /// Fill the zone before pdc: N sets for each side, `FILL_BATCH` per UPDATE.
 async fn fill(knot: &KnotServer, sides: &[&[String]], n: usize) -> Result<f64, String> {
-    let server = pdc_dns::Server::new(SocketAddr::from(([127, 0, 0, 1], knot.port)));
-    let key = pdc_dns::Key::from_base64(&knot.key_name, &knot.key_algorithm, &knot.key_secret).map_err(|e| e.to_string())?;
+    let (server, key) = (knot.server(), knot.key().map_err(|e| e.to_string())?);
     let changes: Vec<Change> = sides.iter().flat_map(|d| (0..n).map(|i| Change::Create(set_of(d, i).1))).collect();
     let start = Instant::now();
     for chunk in changes.chunks(FILL_BATCH) {

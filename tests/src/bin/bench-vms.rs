@@ -182,8 +182,7 @@ async fn run() -> Result<(), String> {
     op.stop();
 
     eprintln!("checking every VM's A record in a transfer of the zone");
-    let server = pdc_dns::Server::new(std::net::SocketAddr::from(([127, 0, 0, 1], knot.port)));
-    let key = pdc_dns::Key::from_base64(&knot.key_name, &knot.key_algorithm, &knot.key_secret).map_err(|e| e.to_string())?;
+    let (server, key) = (knot.server(), knot.key().map_err(|e| e.to_string())?);
     let zone = pdc_dns::transfer(&server, "daklak.gov.vn", &key).await.map_err(|e| e.to_string())?;
     let missing = (0..a.count)
         .filter(|i| {
