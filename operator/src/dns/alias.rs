@@ -65,9 +65,9 @@ fn expired(rec: &DnsRecord) -> bool {
 /// The aliases among `records` (live ones, with the finalizer): `set_of` gives the
 /// set a record declares, `answers` whether a name (normalized) is answered by a
 /// programmed record.
-pub fn states(records: &[Arc<DnsRecord>], set_of: impl Fn(&DnsRecord) -> Option<RRset>, answers: impl Fn(&str) -> bool) -> Aliases {
+pub fn states<'a>(records: impl IntoIterator<Item = &'a Arc<DnsRecord>>, set_of: impl Fn(&DnsRecord) -> Option<RRset>, answers: impl Fn(&str) -> bool) -> Aliases {
     let mut out = Aliases::default();
-    for rec in records.iter().filter(|r| is_alias(r)) {
+    for rec in records.into_iter().filter(|r| is_alias(r)) {
         let Some(set) = set_of(rec) else { continue };
         let target = rec.spec.values.first().map(String::as_str).unwrap_or_default();
         let until = rec.annotations().get(l::ALIAS_UNTIL).cloned().unwrap_or_default();

@@ -222,8 +222,7 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32, dnames: &Verdicts) -
 fn aliases_of(records: &[Arc<DnsRecord>], ctx: &WriterContext, ttl: u32) -> Aliases {
     let live = |r: &&Arc<DnsRecord>| r.metadata.deletion_timestamp.is_none() && has_finalizer(r);
     let answering: BTreeSet<String> = records.iter().filter(live).filter(|r| is_programmed(r)).filter_map(|r| r.status.as_ref()?.fqdn.as_deref().map(alias::norm)).collect();
-    let live_records: Vec<Arc<DnsRecord>> = records.iter().filter(live).cloned().collect();
-    alias::states(&live_records, |r| subdomain_of(&ctx.namespaces, &r.namespace().unwrap_or_default()).and_then(|sub| r.rrset(&sub, ttl).ok()), |n| answering.contains(n))
+    alias::states(records.iter().filter(live), |r| subdomain_of(&ctx.namespaces, &r.namespace().unwrap_or_default()).and_then(|sub| r.rrset(&sub, ttl).ok()), |n| answering.contains(n))
 }
 
 impl Want {

@@ -47,18 +47,15 @@ pub fn object_name(prefix: &str, fqdn: &str) -> String {
     n.trim_end_matches(['.', '-']).to_string()
 }
 
-/// The alias DnsRecord for `a`, expired or not.
+/// The alias DnsRecord for `a` (RemoveAliases marks it expired later).
 /// The object name of the alias DnsRecord for `a` (a CNAME and a DNAME may share
 /// an old name, the apex).
 fn alias_name(a: &Alias) -> String {
     object_name(if a.kind == "DNAME" { "dname" } else { "alias" }, &a.from)
 }
 
-fn alias_record(act: &str, a: &Alias, expired: bool) -> serde_json::Value {
-    let mut annotations = json!({labels::ALIAS_UNTIL: a.until.format()});
-    if expired && let Some(m) = annotations.as_object_mut() {
-        m.insert(labels::ALIAS_EXPIRED.into(), json!("true"));
-    }
+fn alias_record(act: &str, a: &Alias) -> serde_json::Value {
+    let annotations = json!({labels::ALIAS_UNTIL: a.until.format()});
     json!({
         "apiVersion": "pdc.io/v1alpha1", "kind": "DnsRecord",
         "metadata": {"name": alias_name(a), "labels": {labels::ALIAS: act, labels::REORGANIZATION: act}, "annotations": annotations},
@@ -68,7 +65,7 @@ fn alias_record(act: &str, a: &Alias, expired: bool) -> serde_json::Value {
 
 /// Declare the alias `a` in `ns` (the namespace whose subdomain holds its old name).
 pub async fn declare_alias(client: &Client, act: &str, ns: &str, a: &Alias) -> Result<()> {
-    apply_record(client, ns, &alias_name(a), &alias_record(act, a, false)).await
+    apply_record(client, ns, &alias_name(a), &alias_record(act, a)).await
 }
 
 /// Declare the merged units' own records under the successors' subdomains (same
@@ -106,7 +103,7 @@ pub async fn redeclare(client: &Client, act: &Reorganization, plan: &Plan, objec
         let Some(ns) = owner_of(&a.from, objects) else {
             return Err(Error::Invalid(format!("no Department's subdomain holds {}: the alias has nowhere to live", a.from)));
         };
-        apply_record(client, ns, &alias_name(a), &alias_record(&name, a, false)).await?;
+        apply_record(client, ns, &alias_name(a), &alias_record(&name, a)).await?;
         made += 1;
     }
     Ok(Outcome::Done(format!("{copies} records declared under the successors; {made} aliases")))
