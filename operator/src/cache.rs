@@ -63,6 +63,15 @@ where
     kube::runtime::Controller::for_stream(events.applied_objects().predicate_filter(predicate, Default::default()), reader)
 }
 
+/// Every object of a cache, owned: for engines that take plain objects.
+pub fn cloned<K>(store: &Store<K>) -> Vec<K>
+where
+    K: kube::Resource + Clone + 'static,
+    K::DynamicType: Eq + std::hash::Hash + Clone,
+{
+    store.state().iter().map(|o| K::clone(o)).collect()
+}
+
 /// Whether a cache holds its first full list. A cache that has not is empty, not
 /// "nothing exists": work that reads it waits (a writer that took an unsynced cache
 /// of records for the truth would remove names; a VM controller that took an

@@ -419,8 +419,8 @@ fn leader_work(ctx: Arc<Context>, client: Client, args: &Args) -> Vec<(&'static 
         dr: Arc::new(dr_view.with_plans(vm_plans)),
     });
     let (vms, volumes, claim_store) = (tenant_vms.store(), vm_ctx.volumes.clone(), claims.store());
-    let reorg_caches = reorg::Caches { provinces: province_store.clone(), departments: department_store.clone(), vms, volumes, claims: claim_store, records: record_store };
-    let report_caches = report::Caches { departments: department_store.clone(), zones: zone_store.clone(), provinces: province_store.clone(), vms: tenant_vms.store() };
+    let reorg_caches = reorg::Caches { provinces: province_store.clone(), departments: department_store.clone(), vms, volumes, claims: claim_store, records: record_store.clone() };
+    let report_caches = report::Caches { departments: department_store.clone(), zones: zone_store.clone(), provinces: province_store.clone(), vms: tenant_vms.store(), records: record_store };
     let dr_ctx = Arc::new(dr::DrContext::new(
         ctx.clone(),
         dr_view,
@@ -448,7 +448,7 @@ fn leader_work(ctx: Arc<Context>, client: Client, args: &Args) -> Vec<(&'static 
         ("controller dnsrecords", dns_records.boxed()),
         ("controller dnszones", dns_zones.boxed()),
         ("controller reorganizations", reorg::run(ctx.clone(), args.reorg_step_pause, reorg_caches).boxed()),
-        ("report gauges", report::run(ctx.clone(), client.clone(), report_caches).boxed()),
+        ("report gauges", report::run(ctx.clone(), report_caches).boxed()),
         ("controller departments", run_departments(ctx, province_store, ipam, zone_store, site_store, bound, departments).boxed()),
     ]
 }

@@ -63,14 +63,9 @@ fn objects(c: &Caches) -> Option<(Objects, Option<String>)> {
     if !all {
         return None;
     }
-    fn owned<K: Clone + kube::Resource + 'static>(s: &Store<K>) -> Vec<K>
-    where
-        K::DynamicType: Eq + std::hash::Hash + Clone,
-    {
-        s.state().iter().map(|o| K::clone(o)).collect()
-    }
+    use crate::cache::cloned;
     let domain = c.provinces.state().first().map(|p| p.spec.domain.clone());
-    let o = Objects { departments: owned(&c.departments), vms: owned(&c.vms), volumes: owned(&c.volumes), claims: owned(&c.claims), records: owned(&c.records) };
+    let o = Objects { departments: cloned(&c.departments), vms: cloned(&c.vms), volumes: cloned(&c.volumes), claims: cloned(&c.claims), records: cloned(&c.records) };
     Some((o, domain))
 }
 

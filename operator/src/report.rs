@@ -7,16 +7,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
-use kube::Client;
 use kube::runtime::reflector::Store;
-use kube::runtime::watcher;
 use pdc_api::report::Objects;
 use pdc_api::{Department, DnsRecord, NetworkZone, Province, TenantVM};
 use pdc_core::report::{Ipv4Phase, ipv6_readiness};
 use tracing::debug;
 
-use crate::cache::{reflected, synced};
+use crate::cache::{cloned, synced};
 use crate::context::Context;
 use crate::metrics::Metrics;
 
@@ -29,6 +26,7 @@ pub struct Caches {
     pub zones: Store<NetworkZone>,
     pub provinces: Store<Province>,
     pub vms: Store<TenantVM>,
+    pub records: Store<DnsRecord>,
 }
 
 /// (zone, phase, 0 or 1): one series of the state set.
@@ -60,33 +58,24 @@ fn set(m: &Metrics, o: &Objects) {
     debug!(departments = ratios.len(), zones = phases.len() / Ipv4Phase::ALL.len(), "report gauges computed");
 }
 
-fn all<K: kube::Resource<DynamicType = ()> + Clone>(s: &Store<K>) -> Vec<K> {
-    s.state().iter().map(|o| o.as_ref().clone()).collect()
-}
-
-/// Keep a cache of DnsRecords and compute the gauges every [`EVERY`] once every
-/// cache holds its first full list.
-pub async fn run(ctx: Arc<Context>, client: Client, caches: Caches) {
-    let (records, events) = reflected::<DnsRecord>(client, watcher::Config::default());
-    let keep = events.for_each(|_| futures::future::ready(()));
-    let tick = async move {
-        loop {
-            let ready = synced(&caches.departments) && synced(&caches.zones) && synced(&caches.provinces) && synced(&caches.vms) && synced(&records);
-            if ready {
-                let o = Objects {
-                    province: caches.provinces.state().first().map(|p| p.as_ref().clone()),
-                    departments: all(&caches.departments),
-                    zones: all(&caches.zones),
-                    vms: all(&caches.vms),
-                    records: all(&records),
-                    ..Default::default()
-                };
-                set(&ctx.metrics, &o);
-            }
-            tokio::time::sleep(if ready { EVERY } else { Duration::from_secs(1) }).await;
+/// Compute the gauges every [`EVERY`] once every cache holds its first full list.
+pub async fn run(ctx: Arc<Context>, caches: Caches) {
+    loop {
+        let c = &caches;
+        let ready = synced(&c.departments) && synced(&c.zones) && synced(&c.provinces) && synced(&c.vms) && synced(&c.records);
+        if ready {
+            let o = Objects {
+                province: c.provinces.state().first().map(|p| p.as_ref().clone()),
+                departments: cloned(&c.departments),
+                zones: cloned(&c.zones),
+                vms: cloned(&c.vms),
+                records: cloned(&c.records),
+                ..Default::default()
+            };
+            set(&ctx.metrics, &o);
         }
-    };
-    tokio::join!(keep, tick);
+        tokio::time::sleep(if ready { EVERY } else { Duration::from_secs(1) }).await;
+    }
 }
 
 #[cfg(test)]
