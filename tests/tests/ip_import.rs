@@ -179,7 +179,8 @@ async fn the_declared_plan_is_taken_over_without_renumbering() {
 
 /// The science department's declared /28: hosts 4..14 usable, 5, 7 and 9 (IPv4) and
 /// 12 (IPv6) in use outside pdc. Dual-stack claims get 4, 6, 8, 10, 11, 13, 14; the
-/// eighth finds the pool exhausted. A claim in the TSLCD zone is refused.
+/// eighth (whichever the operator takes last) finds no host free in both
+/// families. A claim in the TSLCD zone is refused.
 async fn claims_never_get_external_addresses(env: &TestEnv, client: &Client) {
     let d = department(client, KHCN, "H15.11", &["mgmt", "tslcd"]).await;
     let subnets = d.status.unwrap().subnets;
@@ -190,28 +191,38 @@ async fn claims_never_get_external_addresses(env: &TestEnv, client: &Client) {
     for i in 0..8 {
         api.create(&PostParams::default(), &claim(&format!("vm-{i}"), "mgmt")).await.unwrap();
     }
-    let mut got = Vec::new();
-    for i in 0..7 {
-        let c = wait_for(&api, &format!("vm-{i}"), TIMEOUT, "bound", |c| ready_reason(c).is_some_and(|(s, _)| s == "True")).await.unwrap();
-        let s = c.status.unwrap();
-        got.push((s.ipv4.unwrap().address, s.ipv6.unwrap().address));
+    // The operator takes the claims in whatever order it sees them: seven bind and
+    // one, any of them, finds no host free in both families.
+    let settled = |c: &AddressClaim| ready_reason(c).is_some_and(|(s, r)| s == "True" || r == "PoolExhausted");
+    let mut bound = Vec::new();
+    let mut waiting = Vec::new();
+    for i in 0..8 {
+        let name = format!("vm-{i}");
+        let c = wait_for(&api, &name, TIMEOUT, "bound or PoolExhausted", settled).await.unwrap();
+        let message = c.status.as_ref().and_then(|s| s.conditions.iter().find(|c| c.type_ == READY)).map(|c| c.message.clone());
+        match c.status.and_then(|s| s.ipv4.zip(s.ipv6)) {
+            Some((v4, v6)) => bound.push((name, v4.address, v6.address)),
+            None => waiting.push((name, message.unwrap_or_default())),
+        }
     }
-    let order = got.clone();
+    assert_eq!(waiting.len(), 1, "one claim waits on the full pool: {waiting:?}");
+    let (exhausted, message) = waiting.remove(0);
+    // 4..14 less IPv4 5, 7, 9 and IPv6 12: IPv4 12 and IPv6 5, 7, 9 are free, never both.
+    assert!(message.contains("no host number is free in both IPv4 subnet 10.15.64.0/28 (10 of 11"), "{message}");
+    let mut got: Vec<(String, String)> = bound.iter().map(|(_, a, b)| (a.clone(), b.clone())).collect();
     got.sort();
     let want: Vec<(String, String)> = [4, 6, 8, 10, 11, 13, 14].iter().map(|h| (format!("10.15.64.{h}"), format!("2001:db8:1503::{h}"))).collect();
     let mut want = want;
     want.sort();
     assert_eq!(got, want);
-    let full = wait_for(&api, "vm-7", TIMEOUT, "PoolExhausted", |c| ready_reason(c).is_some_and(|(_, r)| r == "PoolExhausted")).await;
-    assert!(full.is_ok(), "{full:?}");
     api.create(&PostParams::default(), &claim("tslcd-1", "tslcd")).await.unwrap();
     let refused = wait_for(&api, "tslcd-1", TIMEOUT, "ZoneExternallyAssigned", |c| ready_reason(c).is_some_and(|(_, r)| r == "ZoneExternallyAssigned")).await;
     assert!(refused.is_ok(), "{refused:?}");
     // Deleting a claim releases its addresses and never an external one: the claim
     // waiting on the full pool is woken and takes the freed host, not 5, 7 or 9.
-    let first = order.iter().position(|(a, _)| a == "10.15.64.4").unwrap();
-    api.delete(&format!("vm-{first}"), &Default::default()).await.unwrap();
-    let c = wait_for(&api, "vm-7", TIMEOUT, "bound", |c| ready_reason(c).is_some_and(|(s, _)| s == "True")).await.unwrap();
+    let (holder, _, _) = bound.iter().find(|(_, a, _)| a == "10.15.64.4").unwrap();
+    api.delete(holder, &Default::default()).await.unwrap();
+    let c = wait_for(&api, &exhausted, TIMEOUT, "bound", |c| ready_reason(c).is_some_and(|(s, _)| s == "True")).await.unwrap();
     assert_eq!(c.status.unwrap().ipv4.unwrap().address, "10.15.64.4");
     let still = pdcctl(env, &["ip", "find", "10.15.64.5", "-o", "json"]);
     assert!(still.out.contains("\"state\": \"external"), "{}", still.out);

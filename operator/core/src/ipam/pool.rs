@@ -163,7 +163,7 @@ impl HostPool {
         loop {
             let mut moved = false;
             for f in fams {
-                let next = self.held(*f).first_free(h, hi).ok_or_else(|| self.exhausted(*f))?;
+                let next = self.held(*f).first_free(h, hi).ok_or_else(|| self.exhausted(want, lo, hi))?;
                 if next != h {
                     h = next;
                     moved = true;
@@ -175,16 +175,29 @@ impl HostPool {
         }
     }
 
-    fn exhausted(&self, f: Family) -> IpamError {
-        let subnet = match f {
-            Family::V4 => self.v4,
-            Family::V6 => self.v6,
+    /// Why no host in `lo..=hi` is free in every family `want` needs: a family with
+    /// no free host there is full; when each has room but never at the same host
+    /// number (the pairing rule gives a dual-stack claim one host number in both),
+    /// the message says so and what would fit.
+    fn exhausted(&self, want: Want, lo: u128, hi: u128) -> IpamError {
+        let describe = |f: Family| {
+            let subnet = match f {
+                Family::V4 => self.v4,
+                Family::V6 => self.v6,
+            };
+            let (allocated, total) = self.usage(f);
+            (subnet.map_or_else(|| "-".to_string(), |p| p.to_string()), allocated, total)
         };
-        let (allocated, total) = self.usage(f);
+        if let Some(f) = want.families().iter().find(|f| self.held(**f).first_free(lo, hi).is_none()) {
+            let (subnet, allocated, total) = describe(*f);
+            return IpamError::Exhausted(format!("{} subnet {subnet} is full: {allocated} of {total} usable addresses allocated", f.label()));
+        }
+        let (s4, a4, t4) = describe(Family::V4);
+        let (s6, a6, _) = describe(Family::V6);
         IpamError::Exhausted(format!(
-            "{} subnet {} is full: {allocated} of {total} usable addresses allocated",
-            f.label(),
-            subnet.map_or_else(|| "-".to_string(), |p| p.to_string())
+            "no host number is free in both IPv4 subnet {s4} ({a4} of {t4} usable addresses allocated) and IPv6 subnet {s6} ({a6} allocated): \
+             a dual-stack claim takes the same host number in both, and the free IPv4 hosts are taken in IPv6 or the other way round; \
+             claim IPv6 only, or release addresses"
         ))
     }
 
@@ -242,6 +255,23 @@ mod tests {
         assert!(e.contains("full") && e.contains("59 of 59"), "{e}");
         // IPv6 still has room.
         assert_eq!(p.allocate(Want::V6Only).unwrap(), 63);
+    }
+
+    #[test]
+    fn a_dual_stack_claim_that_finds_no_common_host_says_so() {
+        let mut p = HostPool::new(Some(Prefix::parse("10.15.64.0/28").unwrap()), Some(Prefix::parse("2001:db8:1503::/64").unwrap()), 3).unwrap();
+        // Hosts 4..14: IPv4 5 and 7 taken elsewhere, IPv6 12.
+        p.hold(5, &[Family::V4]).unwrap();
+        p.hold(7, &[Family::V4]).unwrap();
+        p.hold(12, &[Family::V6]).unwrap();
+        let got: Vec<u128> = (0..8).map(|_| p.allocate(Want::DualStack).unwrap()).collect();
+        assert_eq!(got, [4, 6, 8, 9, 10, 11, 13, 14]);
+        let e = p.allocate(Want::DualStack).unwrap_err().to_string();
+        assert!(e.contains("no host number is free in both IPv4 subnet 10.15.64.0/28 (10 of 11") && e.contains("IPv6 subnet 2001:db8:1503::/64 (9 allocated)"), "{e}");
+        assert_eq!(p.allocate(Want::V6Only).unwrap(), 5);
+        p.hold(12, &[Family::V4]).unwrap();
+        let e = p.allocate(Want::DualStack).unwrap_err().to_string();
+        assert!(e.contains("IPv4 subnet 10.15.64.0/28 is full: 11 of 11"), "{e}");
     }
 
     #[test]
