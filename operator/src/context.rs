@@ -20,14 +20,15 @@ impl Context {
 }
 
 impl Context {
-    /// Publish an event about `obj`; a failure to publish is logged, never fatal.
+    /// Publish an event about `obj`; a failure to publish is logged, never fatal. A
+    /// note over the API's 1 kB is cut short (the API would refuse the whole event).
     pub async fn event<K>(&self, obj: &K, warning: bool, reason: &str, note: &str)
     where
         K: kube::Resource<DynamicType = ()>,
     {
         use kube::runtime::events::{Event, EventType};
         let type_ = if warning { EventType::Warning } else { EventType::Normal };
-        let ev = Event { type_, reason: reason.into(), note: Some(note.into()), action: "Reconcile".into(), secondary: None };
+        let ev = Event { type_, reason: reason.into(), note: Some(clip(note, NOTE_LIMIT)), action: "Reconcile".into(), secondary: None };
         if let Err(e) = self.recorder.publish(&ev, &obj.object_ref(&())).await {
             tracing::warn!(error = %e, "publishing event failed");
         }
@@ -87,5 +88,35 @@ impl Context {
         .map_err(|e| crate::error::Error::Finalizer(Box::new(e)));
         timer.finish(res.is_ok());
         res
+    }
+}
+
+/// The events API refuses a note of more than 1 kB.
+const NOTE_LIMIT: usize = 1024;
+
+/// `s` cut to at most `limit` bytes at a character boundary, with "…" when cut.
+fn clip(s: &str, limit: usize) -> String {
+    if s.len() <= limit {
+        return s.to_string();
+    }
+    let ell = "…";
+    let mut end = limit.saturating_sub(ell.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ell}", &s[..end])
+}
+
+#[cfg(test)]
+mod clip_tests {
+    use super::clip;
+
+    #[test]
+    fn a_long_note_is_cut_at_a_character_boundary() {
+        assert_eq!(clip("Sở Tư pháp", 100), "Sở Tư pháp");
+        let long = "Đắk Lắk ".repeat(200);
+        let c = clip(&long, 1024);
+        assert!(c.len() <= 1024 && c.ends_with('…'), "{}", c.len());
+        assert!(long.starts_with(c.trim_end_matches('…')));
     }
 }

@@ -403,6 +403,26 @@ where
     }
 }
 
+/// Wait for an event about the object `name` in `namespace` with `reason` whose
+/// note `ok` accepts (events.k8s.io, as the operator publishes them).
+pub async fn wait_event(client: &Client, namespace: &str, name: &str, reason: &str, timeout: Duration, ok: impl Fn(&str) -> bool) -> Result<String, HarnessError> {
+    use k8s_openapi::api::events::v1::Event;
+    let api: Api<Event> = Api::namespaced(client.clone(), namespace);
+    let lp = kube::api::ListParams::default().fields(&format!("regarding.name={name}"));
+    let start = Instant::now();
+    loop {
+        let seen = api.list(&lp).await?.items;
+        if let Some(note) = seen.iter().filter(|e| e.reason.as_deref() == Some(reason)).filter_map(|e| e.note.clone()).find(|n| ok(n)) {
+            return Ok(note);
+        }
+        if start.elapsed() > timeout {
+            let got: Vec<_> = seen.iter().map(|e| (e.reason.clone(), e.note.clone())).collect();
+            return Err(HarnessError::Other(format!("{namespace}/{name}: no {reason} event within {timeout:?}; events: {got:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A name unique to this process and call, for test objects: `<prefix>-<n><pid>`.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

@@ -14,7 +14,7 @@ use kube::{Api, ResourceExt};
 use pdc_api::conditions::{self, READY};
 use pdc_api::{DnsRecord, DnsZone};
 use pdc_tests::addressing::load_plan;
-use pdc_tests::cluster::{private_env, wait_for};
+use pdc_tests::cluster::{private_env, wait_event, wait_for};
 use pdc_tests::dns::{KnotServer, programmed, register_zones, wait_programmed};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
 
@@ -99,6 +99,9 @@ async fn a_running_zone_is_adopted_without_a_change_on_the_server() {
     wait_programmed(&tc_api, "api", "True", "Programmed").await.unwrap();
     let legacy = knot.dig(&format!("legacy.{st}"), "A", false).unwrap();
     assert!(legacy.contains("10.15.0.21") && !legacy.contains("192.0.2.21"), "{legacy}");
+    // The record says what the server had before, as it is gone from the zone now.
+    let note = wait_event(&client, &tc, "legacy", "AdoptedSetReplaced", Duration::from_secs(30), |n| n.contains("the server had 192.0.2.21") && n.contains("replaced with 10.15.0.21")).await;
+    assert!(note.is_ok(), "{note:?}");
     assert!(knot.dig(&format!("clash.{st}"), "A", false).unwrap().contains("192.0.2.22"));
 
     // What the server holds and says before the adoption.

@@ -458,15 +458,34 @@ async fn send(z: &DnsZone, ctx: &WriterContext, server: &Server, zone: &str, key
     Sent::All
 }
 
-/// An event when changes put back sets pdc manages that were edited outside pdc.
-async fn report_repaired(z: &DnsZone, ctx: &WriterContext, zone: &str, want: &Want, changes: &[Change]) {
-    let repaired = changes
-        .iter()
-        .filter(|c| match c {
-            Change::Replace { expect, .. } => want.members.iter().any(|(r, k)| *k == (expect.name.clone(), expect.rtype) && is_programmed(r)),
-            _ => false,
-        })
-        .count();
+/// Events for replaced sets: on the zone when changes put back sets pdc manages
+/// that were edited outside pdc; on the record when a set it adopts differed from
+/// it and was replaced (what the server had is in the note, as it is gone now).
+async fn report_replaced(z: &DnsZone, ctx: &WriterContext, zone: &str, want: &Want, changes: &[Change]) {
+    let shown = |s: &RRset| format!("{} (TTL {})", s.values.iter().cloned().collect::<Vec<_>>().join(", "), s.ttl);
+    let mut repaired = 0usize;
+    for c in changes {
+        let Change::Replace { expect, new } = c else {
+            continue;
+        };
+        let key = (expect.name.clone(), expect.rtype);
+        let Some((rec, _)) = want.members.iter().find(|(_, k)| *k == key) else {
+            continue;
+        };
+        if is_programmed(rec) {
+            repaired += 1;
+        } else if rec.annotations().get(pdc_api::labels::ADOPT).is_some_and(|v| v == "true") {
+            let msg = format!(
+                "adopted {} {}: the server had {}, which differs from this record; replaced with {}",
+                expect.name,
+                expect.rtype.as_str(),
+                shown(expect),
+                shown(new)
+            );
+            info!(zone = %zone, name = %expect.name, rtype = expect.rtype.as_str(), "adopted set replaced");
+            ctx.base.event(rec.as_ref(), false, "AdoptedSetReplaced", &msg).await;
+        }
+    }
     if repaired > 0 {
         let msg = format!("{repaired} record set(s) pdc manages were edited outside pdc and were put back");
         info!(zone = %zone, repaired, "repaired out-of-band edits");
@@ -524,7 +543,7 @@ async fn sync(z: &DnsZone, ctx: &WriterContext) -> Result<Action> {
         Sent::Failed(pending, e) => return fail(z, ctx, &want, Some(pending), e.into()).await,
     }
     succeeded(ctx, &obj);
-    report_repaired(z, ctx, &zone, &want, &plan.changes).await;
+    report_replaced(z, ctx, &zone, &want, &plan.changes).await;
     let changed: BTreeSet<(String, RecordType)> = plan
         .changes
         .iter()
