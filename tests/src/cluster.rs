@@ -423,6 +423,40 @@ pub async fn wait_event(client: &Client, namespace: &str, name: &str, reason: &s
     }
 }
 
+/// Wait until the API server lets `client`'s user `verb` `resource` (`kind/sub` for a
+/// subresource) of `group` in `namespace`. The authorizer reads RoleBindings from the API server's cache, a
+/// moment behind what a GET returns: a test that has just seen a binding waits here
+/// before it asserts what the binding allows or refuses.
+pub async fn wait_allowed(client: &Client, verb: &str, group: &str, resource: &str, namespace: &str, timeout: Duration) -> Result<(), HarnessError> {
+    use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
+    let review = SelfSubjectAccessReview {
+        spec: SelfSubjectAccessReviewSpec {
+            resource_attributes: Some(ResourceAttributes {
+                group: Some(group.into()),
+                resource: Some(resource.split('/').next().unwrap_or(resource).into()),
+                subresource: resource.split_once('/').map(|(_, sub)| sub.to_string()),
+                verb: Some(verb.into()),
+                namespace: Some(namespace.into()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let start = Instant::now();
+    loop {
+        let answer = api.create(&Default::default(), &review).await?;
+        if answer.status.is_some_and(|s| s.allowed) {
+            return Ok(());
+        }
+        if start.elapsed() > timeout {
+            return Err(HarnessError::Other(format!("{verb} {resource}.{group} in {namespace} not allowed within {timeout:?}")));
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// A name unique to this process and call, for test objects: `<prefix>-<n><pid>`.
 pub fn unique(prefix: &str) -> String {
     use std::sync::atomic::{AtomicU32, Ordering};

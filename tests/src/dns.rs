@@ -216,14 +216,14 @@ pub fn programmed(r: &pdc_api::DnsRecord) -> Option<(String, String)> {
     (c.observed_generation == r.metadata.generation).then(|| (c.status.clone(), c.reason.clone()))
 }
 
-/// Wait (30 s at most) until the DnsRecord `name` is `Programmed=status` for `reason`.
+/// Wait (60 s at most) until the DnsRecord `name` is `Programmed=status` for `reason`.
 pub async fn wait_programmed(api: &kube::Api<pdc_api::DnsRecord>, name: &str, status: &str, reason: &str) -> Result<pdc_api::DnsRecord, HarnessError> {
     let want = (status.to_string(), reason.to_string());
-    crate::cluster::wait_for(api, name, Duration::from_secs(30), &format!("Programmed={status} ({reason})"), |r| programmed(r).as_ref() == Some(&want)).await
+    crate::cluster::wait_for(api, name, Duration::from_secs(60), &format!("Programmed={status} ({reason})"), |r| programmed(r).as_ref() == Some(&want)).await
 }
 
 impl KnotServer {
-    /// Poll `kdig` (with DNSSEC) until `ok` holds for the answer; `Err` after 30 s
+    /// Poll `kdig` (with DNSSEC) until `ok` holds for the answer; `Err` after 60 s
     /// with the last answer.
     pub fn wait_dig(&self, name: &str, rtype: &str, what: &str, ok: impl Fn(&str) -> bool) -> Result<String, HarnessError> {
         let start = Instant::now();
@@ -232,8 +232,8 @@ impl KnotServer {
             if ok(&out) {
                 return Ok(out);
             }
-            if start.elapsed() >= Duration::from_secs(30) {
-                return Err(HarnessError::Other(format!("{name} {rtype}: {what} within 30 s; last answer: {out}")));
+            if start.elapsed() >= Duration::from_secs(60) {
+                return Err(HarnessError::Other(format!("{name} {rtype}: {what} within 60 s; last answer: {out}")));
             }
             std::thread::sleep(Duration::from_millis(200));
         }

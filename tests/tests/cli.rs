@@ -22,7 +22,7 @@ use kube::{Api, Client};
 use pdc_api::{Department, DrPlan, TenantVM, TenantVolume};
 use pdc_tests::cluster::{TestEnv, shared_env, unique};
 
-const TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn env() -> (&'static TestEnv, Client) {
     let env = shared_env(true).unwrap_or_else(|e| panic!("test environment: {e}"));
@@ -379,6 +379,7 @@ async fn a_department_admin_may_open_the_console_and_vnc_of_its_own_vms_only() {
     department(&client, &a, "H15.206", &[], &[&admin]).await;
     department(&client, &b, "H15.207", &[], &[]).await;
     let as_admin = impersonating(env, &admin, &["tenants"]).await;
+    pdc_tests::cluster::wait_allowed(&as_admin, "get", "subresources.kubevirt.io", "virtualmachineinstances/console", &a, TIMEOUT).await.unwrap();
     for sub in ["console", "vnc"] {
         assert!(may(&as_admin, "get", sub, &a).await, "{sub} in its own namespace");
         assert!(!may(&as_admin, "get", sub, &b).await, "{sub} in another department's");

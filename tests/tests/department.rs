@@ -14,7 +14,7 @@ use pdc_api::conditions::{self, READY};
 use pdc_api::{Department, DepartmentSpec, GuestQuota, Province, Subjects};
 use pdc_tests::cluster::{TestEnv, shared_env, unique, wait_for};
 
-const TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn env() -> (&'static TestEnv, Client) {
     let env = shared_env(true).unwrap_or_else(|e| panic!("test environment: {e}"));
@@ -28,26 +28,8 @@ async fn ensure_province(client: &Client) {
 }
 
 fn spec(display: &str, code: &str) -> DepartmentSpec {
-    DepartmentSpec {
-        display_name: display.into(),
-        code: code.into(),
-        kind: Default::default(),
-        subdomain: None,
-        admins: Subjects::default(),
-        viewers: Subjects::default(),
-        quota: GuestQuota {
-            vcpu: 32,
-            memory: "64Gi".into(),
-            storage: BTreeMap::from([("ssd".into(), "500Gi".into())]),
-            vms: 8,
-            public_addresses: 1,
-        },
-        zones: Vec::new(),
-        lifecycle: Default::default(),
-        deletion_protection: false,
-        successor: None,
-        previous_codes: Vec::new(),
-    }
+    let storage = BTreeMap::from([("ssd".into(), "500Gi".into())]);
+    DepartmentSpec::new(display, code, GuestQuota { vcpu: 32, memory: "64Gi".into(), storage, vms: 8, public_addresses: 1 })
 }
 
 fn is_ready(d: &Department) -> bool {
@@ -261,6 +243,16 @@ async fn department_admin_is_confined_to_its_namespace() {
     assert!(e.contains("NodePort is not allowed") && e.contains(&a), "{e}");
     let e = refused(svcs.create(&PostParams::default(), &svc("web-ext", serde_json::json!({"ports": port, "externalIPs": ["203.113.1.10"]}))).await);
     assert!(e.contains("externalIPs are not allowed"), "{e}");
+    // Quota admission enforces what the controller-manager's quota controller has put
+    // in the quota's status: wait for it to count load balancers.
+    let quotas: Api<ResourceQuota> = Api::namespaced(client.clone(), &a);
+    wait_for(&quotas, "pdc-guest-quota", TIMEOUT, "load balancers counted", |rq| {
+        rq.status.as_ref().is_some_and(|s| {
+            s.hard.as_ref().is_some_and(|h| h.contains_key("services.loadbalancers")) && s.used.as_ref().is_some_and(|u| u.contains_key("services.loadbalancers"))
+        })
+    })
+    .await
+    .unwrap();
     svcs.create(&PostParams::default(), &svc("web-lb", serde_json::json!({"type": "LoadBalancer", "ports": port}))).await.unwrap();
     let e = svcs.create(&PostParams::default(), &svc("web-lb2", serde_json::json!({"type": "LoadBalancer", "ports": port}))).await.unwrap_err().to_string();
     assert!(e.contains("services.loadbalancers"), "{e}");
@@ -353,6 +345,7 @@ async fn a_department_admins_escapes_through_requests_are_refused_at_the_api() {
     let mine = depts.get(&a).await.unwrap().status.unwrap().subnets[0].ipv4.clone().unwrap();
     let host = |subnet: &str| format!("{}.90", subnet.rsplit_once('.').unwrap().0);
     let admin = env.client_as(&format!("admin@{a}"), &["tenants"]).await.unwrap();
+    pdc_tests::cluster::wait_allowed(&admin, "create", "pdc.io", "tenantvms", &a, TIMEOUT).await.unwrap();
     let vms: Api<TenantVM> = Api::namespaced(admin.clone(), &a);
     let vm = |zone: &str, image: serde_json::Value| -> TenantVM {
         serde_json::from_value(serde_json::json!({

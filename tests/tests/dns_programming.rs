@@ -180,7 +180,7 @@ async fn records_reach_a_signed_zone_and_stay_right() {
     secrets.patch("knot-tsig", &PatchParams::default(), &Patch::Merge(serde_json::json!({"stringData": {"secret": wrong}}))).await.unwrap();
     api.create(&pp, &record("api", "api", "A", &["10.15.0.20"])).await.unwrap();
     let z = wait_for(&Api::<DnsZone>::all(client.clone()), "daklak-gov-vn", Duration::from_secs(30), "TsigRefused", |z| {
-        z.status.as_ref().and_then(|s| conditions::find(&s.conditions, READY)).is_some_and(|c| c.reason == "TsigRefused")
+        z.status.as_ref().is_some_and(|s| s.pending >= 1 && conditions::find(&s.conditions, READY).is_some_and(|c| c.reason == "TsigRefused"))
     })
     .await
     .unwrap();

@@ -94,7 +94,7 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     }
     let his_p = address(&pc, "his").await;
     assert!(his_p.starts_with("10.15."), "{his_p}");
-    wait_dns(&s, &fqdn("his"), "A", &his_p, false, 30);
+    wait_dns(&s, &fqdn("his"), "A", &his_p, false, 60);
     Api::<DrPlan>::namespaced(pc.clone(), DEPT).create(&PostParams::default(), &plan(DEPT, "15m").unwrap()).await.unwrap();
 
     // Standby: the protected VMs are defined and halted, with phuyen's addresses.
@@ -175,7 +175,7 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     assert_eq!(sp.last_drill.as_ref().unwrap().result, "Passed");
     assert!(sp.last_standby_check.is_some());
     assert!(Api::<DynamicObject>::namespaced_with(sc.clone(), DEPT, &vm_resource()).get_opt("his-drill").await.unwrap().is_none());
-    wait_dns(&s, &format!("his.drill.{DEPT}.daklak.gov.vn."), "A", &his_s, true, 20);
+    wait_dns(&s, &format!("his.drill.{DEPT}.daklak.gov.vn."), "A", &his_s, true, 40);
     assert_eq!(run_strategy(&pc, "his").await.as_deref(), Some("Always"));
     assert!(s.knot.dig(&fqdn("his"), "A", false).unwrap().contains(&his_p));
 
@@ -211,11 +211,11 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     assert_eq!(steps(&p), ["Fence", "Promote", "StartVMs", "SwitchDNS"].map(|n| (n.to_string(), "Done".to_string())));
     assert!(a.steps.iter().all(|s| s.started.is_some() && s.finished.is_some()));
     assert_eq!(p.active_site(), STANDBY);
-    wait_dns(&s, &fqdn("his"), "A", &his_s, false, 30);
-    wait_dns(&s, &fqdn("his"), "A", &his_p, true, 30);
+    wait_dns(&s, &fqdn("his"), "A", &his_s, false, 60);
+    wait_dns(&s, &fqdn("his"), "A", &his_p, true, 60);
     let rev = |a: &str| pdc_core::ipam::Addr::parse(a).unwrap().reverse_name();
-    wait_dns(&s, &rev(&his_s), "PTR", &fqdn("his"), false, 30);
-    wait_dns(&s, &rev(&his_p), "PTR", &fqdn("his"), true, 30);
+    wait_dns(&s, &rev(&his_s), "PTR", &fqdn("his"), false, 60);
+    wait_dns(&s, &rev(&his_p), "PTR", &fqdn("his"), true, 60);
     assert_eq!(run_strategy(&pc, "his").await.as_deref(), Some("Halted"));
     assert_eq!(Api::<DrPlan>::namespaced(pc.clone(), DEPT).get(DEPT).await.unwrap().active_site(), STANDBY);
     let dv = Api::<DynamicObject>::namespaced_with(sc.clone(), DEPT, &dv_resource()).get("his-root").await.unwrap();
@@ -238,7 +238,7 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     for st in ["Fence", "StopSource", "FinalSync", "Promote", "StartVMs", "SwitchDNS", "Succeeded"] {
         assert!(out.contains(st), "{st}: {out}");
     }
-    wait_dns(&s, &fqdn("his"), "A", &his_p, false, 30);
+    wait_dns(&s, &fqdn("his"), "A", &his_p, false, 60);
     assert_eq!(run_strategy(&sc, "his").await.as_deref(), Some("Halted"));
     assert_eq!(run_strategy(&pc, "his").await.as_deref(), Some("Always"));
     let dv = Api::<DynamicObject>::namespaced_with(pc.clone(), DEPT, &dv_resource()).get("his-root").await.unwrap();
@@ -255,7 +255,7 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     let (code, out) = pdc_tests::pdcctl(&s.standby.env.kubeconfig, &["dr", "failover", DEPT, "-d", DEPT, "--yes"]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("does not answer") && out.contains("Succeeded"), "{out}");
-    wait_dns(&s, &fqdn("his"), "A", &his_s, false, 30);
+    wait_dns(&s, &fqdn("his"), "A", &his_s, false, 60);
     eprintln!("failover with the primary down: {:.1}s", t.elapsed().as_secs_f64());
     let sp = splans.get(DEPT).await.unwrap().status.unwrap();
     assert!(!sp.fence.as_ref().unwrap().confirmed);

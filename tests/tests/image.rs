@@ -13,7 +13,7 @@ use k8s_openapi::api::core::v1::Namespace;
 use kube::api::PostParams;
 use kube::{Api, ResourceExt};
 use pdc_api::conditions::{self, READY};
-use pdc_api::{Department, DepartmentSpec, GuestQuota, Subjects};
+use pdc_api::{Department, DepartmentSpec, GuestQuota};
 use pdc_tests::cluster::{apply_sample_province, chart_dir, helm, shared_env, unique, wait_for};
 use pdc_tests::operator::{ImageSpec, OperatorOptions, OperatorProcess, unpack_image};
 
@@ -37,20 +37,7 @@ fn existing_image_archive() -> PathBuf {
 }
 
 fn department() -> DepartmentSpec {
-    DepartmentSpec {
-        display_name: "Sở Tư pháp".into(),
-        code: "H15.17".into(),
-        kind: Default::default(),
-        subdomain: None,
-        admins: Subjects::default(),
-        viewers: Subjects::default(),
-        quota: GuestQuota { vcpu: 8, memory: "16Gi".into(), storage: BTreeMap::new(), vms: 2, public_addresses: 0 },
-        zones: Vec::new(),
-        lifecycle: Default::default(),
-        deletion_protection: false,
-        successor: None,
-        previous_codes: Vec::new(),
-    }
+    DepartmentSpec::new("Sở Tư pháp", "H15.17", GuestQuota { vcpu: 8, memory: "16Gi".into(), storage: BTreeMap::new(), vms: 2, public_addresses: 0 })
 }
 
 /// `field:` of /proc/<pid>/status, whitespace-separated.

@@ -14,7 +14,7 @@ use pdc_api::conditions::{self, READY};
 use pdc_api::{AddressAllocation, AddressClaim, Department, NetworkZone, SubnetAllocation};
 use pdc_tests::cluster::{TestEnv, shared_env, unique, wait_for};
 
-const TIMEOUT: Duration = Duration::from_secs(30);
+const TIMEOUT: Duration = Duration::from_secs(60);
 
 async fn env() -> (&'static TestEnv, Client) {
     let env = shared_env(true).unwrap_or_else(|e| panic!("test environment: {e}"));

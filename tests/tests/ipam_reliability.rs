@@ -14,7 +14,9 @@ use pdc_tests::cluster::{TestEnv, client_for, private_env};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
 
 fn fast(id: &str) -> OperatorOptions {
-    OperatorOptions { lease_duration: "4s", renew_deadline: "3s", retry_period: "500ms", ..OperatorOptions::new(id) }
+    // A takeover within seconds, with room to renew on two loaded cores (a replica
+    // that misses its renew deadline steps down and exits).
+    OperatorOptions { lease_duration: "10s", renew_deadline: "8s", retry_period: "1s", ..OperatorOptions::new(id) }
 }
 
 async fn count_bound(client: &Client) -> usize {

@@ -272,8 +272,10 @@ async fn an_act_is_carried_out_as_steps_and_resumes_where_it_stopped() {
     });
     let acts: Api<Reorganization> = Api::all(client.clone());
     acts.create(&PostParams::default(), &act(&name, spec)).await.unwrap();
-    let got = wait_for(&acts, &name, Duration::from_secs(60), "planned", |a| planned(a).is_some()).await.unwrap();
-    assert_eq!(planned(&got).unwrap().0, "True", "{:?}", planned(&got));
+    // Planned from the operator's caches, which may not have every patch above yet: the
+    // plan holds once they have.
+    let got = wait_for(&acts, &name, Duration::from_secs(60), "planned", |a| planned(a).is_some_and(|p| p.0 == "True")).await;
+    assert!(got.is_ok(), "{got:?}");
 
     // The state a crash in the middle of Freeze leaves: the step started, one unit done.
     let started = "2026-01-01T00:00:00Z";

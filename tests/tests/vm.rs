@@ -98,7 +98,7 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     let rev = pdc_core::ipam::Addr::parse(&v4).unwrap().reverse_name();
     let start = Instant::now();
     while !knot.dig(&rev, "PTR", false).unwrap().contains(&fqdn) {
-        assert!(start.elapsed() < Duration::from_secs(30), "no PTR for {v4}");
+        assert!(start.elapsed() < Duration::from_secs(60), "no PTR for {v4}");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -112,7 +112,7 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     assert_eq!(code, 0, "{out}");
     let start = Instant::now();
     while vms.get("his").await.unwrap().data["spec"]["runStrategy"] != "Halted" {
-        assert!(start.elapsed() < Duration::from_secs(30), "stop did not reach the VirtualMachine");
+        assert!(start.elapsed() < Duration::from_secs(60), "stop did not reach the VirtualMachine");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // The stop is carried out (KubeVirt deletes the instance) before the start: a
@@ -120,15 +120,15 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     let vmis: Api<DynamicObject> = Api::namespaced_with(client.clone(), &dept, &vmi_resource());
     let start = Instant::now();
     while vmis.get_opt("his").await.unwrap().is_some() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the stopped VM's instance was not removed");
+        assert!(start.elapsed() < Duration::from_secs(60), "the stopped VM's instance was not removed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     pdc_tests::pdcctl(&env.kubeconfig, &["vm", "start", "his", "-d", &dept]);
 
-    let first_instance = wait_for(&vmis, "his", Duration::from_secs(30), "running again", |i| i.data["status"]["phase"] == "Running").await.unwrap().uid().unwrap();
+    let first_instance = wait_for(&vmis, "his", Duration::from_secs(60), "running again", |i| i.data["status"]["phase"] == "Running").await.unwrap().uid().unwrap();
     // Resize: the quota is charged again, the VM gets the new size, a restart is asked for.
     api.patch("his", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"size": "m1.large"}}))).await.unwrap();
-    let vm = wait_for(&api, "his", Duration::from_secs(30), "RestartRequired", |v| cond(v, "RestartRequired").is_some_and(|c| c.0 == "True")).await.unwrap();
+    let vm = wait_for(&api, "his", Duration::from_secs(60), "RestartRequired", |v| cond(v, "RestartRequired").is_some_and(|c| c.0 == "True")).await.unwrap();
     assert!(cond(&vm, "RestartRequired").unwrap().2.contains("m1.large"));
     assert_eq!(vms.get("his").await.unwrap().data["spec"]["template"]["spec"]["domain"]["cpu"]["cores"], 4);
     let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
@@ -142,7 +142,7 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["vm", "restart", "his", "-d", &dept]);
     assert_eq!(code, 0, "{out}");
     // The new instance says the size it was started with; RestartRequired clears.
-    let vm = wait_for(&api, "his", Duration::from_secs(30), "running as m1.large", |v| {
+    let vm = wait_for(&api, "his", Duration::from_secs(60), "running as m1.large", |v| {
         v.status.as_ref().and_then(|s| s.running_size.as_deref()) == Some("m1.large")
     })
     .await
@@ -152,7 +152,7 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     assert_eq!(instance.annotations().get("pdc.io/size").map(String::as_str), Some("m1.large"));
     let start = Instant::now();
     while vmis.get_opt("his").await.unwrap().and_then(|i| i.uid()) == Some(first_instance.clone()) {
-        assert!(start.elapsed() < Duration::from_secs(30), "the old instance was not replaced");
+        assert!(start.elapsed() < Duration::from_secs(60), "the old instance was not replaced");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     // Once: the new instance is left alone.
@@ -163,12 +163,12 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     let grown = serde_json::json!({"spec": {"disks": [{"name": "data", "size": "60Gi", "tier": "hdd"}]}});
     api.patch("his", &PatchParams::default(), &Patch::Merge(&grown)).await.unwrap();
     let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), &dept);
-    wait_for(&pvcs, "his-data", Duration::from_secs(30), "the claim asks 60Gi", |p| {
+    wait_for(&pvcs, "his-data", Duration::from_secs(60), "the claim asks 60Gi", |p| {
         p.spec.as_ref().and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).is_some_and(|q| q.0 == "60Gi")
     })
     .await
     .unwrap();
-    let v = wait_for(&api, "his", Duration::from_secs(30), "disks resized", |v| cond(v, "DisksResized").is_some_and(|c| c.0 == "True" && v.status.as_ref().and_then(|s| s.observed_generation) == v.metadata.generation)).await.unwrap();
+    let v = wait_for(&api, "his", Duration::from_secs(60), "disks resized", |v| cond(v, "DisksResized").is_some_and(|c| c.0 == "True" && v.status.as_ref().and_then(|s| s.observed_generation) == v.metadata.generation)).await.unwrap();
     assert_eq!(cond(&v, READY).unwrap().0, "True");
     assert_eq!(dvs.get("his-data").await.unwrap().data["spec"]["storage"]["resources"]["requests"]["storage"], "50Gi");
 
@@ -185,7 +185,7 @@ async fn a_vm_becomes_addresses_disks_a_kubevirt_vm_and_dns() {
     assert!(Api::<AddressClaim>::namespaced(client.clone(), &dept).list(&lp).await.unwrap().items.is_empty());
     let start = Instant::now();
     while !Api::<DnsRecord>::namespaced(client.clone(), &dept).list(&lp).await.unwrap().items.is_empty() || knot.dig(&fqdn, "A", false).unwrap().contains(&v4) {
-        assert!(start.elapsed() < Duration::from_secs(30), "the VM's records stayed");
+        assert!(start.elapsed() < Duration::from_secs(60), "the VM's records stayed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
@@ -254,7 +254,7 @@ async fn fifty_vms_against_a_quota_of_ten() {
         if pdc_tests::operator::metric_value(&body, &used) == 10.0 {
             break body;
         }
-        assert!(start.elapsed() < Duration::from_secs(30), "{used} not 10");
+        assert!(start.elapsed() < Duration::from_secs(60), "{used} not 10");
         tokio::time::sleep(Duration::from_secs(1)).await;
     };
     assert_eq!(pdc_tests::operator::metric_value(&body, &format!("pdc_quota_limit{{department=\"{dept}\",resource=\"vms\"}}")), 10.0);
@@ -308,7 +308,7 @@ async fn bad_requests_are_refused_with_a_reason() {
     api.delete("noimg", &DeleteParams::default()).await.unwrap();
     let start = Instant::now();
     while api.get_opt("noimg").await.unwrap().is_some() {
-        assert!(start.elapsed() < Duration::from_secs(30), "noimg was not removed");
+        assert!(start.elapsed() < Duration::from_secs(60), "noimg was not removed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 
@@ -318,7 +318,7 @@ async fn bad_requests_are_refused_with_a_reason() {
     t.spec.root_disk.tier = "tape".into();
     api.create(&pp, &t).await.unwrap();
     for (name, reason, words) in [("big", "UnknownSize", "m1.large, m1.small"), ("tape", "UnknownTier", "ssd, hdd")] {
-        let vm = wait_for(&api, name, Duration::from_secs(30), reason, |v| cond(v, READY).is_some_and(|c| c.1 == reason)).await.unwrap();
+        let vm = wait_for(&api, name, Duration::from_secs(60), reason, |v| cond(v, READY).is_some_and(|c| c.1 == reason)).await.unwrap();
         let msg = cond(&vm, READY).unwrap().2;
         assert!(msg.contains(words), "{name}: {msg}");
         // Nothing was made for it, and it holds no quota.
@@ -359,12 +359,12 @@ async fn volumes_grow_attach_detach_and_snapshot() {
     // Created and attached with pdcctl: a DataVolume on the tier's class, a hotplug disk of the VM.
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["volume", "create", "data1", "-d", &dept, "--size", "30Gi", "--tier", "ssd", "--vm", "db"]);
     assert_eq!(code, 0, "{out}");
-    wait_for(&vols, "data1", Duration::from_secs(30), "quota accepted", |v| vcond(v, "QuotaAccepted").is_some_and(|c| c.0 == "True")).await.unwrap();
+    wait_for(&vols, "data1", Duration::from_secs(60), "quota accepted", |v| vcond(v, "QuotaAccepted").is_some_and(|c| c.0 == "True")).await.unwrap();
     let dv = dvs.get("vol-data1").await.unwrap();
     assert_eq!(dv.data["spec"]["storage"]["storageClassName"], "pdc-ssd");
     assert_eq!(dv.data["spec"]["storage"]["resources"]["requests"]["storage"], "30Gi");
-    wait_for(&kv, "db", Duration::from_secs(30), "hotplug disk", hotplugged).await.unwrap();
-    wait_for(&vols, "data1", Duration::from_secs(30), "Ready", |v| vcond(v, READY).is_some_and(|c| c.0 == "True")).await.unwrap();
+    wait_for(&kv, "db", Duration::from_secs(60), "hotplug disk", hotplugged).await.unwrap();
+    wait_for(&vols, "data1", Duration::from_secs(60), "Ready", |v| vcond(v, READY).is_some_and(|c| c.0 == "True")).await.unwrap();
 
     // Grows through its claim (CDI refuses a DataVolume spec change); never shrinks
     // (refused at the API).
@@ -372,8 +372,8 @@ async fn volumes_grow_attach_detach_and_snapshot() {
     assert_eq!(code, 0, "{out}");
     let pvcs: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> = Api::namespaced(client.clone(), &dept);
     let capacity = |p: &k8s_openapi::api::core::v1::PersistentVolumeClaim| p.status.as_ref().and_then(|s| s.capacity.as_ref()).and_then(|c| c.get("storage")).map(|q| q.0.clone());
-    wait_for(&pvcs, "vol-data1", Duration::from_secs(30), "capacity 40Gi", |p| capacity(p).as_deref() == Some("40Gi")).await.unwrap();
-    let v = wait_for(&vols, "data1", Duration::from_secs(30), "Provisioned at 40Gi", |v| vcond(v, READY).is_some_and(|c| c.1 == "Provisioned" && c.2.contains("40Gi"))).await.unwrap();
+    wait_for(&pvcs, "vol-data1", Duration::from_secs(60), "capacity 40Gi", |p| capacity(p).as_deref() == Some("40Gi")).await.unwrap();
+    let v = wait_for(&vols, "data1", Duration::from_secs(60), "Provisioned at 40Gi", |v| vcond(v, READY).is_some_and(|c| c.1 == "Provisioned" && c.2.contains("40Gi"))).await.unwrap();
     assert_eq!(v.status.unwrap().observed_generation, v.metadata.generation);
     assert_eq!(dvs.get("vol-data1").await.unwrap().data["spec"]["storage"]["resources"]["requests"]["storage"], "30Gi", "the DataVolume's spec never changes");
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["volume", "expand", "data1", "-d", &dept, "--size", "10Gi"]);
@@ -387,7 +387,7 @@ async fn volumes_grow_attach_detach_and_snapshot() {
     }))
     .unwrap();
     vols.create(&PostParams::default(), &big).await.unwrap();
-    let b = wait_for(&vols, "big", Duration::from_secs(30), "quota refused", |v| vcond(v, "QuotaAccepted").is_some_and(|c| c.0 == "False")).await.unwrap();
+    let b = wait_for(&vols, "big", Duration::from_secs(60), "quota refused", |v| vcond(v, "QuotaAccepted").is_some_and(|c| c.0 == "False")).await.unwrap();
     assert!(vcond(&b, "QuotaAccepted").unwrap().2.contains("ssd storage: asks 50Gi, 60Gi of 100Gi already in use, 10Gi over"));
     assert!(dvs.get_opt("vol-big").await.unwrap().is_none(), "nothing made for a refused volume");
 
@@ -399,11 +399,11 @@ async fn volumes_grow_attach_detach_and_snapshot() {
 
     // Detach, then delete: the hotplug disk leaves the VM, the DataVolume and its charge go.
     vols.patch("data1", &PatchParams::default(), &Patch::Merge(serde_json::json!({"spec": {"vm": null}}))).await.unwrap();
-    wait_for(&kv, "db", Duration::from_secs(30), "hotplug disk removed", |o| !hotplugged(o)).await.unwrap();
+    wait_for(&kv, "db", Duration::from_secs(60), "hotplug disk removed", |o| !hotplugged(o)).await.unwrap();
     vols.delete("data1", &DeleteParams::default()).await.unwrap();
     let start = Instant::now();
     while vols.get_opt("data1").await.unwrap().is_some() || dvs.get_opt("vol-data1").await.unwrap().is_some() {
-        assert!(start.elapsed() < Duration::from_secs(30), "the volume was not removed");
+        assert!(start.elapsed() < Duration::from_secs(60), "the volume was not removed");
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let d = Api::<Department>::all(client.clone()).get(&dept).await.unwrap();
@@ -416,11 +416,11 @@ async fn volumes_grow_attach_detach_and_snapshot() {
     vms.create(&PostParams::default(), &guarded).await.unwrap();
     let (code, out) = pdc_tests::pdcctl(&env.kubeconfig, &["volume", "create", "logs", "-d", &dept, "--size", "10Gi", "--tier", "ssd", "--vm", "guarded"]);
     assert_eq!(code, 0, "{out}");
-    let v = wait_for(&vols, "logs", Duration::from_secs(30), "not attached", |v| vcond(v, "Attached").is_some_and(|c| c.0 == "False")).await.unwrap();
+    let v = wait_for(&vols, "logs", Duration::from_secs(60), "not attached", |v| vcond(v, "Attached").is_some_and(|c| c.0 == "False")).await.unwrap();
     let (_, reason, msg) = vcond(&v, "Attached").unwrap();
     assert_eq!(reason, "DrProtected");
     assert!(msg.contains("spec.disks"), "{msg}");
-    wait_for(&kv, "guarded", Duration::from_secs(30), "defined", |_| true).await.unwrap();
+    wait_for(&kv, "guarded", Duration::from_secs(60), "defined", |_| true).await.unwrap();
     let has_logs = |o: &DynamicObject| o.data["spec"]["template"]["spec"]["volumes"].as_array().into_iter().flatten().any(|v| v["dataVolume"]["name"] == "vol-logs");
     assert!(!has_logs(&kv.get("guarded").await.unwrap()), "hot-plugged into a protected VM");
 }

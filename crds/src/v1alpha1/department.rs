@@ -211,6 +211,27 @@ pub struct DepartmentStatus {
     pub quota_ledger: std::collections::BTreeMap<String, super::QuotaCharge>,
 }
 
+impl DepartmentSpec {
+    /// A department of the default kind with `quota` and nothing else yet: no people,
+    /// zones or subdomain of its own, Active.
+    pub fn new(display_name: impl Into<String>, code: impl Into<String>, quota: GuestQuota) -> Self {
+        DepartmentSpec {
+            display_name: display_name.into(),
+            code: code.into(),
+            kind: DepartmentKind::default(),
+            subdomain: None,
+            admins: Subjects::default(),
+            viewers: Subjects::default(),
+            quota,
+            zones: Vec::new(),
+            lifecycle: Lifecycle::default(),
+            deletion_protection: false,
+            successor: None,
+            previous_codes: Vec::new(),
+        }
+    }
+}
+
 impl Department {
     /// The subdomain this Department's records live under, in a province with `domain`.
     pub fn subdomain_in(&self, domain: &str) -> String {

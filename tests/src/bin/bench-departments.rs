@@ -27,25 +27,12 @@ use pdc_tests::bench::{Args, Timings, percentile, wait_leader, write_result};
 use pdc_tests::operator::{OperatorOptions, OperatorProcess};
 
 fn spec(i: usize) -> DepartmentSpec {
+    let storage = BTreeMap::from([("ssd".into(), "200Gi".into()), ("hdd".into(), "500Gi".into())]);
+    let quota = GuestQuota { vcpu: 16, memory: "32Gi".into(), storage, vms: 8, public_addresses: 1 };
     DepartmentSpec {
-        display_name: format!("Xã Thử Nghiệm {i}"),
-        code: format!("H15.{}.{}", 1 + i / 1000, i % 1000),
         kind: pdc_api::DepartmentKind::Commune,
-        subdomain: None,
         admins: Subjects { users: vec![format!("admin{i}@daklak.gov.vn")], groups: vec!["commune-admins".into()] },
-        viewers: Subjects::default(),
-        quota: GuestQuota {
-            vcpu: 16,
-            memory: "32Gi".into(),
-            storage: BTreeMap::from([("ssd".into(), "200Gi".into()), ("hdd".into(), "500Gi".into())]),
-            vms: 8,
-            public_addresses: 1,
-        },
-        zones: Vec::new(),
-        lifecycle: Default::default(),
-        deletion_protection: false,
-        successor: None,
-        previous_codes: Vec::new(),
+        ..DepartmentSpec::new(format!("Xã Thử Nghiệm {i}"), format!("H15.{}.{}", 1 + i / 1000, i % 1000), quota)
     }
 }
 
