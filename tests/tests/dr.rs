@@ -216,6 +216,26 @@ async fn a_plan_replicates_drills_fails_over_through_crashes_relocates_and_survi
     let rev = |a: &str| pdc_core::ipam::Addr::parse(a).unwrap().reverse_name();
     wait_dns(&s, &rev(&his_s), "PTR", &fqdn("his"), false, 60);
     wait_dns(&s, &rev(&his_p), "PTR", &fqdn("his"), true, 60);
+    // At the old primary, the VM's records say the standby carries the name, and
+    // `pdcctl dns check` there does not call phuyen's answer a difference.
+    let precords: Api<pdc_api::DnsRecord> = Api::namespaced(pc.clone(), DEPT);
+    let lp = ListParams::default().labels(&format!("{}=his", pdc_operator::compute::build::VM_LABEL));
+    let start = Instant::now();
+    loop {
+        let recs = precords.list(&lp).await.unwrap().items;
+        let at_other = |r: &pdc_api::DnsRecord| {
+            r.status.as_ref().and_then(|s| conditions::find(&s.conditions, "Programmed")).is_some_and(|c| c.status == "False" && c.reason == "AtOtherSite" && c.message.contains(&format!("site {STANDBY} carries this name")))
+        };
+        if !recs.is_empty() && recs.iter().all(at_other) {
+            break;
+        }
+        let seen: Vec<_> = recs.iter().map(|r| r.status.as_ref().map(|s| s.conditions.clone())).collect();
+        assert!(start.elapsed() < Duration::from_secs(60), "the old primary's records of his: {seen:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let (code, out) = pdc_tests::pdcctl(&s.primary.env.kubeconfig, &["dns", "check", &fqdn("his"), "--type", "A"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains(&his_s) && out.contains(&format!("not compared: site {STANDBY} carries this name")), "{out}");
     assert_eq!(run_strategy(&pc, "his").await.as_deref(), Some("Halted"));
     assert_eq!(Api::<DrPlan>::namespaced(pc.clone(), DEPT).get(DEPT).await.unwrap().active_site(), STANDBY);
     let dv = Api::<DynamicObject>::namespaced_with(sc.clone(), DEPT, &dv_resource()).get("his-root").await.unwrap();

@@ -105,6 +105,8 @@ struct Want {
     refused: Vec<(Arc<DnsRecord>, &'static str, String)>,
     /// Alias records whose names answer through a DNAME: message.
     covered: Vec<(Arc<DnsRecord>, String)>,
+    /// Records whose names the other DR site carries: message.
+    elsewhere: Vec<(Arc<DnsRecord>, String)>,
     /// The aliases, for deciding which DNAMEs answer.
     aliases: Aliases,
     /// Reverse zones: the NetworkZone prefixes whose PTRs are pdc's.
@@ -146,10 +148,7 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32, dnames: &Verdicts) -
         // A DR-protected VM's names: carried by one site at a time.
         let dns_here = crate::dr::vm_of(rec.as_ref()).and_then(|vm| ctx.dr.dns_here(&ns, &vm));
         if dns_here == Some(false) {
-            // They carry the other site's addresses: neither program nor remove them.
-            if rec.metadata.deletion_timestamp.is_some() {
-                w.deleting.push((rec.clone(), None));
-            }
+            w.take_other_site(&rec, ctx, ttl, &in_zone);
             continue;
         }
         let set = subdomain_of(&ctx.namespaces, &ns).and_then(|sub| rec.rrset(&sub, ttl).ok());
@@ -226,6 +225,19 @@ fn aliases_of(records: &[Arc<DnsRecord>], ctx: &WriterContext, ttl: u32) -> Alia
 }
 
 impl Want {
+    /// A record whose names carry the other DR site's addresses: neither programmed
+    /// nor removed; said so once the plan is settled with the peer.
+    fn take_other_site(&mut self, rec: &Arc<DnsRecord>, ctx: &WriterContext, ttl: u32, in_zone: &dyn Fn(&str) -> bool) {
+        let ns = rec.namespace().unwrap_or_default();
+        if rec.metadata.deletion_timestamp.is_some() {
+            self.deleting.push((rec.clone(), None));
+        } else if let Some(msg) = crate::dr::vm_of(rec.as_ref()).and_then(|vm| ctx.dr.dns_elsewhere(&ns, &vm))
+            && subdomain_of(&ctx.namespaces, &ns).and_then(|sub| rec.rrset(&sub, ttl).ok()).is_some_and(|s| in_zone(&s.name))
+        {
+            self.elsewhere.push((rec.clone(), msg));
+        }
+    }
+
     /// A record at or below a DNAME that answers: an alias answers through it, any
     /// other is kept out (at the DNAME's owner, its type is noted in `apex`). Whether
     /// `rec` was taken care of here.
@@ -613,6 +625,9 @@ fn is_programmed(rec: &DnsRecord) -> bool {
         .is_some_and(|c| c.status == "True" && c.observed_generation == rec.metadata.generation)
 }
 
+/// The reason of a record whose name the other DR site carries.
+pub const AT_OTHER_SITE: &str = "AtOtherSite";
+
 /// Records another record's name keeps out of the zone.
 async fn report_refused(ctx: &WriterContext, want: &Want) -> Result<()> {
     for (rec, reason, msg) in &want.refused {
@@ -623,6 +638,14 @@ async fn report_refused(ctx: &WriterContext, want: &Want) -> Result<()> {
     // An alias whose name answers through a DNAME answers: Programmed, as it says.
     for (rec, msg) in &want.covered {
         set_condition(&ctx.base.client, rec, Cond::new(PROGRAMMED, true, "ThroughDname", msg.clone()), |_| {}).await?;
+    }
+    // A name the other DR site carries is not this site's to program: not Programmed
+    // here (a TenantVM's DNS condition, and a failover's SwitchDNS step, must not take
+    // the other site's answer for this site's), saying where it is.
+    for (rec, msg) in &want.elsewhere {
+        if set_condition(&ctx.base.client, rec, Cond::new(PROGRAMMED, false, AT_OTHER_SITE, msg.clone()), |_| {}).await? {
+            ctx.base.event(rec.as_ref(), false, AT_OTHER_SITE, msg).await;
+        }
     }
     Ok(())
 }

@@ -111,12 +111,26 @@ impl DrView {
     /// plan covers the VM (`None`).
     pub fn dns_here(&self, ns: &str, vm: &str) -> Option<bool> {
         let site = self.site.as_deref()?;
-        let plan = self
-            .plans
-            .state()
-            .into_iter()
-            .find(|p| p.namespace().as_deref() == Some(ns) && p.status.as_ref().is_some_and(|s| s.vms.iter().any(|v| v == vm)))?;
+        let plan = self.plan_of_vm(ns, vm)?;
         Some(self.is_confirmed(&plan) && plan.dns_site() == site)
+    }
+
+    /// For the records of TenantVM `vm` in `ns` whose names the other site carries
+    /// (settled with the peer): which site and plan, said so that the department
+    /// can act on it. `None` for names of this site, or while the plan is unsettled.
+    pub fn dns_elsewhere(&self, ns: &str, vm: &str) -> Option<String> {
+        let site = self.site.as_deref()?;
+        let plan = self.plan_of_vm(ns, vm).filter(|p| self.is_confirmed(p) && p.dns_site() != site)?;
+        Some(format!(
+            "site {} carries this name (DR plan {}), with its addresses; site {site} programs it again after a failover or relocate here",
+            plan.dns_site(),
+            plan.name_any()
+        ))
+    }
+
+    /// The plan of namespace `ns` whose status lists VM `vm`.
+    fn plan_of_vm(&self, ns: &str, vm: &str) -> Option<Arc<DrPlan>> {
+        self.plans.state().into_iter().find(|p| p.namespace().as_deref() == Some(ns) && p.status.as_ref().is_some_and(|s| s.vms.iter().any(|v| v == vm)))
     }
 
     /// Addresses at the other site whose PTRs are this site's to remove: those of
