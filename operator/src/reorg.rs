@@ -119,7 +119,7 @@ pub fn unavailable(plan: &Plan) -> Vec<Step> {
 /// Whether an Apply may start; when it may not, `Applied=False` says why.
 fn may_start(plan: &Plan, st: &mut ReorganizationStatus, generation: Option<i64>, now: Timestamp) -> bool {
     let why = if !plan.refusals.is_empty() {
-        Some(("Refused", "the plan is refused (see Planned and refusals): nothing was changed; change the act or the estate and apply again".to_string()))
+        Some(("Refused", "the plan is refused (see Planned and refusals): nothing was changed; the act starts by itself once its plan holds (change the act or the estate), unless spec.action is set back to None".to_string()))
     } else {
         let missing = unavailable(plan);
         (!missing.is_empty()).then(|| {
