@@ -50,6 +50,7 @@ async fn records_stay_inside_the_department_subdomain() {
     .unwrap();
     let sub = format!("{dname}.daklak.gov.vn");
     let admin = env.client_as(&format!("admin@{dname}"), &["tenants"]).await.unwrap();
+    pdc_tests::cluster::wait_allowed(&admin, "create", "pdc.io", "dnsrecords", &dname, Duration::from_secs(60)).await.unwrap();
     let api: Api<DnsRecord> = Api::namespaced(admin, &dname);
     let pp = PostParams::default();
 
@@ -72,6 +73,23 @@ async fn records_stay_inside_the_department_subdomain() {
     // A DNAME (a whole subtree, names other teams may hold) is the operator's alone.
     let m = refused(api.create(&pp, &record("cu", "cu", "DNAME", &["moi.daklak.gov.vn."])).await);
     assert!(m.contains("only pdc's reorganizations declare one"), "{m}");
+    // Taking over a set someone else wrote (the adoption marker) is an engineer's
+    // decision: refused to the department, on create and by update; a record an
+    // engineer adopted stays editable by the department.
+    let adopting = |name: &str, value: &str| {
+        let mut r = record(name, name, "A", &[value]);
+        r.metadata.annotations = Some([("pdc.io/adopt".to_string(), "true".to_string())].into());
+        r
+    };
+    let m = refused(api.create(&pp, &adopting("legacy", "10.15.0.10")).await);
+    assert!(m.contains("only province engineers"), "{m}");
+    let merge = |v: serde_json::Value| kube::api::Patch::Merge(v);
+    let patch = kube::api::PatchParams::default();
+    let m = refused(api.patch("www", &patch, &merge(serde_json::json!({"metadata": {"annotations": {"pdc.io/adopt": "true"}}}))).await);
+    assert!(m.contains("only province engineers"), "{m}");
+    let engineer: Api<DnsRecord> = Api::namespaced(client.clone(), &dname);
+    engineer.create(&pp, &adopting("legacy", "10.15.0.10")).await.unwrap();
+    api.patch("legacy", &patch, &merge(serde_json::json!({"spec": {"values": ["10.15.0.11"]}}))).await.unwrap();
 
     // Outside any department namespace: refused, whoever asks.
     let ns = unique("plain");
@@ -83,5 +101,5 @@ async fn records_stay_inside_the_department_subdomain() {
     assert!(m.contains("not a Department namespace"), "{m}");
     let mut stored: Vec<String> = api.list(&Default::default()).await.unwrap().items.iter().map(|r| r.name_any()).collect();
     stored.sort();
-    assert_eq!(stored, vec!["apex", "api", "www"], "only the accepted records were stored");
+    assert_eq!(stored, vec!["apex", "api", "legacy", "www"], "only the accepted records were stored");
 }
