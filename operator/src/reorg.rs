@@ -170,10 +170,10 @@ async fn reconcile_inner(act: &Reorganization, ctx: &Context, caches: &Caches) -
     let applying = act.spec.action == ReorgAction::Apply && !act.spec.dry_run;
     if !applying || (old.token.is_none() && !may_start(&plan, &mut st, act.metadata.generation, now)) {
         write(ctx, act, &old, &st).await?;
-        // The act is not watched against the estate: a refused plan is looked at again
-        // soon (the quota raised or the clash removed, it holds without a nudge), one
-        // that holds every few minutes.
-        let again = if plan.refusals.is_empty() { 300 } else { 15 };
+        // The act is not watched against the estate: a refused plan of an act not yet
+        // carried out is looked at again soon (the quota raised or the clash removed, it
+        // holds without a nudge), any other every few minutes.
+        let again = if plan.refusals.is_empty() || old.token.is_some() { 300 } else { 15 };
         return Ok(Action::requeue(Duration::from_secs(again)));
     }
     if old.token.is_none() {

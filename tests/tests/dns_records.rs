@@ -90,6 +90,9 @@ async fn records_stay_inside_the_department_subdomain() {
     let engineer: Api<DnsRecord> = Api::namespaced(client.clone(), &dname);
     engineer.create(&pp, &adopting("legacy", "10.15.0.10")).await.unwrap();
     api.patch("legacy", &patch, &merge(serde_json::json!({"spec": {"values": ["10.15.0.11"]}}))).await.unwrap();
+    // Not to another name or type: it would take over whatever set is there.
+    let m = refused(api.patch("legacy", &patch, &merge(serde_json::json!({"spec": {"name": "mail"}}))).await);
+    assert!(m.contains("only province engineers"), "{m}");
 
     // Outside any department namespace: refused, whoever asks.
     let ns = unique("plain");

@@ -76,7 +76,8 @@ async fn only_the_leader_writes_and_the_standby_takes_over() {
     let (second, _) = wait_holder(&client, Duration::from_secs(30), |h| h == "replica-b").await;
     let takeover = killed.elapsed();
     assert_eq!(second, "replica-b");
-    assert!(takeover >= Duration::from_millis(8000 - 500 - 200), "taken over before the lease ran out: {takeover:?}");
+    // The last renewal can be a retry period and a slow request before the kill.
+    assert!(takeover >= Duration::from_millis(6000), "taken over before the lease ran out: {takeover:?}");
     assert!(takeover <= Duration::from_millis(8000 + 2 * 500 + 5000), "takeover took {takeover:?}");
     eprintln!("standby took over {takeover:?} after the leader was killed (lease 8 s)");
     let d2 = unique("so-gd-dt");

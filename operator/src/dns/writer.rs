@@ -202,7 +202,7 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32, dnames: &Verdicts) -
             w.owned.insert(key.clone());
         }
         // An adopted record takes over the set that already runs at its name and type.
-        if rec.annotations().get(pdc_api::labels::ADOPT).is_some_and(|v| v == "true") {
+        if adopting(&rec) {
             adopted.insert(key.clone());
         }
         w.sets.insert(key.clone(), set);
@@ -486,7 +486,7 @@ async fn report_replaced(z: &DnsZone, ctx: &WriterContext, zone: &str, want: &Wa
         };
         if is_programmed(rec) {
             repaired += 1;
-        } else if rec.annotations().get(pdc_api::labels::ADOPT).is_some_and(|v| v == "true") {
+        } else if adopting(rec) {
             let msg = format!(
                 "adopted {} {}: the server had {}, which differs from this record; replaced with {}",
                 expect.name,
@@ -494,7 +494,7 @@ async fn report_replaced(z: &DnsZone, ctx: &WriterContext, zone: &str, want: &Wa
                 shown(expect),
                 shown(new)
             );
-            info!(zone = %zone, name = %expect.name, rtype = expect.rtype.as_str(), "adopted set replaced");
+            info!(zone = %zone, name = %expect.name, rtype = expect.rtype.as_str(), was = %shown(expect), "adopted set replaced");
             ctx.base.event(rec.as_ref(), false, "AdoptedSetReplaced", &msg).await;
         }
     }
@@ -623,6 +623,13 @@ fn is_programmed(rec: &DnsRecord) -> bool {
         .as_ref()
         .and_then(|s| conditions::find(&s.conditions, PROGRAMMED))
         .is_some_and(|c| c.status == "True" && c.observed_generation == rec.metadata.generation)
+}
+
+/// Whether `rec` takes over the set found at its name and type: marked for adoption
+/// and not programmed yet. Once programmed, the set is pdc's as the record's own; a
+/// record whose name or type changes later takes nothing over at the new one.
+fn adopting(rec: &DnsRecord) -> bool {
+    rec.programmed_key().is_none() && rec.annotations().get(pdc_api::labels::ADOPT).is_some_and(|v| v == "true")
 }
 
 /// The reason of a record whose name the other DR site carries.

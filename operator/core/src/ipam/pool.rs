@@ -163,7 +163,7 @@ impl HostPool {
         loop {
             let mut moved = false;
             for f in fams {
-                let next = self.held(*f).first_free(h, hi).ok_or_else(|| self.exhausted(want, lo, hi))?;
+                let next = self.held(*f).first_free(h, hi).ok_or_else(|| self.exhausted(want))?;
                 if next != h {
                     h = next;
                     moved = true;
@@ -175,11 +175,11 @@ impl HostPool {
         }
     }
 
-    /// Why no host in `lo..=hi` is free in every family `want` needs: a family with
-    /// no free host there is full; when each has room but never at the same host
-    /// number (the pairing rule gives a dual-stack claim one host number in both),
-    /// the message says so and what would fit.
-    fn exhausted(&self, want: Want, lo: u128, hi: u128) -> IpamError {
+    /// Why no host is free in every family `want` needs: a family with no free host
+    /// in its own range is full; when each has room but never at the same host
+    /// number (the pairing rule gives a dual-stack claim one host number in both,
+    /// within the range both subnets have), the message says so and what would fit.
+    fn exhausted(&self, want: Want) -> IpamError {
         let describe = |f: Family| {
             let subnet = match f {
                 Family::V4 => self.v4,
@@ -188,7 +188,8 @@ impl HostPool {
             let (allocated, total) = self.usage(f);
             (subnet.map_or_else(|| "-".to_string(), |p| p.to_string()), allocated, total)
         };
-        if let Some(f) = want.families().iter().find(|f| self.held(**f).first_free(lo, hi).is_none()) {
+        let full = |f: Family| self.range(f).is_none_or(|(l, h)| self.held(f).first_free(l, h).is_none());
+        if let Some(f) = want.families().iter().find(|f| full(**f)) {
             let (subnet, allocated, total) = describe(*f);
             return IpamError::Exhausted(format!("{} subnet {subnet} is full: {allocated} of {total} usable addresses allocated", f.label()));
         }
@@ -197,7 +198,7 @@ impl HostPool {
         IpamError::Exhausted(format!(
             "no host number is free in both IPv4 subnet {s4} ({a4} of {t4} usable addresses allocated) and IPv6 subnet {s6} ({a6} allocated): \
              a dual-stack claim takes the same host number in both, and the free IPv4 hosts are taken in IPv6 or the other way round; \
-             claim IPv6 only, or release addresses"
+             claim one family only, or release addresses"
         ))
     }
 
@@ -272,6 +273,20 @@ mod tests {
         p.hold(12, &[Family::V4]).unwrap();
         let e = p.allocate(Want::DualStack).unwrap_err().to_string();
         assert!(e.contains("IPv4 subnet 10.15.64.0/28 is full: 11 of 11"), "{e}");
+    }
+
+    #[test]
+    fn a_small_ipv6_subnet_is_the_one_called_full() {
+        // A /120 holds host numbers up to 99 (decimal digits in the last byte): a /22's
+        // IPv4 hosts beyond it stay free, and the IPv6 subnet is what is full.
+        let mut p = HostPool::new(Some(Prefix::parse("10.20.0.0/22").unwrap()), Some(Prefix::parse("2001:db8:20::/120").unwrap()), 1).unwrap();
+        let (_, hi) = p.range(Family::V6).unwrap();
+        for _ in 2..=hi {
+            p.allocate(Want::DualStack).unwrap();
+        }
+        let e = p.allocate(Want::DualStack).unwrap_err().to_string();
+        assert!(e.contains("IPv6 subnet 2001:db8:20::/120 is full"), "{e}");
+        assert!(p.allocate(Want::V4Only).is_ok());
     }
 
     #[test]
