@@ -369,7 +369,7 @@ async fn check(cli: &Cli, name: &str, qtype: Option<&str>, server: Option<&str>)
         // site's addresses: nothing here to compare it with.
         let elsewhere = declared.iter().filter(|r| rtype(r.spec.rtype).as_str() == t).find_map(|r| {
             let c = conditions::find(&r.status.as_ref()?.conditions, "Programmed")?;
-            (c.reason == "AtOtherSite").then(|| c.message.clone())
+            (c.reason == conditions::AT_OTHER_SITE).then(|| c.message.clone())
         });
         if elsewhere.is_some() {
             want = None;

@@ -8,6 +8,9 @@ use k8s_openapi::jiff::Timestamp;
 pub const READY: &str = "Ready";
 /// On a TenantVM: its names answer with its addresses (the DR runner waits for it).
 pub const DNS_PROGRAMMED: &str = "DnsProgrammed";
+/// The reason of a DnsRecord's `Programmed=False` when the other DR site carries
+/// its name (the zone answers with that site's addresses).
+pub const AT_OTHER_SITE: &str = "AtOtherSite";
 
 /// `True`/`False` as the API spells them.
 pub fn status_str(ok: bool) -> &'static str {

@@ -423,11 +423,9 @@ pub async fn wait_event(client: &Client, namespace: &str, name: &str, reason: &s
     }
 }
 
-/// Wait until the API server lets `client`'s user `verb` `resource` (`kind/sub` for a
-/// subresource) of `group` in `namespace`. The authorizer reads RoleBindings from the API server's cache, a
-/// moment behind what a GET returns: a test that has just seen a binding waits here
-/// before it asserts what the binding allows or refuses.
-pub async fn wait_allowed(client: &Client, verb: &str, group: &str, resource: &str, namespace: &str, timeout: Duration) -> Result<(), HarnessError> {
+/// Whether the API server lets `client`'s user `verb` `resource` (`kind/sub` for a
+/// subresource) of `group` in `namespace` (a SelfSubjectAccessReview).
+pub async fn allowed(client: &Client, verb: &str, group: &str, resource: &str, namespace: &str) -> Result<bool, HarnessError> {
     use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
     let review = SelfSubjectAccessReview {
         spec: SelfSubjectAccessReviewSpec {
@@ -443,18 +441,22 @@ pub async fn wait_allowed(client: &Client, verb: &str, group: &str, resource: &s
         },
         ..Default::default()
     };
-    let api: Api<SelfSubjectAccessReview> = Api::all(client.clone());
+    let answer = Api::<SelfSubjectAccessReview>::all(client.clone()).create(&Default::default(), &review).await?;
+    Ok(answer.status.is_some_and(|s| s.allowed))
+}
+
+/// Wait until [`allowed`]. The authorizer reads RoleBindings from the API server's
+/// cache, a moment behind what a GET returns: a test that has just seen a binding
+/// waits here before it asserts what the binding allows or refuses.
+pub async fn wait_allowed(client: &Client, verb: &str, group: &str, resource: &str, namespace: &str, timeout: Duration) -> Result<(), HarnessError> {
     let start = Instant::now();
-    loop {
-        let answer = api.create(&Default::default(), &review).await?;
-        if answer.status.is_some_and(|s| s.allowed) {
-            return Ok(());
-        }
+    while !allowed(client, verb, group, resource, namespace).await? {
         if start.elapsed() > timeout {
             return Err(HarnessError::Other(format!("{verb} {resource}.{group} in {namespace} not allowed within {timeout:?}")));
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
+    Ok(())
 }
 
 /// A name unique to this process and call, for test objects: `<prefix>-<n><pid>`.

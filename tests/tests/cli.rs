@@ -13,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::authorization::v1::{ResourceAttributes, SelfSubjectAccessReview, SelfSubjectAccessReviewSpec};
 use k8s_openapi::api::core::v1::Namespace;
 use k8s_openapi::api::rbac::v1::RoleBinding;
 use kube::api::PostParams;
@@ -351,24 +350,7 @@ async fn impersonating(env: &TestEnv, user: &str, groups: &[&str]) -> Client {
 
 /// Whether the API server lets the client's user `verb` the VMI subresource in `ns`.
 async fn may(client: &Client, verb: &str, subresource: &str, ns: &str) -> bool {
-    let review = SelfSubjectAccessReview {
-        spec: SelfSubjectAccessReviewSpec {
-            resource_attributes: Some(ResourceAttributes {
-                group: Some("subresources.kubevirt.io".into()),
-                version: Some("v1".into()),
-                resource: Some("virtualmachineinstances".into()),
-                subresource: Some(subresource.into()),
-                verb: Some(verb.into()),
-                namespace: Some(ns.into()),
-                name: Some("web".into()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    let answer = Api::<SelfSubjectAccessReview>::all(client.clone()).create(&PostParams::default(), &review).await.unwrap();
-    answer.status.unwrap().allowed
+    pdc_tests::cluster::allowed(client, verb, "subresources.kubevirt.io", &format!("virtualmachineinstances/{subresource}"), ns).await.unwrap()
 }
 
 #[tokio::test]

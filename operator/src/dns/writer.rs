@@ -23,7 +23,7 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{Controller, watcher};
 use kube::{Api, Client, ResourceExt};
-use pdc_api::conditions::{self, Cond, READY};
+use pdc_api::conditions::{self, AT_OTHER_SITE, Cond, READY};
 use pdc_api::{AddressAllocation, DnsRecord, DnsRecordType, DnsZone, DnsZoneStatus, NetworkZone, Province, ZoneKind};
 use pdc_core::dnsplan::{self, Change, RRset, RecordType, Zone};
 use pdc_core::ipam::{Addr, Prefix};
@@ -34,7 +34,7 @@ use super::alias::{self, Aliases, UnderDname, Verdicts};
 use super::record::{PROGRAMMED, set_condition, set_finalizer};
 use super::{has_finalizer, subdomain_of, zone_for};
 use crate::context::Context;
-use crate::dr::DrView;
+use crate::dr::{DrView, NamesAt};
 use crate::department::spec_or_lifecycle;
 use crate::error::{Error, Result};
 
@@ -145,13 +145,13 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32, dnames: &Verdicts) -
             continue;
         }
         let ns = rec.namespace().unwrap_or_default();
+        let set = subdomain_of(&ctx.namespaces, &ns).and_then(|sub| rec.rrset(&sub, ttl).ok());
         // A DR-protected VM's names: carried by one site at a time.
-        let dns_here = crate::dr::vm_of(rec.as_ref()).and_then(|vm| ctx.dr.dns_here(&ns, &vm));
-        if dns_here == Some(false) {
-            w.take_other_site(&rec, ctx, ttl, &in_zone);
+        let at = crate::dr::vm_of(rec.as_ref()).and_then(|vm| ctx.dr.names_at(&ns, &vm));
+        if let Some(other @ (NamesAt::Unsettled | NamesAt::Elsewhere(_))) = at {
+            w.take_other_site(&rec, other, set.as_ref().is_some_and(|s| in_zone(&s.name)));
             continue;
         }
-        let set = subdomain_of(&ctx.namespaces, &ns).and_then(|sub| rec.rrset(&sub, ttl).ok());
         let prev = rec.programmed_key().filter(|(n, _)| in_zone(n));
         if rec.metadata.deletion_timestamp.is_some() {
             // Only a set the record was programmed with is removed; one it never got
@@ -198,7 +198,7 @@ fn forward_want(z: &DnsZone, ctx: &WriterContext, ttl: u32, dnames: &Verdicts) -
         }
         // After a failover or relocate here, the set the other site programmed at
         // this name is taken over.
-        if dns_here == Some(true) {
+        if at == Some(NamesAt::Here) {
             w.owned.insert(key.clone());
         }
         // An adopted record takes over the set that already runs at its name and type.
@@ -226,13 +226,12 @@ fn aliases_of(records: &[Arc<DnsRecord>], ctx: &WriterContext, ttl: u32) -> Alia
 
 impl Want {
     /// A record whose names carry the other DR site's addresses: neither programmed
-    /// nor removed; said so once the plan is settled with the peer.
-    fn take_other_site(&mut self, rec: &Arc<DnsRecord>, ctx: &WriterContext, ttl: u32, in_zone: &dyn Fn(&str) -> bool) {
-        let ns = rec.namespace().unwrap_or_default();
+    /// nor removed; said so (when in this zone) once the plan is settled with the peer.
+    fn take_other_site(&mut self, rec: &Arc<DnsRecord>, at: NamesAt, in_this_zone: bool) {
         if rec.metadata.deletion_timestamp.is_some() {
             self.deleting.push((rec.clone(), None));
-        } else if let Some(msg) = crate::dr::vm_of(rec.as_ref()).and_then(|vm| ctx.dr.dns_elsewhere(&ns, &vm))
-            && subdomain_of(&ctx.namespaces, &ns).and_then(|sub| rec.rrset(&sub, ttl).ok()).is_some_and(|s| in_zone(&s.name))
+        } else if let NamesAt::Elsewhere(msg) = at
+            && in_this_zone
         {
             self.elsewhere.push((rec.clone(), msg));
         }
@@ -279,7 +278,7 @@ fn reverse_want(z: &DnsZone, ctx: &WriterContext, ttl: u32) -> Want {
             continue;
         }
         let vm = crate::compute::build::vm_of_claim(&a.spec.claim.name);
-        if vm.and_then(|v| ctx.dr.dns_here(&a.spec.claim.namespace, v)) == Some(false) {
+        if vm.and_then(|v| ctx.dr.names_at(&a.spec.claim.namespace, v)).is_some_and(|at| at != NamesAt::Here) {
             continue;
         }
         let name = addr.reverse_name();
@@ -631,9 +630,6 @@ fn is_programmed(rec: &DnsRecord) -> bool {
 fn adopting(rec: &DnsRecord) -> bool {
     rec.programmed_key().is_none() && rec.annotations().get(pdc_api::labels::ADOPT).is_some_and(|v| v == "true")
 }
-
-/// The reason of a record whose name the other DR site carries.
-pub const AT_OTHER_SITE: &str = "AtOtherSite";
 
 /// Records another record's name keeps out of the zone.
 async fn report_refused(ctx: &WriterContext, want: &Want) -> Result<()> {

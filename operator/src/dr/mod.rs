@@ -105,27 +105,22 @@ impl DrView {
         }
     }
 
-    /// For the DNS writer: whether the names of TenantVM `vm` in `ns` carry this
-    /// site's addresses (`Some(true)`: program them, and take over the sets the other
-    /// site programmed), belong to the other site (`Some(false)`: leave them), or no
-    /// plan covers the VM (`None`).
-    pub fn dns_here(&self, ns: &str, vm: &str) -> Option<bool> {
+    /// For the DNS writer: where the names of TenantVM `vm` in `ns` are programmed,
+    /// or `None` when no plan covers the VM.
+    pub fn names_at(&self, ns: &str, vm: &str) -> Option<NamesAt> {
         let site = self.site.as_deref()?;
         let plan = self.plan_of_vm(ns, vm)?;
-        Some(self.is_confirmed(&plan) && plan.dns_site() == site)
-    }
-
-    /// For the records of TenantVM `vm` in `ns` whose names the other site carries
-    /// (settled with the peer): which site and plan, said so that the department
-    /// can act on it. `None` for names of this site, or while the plan is unsettled.
-    pub fn dns_elsewhere(&self, ns: &str, vm: &str) -> Option<String> {
-        let site = self.site.as_deref()?;
-        let plan = self.plan_of_vm(ns, vm).filter(|p| self.is_confirmed(p) && p.dns_site() != site)?;
-        Some(format!(
-            "site {} carries this name (DR plan {}), with its addresses; site {site} programs it again after a failover or relocate here",
-            plan.dns_site(),
-            plan.name_any()
-        ))
+        Some(if !self.is_confirmed(&plan) {
+            NamesAt::Unsettled
+        } else if plan.dns_site() == site {
+            NamesAt::Here
+        } else {
+            NamesAt::Elsewhere(format!(
+                "site {} carries this name (DR plan {}), with its addresses; site {site} programs it again after a failover or relocate here",
+                plan.dns_site(),
+                plan.name_any()
+            ))
+        })
     }
 
     /// The plan of namespace `ns` whose status lists VM `vm`.
@@ -144,6 +139,19 @@ impl DrView {
             .flat_map(|p| p.status.as_ref().map(|s| s.peer_addresses.clone()).unwrap_or_default())
             .collect()
     }
+}
+
+/// Where a DR-protected VM's names are programmed, as this site sees them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NamesAt {
+    /// Here, with this site's addresses: program them, and take over the sets the
+    /// other site programmed.
+    Here,
+    /// Not known until this site has settled the plan with its peer: leave them.
+    Unsettled,
+    /// At the other site, with its addresses (which site and plan, in words the
+    /// department can act on): leave them.
+    Elsewhere(String),
 }
 
 impl Placements for DrView {

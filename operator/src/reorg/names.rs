@@ -47,13 +47,13 @@ pub fn object_name(prefix: &str, fqdn: &str) -> String {
     n.trim_end_matches(['.', '-']).to_string()
 }
 
-/// The alias DnsRecord for `a` (RemoveAliases marks it expired later).
 /// The object name of the alias DnsRecord for `a` (a CNAME and a DNAME may share
 /// an old name, the apex).
 fn alias_name(a: &Alias) -> String {
     object_name(if a.kind == "DNAME" { "dname" } else { "alias" }, &a.from)
 }
 
+/// The alias DnsRecord for `a` (RemoveAliases marks it expired later).
 fn alias_record(act: &str, a: &Alias) -> serde_json::Value {
     let annotations = json!({labels::ALIAS_UNTIL: a.until.format()});
     json!({
